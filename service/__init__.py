@@ -1,0 +1,1 @@
+"""Trial eligibility service: screens FHIR patient records against CAR-T lupus trials."""

@@ -1,0 +1,161 @@
+"""Settings: one frozen dataclass read from the environment once and validated at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={value} must be > 0")
+    return value
+
+
+def _http_url(name: str, value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise SettingsError(f"{name}={value!r} is not an http(s) URL")
+    return value.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the service; see the README's configuration table."""
+
+    fhir_base_url: str = "http://127.0.0.1:8090/fhir"
+    fhir_auth: str = "none"  # none | bearer | smart
+    fhir_bearer_token: str | None = field(default=None, repr=False)
+    smart_client_id: str | None = None
+    smart_private_key_path: str | None = None
+    smart_key_id: str | None = None
+    smart_alg: str = "RS384"
+    smart_scope: str = "system/*.rs system/ResearchSubject.cu system/ResearchStudy.cu"
+    smart_token_url: str | None = None
+    fhir_timeout: float = 30.0
+    fhir_max_retries: int = 3
+    fhir_max_pages: int = 50
+    fhir_max_resources: int = 20000
+    fhir_page_size: int = 500
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    notify_secret: str | None = field(default=None, repr=False)
+    queue_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'queue.sqlite'}"
+    coalesce_seconds: float = 5.0
+    mappings_dir: Path = REPO_ROOT / "mappings"
+    seeds_dir: Path = REPO_ROOT / "seeds"
+    public_url: str = "http://127.0.0.1:8000"
+    cds_allowed_fhir_servers: tuple[str, ...] = ()
+    cds_issuers: tuple[str, ...] = ()  # entries "issuer" or "issuer|jwks-url"
+    cds_jwt_required: bool = True
+    max_body_bytes: int = 1_048_576
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings from the environment (os.environ by default)."""
+        env = os.environ if env is None else env
+        get = lambda name, default="": env.get(name, default).strip()  # noqa: E731
+        auth = get("FHIR_AUTH", "none").lower()
+        values: dict[str, Any] = {
+            "fhir_base_url": _http_url("FHIR_BASE_URL", get("FHIR_BASE_URL", cls.fhir_base_url)),
+            "fhir_auth": auth,
+            "fhir_bearer_token": get("FHIR_BEARER_TOKEN") or None,
+            "smart_client_id": get("FHIR_SMART_CLIENT_ID") or None,
+            "smart_private_key_path": get("FHIR_SMART_PRIVATE_KEY") or None,
+            "smart_key_id": get("FHIR_SMART_KEY_ID") or None,
+            "smart_alg": get("FHIR_SMART_ALG", "RS384").upper(),
+            "smart_scope": get("FHIR_SMART_SCOPE", cls.smart_scope),
+            "smart_token_url": get("FHIR_SMART_TOKEN_URL") or None,
+            "fhir_timeout": _float(env, "FHIR_TIMEOUT", cls.fhir_timeout),
+            "fhir_max_retries": _int(env, "FHIR_MAX_RETRIES", cls.fhir_max_retries),
+            "fhir_max_pages": _int(env, "FHIR_MAX_PAGES", cls.fhir_max_pages, 1),
+            "fhir_max_resources": _int(env, "FHIR_MAX_RESOURCES", cls.fhir_max_resources, 1),
+            "fhir_page_size": _int(env, "FHIR_PAGE_SIZE", cls.fhir_page_size, 1),
+            "api_tokens": _split(get("ELIGIBILITY_API_TOKEN")),
+            "webhook_secret": get("WEBHOOK_SECRET") or None,
+            "notify_secret": get("FHIR_NOTIFY_SECRET") or None,
+            "queue_url": get("QUEUE_URL", cls.queue_url),
+            "coalesce_seconds": _float(env, "COALESCE_SECONDS", cls.coalesce_seconds),
+            "mappings_dir": Path(get("MAPPINGS_DIR", str(cls.mappings_dir))),
+            "seeds_dir": Path(get("SEEDS_DIR", str(cls.seeds_dir))),
+            "public_url": _http_url("PUBLIC_URL", get("PUBLIC_URL", cls.public_url)),
+            "cds_allowed_fhir_servers": tuple(
+                _http_url("CDS_ALLOWED_FHIR_SERVERS", u)
+                for u in _split(get("CDS_ALLOWED_FHIR_SERVERS"))
+            ),
+            "cds_issuers": _split(get("CDS_ISSUERS")),
+            "cds_jwt_required": get("CDS_JWT_REQUIRED", "true").lower() not in ("0", "false", "no"),
+            "max_body_bytes": _int(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1024),
+            "log_level": get("LOG_LEVEL", "INFO").upper(),
+        }
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests use this like Flask config overrides)."""
+        new = replace(self, **changes)
+        new.validate()
+        return new
+
+    def validate(self) -> None:
+        """Raise SettingsError with one clear line when the settings cannot work."""
+        if self.fhir_auth not in ("none", "bearer", "smart"):
+            raise SettingsError(f"FHIR_AUTH={self.fhir_auth!r} must be none, bearer or smart")
+        if self.fhir_auth == "bearer" and not self.fhir_bearer_token:
+            raise SettingsError("FHIR_AUTH=bearer needs FHIR_BEARER_TOKEN")
+        if self.fhir_auth == "smart":
+            if not self.smart_client_id or not self.smart_private_key_path:
+                raise SettingsError(
+                    "FHIR_AUTH=smart needs FHIR_SMART_CLIENT_ID and FHIR_SMART_PRIVATE_KEY"
+                )
+            if not Path(self.smart_private_key_path).is_file():
+                raise SettingsError(
+                    f"FHIR_SMART_PRIVATE_KEY={self.smart_private_key_path!r} is not a readable file"
+                )
+            if self.smart_alg not in ("RS384", "ES384"):
+                raise SettingsError(f"FHIR_SMART_ALG={self.smart_alg!r} must be RS384 or ES384")
+        scheme = urlparse(self.queue_url).scheme
+        if scheme not in ("sqlite", "redis", "rediss", "memory"):
+            raise SettingsError(
+                f"QUEUE_URL={self.queue_url!r} must start with sqlite:///, redis:// or memory://"
+            )
+        if not Path(self.mappings_dir).is_dir():
+            raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r} is not a directory")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR")
