@@ -33,7 +33,7 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, allow_zero: bool = False) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -41,9 +41,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={value} must be > 0")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise SettingsError(f"{name}={value} must be {bound}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} must be true or false")
 
 
 def _http_url(name: str, value: str) -> str:
@@ -71,11 +83,15 @@ class Settings:
     fhir_max_pages: int = 50
     fhir_max_resources: int = 20000
     fhir_page_size: int = 500
+    fhir_wait_seconds: float = 0.0  # wait this long for FHIR /metadata at serve/worker start
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
     notify_secret: str | None = field(default=None, repr=False)
     queue_url: str = f"sqlite:///{REPO_ROOT / 'var' / 'queue.sqlite'}"
     coalesce_seconds: float = 5.0
+    job_lease_seconds: float = 60.0  # a claimed job whose worker stops heartbeating is re-queued
+    job_retry_max_seconds: float = 600.0  # cap of the backoff for temporary FHIR errors
+    embedded_workers: int = 1  # worker threads `serve` runs in-process (0: run `worker` apart)
     mappings_dir: Path = REPO_ROOT / "mappings"
     seeds_dir: Path = REPO_ROOT / "seeds"
     public_url: str = "http://127.0.0.1:8000"
@@ -106,11 +122,21 @@ class Settings:
             "fhir_max_pages": _int(env, "FHIR_MAX_PAGES", cls.fhir_max_pages, 1),
             "fhir_max_resources": _int(env, "FHIR_MAX_RESOURCES", cls.fhir_max_resources, 1),
             "fhir_page_size": _int(env, "FHIR_PAGE_SIZE", cls.fhir_page_size, 1),
+            "fhir_wait_seconds": _float(
+                env, "FHIR_WAIT_SECONDS", cls.fhir_wait_seconds, allow_zero=True
+            ),
             "api_tokens": _split(get("ELIGIBILITY_API_TOKEN")),
             "webhook_secret": get("WEBHOOK_SECRET") or None,
             "notify_secret": get("FHIR_NOTIFY_SECRET") or None,
             "queue_url": get("QUEUE_URL", cls.queue_url),
-            "coalesce_seconds": _float(env, "COALESCE_SECONDS", cls.coalesce_seconds),
+            "coalesce_seconds": _float(
+                env, "COALESCE_SECONDS", cls.coalesce_seconds, allow_zero=True
+            ),
+            "job_lease_seconds": _float(env, "JOB_LEASE_SECONDS", cls.job_lease_seconds),
+            "job_retry_max_seconds": _float(
+                env, "JOB_RETRY_MAX_SECONDS", cls.job_retry_max_seconds
+            ),
+            "embedded_workers": _int(env, "EMBEDDED_WORKERS", cls.embedded_workers),
             "mappings_dir": Path(get("MAPPINGS_DIR", str(cls.mappings_dir))),
             "seeds_dir": Path(get("SEEDS_DIR", str(cls.seeds_dir))),
             "public_url": _http_url("PUBLIC_URL", get("PUBLIC_URL", cls.public_url)),
@@ -119,7 +145,7 @@ class Settings:
                 for u in _split(get("CDS_ALLOWED_FHIR_SERVERS"))
             ),
             "cds_issuers": _split(get("CDS_ISSUERS")),
-            "cds_jwt_required": get("CDS_JWT_REQUIRED", "true").lower() not in ("0", "false", "no"),
+            "cds_jwt_required": _bool(env, "CDS_JWT_REQUIRED", True),
             "max_body_bytes": _int(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1024),
             "log_level": get("LOG_LEVEL", "INFO").upper(),
         }
@@ -158,4 +184,17 @@ class Settings:
         if not Path(self.mappings_dir).is_dir():
             raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r} is not a directory")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR")
+            raise SettingsError(
+                f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR"
+            )
+        for entry in self.cds_issuers:
+            issuer, _, keys = entry.partition("|")
+            if not issuer.strip():
+                raise SettingsError(f"CDS_ISSUERS entry {entry!r} has no issuer")
+            keys = keys.strip()
+            if keys.startswith(("http://", "https://")):
+                _http_url("CDS_ISSUERS", keys)
+            elif keys and not Path(keys.removeprefix("file://")).is_file():
+                raise SettingsError(
+                    f"CDS_ISSUERS entry {entry!r}: {keys!r} is neither a JWKS URL nor a key file"
+                )
