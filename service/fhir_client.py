@@ -1,0 +1,725 @@
+"""The one HTTP boundary to the FHIR R4 server: retries, errors, paging, auth, record reads."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from service import retrieval, smart_auth
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+USER_AGENT = "trial-eligibility/0.1"
+# Exponential backoff: 0.5 s, 1 s, 2 s, ... capped, with full jitter so workers spread out.
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+# A server asking us to wait longer than this gets a temporary error instead of a blocked
+# worker; the error carries retry_after so the job queue (or a 503 answer) can pass it on.
+MAX_RETRY_AFTER_SECONDS = 60.0
+_RESOURCE_TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_TRANSPORT_ERRORS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class FhirError(Exception):
+    """A FHIR interaction failed; the message comes from the server's OperationOutcome."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        outcome: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.outcome = outcome
+
+
+class FhirTemporaryError(FhirError):
+    """Retrying later may help: transport failure, 408, 429 or 5xx."""
+
+    retryable = True
+
+
+class FhirFatalError(FhirError):
+    """Retrying the same request will not help."""
+
+
+class FhirNotFound(FhirFatalError):
+    """The resource does not exist (404) or was deleted (410)."""
+
+
+class FhirAuthError(FhirFatalError):
+    """The server or its authorization server refused our credentials (401/403)."""
+
+
+class FhirConflict(FhirFatalError):
+    """A version conflict or a conditional operation that matched several resources."""
+
+
+class FhirProtocolError(FhirFatalError):
+    """The server's answer is not the FHIR it should be (HTML, invalid JSON, wrong Bundle)."""
+
+
+class FhirRecordTooLarge(FhirFatalError):
+    """A search needs more pages or resources than allowed; never returned truncated."""
+
+
+def outcome_message(body: Any) -> str | None:
+    """The human-readable text of an OperationOutcome (most severe issues first)."""
+    if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
+        return None
+    order = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
+    issues = [i for i in body.get("issue") or () if isinstance(i, Mapping)]
+    issues.sort(key=lambda i: order.get(str(i.get("severity")), 4))
+    texts = []
+    for issue in issues:
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        text = text or issue.get("code")
+        if isinstance(text, str) and text.strip() and text.strip() not in texts:
+            texts.append(text.strip())
+    if not texts:
+        return None
+    message = "; ".join(texts)
+    return message if len(message) <= 500 else message[:497] + "..."
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _status_of(entry_status: Any) -> int | None:
+    # Bundle entry statuses look like "200 OK" (HAPI) or "200" (others).
+    match = re.match(r"\s*(\d{3})", str(entry_status or ""))
+    return int(match.group(1)) if match else None
+
+
+def _error_class(status: int) -> type[FhirError]:
+    if status in (404, 410):
+        return FhirNotFound
+    if status in (401, 403):
+        return FhirAuthError
+    if status in (409, 412):
+        return FhirConflict
+    if status in (408, 429) or status >= 500:
+        return FhirTemporaryError
+    return FhirFatalError
+
+
+def _never_sent(exc: Exception) -> bool:
+    # True when the request surely did not reach the server (safe to retry even a POST).
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError) or isinstance(
+        exc.args[0] if exc.args else None, urllib3.exceptions.NewConnectionError
+    )
+
+
+def _idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
+    for entry in bundle.get("entry") or ():
+        request = entry.get("request") or {}
+        method = str(request.get("method", "")).upper()
+        if method == "POST" and not request.get("ifNoneExist"):
+            return False
+        if method not in ("GET", "HEAD", "PUT", "DELETE", "POST"):
+            return False
+    return True
+
+
+@dataclass
+class _SearchState:
+    """Progress of one search of the record across pages."""
+
+    label: str
+    pages: int = 0
+    matched: int = 0
+    total: int | None = None
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+
+class FhirClient:
+    """FHIR R4 REST client over one requests.Session; safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.base_url = settings.fhir_base_url.rstrip("/")
+        self._origin = self._origin_of(self.base_url)
+        self._session = session if session is not None else requests.Session()
+        self._owns_session = session is None
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
+        self._lock = threading.Lock()
+        self._request_count = 0
+        self._token_request_count = 0
+        self._token_lock = threading.Lock()
+        self._token: smart_auth.AccessToken | None = None
+        self._token_url = settings.smart_token_url
+        self._key: smart_auth.PrivateKey | None = None
+        if settings.fhir_auth == "smart":
+            try:
+                self._key = smart_auth.load_private_key(
+                    settings.smart_private_key_path or "", settings.smart_alg
+                )
+            except smart_auth.SmartAuthError as exc:
+                raise FhirAuthError(str(exc)) from None
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent to the FHIR server so far (every attempt; not token requests)."""
+        return self._request_count
+
+    @property
+    def token_request_count(self) -> int:
+        """Requests sent to the SMART token endpoint so far."""
+        return self._token_request_count
+
+    def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> FhirClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _origin_of(url: str) -> tuple[str, str]:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.netloc.lower()
+
+    # ------------------------------------------------------------------ authentication
+
+    def _auth_headers(self) -> dict[str, str]:
+        mode = self.settings.fhir_auth
+        if mode == "bearer":
+            return {"Authorization": f"Bearer {self.settings.fhir_bearer_token}"}
+        if mode == "smart":
+            return {"Authorization": f"Bearer {self._smart_token()}"}
+        return {}
+
+    def _smart_token(self) -> str:
+        # One thread fetches, the others wait and reuse the cached token.
+        with self._token_lock:
+            if self._token is None or not self._token.usable(self._clock()):
+                self._token = self._fetch_token()
+            return self._token.value
+
+    def _drop_token(self, used: str | None) -> None:
+        with self._token_lock:
+            if self._token is not None and self._token.value == used:
+                self._token = None
+
+    def _discover_token_url(self) -> str:
+        config = self._request(
+            "GET",
+            f"{self.base_url}/.well-known/smart-configuration",
+            what="SMART discovery",
+            authenticate=False,
+            accept="application/json",
+        )
+        try:
+            return smart_auth.token_endpoint_from_configuration(config, self.settings.smart_alg)
+        except smart_auth.SmartAuthError as exc:
+            raise FhirAuthError(f"SMART discovery: {exc}") from None
+
+    def _fetch_token(self) -> smart_auth.AccessToken:
+        if not self._token_url:
+            self._token_url = self._discover_token_url()
+        token_url = self._token_url
+        settings = self.settings
+        assert self._key is not None
+
+        def form() -> dict[str, str]:
+            # A new assertion (new jti, fresh exp) for every attempt: servers reject replays.
+            assertion = smart_auth.client_assertion(
+                client_id=settings.smart_client_id or "",
+                token_url=token_url,
+                key=self._key,  # type: ignore[arg-type]
+                alg=settings.smart_alg,
+                kid=settings.smart_key_id,
+                now=self._clock(),
+            )
+            return smart_auth.token_request_form(assertion, settings.smart_scope)
+
+        body = self._request(
+            "POST",
+            token_url,
+            form=form,
+            what="SMART token request",
+            authenticate=False,
+            accept="application/json",
+            token_endpoint=True,
+        )
+        try:
+            token = smart_auth.parse_token_response(body, self._clock())
+        except smart_auth.SmartAuthError as exc:
+            raise FhirAuthError(f"SMART token request: {exc}") from None
+        log.info("SMART access token obtained (valid for %.0f s)", token.expires_at - self._clock())
+        return token
+
+    # ------------------------------------------------------------------ transport
+
+    def _count(self, token_endpoint: bool) -> None:
+        with self._lock:
+            if token_endpoint:
+                self._token_request_count += 1
+            else:
+                self._request_count += 1
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            if retry_after > MAX_RETRY_AFTER_SECONDS:
+                return None
+            return retry_after
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt))
+        return ceiling * self._jitter()
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Any = None,
+        json_body: Any = None,
+        form: Callable[[], dict[str, str]] | None = None,
+        idempotent: bool = True,
+        authenticate: bool = True,
+        accept: str = FHIR_JSON,
+        token_endpoint: bool = False,
+    ) -> Any:
+        """Send with retries; return the parsed JSON body of a 2xx answer or raise FhirError."""
+        payload = None
+        if json_body is not None:
+            payload = json.dumps(json_body, separators=(",", ":")).encode()
+        attempt = 0
+        refreshed = False
+        while True:
+            headers = {"Accept": accept, "User-Agent": USER_AGENT}
+            if payload is not None:
+                headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+            used_token = None
+            if authenticate:
+                auth = self._auth_headers()
+                headers.update(auth)
+                used_token = auth.get("Authorization", "")[len("Bearer ") :] or None
+            data: Any = form() if form is not None else payload
+            self._count(token_endpoint)
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=self.settings.fhir_timeout,
+                    allow_redirects=False,
+                )
+            except _TRANSPORT_ERRORS as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
+                error: FhirError = FhirTemporaryError(
+                    f"{what}: connection to {urlsplit(url).netloc} {kind} ({type(exc).__name__})"
+                )
+                may_retry = idempotent or _never_sent(exc)
+            else:
+                status = response.status_code
+                if (
+                    status == 401
+                    and authenticate
+                    and self.settings.fhir_auth == "smart"
+                    and not refreshed
+                ):
+                    # The token may have been revoked or expired early: one fresh token, once.
+                    refreshed = True
+                    self._drop_token(used_token)
+                    log.info("%s: 401, refreshing the SMART access token once", what)
+                    continue
+                if 200 <= status < 300:
+                    return self._parse_body(response, what)
+                error = self._response_error(response, what)
+                may_retry = error.retryable and (idempotent or status in (429, 503))
+            if not may_retry or attempt >= self.settings.fhir_max_retries:
+                raise error
+            delay = self._backoff(attempt, error.retry_after)
+            if delay is None:
+                raise error
+            attempt += 1
+            log.warning(
+                "%s: %s; retry %d/%d in %.1f s",
+                what,
+                error.status or "transport error",
+                attempt,
+                self.settings.fhir_max_retries,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _parse_body(self, response: requests.Response, what: str) -> Any:
+        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.status_code == 204 or not response.content:
+            return None
+        if ctype and "json" not in ctype:
+            raise FhirProtocolError(
+                f"{what}: the server answered {response.status_code} with {ctype}, not FHIR JSON",
+                status=response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise FhirProtocolError(
+                f"{what}: the server answered {response.status_code} with invalid JSON",
+                status=response.status_code,
+            ) from None
+
+    def _response_error(self, response: requests.Response, what: str) -> FhirError:
+        status = response.status_code
+        cls = _error_class(status)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+        body: Any = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        detail = outcome_message(body)
+        if detail is None and isinstance(body, Mapping) and isinstance(body.get("error"), str):
+            # OAuth error answer from a token endpoint (RFC 6749 section 5.2).
+            detail = body["error"]
+            if isinstance(body.get("error_description"), str):
+                detail += f": {body['error_description'][:300]}"
+        if detail is None:
+            ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no"
+            detail = f"no OperationOutcome ({ctype} body)"
+        if 300 <= status < 400:
+            cls = FhirProtocolError
+            detail = (
+                f"redirected to {response.headers.get('Location', '?')}; "
+                "set FHIR_BASE_URL to the final address"
+            )
+        reason = response.reason or ""
+        return cls(
+            f"{what}: {status} {reason}: {detail}".replace("  ", " "),
+            status=status,
+            retry_after=retry_after,
+            outcome=body if isinstance(body, dict) and "issue" in body else None,
+        )
+
+    def _resolve_link(self, link: str, what: str) -> str:
+        # Next links are followed as given, but only on the FHIR server itself: our
+        # credentials never go to another host.
+        absolute = urljoin(self.base_url + "/", link)
+        if self._origin_of(absolute) != self._origin:
+            raise FhirProtocolError(
+                f"{what}: next link points to {urlsplit(absolute).netloc}, not the FHIR server"
+            )
+        return absolute
+
+    def _relative_to_base(self, absolute: str) -> str | None:
+        base = self.base_url
+        if absolute.startswith(base) and absolute[len(base) : len(base) + 1] in ("", "/", "?"):
+            return absolute[len(base) :].lstrip("/")
+        return None
+
+    # ------------------------------------------------------------------ FHIR interactions
+
+    def capabilities(self) -> dict[str, Any]:
+        """The server's CapabilityStatement (GET metadata)."""
+        body = self._request("GET", f"{self.base_url}/metadata", what="GET metadata")
+        if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
+            raise FhirProtocolError("GET metadata: the answer is not a CapabilityStatement")
+        return body
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        """Read one resource; FhirNotFound when it does not exist or was deleted."""
+        if not _RESOURCE_TYPE_RE.fullmatch(resource_type) or not _ID_RE.fullmatch(resource_id):
+            raise ValueError(f"not a FHIR reference: {resource_type}/{resource_id}")
+        what = f"read {resource_type}/{resource_id}"
+        body = self._request("GET", f"{self.base_url}/{resource_type}/{resource_id}", what=what)
+        if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+            raise FhirProtocolError(f"{what}: the answer is not a {resource_type}")
+        return body
+
+    def search(
+        self,
+        resource_type: str,
+        params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every resource of a search (matches and includes), following next links."""
+        if not _RESOURCE_TYPE_RE.fullmatch(resource_type):
+            raise ValueError(f"not a FHIR resource type: {resource_type!r}")
+        what = f"search {resource_type}"
+        state = _SearchState(resource_type)
+        counter = [0]
+        bundle = self._request("GET", f"{self.base_url}/{resource_type}", params=params, what=what)
+        while True:
+            resources, next_link = self._page(state, bundle, what, counter)
+            yield from resources
+            if next_link is None:
+                return
+            bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
+
+    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a batch Bundle; per-entry failures stay in the batch-response."""
+        entries = len(bundle.get("entry") or ())
+        what = f"batch ({entries} entries)"
+        answer = self._request(
+            "POST",
+            self.base_url,
+            json_body=bundle,
+            what=what,
+            idempotent=_idempotent_bundle(bundle),
+        )
+        self._check_bundle_answer(answer, "batch-response", entries, what)
+        return answer
+
+    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a transaction Bundle (all or nothing)."""
+        entries = len(bundle.get("entry") or ())
+        what = f"transaction ({entries} entries)"
+        answer = self._request(
+            "POST",
+            self.base_url,
+            json_body=bundle,
+            what=what,
+            idempotent=_idempotent_bundle(bundle),
+        )
+        self._check_bundle_answer(answer, "transaction-response", entries, what)
+        return answer
+
+    @staticmethod
+    def _check_bundle_answer(answer: Any, kind: str, entries: int, what: str) -> None:
+        if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
+            raise FhirProtocolError(f"{what}: the answer is not a Bundle")
+        if answer.get("type") != kind:
+            raise FhirProtocolError(f"{what}: the answer is a {answer.get('type')!r}, not {kind}")
+        if len(answer.get("entry") or ()) != entries:
+            raise FhirProtocolError(
+                f"{what}: {len(answer.get('entry') or ())} answers for {entries} requests"
+            )
+
+    # ------------------------------------------------------------------ record retrieval
+
+    def _page(
+        self, state: _SearchState, bundle: Any, what: str, counter: list[int]
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Resources of one searchset page and its next link, with the caps enforced."""
+        if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+            raise FhirProtocolError(f"{what}: a search answer is not a Bundle")
+        if bundle.get("type") != "searchset":
+            raise FhirProtocolError(f"{what}: a search answer is a {bundle.get('type')!r} Bundle")
+        state.pages += 1
+        if state.pages > self.settings.fhir_max_pages:
+            raise FhirRecordTooLarge(
+                f"{what}: more than {self.settings.fhir_max_pages} pages (FHIR_MAX_PAGES)"
+            )
+        if state.total is None and isinstance(bundle.get("total"), int):
+            state.total = bundle["total"]
+        resources = []
+        for entry in bundle.get("entry") or ():
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            mode = (entry.get("search") or {}).get("mode")
+            if mode == "outcome" or resource.get("resourceType") == "OperationOutcome":
+                continue  # server warnings about the search, not record data
+            if mode != "include":
+                state.matched += 1
+            key = (str(resource.get("resourceType")), str(resource.get("id")))
+            if key in state.seen:
+                continue  # _include'd resources repeat across pages
+            state.seen.add(key)
+            counter[0] += 1
+            if counter[0] > self.settings.fhir_max_resources:
+                raise FhirRecordTooLarge(
+                    f"{what}: more than {self.settings.fhir_max_resources} resources "
+                    "(FHIR_MAX_RESOURCES)"
+                )
+            resources.append(resource)
+        next_link = None
+        for link in bundle.get("link") or ():
+            if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
+                next_link = str(link["url"])
+        if next_link is None and state.total is not None and state.matched < state.total:
+            # A server that caps _count without a next link would silently drop data.
+            raise FhirProtocolError(
+                f"{what}: the server reported {state.total} matches but returned "
+                f"{state.matched} and no next link"
+            )
+        return resources, next_link
+
+    def _entry_error(self, entry: Any, what: str) -> FhirError | None:
+        answer = entry.get("response") if isinstance(entry, dict) else None
+        status = _status_of((answer or {}).get("status"))
+        if status is None:
+            return FhirProtocolError(f"{what}: batch entry without a response status")
+        if 200 <= status < 300:
+            return None
+        detail = outcome_message((answer or {}).get("outcome")) or outcome_message(
+            entry.get("resource")
+        )
+        cls = _error_class(status)
+        return cls(f"{what}: {status}: {detail or 'no OperationOutcome'}", status=status)
+
+    def run_queries(self, queries: Sequence[retrieval.Query]) -> dict[str, list[dict[str, Any]]]:
+        """Run the record queries: one batch, then one batch per round of next pages.
+
+        Medications referenced but not returned (a server ignoring _include) are fetched in
+        the next round. Without paging this costs exactly one request.
+        """
+        if not queries:
+            return {}
+        labels = [q.label for q in queries]
+        if len(set(labels)) != len(labels):
+            raise ValueError("query labels must be unique")
+        results: dict[str, list[dict[str, Any]]] = {q.label: [] for q in queries}
+        states = {q.label: _SearchState(q.label) for q in queries}
+        counter = [0]
+        answer = self.batch(retrieval.batch_bundle(q.url for q in queries))
+        pending: list[tuple[str, str]] = []  # (label, absolute next URL)
+        for query, entry in zip(queries, answer["entry"], strict=True):
+            what = f"read {query.label}" if "?" not in query.url else f"search {query.label}"
+            error = self._entry_error(entry, what)
+            if error is not None:
+                if isinstance(error, FhirNotFound) and query.label == "Patient":
+                    raise FhirNotFound(f"{query.url} not found", status=error.status)
+                raise error
+            resource = entry.get("resource")
+            if "?" not in query.url:
+                if not isinstance(resource, dict):
+                    raise FhirProtocolError(f"{what}: the answer has no resource")
+                results[query.label].append(resource)
+                continue
+            found, next_link = self._page(states[query.label], resource, what, counter)
+            results[query.label].extend(found)
+            if next_link:
+                pending.append((query.label, self._resolve_link(next_link, what)))
+        asked_medications: set[str] = set()
+        while True:
+            missing = [
+                m
+                for m in retrieval.medication_ids_missing(
+                    r for found in results.values() for r in found
+                )
+                if m not in asked_medications
+            ]
+            if missing and not any(label == "Medication" for label, _ in pending):
+                asked_medications.update(missing)
+                query = retrieval.medication_query(missing, self.settings.fhir_page_size)
+                results.setdefault("Medication", [])
+                states["Medication"] = _SearchState("Medication")
+                pending.append(("Medication", f"{self.base_url}/{query.url}"))
+            if not pending:
+                return results
+            pending = self._next_round(pending, states, results, counter)
+
+    def _next_round(
+        self,
+        pending: list[tuple[str, str]],
+        states: dict[str, _SearchState],
+        results: dict[str, list[dict[str, Any]]],
+        counter: list[int],
+    ) -> list[tuple[str, str]]:
+        """Fetch every pending page in one request; return the pages still pending after it."""
+        pages: list[tuple[str, Any]] = []
+        relative = [self._relative_to_base(url) for _, url in pending]
+        if len(pending) == 1 or any(r is None for r in relative):
+            for label, url in pending:
+                pages.append((label, self._request("GET", url, what=f"search {label} (next page)")))
+        else:
+            answer = self.batch(retrieval.batch_bundle(r for r in relative if r is not None))
+            for (label, url), entry in zip(pending, answer["entry"], strict=True):
+                if self._entry_error(entry, f"search {label}") is None:
+                    pages.append((label, entry.get("resource")))
+                else:
+                    # Some servers cannot page inside a batch; the plain GET either works or
+                    # raises the real error.
+                    log.info("search %s: next page failed inside a batch, fetching it alone", label)
+                    pages.append(
+                        (label, self._request("GET", url, what=f"search {label} (next page)"))
+                    )
+        still: list[tuple[str, str]] = []
+        for label, bundle in pages:
+            what = f"search {label}"
+            found, next_link = self._page(states[label], bundle, what, counter)
+            results[label].extend(found)
+            if next_link:
+                still.append((label, self._resolve_link(next_link, what)))
+        return still
+
+    def read_patient_record(
+        self, patient_id: str, observation_codes: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """The Patient and every resource the mappings need, in at most 2 requests unpaged."""
+        queries = retrieval.record_queries(
+            patient_id, observation_codes, page_size=self.settings.fhir_page_size
+        )
+        return record_resources(self.run_queries(queries))
+
+
+_WRITE_BACK_LABELS = frozenset({"ResearchSubject", "ResearchStudy"})
+
+
+def record_resources(results: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The clinical record from run_queries' results: Patient first, each resource once."""
+    seen: set[tuple[str, str]] = set()
+    record: list[dict[str, Any]] = []
+    order = ["Patient", *(label for label in results if label != "Patient")]
+    for label in order:
+        if label in _WRITE_BACK_LABELS:
+            continue
+        for resource in results.get(label, ()):
+            key = (str(resource.get("resourceType")), str(resource.get("id")))
+            if key in seen:
+                continue
+            seen.add(key)
+            record.append(resource)
+    return record
