@@ -1,0 +1,82 @@
+"""Evaluate a patient's record against the studies of the mappings (pure, no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any
+
+from service.engine.record import RecordError, build_record
+from service.engine.results import CriterionResult, PatientEvaluation, StudyResult
+from service.engine.rules import RULE_FUNCTIONS, Context
+from service.mappings import Mappings
+
+__all__ = ["RecordError", "UnknownStudyError", "evaluate_patient", "evaluate_record"]
+
+# Malformed data of unexpected shapes must not crash a screening: such a criterion becomes
+# `unknown` with a reason (a wrong `met`/`not-met` is never produced from it).
+_DATA_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, ArithmeticError)
+
+
+class UnknownStudyError(ValueError):
+    """A study key that the mappings do not define."""
+
+
+def _select(mappings: Mappings, studies: Sequence[str] | None) -> list[str]:
+    if not studies:
+        return list(mappings.studies)
+    unknown = [s for s in studies if s not in mappings.studies]
+    if unknown:
+        raise UnknownStudyError(
+            f"unknown study {unknown[0]!r}; known: {', '.join(mappings.studies)}"
+        )
+    return list(dict.fromkeys(studies))
+
+
+def evaluate_record(record: Any, mappings: Mappings, as_of: date, studies: Sequence[str] | None
+                    = None, *, strict: bool = False) -> PatientEvaluation:
+    """Evaluate an already built PatientRecord."""
+    keys = _select(mappings, studies)
+    results = []
+    shared: dict[str, Any] = {}
+    for key in keys:
+        study = mappings.studies[key]
+        ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key)
+        if "uses" in shared:
+            ctx._uses = shared["uses"]
+        criteria = []
+        for crit in study.criteria:
+            try:
+                criteria.append(RULE_FUNCTIONS[crit.rule](ctx, crit))
+            except _DATA_ERRORS:
+                if strict:
+                    raise
+                criteria.append(CriterionResult(
+                    id=crit.id, result="unknown", kind=crit.kind,  # type: ignore[arg-type]
+                    reason="The record's data for this criterion is malformed and could not "
+                           "be read; review it by hand.",
+                ))
+        if ctx._uses is not None:
+            shared["uses"] = ctx._uses
+        results.append(StudyResult(study=key, title=study.title, criteria=tuple(criteria)))
+    return PatientEvaluation(patient_id=record.patient_id, as_of=as_of, studies=tuple(results))
+
+
+def evaluate_patient(
+    resources: Iterable[dict[str, Any]],
+    mappings: Mappings,
+    as_of: date,
+    studies: Sequence[str] | None = None,
+    *,
+    patient_id: str | None = None,
+    aliases: Iterable[str] = (),
+    strict: bool = False,
+) -> PatientEvaluation:
+    """Decide every criterion of the chosen studies (all by default) for one patient.
+
+    Raises RecordError when the record has no Patient or is not FHIR R4, and
+    UnknownStudyError for a study key the mappings do not define.
+    """
+    _select(mappings, studies)
+    record = build_record(resources, mappings, patient_id=patient_id, aliases=aliases)
+    return evaluate_record(record, mappings, as_of, studies, strict=strict)
