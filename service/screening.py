@@ -1,0 +1,283 @@
+"""Screening orchestration: read a patient's record, evaluate it, write ResearchSubjects back."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service import research_subject as rs
+from service.engine.results import PatientEvaluation
+from service.fhir_client import FhirClient, FhirConflict, FhirProtocolError, record_resources
+from service.retrieval import normalize_patient_id, record_queries, search_url
+
+if TYPE_CHECKING:
+    from service.mappings import Mappings
+
+log = logging.getLogger(__name__)
+
+
+class PatientLocks:
+    """In-process locks, one per patient id, dropped again when nobody holds or waits."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextmanager
+    def hold(self, patient_id: str) -> Iterator[None]:
+        """Serialise everything inside the block for this patient."""
+        with self._guard:
+            lock, users = self._locks.get(patient_id, (threading.Lock(), 0))
+            self._locks[patient_id] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[patient_id]
+                if users <= 1:
+                    del self._locks[patient_id]
+                else:
+                    self._locks[patient_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
+
+
+# One process-wide set: every screening in this process goes through it, whichever client or
+# thread runs it. Several worker processes rely on the job queue's per-patient serialisation.
+_PATIENT_LOCKS = PatientLocks()
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    """A screening's evaluation and, when written, where each study's ResearchSubject is."""
+
+    evaluation: PatientEvaluation
+    research_studies: dict[str, str] = field(default_factory=dict)
+    research_subjects: dict[str, str] = field(default_factory=dict)
+    # study key -> "created" | "updated" | "unchanged" (empty when nothing was to be written)
+    write_back: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The api.md eligibility body plus researchSubject / writeBack per written study."""
+        body = self.evaluation.to_json(self.research_studies)
+        for study in body["studies"]:
+            key = study["study"]
+            if key in self.research_subjects:
+                study["researchSubject"] = self.research_subjects[key]
+                study["writeBack"] = self.write_back.get(key)
+        return body
+
+
+# ---------------------------------------------------------------------------- ResearchStudy
+
+
+def _studies_by_key(resources: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, str]:
+    """study key -> 'ResearchStudy/<id>' for the resources carrying our study identifier."""
+    found: dict[str, str] = {}
+    for resource in resources:
+        if resource.get("resourceType") != "ResearchStudy" or not resource.get("id"):
+            continue
+        for ident in resource.get("identifier") or ():
+            if not isinstance(ident, Mapping) or ident.get("system") != rs.STUDY_SYSTEM:
+                continue
+            key = ident.get("value")
+            if key not in keys:
+                continue
+            ref = f"ResearchStudy/{resource['id']}"
+            if found.get(key, ref) != ref:
+                raise FhirConflict(
+                    f"two ResearchStudy resources carry identifier {rs.STUDY_SYSTEM}|{key} "
+                    f"({found[key]}, {ref}); remove one"
+                )
+            found[key] = ref
+    return found
+
+
+def _seed_studies(seeds_dir: Path | None) -> dict[str, dict[str, Any]]:
+    """ResearchStudy resources of seeds/studies/*.json by study key."""
+    if seeds_dir is None or not (Path(seeds_dir) / "studies").is_dir():
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted((Path(seeds_dir) / "studies").glob("*.json")):
+        try:
+            resource = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not a readable JSON ResearchStudy ({exc})") from None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "ResearchStudy":
+            raise ValueError(f"{path}: not a ResearchStudy")
+        for ident in resource.get("identifier") or ():
+            if isinstance(ident, dict) and ident.get("system") == rs.STUDY_SYSTEM:
+                out[str(ident.get("value"))] = resource
+    return out
+
+
+def _create_research_studies(
+    client: FhirClient, mappings: Mappings, keys: Sequence[str], seeds_dir: Path | None
+) -> dict[str, str]:
+    """Create the missing ResearchStudies (seed file, else built from the mapping) at once."""
+    seeds = _seed_studies(seeds_dir)
+    entries = []
+    for key in keys:
+        study = mappings.studies[key]
+        resource = dict(
+            seeds.get(key) or rs.research_study_resource(key, study.title, study.registry_id)
+        )
+        resource.pop("meta", None)
+        token = f"{rs.STUDY_SYSTEM}|{key}"
+        if resource.get("id"):
+            # The seed fixes the id (the seed loader PUTs it there too): upsert by id.
+            request = {"method": "PUT", "url": f"ResearchStudy/{resource['id']}"}
+        else:
+            # Conditional update: a study created meanwhile by someone else is updated in
+            # place instead of duplicated.
+            request = {"method": "PUT", "url": search_url("ResearchStudy", [("identifier", token)])}
+        entries.append({"resource": resource, "request": request})
+    answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    created: dict[str, str] = {}
+    for key, entry in zip(keys, answer["entry"], strict=True):
+        location = str((entry.get("response") or {}).get("location") or "")
+        parts = location.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) < 2 or parts[-2] != "ResearchStudy":
+            raise FhirProtocolError(f"creating ResearchStudy {key}: no location in the answer")
+        created[key] = f"ResearchStudy/{parts[-1]}"
+    log.info("created or updated %d ResearchStudy resources", len(created))
+    return created
+
+
+def ensure_research_studies(
+    client: FhirClient, mappings: Mappings, seeds_dir: Path | None = None
+) -> dict[str, str]:
+    """study key -> 'ResearchStudy/<id>', finding each by identifier or creating it (2 requests)."""
+    keys = list(mappings.studies)
+    token = ",".join(f"{rs.STUDY_SYSTEM}|{k}" for k in keys)
+    found = _studies_by_key(list(client.search("ResearchStudy", {"identifier": token})), keys)
+    missing = [k for k in keys if k not in found]
+    if missing:
+        found.update(_create_research_studies(client, mappings, missing, seeds_dir))
+    return {k: found[k] for k in keys}
+
+
+# ---------------------------------------------------------------------------- screening
+
+
+def _existing_subjects(
+    resources: Sequence[Mapping[str, Any]], keys: Sequence[str], patient_id: str
+) -> dict[str, Mapping[str, Any]]:
+    """The stored ResearchSubject of each study for this patient (duplicates are an error)."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for key in keys:
+        value = rs.research_subject_identifier_value(key, patient_id)
+        matches = [
+            r
+            for r in resources
+            if r.get("resourceType") == "ResearchSubject"
+            and rs.has_identifier(r, rs.RESEARCH_SUBJECT_SYSTEM, value)
+        ]
+        if len(matches) > 1:
+            ids = ", ".join(f"ResearchSubject/{m.get('id')}" for m in matches)
+            raise FhirConflict(
+                f"{len(matches)} ResearchSubjects carry identifier "
+                f"{rs.RESEARCH_SUBJECT_SYSTEM}|{value} ({ids}); merge them before re-screening"
+            )
+        if matches:
+            out[key] = matches[0]
+    return out
+
+
+def screen_patient(
+    client: FhirClient,
+    mappings: Mappings,
+    patient_id: str,
+    *,
+    as_of: date,
+    studies: Sequence[str] | None = None,
+    write: bool,
+    research_studies: Mapping[str, str] | None = None,
+    evaluated_at: datetime | None = None,
+    locks: PatientLocks | None = None,
+) -> ScreeningOutcome:
+    """Read the record (<= 2 requests unpaged), evaluate, and with write=True write back (1).
+
+    A FHIR failure while reading raises before anything is written. Write-back is one
+    transaction of conditional updates, skipping studies whose stored result is unchanged;
+    screenings of one patient in this process are serialised.
+    """
+    from service.engine.evaluate import evaluate_patient
+
+    pid = normalize_patient_id(patient_id)
+    keys = list(studies) if studies else list(mappings.studies)
+    unknown = [k for k in keys if k not in mappings.studies]
+    if unknown:
+        raise ValueError(f"unknown study key(s): {', '.join(unknown)}")
+    known_refs = dict(research_studies or {})
+    lookup = [k for k in keys if k not in known_refs]
+    guard = (locks or _PATIENT_LOCKS).hold(pid) if write else nullcontext()
+    with guard:
+        queries = record_queries(
+            pid,
+            mappings.observation_codes(),
+            page_size=client.settings.fhir_page_size,
+            research_subject_studies=keys if write else (),
+            research_study_keys=lookup,
+        )
+        results = client.run_queries(queries)
+        record = record_resources(results)
+        evaluation = evaluate_patient(record, mappings, as_of, studies=keys if studies else None)
+        refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
+        if not write:
+            return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
+        missing = [k for k in keys if k not in refs]
+        if missing:
+            refs.update(
+                _create_research_studies(client, mappings, missing, client.settings.seeds_dir)
+            )
+        existing = _existing_subjects(results.get("ResearchSubject", []), keys, pid)
+        now = evaluated_at or datetime.now(UTC)
+        subjects: dict[str, str] = {}
+        write_back: dict[str, str] = {}
+        to_write: list[tuple[str, str, dict[str, Any]]] = []
+        for study in evaluation.studies:
+            stored = existing.get(study.study)
+            resource = rs.build_research_subject(
+                study,
+                patient_id=pid,
+                as_of=as_of,
+                research_study=refs[study.study],
+                evaluated_at=now,
+                existing=stored,
+            )
+            if stored is not None and rs.unchanged(resource, stored):
+                subjects[study.study] = f"ResearchSubject/{stored.get('id')}"
+                write_back[study.study] = "unchanged"
+                continue
+            rs.validate_research_subject(resource)
+            to_write.append((study.study, pid, resource))
+        if to_write:
+            answer = client.transaction(rs.write_transaction(to_write))
+            for (key, _, _), written in zip(
+                to_write, rs.parse_write_response(answer, len(to_write)), strict=True
+            ):
+                subjects[key] = written.reference
+                write_back[key] = "created" if written.created else "updated"
+    log.info(
+        "screened Patient/%s against %d studies; %d ResearchSubjects written",
+        pid,
+        len(evaluation.studies),
+        len(to_write),
+    )
+    return ScreeningOutcome(
+        evaluation,
+        research_studies={k: refs[k] for k in keys},
+        research_subjects=subjects,
+        write_back=write_back,
+    )

@@ -1,0 +1,50 @@
+"""Fixtures of the FHIR client tests: settings and a client whose backoff never sleeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fhir_testkit import BASE, FakeClock, RecordingSession
+
+from service.fhir_client import FhirClient
+from service.settings import Settings
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(fhir_base_url=BASE, fhir_max_retries=3, fhir_timeout=7.5, fhir_page_size=500)
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_client(
+    sleeps: list[float], clock: FakeClock
+) -> Callable[..., tuple[FhirClient, RecordingSession]]:
+    """Build a client whose backoff sleeps are recorded instead of slept (jitter fixed at 1)."""
+
+    def build(settings: Settings, **kwargs: Any) -> tuple[FhirClient, RecordingSession]:
+        session = RecordingSession()
+        client = FhirClient(
+            settings, session, sleep=sleeps.append, clock=clock, jitter=lambda: 1.0, **kwargs
+        )
+        return client, session
+
+    return build
+
+
+@pytest.fixture
+def client(
+    settings: Settings, make_client: Callable[..., tuple[FhirClient, RecordingSession]]
+) -> FhirClient:
+    return make_client(settings)[0]
