@@ -386,7 +386,7 @@ class FhirClient:
                     continue
                 if 200 <= status < 300:
                     return self._parse_body(response, what)
-                error = self._response_error(response, what)
+                error = self._response_error(response, what, token_endpoint=token_endpoint)
                 may_retry = error.retryable and (idempotent or status in (429, 503))
             if not may_retry or attempt >= self.settings.fhir_max_retries:
                 raise error
@@ -421,9 +421,14 @@ class FhirClient:
                 status=response.status_code,
             ) from None
 
-    def _response_error(self, response: requests.Response, what: str) -> FhirError:
+    def _response_error(
+        self, response: requests.Response, what: str, *, token_endpoint: bool = False
+    ) -> FhirError:
         status = response.status_code
         cls = _error_class(status)
+        if token_endpoint and 400 <= status < 500 and cls is not FhirTemporaryError:
+            # invalid_client, invalid_scope, unauthorized_client...: the credentials are wrong.
+            cls = FhirAuthError
         retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
         body: Any = None
         try:
