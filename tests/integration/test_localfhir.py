@@ -1,0 +1,281 @@
+"""The local FHIR server behaves like a FHIR R4 server where the service depends on it."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from localfhir import LocalServer
+
+FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+LOINC = "http://loinc.org"
+
+
+class FhirSession(requests.Session):
+    """A requests session that speaks FHIR JSON to one base URL."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+        self.headers.update(FHIR_JSON)
+
+
+@pytest.fixture
+def fhir(fhir_server: LocalServer) -> Iterator[FhirSession]:
+    with FhirSession(fhir_server.base_url) as session:
+        yield session
+
+
+def url(session: FhirSession, path: str) -> str:
+    return f"{session.base_url}/{path}" if path else session.base_url
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def observation(patient_ref: str, code: str, when: str, value: float) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "subject": {"reference": patient_ref},
+        "effectiveDateTime": when,
+        "valueQuantity": {"value": value, "unit": "g/dL"},
+    }
+
+
+def post_entry(resource: dict[str, Any], full_url: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"]},
+    }
+    if full_url:
+        entry["fullUrl"] = full_url
+    return entry
+
+
+def transaction(fhir: FhirSession, entries: list[dict[str, Any]]) -> requests.Response:
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    return fhir.post(url(fhir, ""), json=bundle)
+
+
+def search_all(fhir: FhirSession, first_url: str) -> tuple[list[dict[str, Any]], int]:
+    """Follow `next` links; return the matched resources and how many pages were read."""
+    resources: list[dict[str, Any]] = []
+    pages = 0
+    next_url: str | None = first_url
+    while next_url:
+        response = fhir.get(next_url)
+        assert response.status_code == 200, response.text
+        bundle = response.json()
+        pages += 1
+        assert pages <= 50, "paging does not end"
+        resources += [
+            e["resource"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"
+        ]
+        links = {link["relation"]: link["url"] for link in bundle["link"]}
+        next_url = links.get("next")
+    return resources, pages
+
+
+def assert_outcome(response: requests.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"][0]["severity"] == "error"
+    return body
+
+
+def test_metadata_is_an_r4_capability_statement(fhir: FhirSession) -> None:
+    response = fhir.get(url(fhir, "metadata"))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    body = response.json()
+    assert body["resourceType"] == "CapabilityStatement"
+    assert body["fhirVersion"] == "4.0.1"
+    types = {r["type"] for r in body["rest"][0]["resource"]}
+    assert {"Patient", "Observation", "ResearchSubject", "ResearchStudy"} <= types
+
+
+def test_create_then_read_with_location_and_etag(fhir: FhirSession) -> None:
+    family = unique("Family")
+    created = fhir.post(
+        url(fhir, "Patient"),
+        json={"resourceType": "Patient", "id": "client-id", "name": [{"family": family}]},
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["id"] != "client-id"  # the server assigns ids on create, as HAPI does
+    assert created.headers["ETag"] == 'W/"1"'
+    assert created.headers["Location"] == url(fhir, f"Patient/{body['id']}/_history/1")
+
+    read = fhir.get(url(fhir, f"Patient/{body['id']}"))
+    assert read.status_code == 200
+    assert read.json()["name"] == [{"family": family}]
+    assert read.json()["meta"]["versionId"] == "1"
+
+
+def test_update_makes_a_new_version_only_when_content_changes(fhir: FhirSession) -> None:
+    pid = unique("pat")
+    patient = {"resourceType": "Patient", "id": pid, "gender": "female"}
+    first = fhir.put(url(fhir, f"Patient/{pid}"), json=patient)
+    assert first.status_code == 201  # update-as-create
+    same = fhir.put(url(fhir, f"Patient/{pid}"), json=patient)
+    assert same.status_code == 200
+    assert same.json()["meta"]["versionId"] == "1"
+    changed = fhir.put(url(fhir, f"Patient/{pid}"), json={**patient, "gender": "male"})
+    assert changed.status_code == 200
+    assert changed.json()["meta"]["versionId"] == "2"
+    assert changed.headers["Location"].endswith(f"/Patient/{pid}/_history/2")
+    history = fhir.get(url(fhir, f"Patient/{pid}/_history")).json()
+    assert [e["resource"]["gender"] for e in history["entry"]] == ["male", "female"]
+
+
+def test_patient_code_sorted_search_pages_through_next_links(fhir: FhirSession) -> None:
+    pid = unique("pat")
+    other = unique("pat")
+    entries = [
+        {
+            "resource": {"resourceType": "Patient", "id": p},
+            "request": {"method": "PUT", "url": f"Patient/{p}"},
+        }
+        for p in (pid, other)
+    ]
+    # 23 haemoglobin values on distinct days, plus noise: another code, another patient.
+    wanted_dates = {f"2025-{1 + i % 12:02d}-{1 + i:02d}" for i in range(23)}
+    for i, day in enumerate(sorted(wanted_dates)):
+        entries.append(post_entry(observation(f"Patient/{pid}", "718-7", day, 10 + i)))
+        entries.append(post_entry(observation(f"Patient/{pid}", "2160-0", day, 1)))
+        entries.append(post_entry(observation(f"Patient/{other}", "718-7", day, 1)))
+    assert transaction(fhir, entries).status_code == 200
+
+    first = url(fhir, f"Observation?patient={pid}&code={LOINC}|718-7&_sort=-date&_count=10")
+    found, pages = search_all(fhir, first)
+    assert pages == 3
+    assert len(found) == len({r["id"] for r in found}) == 23
+    assert {r["subject"]["reference"] for r in found} == {f"Patient/{pid}"}
+    assert {r["code"]["coding"][0]["code"] for r in found} == {"718-7"}
+    dates = [r["effectiveDateTime"] for r in found]
+    assert dates == sorted(wanted_dates, reverse=True)
+
+    # A bare id on the multi-target `subject` finds the same as `patient` (HAPI does this too).
+    by_subject, _ = search_all(
+        fhir, url(fhir, f"Observation?subject={pid}&code={LOINC}|718-7&_count=100")
+    )
+    assert {r["id"] for r in by_subject} == {r["id"] for r in found}
+
+
+def test_transaction_resolves_placeholders_and_is_all_or_nothing(fhir: FhirSession) -> None:
+    marker = unique("mrn")
+    placeholder = f"urn:uuid:{uuid.uuid4()}"
+    patient = {"resourceType": "Patient", "identifier": [{"system": "urn:test", "value": marker}]}
+    ok = transaction(
+        fhir,
+        [
+            post_entry(patient, placeholder),
+            post_entry(observation(placeholder, "718-7", "2025-01-01", 12)),
+        ],
+    )
+    assert ok.status_code == 200, ok.text
+    response = ok.json()
+    assert response["type"] == "transaction-response"
+    statuses = [e["response"]["status"] for e in response["entry"]]
+    assert statuses == ["201 Created", "201 Created"]
+    patient_location = response["entry"][0]["response"]["location"]
+    assert re.fullmatch(r"Patient/[^/]+/_history/1", patient_location)
+    obs = fhir.get(url(fhir, response["entry"][1]["response"]["location"])).json()
+    assert obs["subject"]["reference"] == patient_location.rsplit("/_history", 1)[0]
+
+    failed_marker = unique("mrn")
+    invalid = {"resourceType": "Observation", "code": {"text": "no status"}}
+    failed = transaction(
+        fhir,
+        [
+            post_entry({**patient, "identifier": [{"system": "urn:test", "value": failed_marker}]}),
+            post_entry(invalid),
+        ],
+    )
+    assert_outcome(failed, 400)
+    left = fhir.get(url(fhir, f"Patient?identifier=urn:test|{failed_marker}")).json()
+    assert left["total"] == 0
+
+
+def test_conditional_update_by_identifier(fhir: FhirSession) -> None:
+    key = unique("rs")
+    target = url(fhir, f"ResearchSubject?identifier=urn:test:rs|{key}")
+    subject = {
+        "resourceType": "ResearchSubject",
+        "identifier": [{"system": "urn:test:rs", "value": key}],
+        "status": "candidate",
+        "study": {"reference": "ResearchStudy/study-1"},
+        "individual": {"reference": "Patient/patient-1"},
+    }
+    created = fhir.put(target, json=subject)
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+
+    updated = fhir.put(target, json={**subject, "status": "eligible"})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["id"] == rid
+    assert updated.json()["meta"]["versionId"] == "2"
+    assert fhir.get(url(fhir, f"ResearchSubject/{rid}")).json()["status"] == "eligible"
+
+    assert fhir.post(url(fhir, "ResearchSubject"), json=subject).status_code == 201
+    assert_outcome(fhir.put(target, json=subject), 412)
+
+
+def test_invalid_requests_get_operation_outcomes(fhir: FhirSession) -> None:
+    assert_outcome(fhir.post(url(fhir, "Patient"), data=b'{"resourceType": "Patient",'), 400)
+    missing_status = fhir.post(
+        url(fhir, "Observation"), json={"resourceType": "Observation", "code": {"text": "x"}}
+    )
+    issue = assert_outcome(missing_status, 400)["issue"][0]
+    assert issue["expression"] == ["Observation.status"]
+    # Parameters the in-memory matcher cannot evaluate are refused instead of matching nothing.
+    assert_outcome(fhir.get(url(fhir, "Observation?no-such-param=1")), 400)
+    assert_outcome(fhir.get(url(fhir, "Observation?value-quantity=gt5")), 400)
+
+
+def test_missing_and_deleted_resources(fhir: FhirSession) -> None:
+    assert_outcome(fhir.get(url(fhir, f"Patient/{unique('nobody')}")), 404)
+    pid = unique("pat")
+    fhir.put(url(fhir, f"Patient/{pid}"), json={"resourceType": "Patient", "id": pid})
+    assert fhir.delete(url(fhir, f"Patient/{pid}")).status_code == 200
+    assert_outcome(fhir.get(url(fhir, f"Patient/{pid}")), 410)
+
+
+def test_concurrent_requests_are_all_answered(fhir_server: LocalServer) -> None:
+    pid = unique("pat")
+    base = fhir_server.base_url
+
+    def work(i: int) -> int:
+        if i % 2:
+            body = observation(f"Patient/{pid}", "718-7", "2025-02-03", i)
+            return requests.post(f"{base}/Observation", json=body, headers=FHIR_JSON).status_code
+        return requests.get(f"{base}/Observation?patient={pid}", headers=FHIR_JSON).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(work, range(40)))
+    assert statuses.count(201) == 20
+    assert statuses.count(200) == 20
+    total = requests.get(f"{base}/Observation?patient={pid}&_summary=count").json()["total"]
+    assert total == 20
+
+
+def test_stop_ends_the_process(fresh_fhir_server: LocalServer) -> None:
+    server = fresh_fhir_server
+    pid = server.pid
+    assert requests.get(f"{server.base_url}/metadata").status_code == 200
+    server.stop()
+    assert not server.running
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
