@@ -1,0 +1,27 @@
+"""WSGI entry point: `gunicorn -c python:service.gunicorn_conf 'service.wsgi:build()'`."""
+
+from __future__ import annotations
+
+import atexit
+import sys
+
+from flask import Flask
+
+from service.settings import Settings, SettingsError
+
+
+def build() -> Flask:
+    """Read the settings, build the app and start the embedded queue workers (EMBEDDED_WORKERS)."""
+    from service.app import create_app
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"eligibility: bad settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app = create_app(settings)
+    if settings.embedded_workers:
+        queue = app.extensions["eligibility"].queue
+        queue.start_embedded(settings.embedded_workers)
+        atexit.register(queue.stop)
+    return app
