@@ -146,6 +146,7 @@ def medication_ids_missing(resources: Iterable[dict[str, Any]]) -> tuple[str, ..
 
     A server that ignores _include leaves them out; they are then fetched with the next pages.
     """
+    resources = list(resources)  # read twice below; callers may pass a generator
     have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
     wanted: set[str] = set()
     for resource in resources:

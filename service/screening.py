@@ -121,6 +121,9 @@ def _seed_studies(seeds_dir: Path | None) -> dict[str, dict[str, Any]]:
     return out
 
 
+_CLIENT_META = ("tag", "security", "profile")
+
+
 def _create_research_studies(
     client: FhirClient, mappings: Mappings, keys: Sequence[str], seeds_dir: Path | None
 ) -> dict[str, str]:
@@ -132,7 +135,11 @@ def _create_research_studies(
         resource = dict(
             seeds.get(key) or rs.research_study_resource(key, study.title, study.registry_id)
         )
+        # Keep the seed's tags and profiles; version and timestamps belong to the server.
+        meta = {k: v for k, v in (resource.get("meta") or {}).items() if k in _CLIENT_META}
         resource.pop("meta", None)
+        if meta:
+            resource["meta"] = meta
         token = f"{rs.STUDY_SYSTEM}|{key}"
         if resource.get("id"):
             # The seed fixes the id (the seed loader PUTs it there too): upsert by id.
@@ -232,7 +239,9 @@ def screen_patient(
         )
         results = client.run_queries(queries)
         record = record_resources(results)
-        evaluation = evaluate_patient(record, mappings, as_of, studies=keys if studies else None)
+        evaluation = evaluate_patient(
+            record, mappings, as_of, studies=keys if studies else None, patient_id=pid
+        )
         refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
         if not write:
             return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
