@@ -233,7 +233,9 @@ def patient_view() -> Response:
     pid = requests_in.patient_id(context.get("patientId"), field="context.patientId")
     resources = _gather(body, pid)
     try:
-        evaluation = svc.screener.evaluate_resources(resources, as_of=date.today())
+        evaluation = svc.screener.evaluate_resources(
+            resources, patient_id=pid, as_of=date.today()
+        )
     except RecordError as exc:
         raise Problem(422, f"The record cannot be evaluated: {str(exc)[:300]}",
                       slug="record-not-evaluable") from None

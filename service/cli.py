@@ -310,16 +310,32 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seed_patient_id(seeds_dir: Path, entry: Any) -> str | None:
+    """A manifest entry is a patient id, {"id": ...}, or a seed Bundle file holding one Patient."""
+    if isinstance(entry, dict):
+        entry = entry.get("id")
+    if not isinstance(entry, str) or not entry.endswith(".json"):
+        return entry if isinstance(entry, str) else None
+    try:
+        bundle = json.loads((seeds_dir / entry).read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read seed {entry}: {exc}") from None
+    for item in bundle.get("entry") or []:
+        resource = item.get("resource") or {}
+        if resource.get("resourceType") == "Patient":
+            return resource.get("id")
+    return None
+
+
 def _manifest(settings: Settings) -> tuple[list[str], date]:
     path = settings.seeds_dir / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise CliError(f"cannot read {path}: {exc}") from None
-    raw = manifest.get("patients") or []
-    ids = [p if isinstance(p, str) else p.get("id") for p in raw]
+    ids = [_seed_patient_id(settings.seeds_dir, entry) for entry in manifest.get("patients") or []]
     if not ids or not all(isinstance(i, str) for i in ids):
-        raise CliError(f"{path}: 'patients' must list the seed patient ids")
+        raise CliError(f"{path}: 'patients' must list the seed patients")
     try:
         as_of = date.fromisoformat(manifest["asOf"])
     except (KeyError, TypeError, ValueError):

@@ -106,9 +106,14 @@ class Screener:
         }
 
     def evaluate_resources(
-        self, resources: list[dict[str, Any]], *, as_of: date, studies: Sequence[str] | None = None
+        self,
+        resources: list[dict[str, Any]],
+        *,
+        patient_id: str,
+        as_of: date,
+        studies: Sequence[str] | None = None,
     ) -> Any:
         """Evaluate resources already in hand (CDS Hooks prefetch): a PatientEvaluation."""
         from service.engine.evaluate import evaluate_patient
 
-        return evaluate_patient(resources, self.mappings, as_of, studies)
+        return evaluate_patient(resources, self.mappings, as_of, studies, patient_id=patient_id)
