@@ -1,0 +1,1 @@
+"""Table-driven tests of the screening engine against criteria.md, both studies."""
