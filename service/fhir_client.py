@@ -10,7 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -161,6 +161,19 @@ def _idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
         if method not in ("GET", "HEAD", "PUT", "DELETE", "POST"):
             return False
     return True
+
+
+class _UnlinkedPage(FhirProtocolError):
+    """A page holds fewer matches than the reported total and has no next link."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A page still to fetch: its search label, absolute URL, and whether to GET it alone."""
+
+    label: str
+    url: str
+    alone: bool = False
 
 
 @dataclass
@@ -595,7 +608,7 @@ class FhirClient:
                 next_link = str(link["url"])
         if next_link is None and state.total is not None and state.matched < state.total:
             # A server that caps _count without a next link would silently drop data.
-            raise FhirProtocolError(
+            raise _UnlinkedPage(
                 f"{what}: the server reported {state.total} matches but returned "
                 f"{state.matched} and no next link"
             )
@@ -629,7 +642,7 @@ class FhirClient:
         states = {q.label: _SearchState(q.label) for q in queries}
         counter = [0]
         answer = self.batch(retrieval.batch_bundle(q.url for q in queries))
-        pending: list[tuple[str, str]] = []  # (label, absolute next URL)
+        pending: list[_Pending] = []
         for query, entry in zip(queries, answer["entry"], strict=True):
             what = f"read {query.label}" if "?" not in query.url else f"search {query.label}"
             error = self._entry_error(entry, what)
@@ -643,10 +656,8 @@ class FhirClient:
                     raise FhirProtocolError(f"{what}: the answer has no resource")
                 results[query.label].append(resource)
                 continue
-            found, next_link = self._page(states[query.label], resource, what, counter)
-            results[query.label].extend(found)
-            if next_link:
-                pending.append((query.label, self._resolve_link(next_link, what)))
+            url = f"{self.base_url}/{query.url}"
+            pending.extend(self._take_page(query.label, url, resource, states, results, counter))
         asked_medications: set[str] = set()
         while True:
             missing = [
@@ -656,48 +667,89 @@ class FhirClient:
                 )
                 if m not in asked_medications
             ]
-            if missing and not any(label == "Medication" for label, _ in pending):
+            if missing and not any(p.label == "Medication" for p in pending):
                 asked_medications.update(missing)
                 query = retrieval.medication_query(missing, self.settings.fhir_page_size)
                 results.setdefault("Medication", [])
                 states["Medication"] = _SearchState("Medication")
-                pending.append(("Medication", f"{self.base_url}/{query.url}"))
+                pending.append(_Pending("Medication", f"{self.base_url}/{query.url}"))
             if not pending:
                 return results
             pending = self._next_round(pending, states, results, counter)
 
-    def _next_round(
+    def _take_page(
         self,
-        pending: list[tuple[str, str]],
+        label: str,
+        url: str,
+        bundle: Any,
         states: dict[str, _SearchState],
         results: dict[str, list[dict[str, Any]]],
         counter: list[int],
-    ) -> list[tuple[str, str]]:
-        """Fetch every pending page in one request; return the pages still pending after it."""
-        pages: list[tuple[str, Any]] = []
-        relative = [self._relative_to_base(url) for _, url in pending]
-        if len(pending) == 1 or any(r is None for r in relative):
-            for label, url in pending:
-                pages.append((label, self._request("GET", url, what=f"search {label} (next page)")))
-        else:
-            answer = self.batch(retrieval.batch_bundle(r for r in relative if r is not None))
-            for (label, url), entry in zip(pending, answer["entry"], strict=True):
-                if self._entry_error(entry, f"search {label}") is None:
-                    pages.append((label, entry.get("resource")))
+        *,
+        in_batch: bool = True,
+    ) -> list[_Pending]:
+        """Add one page's resources; return what still has to be fetched for this search."""
+        what = f"search {label}"
+        state = states[label]
+        before = (replace(state, seen=set(state.seen)), counter[0])
+        try:
+            found, next_link = self._page(state, bundle, what, counter)
+        except _UnlinkedPage:
+            if not in_batch:
+                raise
+            # Some servers page top-level searches but not searches inside a batch: forget
+            # this page and fetch the same URL on its own, where next links are given.
+            states[label], counter[0] = before
+            log.info("%s: capped inside a batch without a next link; fetching it alone", what)
+            return [_Pending(label, url, alone=True)]
+        results[label].extend(found)
+        if next_link:
+            return [_Pending(label, self._resolve_link(next_link, what))]
+        return []
+
+    def _next_round(
+        self,
+        pending: list[_Pending],
+        states: dict[str, _SearchState],
+        results: dict[str, list[dict[str, Any]]],
+        counter: list[int],
+    ) -> list[_Pending]:
+        """Fetch every pending page in one request if possible; return what is still pending."""
+        batchable = [
+            (p, rel)
+            for p in pending
+            if not p.alone and (rel := self._relative_to_base(p.url)) is not None
+        ]
+        if len(batchable) < 2:
+            batchable = []
+        in_batch = {id(p) for p, _ in batchable}
+        still: list[_Pending] = []
+        if batchable:
+            answer = self.batch(retrieval.batch_bundle(rel for _, rel in batchable))
+            for (item, _), entry in zip(batchable, answer["entry"], strict=True):
+                if self._entry_error(entry, f"search {item.label}") is None:
+                    still.extend(
+                        self._take_page(
+                            item.label, item.url, entry.get("resource"), states, results, counter
+                        )
+                    )
                 else:
                     # Some servers cannot page inside a batch; the plain GET either works or
                     # raises the real error.
-                    log.info("search %s: next page failed inside a batch, fetching it alone", label)
-                    pages.append(
-                        (label, self._request("GET", url, what=f"search {label} (next page)"))
+                    log.info(
+                        "search %s: a page failed inside a batch, fetching it alone", item.label
                     )
-        still: list[tuple[str, str]] = []
-        for label, bundle in pages:
-            what = f"search {label}"
-            found, next_link = self._page(states[label], bundle, what, counter)
-            results[label].extend(found)
-            if next_link:
-                still.append((label, self._resolve_link(next_link, what)))
+                    still.append(_Pending(item.label, item.url, alone=True))
+        for item in pending:
+            if id(item) in in_batch:
+                continue
+            what = f"search {item.label}"
+            bundle = self._request("GET", item.url, what=what)
+            still.extend(
+                self._take_page(
+                    item.label, item.url, bundle, states, results, counter, in_batch=False
+                )
+            )
         return still
 
     def read_patient_record(

@@ -407,18 +407,39 @@ def test_a_failing_next_page_fails_the_whole_read(client, settings):
         client.read_patient_record("pt-1", CODES)
 
 
-@responses.activate
-def test_a_search_capped_by_the_server_without_next_link_is_an_error(client):
-    def answer(url):
-        if url.startswith("Observation?"):
-            page = hapi("searchset-observation-page1.json")
-            page["link"] = []
-            return _ok(page)  # total 3, two entries, no next: the server dropped one
-        return _record_answer(url)
+def _capped_in_batch(url):
+    if url.startswith("Observation?"):
+        page = hapi("searchset-observation-page1.json")
+        page["link"] = []
+        return _ok(page)  # total 3, two entries, no next link: one match would be lost
+    return _record_answer(url)
 
-    responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
-    with pytest.raises(FhirProtocolError):
+
+@responses.activate
+def test_a_search_capped_inside_a_batch_is_rerun_alone_and_paged(client):
+    responses.add_callback(responses.POST, BASE, callback=BatchServer(_capped_in_batch))
+    responses.get(
+        f"{BASE}/Observation", json=hapi("searchset-observation-page1.json"), content_type=FHIR_JSON
+    )
+    responses.get(BASE, json=hapi("searchset-observation-page2.json"), content_type=FHIR_JSON)
+
+    record = client.read_patient_record("pt-1", CODES)
+
+    observations = [r["id"] for r in record if r["resourceType"] == "Observation"]
+    assert observations == ["obs-hb-2", "obs-wt-2", "obs-wt-1"]  # each once, none lost
+    rerun = responses.calls[1].request
+    assert rerun.method == "GET" and _params(rerun.url)["code"] == [",".join(CODES)]
+
+
+@responses.activate
+def test_a_search_capped_without_next_link_even_alone_is_an_error(client):
+    responses.add_callback(responses.POST, BASE, callback=BatchServer(_capped_in_batch))
+    capped = hapi("searchset-observation-page1.json")
+    capped["link"] = []
+    responses.get(f"{BASE}/Observation", json=capped, content_type=FHIR_JSON)
+    with pytest.raises(FhirProtocolError) as caught:
         client.read_patient_record("pt-1", CODES)
+    assert "3 matches" in str(caught.value)
 
 
 @responses.activate
