@@ -9,7 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 from service.engine import units
-from service.engine.record import USABLE_OBSERVATION, Entry, PatientRecord, to_decimal
+from service.engine.record import (
+    USABLE_OBSERVATION,
+    Entry,
+    PatientRecord,
+    as_dict,
+    to_decimal,
+)
 from service.mappings import Concept
 
 _RATIO_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
@@ -183,8 +189,8 @@ def ratio_denominator(resource: dict[str, Any]) -> tuple[Decimal | None, str]:
     """Titer denominator from valueRatio, valueQuantity or a string like '1:160'."""
     ratio = resource.get("valueRatio")
     if isinstance(ratio, dict):
-        num = to_decimal((ratio.get("numerator") or {}).get("value"))
-        den = to_decimal((ratio.get("denominator") or {}).get("value"))
+        num = to_decimal(as_dict(ratio.get("numerator")).get("value"))
+        den = to_decimal(as_dict(ratio.get("denominator")).get("value"))
         if num and den and num > 0:
             return den / num, f"{fmt(num)}:{fmt(den)}"
         return None, "an unreadable ratio"

@@ -11,6 +11,8 @@ from typing import Any
 from service.engine import units
 from service.engine.record import (
     PatientRecord,
+    as_dict,
+    as_list,
     codings,
     concept_text,
     parse_date,
@@ -71,7 +73,7 @@ def _ingredient_concepts(
     if medication is not None:
         if isinstance(medication.get("code"), dict):
             sources.append(medication["code"])
-        for ingredient in medication.get("ingredient") or []:
+        for ingredient in as_list(medication.get("ingredient")):
             if not isinstance(ingredient, dict):
                 continue
             item = ingredient.get("itemCodeableConcept")
@@ -113,8 +115,8 @@ def _codes_to_concepts(mappings: Mappings, code: dict[str, Any]) -> list[str]:
 def _strength_mg(strength: Any) -> Decimal | None:
     if not isinstance(strength, dict):
         return None
-    numerator = strength.get("numerator") or {}
-    denominator = strength.get("denominator") or {}
+    numerator = as_dict(strength.get("numerator"))
+    denominator = as_dict(strength.get("denominator"))
     value = to_decimal(numerator.get("value"))
     per = to_decimal(denominator.get("value")) or Decimal(1)
     unit = numerator.get("code") or numerator.get("unit")
@@ -145,7 +147,7 @@ def _dose(dosage: dict[str, Any], strength: Decimal | None
           ) -> tuple[Decimal | None, Decimal | None]:
     """(daily mg, daily mg/kg) from one Dosage; either may be None."""
     quantity = None
-    for item in dosage.get("doseAndRate") or []:
+    for item in as_list(dosage.get("doseAndRate")):
         if isinstance(item, dict) and isinstance(item.get("doseQuantity"), dict):
             quantity = item["doseQuantity"]
             break
@@ -186,7 +188,7 @@ def _period(resource: dict[str, Any], rtype: str) -> tuple[date | None, date | N
         if when:
             return when.day, when.day, False
     if rtype == "MedicationRequest":
-        dispense = resource.get("dispenseRequest") or {}
+        dispense = as_dict(resource.get("dispenseRequest"))
         validity = dispense.get("validityPeriod") if isinstance(dispense, dict) else None
         if isinstance(validity, dict):
             start = parse_date(validity.get("start"))
@@ -194,8 +196,8 @@ def _period(resource: dict[str, Any], rtype: str) -> tuple[date | None, date | N
             if start:
                 return start.day, end.latest if end else None, ongoing and end is None
         authored = parse_date(resource.get("authoredOn"))
-        for dosage in resource.get("dosageInstruction") or []:
-            repeat = ((dosage or {}).get("timing") or {}).get("repeat") or {}
+        for dosage in as_list(resource.get("dosageInstruction")):
+            repeat = as_dict(as_dict(as_dict(dosage).get("timing")).get("repeat"))
             bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
             if isinstance(bounds, dict):
                 start = parse_date(bounds.get("start")) or authored
@@ -259,7 +261,7 @@ def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
             dosages = resource.get(dose_key)
             if isinstance(dosages, dict):
                 dosages = [dosages]
-            for dosage in dosages or []:
+            for dosage in as_list(dosages):
                 if isinstance(dosage, dict):
                     daily_mg, per_kg = _dose(dosage, strength)
                     if daily_mg is not None or per_kg is not None:

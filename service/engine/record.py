@@ -74,6 +74,16 @@ def to_decimal(value: Any) -> Decimal | None:
     return result if result.is_finite() else None
 
 
+def as_list(value: Any) -> list[Any]:
+    """A JSON array, or an empty list for anything else (malformed input is common)."""
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty dict for anything else."""
+    return value if isinstance(value, dict) else {}
+
+
 def codings(concept: Any) -> Iterator[dict[str, Any]]:
     """The codings of a CodeableConcept, tolerating malformed shapes."""
     if isinstance(concept, dict):
@@ -189,7 +199,7 @@ class PatientRecord:
         if not reference:
             return None
         if reference.startswith("#") and container is not None:
-            for item in container.get("contained") or []:
+            for item in as_list(container.get("contained")):
                 if isinstance(item, dict) and item.get("id") == reference[1:]:
                     return item
             return None
@@ -278,7 +288,7 @@ def build_record(
         when = clinical_date(report)
         if when is None or report.get("status") in IGNORED_STATUSES:
             continue
-        for result in report.get("result") or []:
+        for result in as_list(report.get("result")):
             ref = reference_of(result)
             if ref:
                 record.report_dates.setdefault(ref, when)
@@ -316,7 +326,7 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
                 continue
             names = _concepts_of(mappings, resource.get(key))
             if rtype == "DiagnosticReport":
-                for conclusion in resource.get("conclusionCode") or []:
+                for conclusion in as_list(resource.get("conclusionCode")):
                     names = names + _concepts_of(mappings, conclusion)
             if not names:
                 continue

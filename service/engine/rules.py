@@ -29,6 +29,7 @@ from service.engine.record import (
     USABLE_OBSERVATION,
     Entry,
     PatientRecord,
+    as_list,
     codings,
     condition_active,
     parse_date,
@@ -483,7 +484,7 @@ def _coded_interpretation(ctx: Context, crit: CriterionMapping, concept: str, lo
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
     for resource in ctx.record.by_type.get("Consent", []):
-        uris = {p.get("uri") for p in resource.get("policy") or [] if isinstance(p, dict)}
+        uris = {p.get("uri") for p in as_list(resource.get("policy")) if isinstance(p, dict)}
         if policy not in uris:
             continue
         when = parse_date(resource.get("dateTime"))
@@ -561,7 +562,7 @@ def _hcg_result(resource: dict[str, Any]) -> str | None:
         words.add(resource["valueString"].strip().lower())
     if isinstance(resource.get("valueBoolean"), bool):
         words.add("positive" if resource["valueBoolean"] else "negative")
-    for item in resource.get("interpretation") or []:
+    for item in as_list(resource.get("interpretation")):
         for coding in codings(item):
             code = coding.get("code")
             if code == "POS":
@@ -591,7 +592,7 @@ def _intolerances(ctx: Context, concepts: set[str]) -> list[tuple[str, str]]:
         if verification & {"refuted", "entered-in-error"} or clinical & {"inactive", "resolved"}:
             continue
         codes = [resource.get("code")] + [
-            r.get("substance") for r in resource.get("reaction") or [] if isinstance(r, dict)]
+            r.get("substance") for r in as_list(resource.get("reaction")) if isinstance(r, dict)]
         for code in codes:
             for coding in codings(code):
                 for name in ctx.mappings.concepts_for(coding.get("system"), coding.get("code")):
