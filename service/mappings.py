@@ -174,13 +174,14 @@ class Product:
 
 @dataclass(frozen=True)
 class UlnRow:
-    """One CALIPER row: analyte, sex (M, F or MF), age range in days, ULN in its unit."""
+    """One CALIPER row: analyte, sex (M, F or MF), age range [from, until) in its unit, ULN."""
 
     analyte: str
     unit: str
     sex: str
-    age_from_days: int
-    age_until_days: int
+    age_from: int
+    age_until: int
+    age_unit: str  # "day" or "year" (whole years, as the table is written)
     upper: Decimal
 
 
@@ -454,17 +455,16 @@ def _load_caliper(path: Path) -> tuple[UlnRow, ...]:
     if not path.is_file():
         return ()
     rows = []
-    factors = {"day": 1, "year": 365}
     with path.open(newline="", encoding="utf-8") as handle:
         for n, row in enumerate(csv.DictReader(handle), start=2):
             where = f"{path.name}: line {n}"
             try:
-                factor = factors[row["age_unit"]]
+                if row["age_unit"] not in ("day", "year"):
+                    raise ValueError(f"age_unit {row['age_unit']!r} must be day or year")
                 rows.append(UlnRow(
                     analyte=row["analyte"], unit=row["unit"], sex=row["sex"],
-                    age_from_days=int(row["age_from"]) * factor,
-                    age_until_days=int(row["age_until_exclusive"]) * factor,
-                    upper=Decimal(row["upper_limit"]),
+                    age_from=int(row["age_from"]), age_until=int(row["age_until_exclusive"]),
+                    age_unit=row["age_unit"], upper=Decimal(row["upper_limit"]),
                 ))
             except (KeyError, ValueError, InvalidOperation) as exc:
                 raise MappingError(f"{where}: {exc}") from None

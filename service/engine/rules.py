@@ -483,24 +483,30 @@ def _coded_interpretation(ctx: Context, crit: CriterionMapping, concept: str, lo
 @rule("consent")
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
+    found = []
     for resource in ctx.record.by_type.get("Consent", []):
         uris = {p.get("uri") for p in as_list(resource.get("policy")) if isinstance(p, dict)}
-        if policy not in uris:
+        if policy not in uris or resource.get("status") == "entered-in-error":
             continue
         when = parse_date(resource.get("dateTime"))
         if when is not None and when.day > ctx.as_of:
             continue
-        status = resource.get("status")
-        if status == "active":
-            return result(crit, "met",
-                          "Informed consent for this study is recorded as active"
-                          + (f" (signed {_day(when.day)})." if when else "."),
-                          evidence=[ref_key(resource)])
-        if status in ("rejected", "inactive"):
-            return result(crit, "unknown", f"The consent for this study is {status}.",
-                          evidence=[ref_key(resource)])
+        found.append((when.day if when else date.min, resource, when))
+    if not found:
+        return result(crit, "unknown",
+                      f"No active Consent for this study (policy uri {policy}) is recorded.")
+    # The newest decision counts: a later withdrawal overrides an earlier signature.
+    found.sort(key=lambda item: item[0], reverse=True)
+    _, resource, when = found[0]
+    status = resource.get("status")
+    if status == "active":
+        return result(crit, "met",
+                      "Informed consent for this study is recorded as active"
+                      + (f" (signed {_day(when.day)})." if when else "."),
+                      evidence=[ref_key(resource)])
     return result(crit, "unknown",
-                  f"No active Consent for this study (policy uri {policy}) is recorded.")
+                  f"The latest Consent for this study is {status or 'without a status'}; an "
+                  "active, signed consent is needed.", evidence=[ref_key(resource)])
 
 
 # --------------------------------------------------------------------------- pregnancy

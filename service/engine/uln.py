@@ -57,11 +57,17 @@ def from_caliper(
     birth = record.birth_date
     if birth is None:
         return None, "no reference range on the result and no birth date for the age/sex table"
+    if birth.precision != "day":
+        return None, "no reference range on the result and the birth date is too partial " \
+                     "for the age/sex table"
     age_days = (measurement.when - birth.day).days
+    years = measurement.when.year - birth.day.year - (
+        (measurement.when.month, measurement.when.day) < (birth.day.month, birth.day.day))
     sex = {"male": "M", "female": "F"}.get(record.gender or "")
     rows = [
         row for row in mappings.uln_rows
-        if row.analyte == concept.caliper and row.age_from_days <= age_days < row.age_until_days
+        if row.analyte == concept.caliper
+        and row.age_from <= (age_days if row.age_unit == "day" else years) < row.age_until
     ]
     matching = [row for row in rows if row.sex == "MF" or (sex is not None and row.sex == sex)]
     if not matching:
@@ -69,7 +75,7 @@ def from_caliper(
             return None, "no reference range on the result and the age/sex table needs the sex"
         return None, (
             "no reference range on the result and the age/sex table has no row for age "
-            f"{age_days // 365} years"
+            f"{years} years"
         )
     row = matching[0]
     assert concept.unit is not None
@@ -79,19 +85,13 @@ def from_caliper(
     except units.UnitError:
         return None, f"the age/sex table's unit {row.unit} cannot be converted to {concept.unit}"
     sex_text = {"MF": "both sexes", "M": "male", "F": "female"}[row.sex]
-    ages = _age_text(row.age_from_days, row.age_until_days)
+    ages = f"age {row.age_from} to <{row.age_until} {row.age_unit}s"
     return (
         Uln(value, concept.unit,
             f"CALIPER pediatric table ({row.analyte}, {sex_text}, {ages}: "
             f"{fmt(row.upper)} {row.unit})"),
         None,
     )
-
-
-def _age_text(start: int, end: int) -> str:
-    if start % 365 == 0 and end % 365 == 0:
-        return f"age {start // 365} to <{end // 365} years"
-    return f"age {start} to <{end} days"
 
 
 def find_uln(
