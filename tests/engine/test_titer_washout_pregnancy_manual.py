@@ -227,14 +227,20 @@ def test_consent_none_is_unknown(crit):
     assert "Consent" in r.reason
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: consent rule returns at the first Consent of the study in record order, so "
-    "an older inactive/rejected Consent listed before an active one hides it"))
 def test_active_consent_found_whatever_the_order(crit):
     old = consent(SLE, "inactive", day(200))
     new = consent(SLE, "active", day(3))
     assert crit([P, new, old], SLE, "consent").result == "met"
     assert crit([P, old, new], SLE, "consent").result == "met"
+
+
+@pytest.mark.parametrize("later", ["rejected", "inactive"])
+def test_later_withdrawal_overrides_consent(crit, later):
+    signed = consent(SLE, "active", day(200))
+    withdrawn = consent(SLE, later, day(3))
+    r = crit([P, signed, withdrawn], SLE, "consent")
+    assert r.result == "unknown"
+    assert r.evidence == (f"Consent/{withdrawn['id']}",)
 
 
 # --------------------------------------------------------------------------- coded ECG

@@ -118,9 +118,6 @@ def test_uln_from_caliper_by_age_and_sex(crit, pat, key, cid, code, value, unit,
         assert r.uln.value == Decimal(uln)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: CALIPER age uses (date - birth).days against years*365, so a girl 12 years "
-    "362 days old is put in the 13-19 y row (ALT ULN 22) instead of the 1-13 y row (25)"))
 def test_caliper_row_by_whole_years_just_before_birthday(crit):
     # Turns 13 two days after the measurement: still 12 for the age/sex table.
     measured = AS_OF - timedelta(days=1)
@@ -129,6 +126,11 @@ def test_caliper_row_by_whole_years_just_before_birthday(crit):
     r = crit([patient(birth, "female"), o], SLE, "alt")
     assert r.uln.value == Decimal(25)
     assert r.result == "met"
+    # Two days later she is 13: the 13-19 y female row applies.
+    birth_13 = (measured.replace(year=measured.year - 13)).isoformat()
+    r13 = crit([patient(birth_13, "female"), o], SLE, "alt")
+    assert r13.uln.value == Decimal(22)
+    assert r13.result == "not-met"
 
 
 def test_reference_range_wins_over_caliper(crit):
