@@ -130,7 +130,9 @@ def latest_quantity(
     for entry in entries:
         number, unit, comparator = observation_value(entry.resource)
         if number is not None:
+            # Entries are newest first: the first with a number is the one used.
             with_value.append((entry, number, unit, comparator))
+            break
     if not with_value:
         if entries:
             return Lookup(None, f"no usable {name} value (result without a number)",
