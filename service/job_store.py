@@ -286,7 +286,7 @@ class SqliteJobStore:
             for (data,) in rows:
                 task = TaskRecord.from_dict(json.loads(data))
                 self._write(conn, replace(
-                    task, state=QUEUED, worker=None, lease_until=None, not_before=now,
+                    task, state=QUEUED, worker=None, lease_until=None,
                     error="worker stopped before finishing; re-queued", updated=now,
                 ))
                 reaped.append(task.id)
@@ -477,7 +477,7 @@ class RedisJobStore:
                 if task.state != RUNNING or (task.lease_until or 0) >= now:
                     return None
                 return replace(
-                    task, state=QUEUED, worker=None, lease_until=None, not_before=now,
+                    task, state=QUEUED, worker=None, lease_until=None,
                     error="worker stopped before finishing; re-queued", updated=now,
                 )
 

@@ -87,6 +87,11 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
+def retry_delay(attempts: int, cap: float) -> float:
+    """Seconds before retry number attempts+1: doubling from RETRY_BASE_SECONDS, capped."""
+    return min(RETRY_BASE_SECONDS * 2 ** min(attempts, 30), cap)
+
+
 def open_store(settings: Settings) -> tuple[JobStore, Any]:
     """The job store and the huey instance for QUEUE_URL (sqlite:///, redis://, memory://)."""
     url = settings.queue_url
@@ -274,9 +279,7 @@ class JobQueue:
         kind = _classify(exc)
         reason = _reason(exc)
         if kind == "temporary":
-            delay = min(
-                RETRY_BASE_SECONDS * 2 ** task.attempts, self.settings.job_retry_max_seconds
-            )
+            delay = retry_delay(task.attempts, self.settings.job_retry_max_seconds)
             self.store.requeue(task.id, worker, time.time() + delay, reason, count=True)
             self._send(task.id, delay)
             log.warning(
@@ -302,17 +305,17 @@ class JobQueue:
 
     # ------------------------------------------------------------------ recovery
 
-    def reap(self) -> int:
+    def reap(self, now: float | None = None) -> int:
         """Re-queue tasks whose worker died and re-send queued tasks whose message was lost."""
-        now = time.time()
-        resent = 0
-        for task_id in self.store.reap_expired(now):
+        now = time.time() if now is None else now
+        reaped = self.store.reap_expired(now)
+        for task_id in reaped:
             log.warning("task %s lost its worker; re-queued", task_id)
             self._send(task_id, 0)
-            resent += 1
+        resent = len(reaped)
         # A message can vanish between huey's dequeue and our claim (a kill in that instant).
         grace = max(self.settings.job_lease_seconds, 5.0)
-        due = set(self.store.queued_due(now - grace))
+        due = set(self.store.queued_due(now - grace)) - set(reaped)
         if due:
             in_huey = {
                 t.args[0] for t in [*self.huey.pending(), *self.huey.scheduled()] if t.args
