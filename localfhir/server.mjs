@@ -223,7 +223,8 @@ class LocalRepository extends MemoryRepository {
   async readHistory(resourceType, id) {
     await this.readResource(resourceType, id);
     const versions = [...(this.history.get(resourceType)?.get(id) ?? [])].reverse();
-    return { resourceType: 'Bundle', type: 'history', total: versions.length, entry: versions.map((r) => ({ resource: core.deepClone(r) })) };
+    const entry = versions.map((r) => ({ resource: core.deepClone(r) }));
+    return { resourceType: 'Bundle', type: 'history', total: versions.length, entry };
   }
 
   // Match with checked filters, then sort (first rule primary), page, and add _include/_revinclude.
@@ -245,7 +246,8 @@ class LocalRepository extends MemoryRepository {
   }
 
   snapshot() {
-    const copy = (byType, f) => new Map([...byType].map(([type, byId]) => [type, new Map([...byId].map(([id, v]) => [id, f(v)]))]));
+    const copy = (byType, f) =>
+      new Map([...byType].map(([type, byId]) => [type, new Map([...byId].map(([id, v]) => [id, f(v)]))]));
     return {
       resources: copy(this.resources, (r) => r), // stored resources are never mutated, only replaced
       history: copy(this.history, (list) => [...list]),
@@ -282,13 +284,17 @@ function sameContent(a, b) {
 const repo = new LocalRepository();
 const router = new FhirRouter();
 const startedAt = new Date().toISOString();
-const REASONS = { 200: 'OK', 201: 'Created', 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 410: 'Gone', 412: 'Precondition Failed', 422: 'Unprocessable Entity', 500: 'Internal Server Error' };
+const REASONS = {
+  200: 'OK', 201: 'Created', 400: 'Bad Request', 404: 'Not Found', 409: 'Conflict', 410: 'Gone',
+  412: 'Precondition Failed', 422: 'Unprocessable Entity', 500: 'Internal Server Error',
+};
 
 let capabilityCache;
 function capabilityStatement(base) {
   capabilityCache ??= core.getResourceTypes().sort().map((type) => ({
     type,
-    interaction: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'create', 'search-type'].map((code) => ({ code })),
+    interaction: ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'create', 'search-type']
+      .map((code) => ({ code })),
     versioning: 'versioned',
     readHistory: true,
     updateCreate: true,
@@ -305,16 +311,25 @@ function capabilityStatement(base) {
     date: startedAt,
     kind: 'instance',
     software: { name: 'localfhir (Medplum MemoryRepository)', version: MEDPLUM_VERSION },
-    implementation: { description: 'In-memory FHIR R4 server for development and tests; data is lost on exit', url: base },
+    implementation: {
+      description: 'In-memory FHIR R4 server for development and tests; data is lost on exit',
+      url: base,
+    },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
-    rest: [{ mode: 'server', resource: capabilityCache, interaction: [{ code: 'transaction' }, { code: 'batch' }] }],
+    rest: [{
+      mode: 'server',
+      resource: capabilityCache,
+      interaction: [{ code: 'transaction' }, { code: 'batch' }],
+    }],
   };
 }
 
 function outcome(status, text) {
-  const code = { 404: 'not-found', 410: 'deleted', 412: 'processing', 413: 'too-long' }[status] ?? (status >= 500 ? 'exception' : 'invalid');
-  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: text, details: { text } }] };
+  const code = { 404: 'not-found', 410: 'deleted', 412: 'processing', 413: 'too-long' }[status]
+    ?? (status >= 500 ? 'exception' : 'invalid');
+  const issue = [{ severity: 'error', code, diagnostics: text, details: { text } }];
+  return { resourceType: 'OperationOutcome', issue };
 }
 
 function versionHeaders(resource, base) {
@@ -389,12 +404,14 @@ async function handleFhir(method, path, query, body, headers, base) {
     fhirQuery._count = String(Math.min(Math.max(requested || 0, 0), MAX_COUNT));
   }
   repo.createdRefs.clear();
-  const isTransaction = method === 'POST' && !segments.length && body?.resourceType === 'Bundle' && body.type === 'transaction';
+  const isTransaction =
+    method === 'POST' && !segments.length && body?.resourceType === 'Bundle' && body.type === 'transaction';
   const snap = isTransaction ? repo.snapshot() : undefined;
-  const [result, resource] = await router.handleRequest(
-    { method, url: path, pathname: '', params: {}, query: { ...fhirQuery }, body: isSearch && method === 'POST' ? fhirQuery : body, headers },
-    repo
-  );
+  const request = {
+    method, url: path, pathname: '', params: {}, query: { ...fhirQuery }, headers,
+    body: isSearch && method === 'POST' ? fhirQuery : body,
+  };
+  const [result, resource] = await router.handleRequest(request, repo);
   let status = getStatus(result);
   if (!isOk(result) || !resource) return [status, { ...result, id: undefined }];
   if (!segments.length && resource?.resourceType === 'Bundle' && body?.resourceType === 'Bundle') {
@@ -403,9 +420,12 @@ async function handleFhir(method, path, query, body, headers, base) {
       repo.restore(snap); // all or nothing, as FHIR transactions must be
       const req = body.entry?.[failed]?.request;
       const cause = resource.entry[failed].response.outcome;
-      const text = cause?.issue?.map((i) => i.details?.text ?? i.diagnostics).join('; ') ?? 'failed';
+      const text = cause?.issue
+        ?.map((i) => `${i.details?.text ?? i.diagnostics}${i.expression ? ` at ${i.expression.join(', ')}` : ''}`)
+        .join('; ') ?? 'failed';
       const failedStatus = Number(resource.entry[failed].response.status);
-      return [failedStatus, outcome(failedStatus, `Transaction rolled back: entry ${failed} (${req?.method} ${req?.url}): ${text}`)];
+      const where = `entry ${failed} (${req?.method} ${req?.url})`;
+      return [failedStatus, outcome(failedStatus, `Transaction rolled back: ${where}: ${text}`)];
     }
     decorateBatchResponse(body, resource, base);
     return [200, resource];
@@ -416,8 +436,12 @@ async function handleFhir(method, path, query, body, headers, base) {
     const offset = Math.max(0, Number.parseInt(fhirQuery._offset ?? '0', 10) || 0);
     const url = (extra) => `${base}/${resourceType}?${toQueryString(fhirQuery, extra)}`;
     resource.link = [{ relation: 'self', url: url({}) }];
-    if (count > 0 && offset + count < resource.total) resource.link.push({ relation: 'next', url: url({ _offset: String(offset + count) }) });
-    if (offset > 0 && count > 0) resource.link.push({ relation: 'previous', url: url({ _offset: String(Math.max(0, offset - count)) }) });
+    if (count > 0 && offset + count < resource.total) {
+      resource.link.push({ relation: 'next', url: url({ _offset: String(offset + count) }) });
+    }
+    if (count > 0 && offset > 0) {
+      resource.link.push({ relation: 'previous', url: url({ _offset: String(Math.max(0, offset - count)) }) });
+    }
     if (!resource.entry?.length) delete resource.entry;
     return [200, resource];
   }
@@ -491,7 +515,9 @@ async function onRequest(req, res) {
     }
   } catch (err) {
     status = err.status ?? (err instanceof OperationOutcomeError ? getStatus(err.outcome) : 500);
-    payload = err instanceof OperationOutcomeError ? { ...err.outcome, id: undefined } : outcome(status, err.message);
+    payload = err instanceof OperationOutcomeError
+      ? { ...err.outcome, id: undefined }
+      : outcome(status, err.message);
     if (status >= 500) console.error('localfhir: internal error:', err);
   }
   const prefer = String(req.headers.prefer ?? '');
@@ -504,7 +530,8 @@ async function onRequest(req, res) {
   res.end(bodyText);
   if (process.env.LOCAL_FHIR_LOG === '1') {
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    console.error(`localfhir: ${req.method} ${url.pathname} -> ${status} (${ms.toFixed(1)} ms)`); // no query: it may hold identifiers
+    // The path only: a query string may hold identifiers.
+    console.error(`localfhir: ${req.method} ${url.pathname} -> ${status} (${ms.toFixed(1)} ms)`);
   }
 }
 
