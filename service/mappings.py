@@ -80,7 +80,7 @@ RULES: dict[str, dict[str, Any]] = {
     "refractory-sle": {
         "params": {
             "steroid_min_mg_per_kg_day": "decimal", "steroid_min_days": "int",
-            "required": "concepts", "dmards": "concepts", "min_dmards": "int",
+            "required": "concepts", "dmards": "agents", "min_dmards": "int",
             "glucocorticoids": "concepts", "weight_lookback_days": "int",
         },
         "required": ("steroid_min_mg_per_kg_day", "steroid_min_days", "dmards", "min_dmards",

@@ -610,8 +610,9 @@ def _intolerances(ctx: Context, concepts: set[str]) -> list[tuple[str, str]]:
 @rule("refractory-sle")
 def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     p = crit.params
-    steroids, required, dmards = set(p["glucocorticoids"]), set(p.get("required", ())), set(
-        p["dmards"])
+    steroids, required = set(p["glucocorticoids"]), set(p.get("required", ()))
+    agent_of = {concept: name for name, concepts in p["dmards"] for concept in concepts}
+    dmards = set(agent_of)
     intolerant = _intolerances(ctx, steroids | required | dmards)
     if intolerant:
         names = ", ".join(sorted({n for n, _ in intolerant}))
@@ -659,7 +660,7 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             missing.append(name)
     dmard_found: dict[str, list[str]] = {}
     for use in relevant:
-        for name in set(use.concepts) & dmards:
+        for name in {agent_of[c] for c in set(use.concepts) & dmards}:
             dmard_found.setdefault(name, []).append(use.ref)
     if len(dmard_found) >= p["min_dmards"]:
         evidence += [r for refs in dmard_found.values() for r in refs]
