@@ -421,7 +421,8 @@ class FhirClient:
         ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if response.status_code == 204 or not response.content:
             return None
-        if ctype and "json" not in ctype:
+        # Mislabelled JSON (text/plain) still parses below; HTML or XML never is FHIR JSON.
+        if "html" in ctype or "xml" in ctype:
             raise FhirProtocolError(
                 f"{what}: the server answered {response.status_code} with {ctype}, not FHIR JSON",
                 status=response.status_code,

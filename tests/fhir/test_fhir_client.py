@@ -519,3 +519,23 @@ def test_retries_are_logged_without_secrets(make_client, settings, caplog):
         client.capabilities()
     assert "retry 1/3" in caplog.text
     assert "tok-XYZ-123" not in caplog.text
+
+
+@responses.activate
+def test_mislabelled_json_is_read_but_xml_is_not(client):
+    responses.get(
+        f"{BASE}/metadata",
+        status=200,
+        body=json.dumps(hapi("metadata.json")),
+        content_type="text/plain",
+    )
+    assert client.capabilities()["kind"] == "instance"
+    responses.get(
+        f"{BASE}/Patient/pt-1",
+        status=200,
+        body='<Patient xmlns="http://hl7.org/fhir"/>',
+        content_type="application/fhir+xml",
+    )
+    with pytest.raises(FhirProtocolError) as caught:
+        client.read("Patient", "pt-1")
+    assert "application/fhir+xml" in str(caught.value)
