@@ -307,8 +307,10 @@ def load_seeds(
             else:
                 updated += 1
         resources += len(patient.bundle["entry"])
-        log.info("seed patient %s loaded (%d resources)", patient.patient_id,
-                 len(patient.bundle["entry"]))
+        log.debug("seed patient %s loaded (%d resources)", patient.patient_id,
+                  len(patient.bundle["entry"]))
+    log.info("loaded %d seed patients (%d resources) and %d studies", len(patients), resources,
+             len(study_refs))
     as_of = date.fromisoformat(manifest["asOf"]) if manifest.get("asOf") else None
     return SeedReport(
         patients=tuple(p.patient_id for p in patients),
