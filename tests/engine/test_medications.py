@@ -261,3 +261,43 @@ def test_refractory_ln_course_clipped_at_as_of(crit):
     meds = [med_statement(RX_PREDNISONE, day(149), day(-100), dose=(10, "mg")),
             ln_course(RX_TAC, 200)]
     assert crit([P, *meds], LN, "refractory-ln").result == "not-met"
+
+
+# --------------------------------------------------------------------------- history edge cases
+
+@pytest.mark.xfail(strict=True, reason=(
+    "engine bug: has_medication_history counts entered-in-error medication resources, so a "
+    "record whose only medication entry is entered-in-error is judged a complete history "
+    "(not-met) instead of no history (unknown)"))
+@pytest.mark.parametrize("key,cid", [(SLE, "refractory-disease"), (LN, "refractory-ln")])
+def test_entered_in_error_medication_is_no_history(crit, key, cid):
+    wrong = course(days=300)
+    wrong["status"] = "entered-in-error"
+    assert crit([P, W40, wrong], key, cid).result == "unknown"
+
+
+def test_request_period_from_expected_supply_and_repeats(crit):
+    order = med_request(RX_PREDNISONE, dose=(40, "mg"), authored=day(100), status="completed")
+    order["dosageInstruction"][0]["timing"]["repeat"].pop("boundsPeriod", None)
+    order["dispenseRequest"] = {
+        "expectedSupplyDuration": {"value": 30, "unit": "days",
+                                   "system": "http://unitsofmeasure.org", "code": "d"},
+        "numberOfRepeatsAllowed": 2,
+    }
+    assert crit([P, W40, order, *background()], SLE, "refractory-disease").result == "met"
+    order["dispenseRequest"]["numberOfRepeatsAllowed"] = 1   # 60 days only
+    assert crit([P, W40, order, *background()], SLE, "refractory-disease").result == "not-met"
+
+
+@pytest.mark.parametrize("dose,period_unit,expected", [
+    ((280, "mg"), "wk", "met"),        # 40 mg/day
+    ((270, "mg"), "wk", "not-met"),
+])
+def test_weekly_dose_is_spread_per_day(crit, dose, period_unit, expected):
+    steroid = course(dose=dose, period_unit=period_unit)
+    assert crit([P, W40, steroid, *background()], SLE, "refractory-disease").result == expected
+
+
+def test_unknown_dose_of_one_steroid_does_not_hide_another_high_dose_course(crit):
+    res = [P, W40, course(dose=None, days=30, ending=300), course(), *background()]
+    assert crit(res, SLE, "refractory-disease").result == "met"
