@@ -42,6 +42,9 @@ _INCLUDES = {
     "MedicationStatement": "MedicationStatement:medication",
     "MedicationAdministration": "MedicationAdministration:medication",
 }
+# The date the hook evaluates as of (a function so tests can pin the calendar).
+today = date.today
+
 # A card's uuid is stable for (hook instance, study) so feedback can be matched to it.
 _CARD_NAMESPACE = uuid.UUID("6f1d5c1e-8a51-4f07-9b0c-2a3e7d54c0a1")
 
@@ -94,7 +97,9 @@ def discovery() -> Response:
 def _authenticate(audience: str | list[str]) -> None:
     svc = services()
     header = request.headers.get("Authorization")
-    if not svc.settings.cds_jwt_required and not header:
+    # JWT optional: the API token (checked before the view when one is set) guards the
+    # service instead; a JWT sent anyway is still verified.
+    if not svc.settings.cds_jwt_required and (svc.settings.api_tokens or not header):
         return
     try:
         svc.cds_verifier.verify(header, audience=audience)
@@ -234,7 +239,7 @@ def patient_view() -> Response:
     resources = _gather(body, pid)
     try:
         evaluation = svc.screener.evaluate_resources(
-            resources, patient_id=pid, as_of=date.today()
+            resources, patient_id=pid, as_of=today()
         )
     except RecordError as exc:
         raise Problem(422, f"The record cannot be evaluated: {str(exc)[:300]}",
