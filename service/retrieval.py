@@ -74,14 +74,14 @@ def code_token(code: str) -> str:
     return f"{_escape_token(system)}|{_escape_token(value)}"
 
 
-def _query_string(params: Sequence[tuple[str, str]]) -> str:
-    # Keep the FHIR search syntax characters readable; everything else is percent-encoded.
+def query_string(params: Sequence[tuple[str, str]]) -> str:
+    """URL query of search parameters, FHIR syntax characters (',', '|', ':') kept readable."""
     return urlencode(list(params), quote_via=quote, safe=",|:/\\")
 
 
 def search_url(resource_type: str, params: Sequence[tuple[str, str]]) -> str:
     """A relative search URL such as 'Observation?patient=1&_count=500'."""
-    return f"{resource_type}?{_query_string(params)}"
+    return f"{resource_type}?{query_string(params)}"
 
 
 def record_queries(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from service import research_subject as rs
 from service.engine.results import PatientEvaluation
 from service.fhir_client import FhirClient, FhirConflict, FhirProtocolError, record_resources
-from service.retrieval import normalize_patient_id, record_queries, search_url
+from service.retrieval import normalize_patient_id, query_string, record_queries
 
 if TYPE_CHECKING:
     from service.mappings import Mappings
@@ -140,14 +140,14 @@ def _create_research_studies(
         resource.pop("meta", None)
         if meta:
             resource["meta"] = meta
-        token = f"{rs.STUDY_SYSTEM}|{key}"
-        if resource.get("id"):
-            # The seed fixes the id (the seed loader PUTs it there too): upsert by id.
-            request = {"method": "PUT", "url": f"ResearchStudy/{resource['id']}"}
-        else:
-            # Conditional update: a study created meanwhile by someone else is updated in
-            # place instead of duplicated.
-            request = {"method": "PUT", "url": search_url("ResearchStudy", [("identifier", token)])}
+        # Conditional create: a study created meanwhile (another worker, the seed loader)
+        # is found instead of doubled, and a study someone edited is never overwritten.
+        resource.pop("id", None)
+        request = {
+            "method": "POST",
+            "url": "ResearchStudy",
+            "ifNoneExist": query_string([("identifier", f"{rs.STUDY_SYSTEM}|{key}")]),
+        }
         entries.append({"resource": resource, "request": request})
     answer = client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
     created: dict[str, str] = {}
@@ -157,7 +157,7 @@ def _create_research_studies(
         if len(parts) < 2 or parts[-2] != "ResearchStudy":
             raise FhirProtocolError(f"creating ResearchStudy {key}: no location in the answer")
         created[key] = f"ResearchStudy/{parts[-1]}"
-    log.info("created or updated %d ResearchStudy resources", len(created))
+    log.info("found or created %d ResearchStudy resources", len(created))
     return created
 
 

@@ -361,10 +361,10 @@ def test_missing_research_studies_are_created_from_the_seed_files(client, mappin
         for k in mappings.studies
     }
     for key, entry in zip(mappings.studies, study_tx["entry"], strict=True):
-        assert entry["request"]["method"] == "PUT"
+        assert entry["request"]["method"] == "POST" and entry["request"]["url"] == "ResearchStudy"
         assert (
-            unquote(entry["request"]["url"])
-            == f"ResearchStudy?identifier=urn:trial-eligibility:study|{key}"
+            unquote(entry["request"]["ifNoneExist"])
+            == f"identifier=urn:trial-eligibility:study|{key}"
         )
         assert entry["resource"]["title"] == seeds[key]["title"]
     assert outcome.research_studies == {
