@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from service.engine.evaluate import evaluate_patient
+from service.engine.evaluate import UnknownStudyError, evaluate_patient
 from service.engine.record import RecordError
 
 from .builders import (
@@ -258,3 +258,14 @@ def test_stu3_condition_raises(mappings):
     stu3["clinicalStatus"] = "active"
     with pytest.raises(RecordError, match="R4"):
         evaluate_patient([P, stu3], mappings, AS_OF, strict=True)
+
+
+def test_unknown_study_key_raises(mappings):
+    with pytest.raises(UnknownStudyError, match="no-such-study"):
+        evaluate_patient([P], mappings, AS_OF, ["no-such-study"], strict=True)
+
+
+def test_studies_default_to_all_in_spec_order(mappings):
+    evaluation = evaluate_patient([P], mappings, AS_OF, strict=True)
+    assert [s.study for s in evaluation.studies] == [SLE, LN]
+    assert evaluation.patient_id == "p1" and evaluation.as_of == AS_OF

@@ -146,3 +146,27 @@ def test_proteinuria_uses_the_most_recent_of_upcr_and_24h(crit):
     r = crit([P, old_high, new_low], LN, "proteinuria")
     assert r.result == "not-met"
     assert r.evidence == (f"Observation/{new_low['id']}",)
+
+
+@pytest.mark.parametrize("score,expected", [(60, "met"), (50, "met"), (40, "not-met")])
+def test_karnofsky_equivalent(crit, score, expected):
+    o = obs("89243-0", value_integer=score, date=day(10))
+    r = crit([P, o], LN, "ecog")
+    assert r.result == expected
+    assert r.evidence == (f"Observation/{o['id']}",)
+
+
+@pytest.mark.parametrize("key,cid,code,value,unit", [
+    (LN, "neutrophils", NEUT, 3000, "10*3/uL"),   # an entry error seen in real data
+    (LN, "hemoglobin", HB, 5, "g/L"),
+    (LN, "hemoglobin", HB, 500, "g/L"),
+    (SLE, "spo2", SPO2, 120, "%"),
+    (LN, "sledai-2k", "sledai-2k", 106, "{score}"),
+])
+def test_implausible_value_is_unknown_not_a_comparison(crit, key, cid, code, value, unit):
+    system = "urn:trial-eligibility:score" if code == "sledai-2k" else "http://loinc.org"
+    o = obs(code, value, unit, day(5), system=system)
+    r = crit([P, o], key, cid)
+    assert r.result == "unknown"
+    assert "implausible" in r.reason
+    assert r.evidence == (f"Observation/{o['id']}",)
