@@ -458,7 +458,10 @@ class FhirClient:
         if detail is None:
             ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no"
             detail = f"no OperationOutcome ({ctype} body)"
-        if 300 <= status < 400:
+        if status == 304:
+            cls = FhirProtocolError
+            detail = "Not Modified, but this client sends no conditional reads"
+        elif 300 <= status < 400:
             cls = FhirProtocolError
             detail = (
                 f"redirected to {response.headers.get('Location', '?')}; "

@@ -539,3 +539,12 @@ def test_mislabelled_json_is_read_but_xml_is_not(client):
     with pytest.raises(FhirProtocolError) as caught:
         client.read("Patient", "pt-1")
     assert "application/fhir+xml" in str(caught.value)
+
+
+@responses.activate
+def test_an_unasked_304_is_a_protocol_error(client, sleeps):
+    responses.get(f"{BASE}/Patient/pt-1", status=304)
+    with pytest.raises(FhirProtocolError) as caught:
+        client.read("Patient", "pt-1")
+    assert "304" in str(caught.value) and "conditional" in str(caught.value)
+    assert sleeps == []
