@@ -412,3 +412,28 @@ def test_patient_locks_do_not_serialise_different_patients():
         t.join(timeout=5)
         assert acquired.is_set()
         assert len(locks) == 1
+
+
+@responses.activate
+def test_two_research_studies_with_one_key_are_a_conflict(client, mappings):
+    from service.screening import ensure_research_studies
+
+    def study(rid):
+        return {
+            "resourceType": "ResearchStudy",
+            "id": rid,
+            "status": "active",
+            "identifier": [{"system": rs.STUDY_SYSTEM, "value": "pediatric-ln-cart"}],
+        }
+
+    found = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": 2,
+        "entry": [{"resource": study(r), "search": {"mode": "match"}} for r in ("s1", "s2")],
+    }
+    responses.get(f"{BASE}/ResearchStudy", json=found, content_type=FHIR_JSON)
+    with pytest.raises(FhirConflict) as caught:
+        ensure_research_studies(client, mappings, REPO / "seeds")
+    assert "ResearchStudy/s1" in str(caught.value) and "ResearchStudy/s2" in str(caught.value)
+    assert len(responses.calls) == 1  # nothing created
