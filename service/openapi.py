@@ -261,10 +261,12 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 "401": _outcome("Missing or wrong notification secret."),
             },
         }},
-        "/fhir-notify/{type}/{id}": {
+        "/fhir-notify/{rtype}/{rid}": {
             "parameters": [
-                {"name": "type", "in": "path", "required": True, "schema": {"type": "string"}},
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "rtype", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "Resource type of the changed resource."},
+                {"name": "rid", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "Its logical id."},
             ],
             "put": {
                 "summary": "FHIR rest-hook notification with the changed resource",
