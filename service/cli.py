@@ -44,7 +44,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def wait_for_fhir(settings: Settings, client_factory: Any = None, out: TextIO = sys.stderr) -> None:
+def wait_for_fhir(
+    settings: Settings, client_factory: Any = None, out: TextIO | None = None
+) -> None:
     """Wait up to FHIR_WAIT_SECONDS for GET metadata to answer (0: do not wait)."""
     if settings.fhir_wait_seconds <= 0:
         return
@@ -66,7 +68,8 @@ def wait_for_fhir(settings: Settings, client_factory: Any = None, out: TextIO = 
                     f"FHIR_WAIT_SECONDS={settings.fhir_wait_seconds:g} ({type(exc).__name__})",
                     EXIT_FAILURES,
                 ) from None
-            print(f"waiting for the FHIR server at {settings.fhir_base_url} ...", file=out)
+            print(f"waiting for the FHIR server at {settings.fhir_base_url} ...",
+                  file=out or sys.stderr)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -105,7 +108,8 @@ def _studies(screener: Any, wanted: Sequence[str] | None) -> tuple[str, ...] | N
 class Progress:
     """A one-line progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, width: int = 30) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        stream = stream or sys.stderr
         self.total, self.stream, self.width = total, stream, width
         self.done = 0
         self._tty = hasattr(stream, "isatty") and stream.isatty()
