@@ -18,7 +18,8 @@ from service.engine.record import (
 )
 from service.mappings import Concept
 
-_RATIO_TEXT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
+_RATIO_TEXT = re.compile(
+    r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,11 @@ def ratio_denominator(resource: dict[str, Any]) -> tuple[Decimal | None, str]:
     text = resource.get("valueString")
     if isinstance(text, str):
         match = _RATIO_TEXT.match(text.replace("\u200b", ""))
-        if match:
-            num, den = Decimal(match.group(1)), Decimal(match.group(2))
+        if match and match.group(1) in (None, ">", ">="):
+            # "1:160", "1/160" and ">1:640" (at least that titer) are read; "<1:40" is not a
+            # titer that can show a minimum is reached, so it stays unreadable below.
+            num, den = Decimal(match.group(2)), Decimal(match.group(3))
             if num > 0:
-                return den / num, f"{match.group(1)}:{match.group(2)}"
+                return den / num, f"{match.group(1) or ''}{match.group(2)}:{match.group(3)}"
         return None, f"the text {text.strip()[:20]!r}"
     return None, "no titer value"

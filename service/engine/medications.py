@@ -289,5 +289,8 @@ def longest_course(uses: Iterable[MedicationUse]) -> tuple[int, tuple[str, ...]]
 
 
 def has_medication_history(record: PatientRecord) -> bool:
-    """Whether the record holds any medication resource at all."""
-    return any(record.by_type.get(t) for t in TAKEN_STATUS)
+    """Whether the record holds any medication resource that was not voided or only planned."""
+    void = {"entered-in-error", "cancelled", "draft", "not-taken", "not-done"}
+    return any(
+        r.get("status") not in void for t in TAKEN_STATUS for r in record.by_type.get(t, [])
+    )

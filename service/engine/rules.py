@@ -235,7 +235,11 @@ def _washout(ctx: Context, crit: CriterionMapping, m: Measurement) -> CriterionR
             continue
         start, end = use.start, use.end or use.start
         if start is None:
-            continue
+            return result(
+                crit, "unknown",
+                f"G-CSF is recorded without a date ({use.ref}), so the {days}-day washout before "
+                f"the count on {_day(m.when)} cannot be checked.",
+                value=_value(m), evidence=[m.ref, use.ref])
         if start <= m.when and (end or start) >= window_start:
             return result(
                 crit, "unknown",
@@ -346,7 +350,9 @@ def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         value, comparator, when, how = schwartz
         evidence = refs
     verdict = compare(value, comparator, ">=", limit)
-    out_value = Value(value, unit)
+    # A computed eGFR is shown to one decimal; the comparison above used the exact value.
+    shown_value = value if reported.measurement is not None else value.quantize(Decimal("0.1"))
+    out_value = Value(shown_value, unit)
     if verdict is None:
         return result(crit, "unknown", f"{how} cannot be compared with {fmt(limit)}.",
                       value=out_value, evidence=evidence)
@@ -397,8 +403,10 @@ def _schwartz(ctx: Context, crit: CriterionMapping
         return None, f"no body height within {window} days of the creatinine on {_day(c.when)}", [
             c.ref]
     k = crit.params["schwartz_k"]
-    value = (k * best.value / c.value).quantize(Decimal("0.1"))
-    how = (f"Bedside Schwartz eGFR {fmt(value)} mL/min/1.73 m2 ({fmt(k)} x height "
+    # Compared exactly; rounded only where it is shown.
+    value = k * best.value / c.value
+    shown = fmt(value.quantize(Decimal("0.1")))
+    how = (f"Bedside Schwartz eGFR {shown} mL/min/1.73 m2 ({fmt(k)} x height "
            f"{fmt(best.value)} cm on {_day(best.when)} / creatinine {fmt(c.value)} mg/dL on "
            f"{_day(c.when)})")
     return (value, None, c.when, how), "", [c.ref, best.ref]
@@ -486,7 +494,8 @@ def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     found = []
     for resource in ctx.record.by_type.get("Consent", []):
         uris = {p.get("uri") for p in as_list(resource.get("policy")) if isinstance(p, dict)}
-        if policy not in uris or resource.get("status") == "entered-in-error":
+        # A draft or proposal is not a decision; only signed, refused or withdrawn ones count.
+        if policy not in uris or resource.get("status") not in ("active", "rejected", "inactive"):
             continue
         when = parse_date(resource.get("dateTime"))
         if when is not None and when.day > ctx.as_of:
@@ -550,9 +559,12 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return result(crit, "unknown", f"No pregnancy test within {window} days.")
 
 
+# SNOMED negative / not detected / not pregnant; LOINC answers LA6577-6 Negative,
+# LA6576-8 Positive; SNOMED positive / detected / pregnant.
 NEGATIVE = {"260385009", "neg", "negative", "not detected", "260415000", "60001007",
-            "ln"}  # SNOMED negative / not detected / not pregnant
-POSITIVE = {"10828004", "pos", "positive", "detected", "260373001", "77386006"}  # + pregnant
+            "la6577-6", "not pregnant"}
+POSITIVE = {"10828004", "pos", "positive", "detected", "260373001", "77386006", "la6576-8",
+            "pregnant"}
 
 
 def _hcg_result(resource: dict[str, Any]) -> str | None:
@@ -575,7 +587,6 @@ def _hcg_result(resource: dict[str, Any]) -> str | None:
                 words.add("positive")
             elif code == "NEG":
                 words.add("negative")
-    words.discard("ln")
     if words & POSITIVE and not words & NEGATIVE:
         return "positive"
     if words & NEGATIVE and not words & POSITIVE:

@@ -265,10 +265,6 @@ def test_refractory_ln_course_clipped_at_as_of(crit):
 
 # --------------------------------------------------------------------------- history edge cases
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: has_medication_history counts entered-in-error medication resources, so a "
-    "record whose only medication entry is entered-in-error is judged a complete history "
-    "(not-met) instead of no history (unknown)"))
 @pytest.mark.parametrize("key,cid", [(SLE, "refractory-disease"), (LN, "refractory-ln")])
 def test_entered_in_error_medication_is_no_history(crit, key, cid):
     wrong = course(days=300)

@@ -153,9 +153,6 @@ def test_pregnancy_result_codings(crit, value, expected):
     assert crit(res, SLE, "pregnancy").result == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: the LOINC answer codes of qualitative hCG (LA6577-6 Negative, LA6576-8 "
-    "Positive) are not read when the coding has no display: 'no readable result'"))
 @pytest.mark.parametrize("code,expected", [("LA6577-6", "met"), ("LA6576-8", "not-met")])
 def test_pregnancy_loinc_answer_codes(crit, code, expected):
     value = cc(code, "http://loinc.org")

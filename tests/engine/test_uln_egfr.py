@@ -325,9 +325,6 @@ def test_schwartz_not_used_for_adults(crit):
     assert "pediatric" in r.reason
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug: bedside Schwartz is rounded to 0.1 before the comparison, so "
-    "0.413 x 150 / 2.066 = 29.985 becomes 30.0 and is 'met' though below 30"))
 def test_schwartz_is_compared_before_rounding(crit):
     res = [CHILD_10, obs(CREAT, 2.066, "mg/dL", day(5)), obs(HEIGHT, 150, "cm", day(5))]
     assert crit(res, SLE, "egfr").result == "not-met"
