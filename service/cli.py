@@ -286,11 +286,13 @@ def _queue_label(settings: Settings) -> str:
 
 def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
     """Load the seed studies and patients into the FHIR server (idempotent)."""
-    from service.runner import default_client_factory
+    from service.runner import Screener
     from service.seeding import load_seeds
 
     wait_for_fhir(settings)
-    report = load_seeds(default_client_factory(settings), settings.seeds_dir)
+    screener = Screener(settings)
+    # With the mappings, studies are found or created the same way screenings do it.
+    report = load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings)
     print(report)
     return EXIT_OK
 
@@ -357,7 +359,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     wait_for_fhir(settings)
     app = create_app(settings)
     screener = app.extensions["eligibility"].screener
-    print(load_seeds(screener.client(), settings.seeds_dir), file=sys.stderr)
+    print(load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings),
+          file=sys.stderr)
     ids, as_of = _manifest(settings)
     rows = [_screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
     print(f"Seed patients screened as of {as_of.isoformat()} against "
