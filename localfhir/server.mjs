@@ -365,6 +365,31 @@ function toQueryString(query, overrides) {
   return params.toString();
 }
 
+// Searchset links as HAPI gives them: self, and next/previous by _offset for _count pages.
+function addPagingLinks(resource, resourceType, fhirQuery, base) {
+  for (const e of resource.entry ?? []) e.fullUrl = `${base}/${e.resource.resourceType}/${e.resource.id}`;
+  const count = Number(fhirQuery._count ?? DEFAULT_COUNT);
+  const offset = Math.max(0, Number.parseInt(fhirQuery._offset ?? '0', 10) || 0);
+  const url = (extra) => `${base}/${resourceType}?${toQueryString(fhirQuery, extra)}`;
+  resource.link = [{ relation: 'self', url: url({}) }];
+  if (count > 0 && offset + count < resource.total) {
+    resource.link.push({ relation: 'next', url: url({ _offset: String(offset + count) }) });
+  }
+  if (count > 0 && offset > 0) {
+    resource.link.push({ relation: 'previous', url: url({ _offset: String(Math.max(0, offset - count)) }) });
+  }
+  if (!resource.entry?.length) delete resource.entry;
+}
+
+function queryOf(search) {
+  const query = {};
+  for (const [k, v] of new URLSearchParams(search)) {
+    if (k in query) query[k] = [].concat(query[k], v);
+    else query[k] = v;
+  }
+  return query;
+}
+
 function decorateBatchResponse(requestBundle, bundle, base) {
   for (const [i, entry] of (bundle.entry ?? []).entries()) {
     const res = entry?.response;
@@ -372,6 +397,11 @@ function decorateBatchResponse(requestBundle, bundle, base) {
     const request = requestBundle.entry?.[i]?.request;
     let status = Number(res.status);
     const r = entry.resource;
+    if (request?.method === 'GET' && r?.resourceType === 'Bundle' && r.type === 'searchset') {
+      // Searches inside a batch get paging links too, so a client pages them like top-level ones.
+      const [path, search = ''] = String(request.url ?? '').split('?');
+      addPagingLinks(r, path.split('/').filter(Boolean)[0], queryOf(search), base);
+    }
     if (r?.id && r.meta?.versionId) {
       const ref = `${r.resourceType}/${r.id}`;
       if (request?.method === 'PUT' && status === 200 && repo.createdRefs.has(ref)) status = 201;
@@ -431,18 +461,7 @@ async function handleFhir(method, path, query, body, headers, base) {
     return [200, resource];
   }
   if (resource?.resourceType === 'Bundle' && isSearch) {
-    for (const e of resource.entry ?? []) e.fullUrl = `${base}/${e.resource.resourceType}/${e.resource.id}`;
-    const count = Number(fhirQuery._count);
-    const offset = Math.max(0, Number.parseInt(fhirQuery._offset ?? '0', 10) || 0);
-    const url = (extra) => `${base}/${resourceType}?${toQueryString(fhirQuery, extra)}`;
-    resource.link = [{ relation: 'self', url: url({}) }];
-    if (count > 0 && offset + count < resource.total) {
-      resource.link.push({ relation: 'next', url: url({ _offset: String(offset + count) }) });
-    }
-    if (count > 0 && offset > 0) {
-      resource.link.push({ relation: 'previous', url: url({ _offset: String(Math.max(0, offset - count)) }) });
-    }
-    if (!resource.entry?.length) delete resource.entry;
+    addPagingLinks(resource, resourceType, fhirQuery, base);
     return [200, resource];
   }
   if (method === 'PUT' && status === 200 && repo.createdRefs.has(`${resource?.resourceType}/${resource?.id}`)) {
