@@ -179,6 +179,8 @@ def _gather(body: dict[str, Any], pid: str) -> list[dict[str, Any]]:
             log.warning("CDS fetch from fhirServer failed: %s", type(exc).__name__)
             raise Problem(412, "The data needed could not be read from the fhirServer.",
                           slug="cds-fetch-failed") from None
+        finally:
+            getattr(client, "close", lambda: None)()
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if not any(p.get("id") == pid for p in patients):
         raise Problem(400, "The prefetched Patient is not the context's patient.",

@@ -28,7 +28,11 @@ def readyz() -> tuple[Response, int]:
     svc = services()
     checks: dict[str, str] = {}
     try:
-        svc.client_factory(svc.settings).capabilities()
+        client = svc.client_factory(svc.settings)
+        try:
+            client.capabilities()
+        finally:
+            getattr(client, "close", lambda: None)()
         checks["fhir"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
         log.warning("readiness: FHIR server check failed: %s", type(exc).__name__)

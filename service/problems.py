@@ -94,8 +94,8 @@ def problem_from_fhir_error(exc: Exception, *, patient_id: str | None = None) ->
             slug="fhir-unavailable",
             retry_after=retry_after_seconds(exc),
         )
-    # The FHIR server's own message may quote other records; keep it in the log, not the answer.
-    log.warning("FHIR server error: %s", _short(exc))
+    # The FHIR server's own message may quote other records: neither answered nor logged.
+    log.warning("FHIR server error %s (HTTP %s)", type(exc).__name__, getattr(exc, "status", None))
     return Problem(502, "The FHIR server refused or failed the request.", slug="fhir-error")
 
 
@@ -105,11 +105,6 @@ def retry_after_seconds(exc: Exception, default: int = 30) -> int:
     if isinstance(hint, int | float) and hint > 0 and math.isfinite(hint):
         return max(1, math.ceil(hint))
     return default
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
 
 
 def register_error_handlers(app: Flask) -> None:

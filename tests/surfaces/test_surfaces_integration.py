@@ -277,3 +277,39 @@ def test_gunicorn_refuses_a_public_bind_without_token(seeded, tmp_path):
         capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "refusing to listen on 0.0.0.0:1" in proc.stderr
+
+
+@pytest.mark.slow
+def test_demo_loads_screens_prints_and_serves(seeded, tmp_path):
+    import threading
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "demo", "--port", str(port)],
+        env=_env(seeded, tmp_path), cwd=REPO_ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        def serving():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok
+            except requests.ConnectionError:
+                return proc.poll() is not None  # stop waiting if it died
+
+        wait_until(serving, timeout=180, what="demo serving")
+        assert proc.poll() is None, "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    out = "".join(lines)
+    assert f"as of {AS_OF.isoformat()}" in out
+    for entry in MANIFEST["patients"]:
+        assert Path(entry).stem in out  # every seed patient is in the table
+    assert "ResearchSubject written" in out
+    assert f"http://127.0.0.1:{port}/patients/" in out
