@@ -309,3 +309,16 @@ def test_a_job_survives_a_worker_killed_mid_job(open_queue, queue_url, tmp_path)
     entry = status["patients"][0]
     assert entry["state"] == "done"
     assert entry["researchSubjects"] == {"study": "ResearchSubject/study-victim"}
+
+
+def test_memory_queue_runs_in_process(settings):
+    s = settings.with_overrides(queue_url="memory://")
+    queue = JobQueue(s, FakeScreener(s))
+    try:
+        job = queue.submit_batch(["m1"], studies=None, as_of=date(2026, 11, 15))
+        queue.start_embedded(1)
+        status = wait_until(lambda: (st := queue.job_status(job))["state"] == "done" and st,
+                            what="memory job done")
+        assert status["patients"][0]["result"]["asOf"] == "2026-11-15"
+    finally:
+        queue.stop()
