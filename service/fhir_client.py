@@ -531,22 +531,15 @@ class FhirClient:
 
     def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         """POST a batch Bundle; per-entry failures stay in the batch-response."""
-        entries = len(bundle.get("entry") or ())
-        what = f"batch ({entries} entries)"
-        answer = self._request(
-            "POST",
-            self.base_url,
-            json_body=bundle,
-            what=what,
-            idempotent=_idempotent_bundle(bundle),
-        )
-        self._check_bundle_answer(answer, "batch-response", entries, what)
-        return answer
+        return self._post_bundle(bundle, "batch")
 
     def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         """POST a transaction Bundle (all or nothing)."""
+        return self._post_bundle(bundle, "transaction")
+
+    def _post_bundle(self, bundle: Mapping[str, Any], kind: str) -> dict[str, Any]:
         entries = len(bundle.get("entry") or ())
-        what = f"transaction ({entries} entries)"
+        what = f"{kind} ({entries} entries)"
         answer = self._request(
             "POST",
             self.base_url,
@@ -554,7 +547,7 @@ class FhirClient:
             what=what,
             idempotent=_idempotent_bundle(bundle),
         )
-        self._check_bundle_answer(answer, "transaction-response", entries, what)
+        self._check_bundle_answer(answer, f"{kind}-response", entries, what)
         return answer
 
     @staticmethod

@@ -128,7 +128,25 @@ _SQLITE_DDL = (
 )
 
 
-class SqliteJobStore:
+class _OwnedTaskUpdates:
+    """Task changes only the worker holding the lease may make; stores give `_update_owned`."""
+
+    def _update_owned(self, task_id: str, worker: str, **changes: Any) -> bool:
+        raise NotImplementedError
+
+    def heartbeat(self, task_id: str, worker: str, lease: float) -> bool:
+        return self._update_owned(task_id, worker, lease_until=time.time() + lease)
+
+    def complete(self, task_id: str, worker: str, result: dict[str, Any]) -> bool:
+        return self._update_owned(
+            task_id, worker, state=DONE, result=result, error=None, lease_until=None
+        )
+
+    def fail(self, task_id: str, worker: str, error: str) -> bool:
+        return self._update_owned(task_id, worker, state=FAILED, error=error, lease_until=None)
+
+
+class SqliteJobStore(_OwnedTaskUpdates):
     """The embedded store: tables beside huey's in one SQLite file (WAL, a connection a thread)."""
 
     def __init__(self, path: str) -> None:
@@ -253,17 +271,6 @@ class SqliteJobStore:
             self._write(conn, replace(task, updated=time.time(), **changes))
             return True
 
-    def heartbeat(self, task_id: str, worker: str, lease: float) -> bool:
-        return self._update_owned(task_id, worker, lease_until=time.time() + lease)
-
-    def complete(self, task_id: str, worker: str, result: dict[str, Any]) -> bool:
-        return self._update_owned(
-            task_id, worker, state=DONE, result=result, error=None, lease_until=None
-        )
-
-    def fail(self, task_id: str, worker: str, error: str) -> bool:
-        return self._update_owned(task_id, worker, state=FAILED, error=error, lease_until=None)
-
     def requeue(
         self, task_id: str, worker: str, not_before: float, error: str | None, count: bool
     ) -> bool:
@@ -330,7 +337,7 @@ class SqliteJobStore:
 # ----------------------------------------------------------------------------------------- Redis
 
 
-class RedisJobStore:
+class RedisJobStore(_OwnedTaskUpdates):
     """The shared store for several workers on several machines (WATCH/MULTI transactions)."""
 
     PREFIX = "elig:"
@@ -443,17 +450,6 @@ class RedisJobStore:
             return replace(task, updated=time.time(), **changes)
 
         return self._transition(task_id, change) is not None
-
-    def heartbeat(self, task_id: str, worker: str, lease: float) -> bool:
-        return self._update_owned(task_id, worker, lease_until=time.time() + lease)
-
-    def complete(self, task_id: str, worker: str, result: dict[str, Any]) -> bool:
-        return self._update_owned(
-            task_id, worker, state=DONE, result=result, error=None, lease_until=None
-        )
-
-    def fail(self, task_id: str, worker: str, error: str) -> bool:
-        return self._update_owned(task_id, worker, state=FAILED, error=error, lease_until=None)
 
     def requeue(
         self, task_id: str, worker: str, not_before: float, error: str | None, count: bool
