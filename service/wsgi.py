@@ -19,6 +19,15 @@ def build() -> Flask:
     except SettingsError as exc:
         print(f"eligibility: bad settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # Under compose the web service starts before HAPI: wait for it, bounded by
+    # FHIR_WAIT_SECONDS. If it is still down, start anyway: /readyz says why and queued
+    # screenings wait and retry, which beats a restart loop.
+    from service.cli import CliError, wait_for_fhir
+
+    try:
+        wait_for_fhir(settings)
+    except CliError as exc:
+        print(f"eligibility: {exc}; starting anyway (see /readyz)", file=sys.stderr)
     app = create_app(settings)
     if settings.embedded_workers:
         queue = app.extensions["eligibility"].queue
