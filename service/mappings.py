@@ -87,8 +87,8 @@ RULES: dict[str, dict[str, Any]] = {
                      "glucocorticoids"),
     },
     "refractory-ln": {
-        "params": {"agents": "agents", "min_agents": "int", "min_days": "int"},
-        "required": ("agents", "min_agents", "min_days"),
+        "params": {"agents": "agents", "min_agents": "int", "more_than_days": "int"},
+        "required": ("agents", "min_agents", "more_than_days"),
     },
     "ln-biopsy": {
         "params": {"classes": "concepts", "biopsy": "concepts", "max_age_days": "int"},

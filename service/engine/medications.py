@@ -37,6 +37,10 @@ TABLET_UNITS = {"{tbl}", "tbl", "tab", "tablet", "tablets", "{tablet}", "{tab}",
 COURSE_GAP_DAYS = 7
 
 
+# Durations are counted as FHIR periods are read: from start to end, `(end - start).days`
+# (a course from 2026-01-01 to 2026-04-01 lasted 90 days).
+
+
 @dataclass(frozen=True)
 class MedicationUse:
     """One medication resource reduced to ingredient concepts, period and daily dose."""
@@ -56,7 +60,7 @@ class MedicationUse:
     def days(self) -> int | None:
         if self.start is None or self.end is None:
             return None
-        return (self.end - self.start).days + 1
+        return (self.end - self.start).days
 
 
 def _ingredient_concepts(
@@ -207,13 +211,13 @@ def _period(resource: dict[str, Any], rtype: str) -> tuple[date | None, date | N
             duration = repeat.get("boundsDuration") if isinstance(repeat, dict) else None
             days = _duration_days(duration)
             if authored and days is not None:
-                return authored.day, authored.day + timedelta(days=max(days - 1, 0)), False
+                return authored.day, authored.day + timedelta(days=days), False
         supply = _duration_days(dispense.get("expectedSupplyDuration")) if isinstance(
             dispense, dict) else None
         if authored and supply is not None:
             repeats = dispense.get("numberOfRepeatsAllowed")
             count = 1 + (repeats if isinstance(repeats, int) and repeats > 0 else 0)
-            return authored.day, authored.day + timedelta(days=max(supply * count - 1, 0)), False
+            return authored.day, authored.day + timedelta(days=supply * count), False
         if authored:
             return authored.day, None, ongoing
     return None, None, ongoing
@@ -277,12 +281,12 @@ def longest_course(uses: Iterable[MedicationUse]) -> tuple[int, tuple[str, ...]]
     current_start = current_end = None
     refs: list[str] = []
     for start, end, ref in spans:
-        if current_end is not None and start <= current_end + timedelta(days=COURSE_GAP_DAYS + 1):
+        if current_end is not None and start <= current_end + timedelta(days=COURSE_GAP_DAYS):
             current_end = max(current_end, end)
             refs.append(ref)
         else:
             current_start, current_end, refs = start, end, [ref]
-        length = (current_end - current_start).days + 1
+        length = (current_end - current_start).days
         if length > best:
             best, best_refs = length, tuple(refs)
     return best, best_refs

@@ -721,7 +721,7 @@ def refractory_ln(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         if not uses:
             continue
         days, refs = longest_course(uses)
-        if days >= p["min_days"]:
+        if days > p["more_than_days"]:
             taken.append(f"{agent} ({days} days)")
             evidence += refs
         elif any(not u.period_known for u in uses):
@@ -733,16 +733,16 @@ def refractory_ln(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if len(taken) >= p["min_agents"]:
         return result(crit, "met",
                       f"{len(taken)} immunosuppressants taken for more than "
-                      f"{p['min_days'] - 1} days: {', '.join(taken)}.", evidence=evidence)
+                      f"{p['more_than_days']} days: {', '.join(taken)}.", evidence=evidence)
     if len(taken) + len(partial) >= p["min_agents"]:
         return result(crit, "unknown",
                       f"Only {len(taken)} immunosuppressant(s) shown for more than "
-                      f"{p['min_days'] - 1} days; the duration of {', '.join(partial)} is not "
+                      f"{p['more_than_days']} days; the duration of {', '.join(partial)} is not "
                       "recorded.", evidence=evidence)
     listed = ", ".join(taken + short) or "none of the listed agents"
     return result(crit, "not-met",
                   f"Fewer than {p['min_agents']} immunosuppressants taken for more than "
-                  f"{p['min_days'] - 1} days ({listed}).", evidence=evidence)
+                  f"{p['more_than_days']} days ({listed}).", evidence=evidence)
 
 
 # --------------------------------------------------------------------------- LN biopsy
@@ -790,6 +790,7 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
 
 @rule("proteinuria")
 def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """The most recent proteinuria measure, UPCR or 24 h protein, decides (criteria.md)."""
     p = crit.params
     candidates = []
     problems = []

@@ -38,8 +38,8 @@ W40 = obs(WEIGHT, 40, "kg", day(20))
 
 def course(code=RX_PREDNISONE, days=120, *, ending=10, dose=(40, "mg"), kind="statement",
            **kw):
-    """A completed course of `days` days (inclusive) ending `ending` days before as_of."""
-    start, end = day(ending + days - 1), day(ending)
+    """A completed course of `days` days (end - start) ending `ending` days before as_of."""
+    start, end = day(ending + days), day(ending)
     if kind == "request":
         return med_request(code, start, end, dose=dose, status="completed", **kw)
     return med_statement(code, start, end, dose=dose, **kw)
@@ -202,14 +202,15 @@ def test_proposal_intent_is_not_a_taken_drug(crit):
 # --------------------------------------------------------------------------- refractory-ln
 
 def ln_course(code, days, ending=10, **kw):
-    return med_statement(code, day(ending + days - 1), day(ending), dose=(10, "mg"), **kw)
+    return med_statement(code, day(ending + days), day(ending), dose=(10, "mg"), **kw)
 
 
 REFRACTORY_LN_TABLE = [
     ("prednisone 200 d + MMF 200 d", [(RX_PREDNISONE, 200), (RX_MMF, 200)], "met"),
-    ("183 + 183 days", [(RX_PREDNISONE, 183), (RX_TAC, 183)], "met"),
-    ("182 + 183 days", [(RX_PREDNISONE, 182), (RX_TAC, 183)], "not-met"),
-    ("182 + 182 days", [(RX_CYC, 182), (RX_TAC, 182)], "not-met"),
+    # "more than 6 months": 6 months = 183 days, as criteria.md counts the biopsy window.
+    ("184 + 184 days", [(RX_PREDNISONE, 184), (RX_TAC, 184)], "met"),
+    ("183 + 184 days", [(RX_PREDNISONE, 183), (RX_TAC, 184)], "not-met"),
+    ("183 + 183 days", [(RX_CYC, 183), (RX_TAC, 183)], "not-met"),
     ("one agent", [(RX_PREDNISONE, 400)], "not-met"),
     ("glucocorticoids count once", [(RX_PREDNISONE, 300), (RX_METHYLPRED, 300)], "not-met"),
     ("mycophenolic acid analogues count once", [(RX_MMF, 300), (RX_MPA, 300)], "not-met"),
