@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -488,19 +489,45 @@ def _coded_interpretation(ctx: Context, crit: CriterionMapping, concept: str, lo
     return None
 
 
+def _consent_studies(ctx: Context, resource: dict[str, Any]) -> set[str]:
+    """Study keys a Consent names: our policy uri, or the key or registry number anywhere."""
+    text = json.dumps(resource, ensure_ascii=False)
+    named = set()
+    for key, study in ctx.mappings.studies.items():
+        if key in text or (study.registry_id and study.registry_id in text):
+            named.add(key)
+    return named
+
+
+def _research_scope(resource: dict[str, Any]) -> bool:
+    codes = {c.get("code") for c in codings(resource.get("scope"))}
+    for category in as_list(resource.get("category")):
+        codes |= {c.get("code") for c in codings(category)}
+    return "research" in codes
+
+
 @rule("consent")
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
     found = []
+    general = []
     for resource in ctx.record.by_type.get("Consent", []):
-        uris = {p.get("uri") for p in as_list(resource.get("policy")) if isinstance(p, dict)}
         # A draft or proposal is not a decision; only signed, refused or withdrawn ones count.
-        if policy not in uris or resource.get("status") not in ("active", "rejected", "inactive"):
+        if resource.get("status") not in ("active", "rejected", "inactive"):
             continue
         when = parse_date(resource.get("dateTime"))
         if when is not None and when.day > ctx.as_of:
             continue
-        found.append((when.day if when else date.min, resource, when))
+        named = _consent_studies(ctx, resource)
+        item = (when.day if when else date.min, resource, when)
+        if ctx.study in named:
+            found.append(item)
+        elif not named and _research_scope(resource):
+            general.append(item)
+    if not found and general:
+        # A research consent that names no study at all: taken as covering this one, and
+        # the reason asks the coordinator to check it.
+        found = general
     if not found:
         return result(crit, "unknown",
                       f"No active Consent for this study (policy uri {policy}) is recorded.")
@@ -508,10 +535,13 @@ def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     found.sort(key=lambda item: item[0], reverse=True)
     _, resource, when = found[0]
     status = resource.get("status")
+    generic = found is general
     if status == "active":
         return result(crit, "met",
-                      "Informed consent for this study is recorded as active"
-                      + (f" (signed {_day(when.day)})." if when else "."),
+                      ("A research consent naming no particular study is active"
+                       if generic else "Informed consent for this study is recorded as active")
+                      + (f" (signed {_day(when.day)})" if when else "")
+                      + ("; check that it covers this study." if generic else "."),
                       evidence=[ref_key(resource)])
     return result(crit, "unknown",
                   f"The latest Consent for this study is {status or 'without a status'}; an "
