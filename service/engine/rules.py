@@ -638,6 +638,10 @@ def _intolerances(ctx: Context, concepts: set[str]) -> list[tuple[str, str]]:
         clinical = {c.get("code") for c in codings(resource.get("clinicalStatus"))}
         if verification & {"refuted", "entered-in-error"} or clinical & {"inactive", "resolved"}:
             continue
+        recorded = parse_date(resource.get("recordedDate")) or parse_date(
+            resource.get("onsetDateTime"))
+        if recorded is not None and recorded.day > ctx.as_of:
+            continue  # recorded after the as-of date
         codes = [resource.get("code")] + [
             r.get("substance") for r in as_list(resource.get("reaction")) if isinstance(r, dict)]
         for code in codes:
