@@ -15,6 +15,7 @@ Guarantees (see job_store.py for the mechanism):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import threading
@@ -279,7 +280,12 @@ class JobQueue:
         kind = _classify(exc)
         reason = _reason(exc)
         if kind == "temporary":
-            delay = retry_delay(task.attempts, self.settings.job_retry_max_seconds)
+            cap = self.settings.job_retry_max_seconds
+            delay = retry_delay(task.attempts, cap)
+            # A server that asked for a longer pause (Retry-After) gets it, up to the cap.
+            hint = getattr(exc, "retry_after", None)
+            if isinstance(hint, int | float) and math.isfinite(hint) and hint > delay:
+                delay = min(float(hint), cap)
             self.store.requeue(task.id, worker, time.time() + delay, reason, count=True)
             self._send(task.id, delay)
             log.warning(

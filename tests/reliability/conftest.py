@@ -1,0 +1,78 @@
+"""Fixtures of the reliability tests: the seeded session server, seed clones of each test's own,
+the fault proxy in front of the server, and a throwaway Redis."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from shutil import which
+
+import pytest
+from fault_proxy import FaultProxy
+from seed_population import SEEDS_DIR, Population, mappings
+
+from localfhir import LocalServer
+from service.fhir_client import FhirClient
+from service.seeding import load_seeds
+from service.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def seeded_server(fhir_server: LocalServer) -> LocalServer:
+    """The session's FHIR server with the seed studies and patients loaded (idempotent)."""
+    settings = Settings().with_overrides(fhir_base_url=fhir_server.base_url)
+    with FhirClient(settings) as client:
+        load_seeds(client, SEEDS_DIR, mappings=mappings())
+    return fhir_server
+
+
+@pytest.fixture
+def population(seeded_server: LocalServer) -> Population:
+    """Add seed clones with ids of the test's own to the session server."""
+    return Population(seeded_server.base_url)
+
+
+@pytest.fixture
+def proxy(seeded_server: LocalServer) -> Iterator[FaultProxy]:
+    """A fault proxy in front of the seeded session server (no faults until injected)."""
+    with FaultProxy(seeded_server.base_url) as running:
+        yield running
+
+
+# ------------------------------------------------------------------------------ redis
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port, or skip with the reason."""
+    binary = which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    import redis
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    conn = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            conn.ping()
+            break
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.skip("redis-server did not start")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
