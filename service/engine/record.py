@@ -74,6 +74,17 @@ def to_decimal(value: Any) -> Decimal | None:
     return result if result.is_finite() else None
 
 
+def status_of(resource: dict[str, Any]) -> str | None:
+    """A resource's `status` code; None when missing or malformed (e.g. a list)."""
+    value = resource.get("status")
+    return value if isinstance(value, str) else None
+
+
+def codes_of(concept: Any) -> set[str]:
+    """The codes of a CodeableConcept's codings (malformed ones skipped)."""
+    return {c["code"] for c in codings(concept) if isinstance(c.get("code"), str)}
+
+
 def as_list(value: Any) -> list[Any]:
     """A JSON array, or an empty list for anything else (malformed input is common)."""
     return value if isinstance(value, list) else []
@@ -286,7 +297,7 @@ def build_record(
             record.by_ref[f"{resource['resourceType']}/{rid}"] = resource
     for report in record.by_type.get("DiagnosticReport", []):
         when = clinical_date(report)
-        if when is None or report.get("status") in IGNORED_STATUSES:
+        if when is None or status_of(report) in IGNORED_STATUSES:
             continue
         for result in as_list(report.get("result")):
             ref = reference_of(result)
@@ -308,7 +319,7 @@ def _concepts_of(mappings: Mappings, code: Any) -> tuple[str, ...]:
 def _index(record: PatientRecord, mappings: Mappings) -> None:
     index = record.by_concept
     for resource in record.by_type.get("Observation", []):
-        if resource.get("status") in IGNORED_STATUSES:
+        if status_of(resource) in IGNORED_STATUSES:
             continue
         names = _concepts_of(mappings, resource.get("code"))
         if not names:
@@ -320,7 +331,7 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
     for rtype, key in (("Condition", "code"), ("Procedure", "code"),
                        ("DiagnosticReport", "code")):
         for resource in record.by_type.get(rtype, []):
-            if resource.get("status") in IGNORED_STATUSES or resource.get("status") == "not-done":
+            if status_of(resource) in IGNORED_STATUSES or status_of(resource) == "not-done":
                 continue
             if rtype == "Condition" and _condition_excluded(resource):
                 continue
@@ -338,13 +349,13 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
 
 
 def _condition_excluded(resource: dict[str, Any]) -> bool:
-    verification = {c.get("code") for c in codings(resource.get("verificationStatus"))}
+    verification = codes_of(resource.get("verificationStatus"))
     return bool(verification & {"refuted", "entered-in-error"})
 
 
 def condition_active(resource: dict[str, Any]) -> bool:
     """Whether a Condition is active (clinicalStatus absent counts as active)."""
-    status = {c.get("code") for c in codings(resource.get("clinicalStatus"))}
+    status = codes_of(resource.get("clinicalStatus"))
     if not status:
         return True
     return bool(status & {"active", "recurrence", "relapse"})

@@ -802,9 +802,10 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         key=lambda e: e.when.day, reverse=True)  # type: ignore[union-attr]
     class_refs = [e.ref for e in classes]
     if not dated:
+        # Undated biopsies are cited (a date would decide); ones after the as-of date are not.
         return result(crit, "unknown",
                       "Class III/IV lupus nephritis is recorded, but no dated kidney biopsy.",
-                      evidence=class_refs + [e.ref for e in biopsies])
+                      evidence=class_refs + [e.ref for e in biopsies if e.when is None])
     latest = dated[0]
     assert latest.when is not None
     age = (ctx.as_of - latest.when.day).days
