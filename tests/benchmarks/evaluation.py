@@ -1,0 +1,84 @@
+"""Evaluation-cost figure: evaluating both studies vs json.loads of the same record, in turns."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from service.engine.evaluate import evaluate_patient
+from service.mappings import Mappings
+from tests.benchmarks import synthetic
+
+TYPICAL = "seed-sle-eligible"
+
+
+def _clock(func: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    func()
+    return time.perf_counter() - started
+
+
+def _validate_bundle(resources: list[dict[str, Any]]) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    Bundle.model_validate({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": r} for r in resources],
+    })
+
+
+def measure_record(resources: list[dict[str, Any]], mappings: Mappings, *, reps: int,
+                   validate_reps: int) -> dict[str, Any]:
+    """Median milliseconds of json.loads, evaluate_patient and R4B validation, and the ratios.
+
+    The three are timed in turns on the same record (loads, evaluate, loads, evaluate, ...) so
+    a noisy neighbour slows both sides of a ratio alike; evaluation gets a freshly parsed copy
+    each turn, as a screening would.
+    """
+    text = json.dumps(resources)
+    for _ in range(2):  # warm caches (mappings indexes, imports) outside the timing
+        evaluate_patient(json.loads(text), mappings, synthetic.AS_OF)
+    _validate_bundle(json.loads(text))
+    loads: list[float] = []
+    evaluate: list[float] = []
+    validate: list[float] = []
+    for i in range(reps):
+        loads.append(_clock(lambda: json.loads(text)))
+        parsed = json.loads(text)
+        evaluate.append(_clock(lambda p=parsed: evaluate_patient(p, mappings, synthetic.AS_OF)))
+        if i < validate_reps:
+            parsed = json.loads(text)
+            validate.append(_clock(lambda p=parsed: _validate_bundle(p)))
+    loads_ms = statistics.median(loads) * 1000
+    evaluate_ms = statistics.median(evaluate) * 1000
+    validate_ms = statistics.median(validate) * 1000
+    return {
+        "resources": len(resources),
+        "json_bytes": len(text),
+        "json_loads_ms": round(loads_ms, 3),
+        "evaluate_ms": round(evaluate_ms, 3),
+        "ratio": round(evaluate_ms / loads_ms, 2),
+        "validate_ms": round(validate_ms, 1),
+        "validate_ratio": round(validate_ms / loads_ms, 1),
+        "reps": reps,
+        "validate_reps": validate_reps,
+    }
+
+
+def run_evaluation(mappings: Mappings, *, years: int, reps: int, validate_reps: int
+                   ) -> dict[str, Any]:
+    """The heavy record and a typical seed patient (seed-sle-eligible)."""
+    heavy = synthetic.heavy_record(years=years)
+    typical = next(r for r in synthetic.seed_records()
+                   if any(x.get("resourceType") == "Patient" and x.get("id") == TYPICAL
+                          for x in r))
+    return {
+        "heavy": measure_record(heavy, mappings, reps=reps, validate_reps=validate_reps),
+        "heavy_years": years,
+        "typical": measure_record(typical, mappings, reps=max(reps, 20) * 5,
+                                  validate_reps=max(validate_reps, 5)),
+        "typical_patient": TYPICAL,
+    }

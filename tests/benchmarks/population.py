@@ -1,0 +1,241 @@
+"""Population figure: `eligibility screen --all` as a subprocess vs a fetch-only floor, and RSS."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from service.fhir_client import FhirClient
+from service.mappings import Mappings
+from service.screening import ensure_research_studies, screen_patient
+from tests.benchmarks import fhir_server as bench_fhir
+from tests.benchmarks import synthetic
+
+REPO_ROOT = synthetic.REPO_ROOT
+_PROGRESS = re.compile(r"^(?:screened) (\d+)/(\d+)$")
+_SUMMARY = re.compile(r"(\d+) patient\(s\) (?:screened|fetched), (\d+) error\(s\)")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One subprocess run: throughput over the screening phase, wall time, peak RSS."""
+
+    command: str
+    workers: int
+    patients: int
+    errors: int
+    seconds: float  # from the first to the last progress line (excludes start-up and listing)
+    wall_seconds: float
+    rss_mb: float
+    exit_code: int
+
+    @property
+    def per_second(self) -> float:
+        """Patients per second over the screening phase."""
+        done = max(self.patients - 1, 1)  # the first progress line comes after patient 1
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The figures of this run."""
+        return {
+            "patients": self.patients, "errors": self.errors, "workers": self.workers,
+            "patients_per_second": round(self.per_second, 1),
+            "seconds": round(self.seconds, 2), "wall_seconds": round(self.wall_seconds, 2),
+            "rss_mb": round(self.rss_mb, 1), "exit_code": self.exit_code,
+        }
+
+
+def run_measured(argv: Sequence[str], env: dict[str, str]) -> tuple[int, float, float,
+                                                                       list[tuple[float, str]],
+                                                                       str]:
+    """Run a child; (exit code, wall seconds, peak RSS MB, timed stderr lines, stdout text).
+
+    Peak RSS is the child's own ru_maxrss, taken by the small launcher tests/benchmarks/rss.py
+    (a child forked straight from this big process would inherit its high-water mark).
+    """
+    lines: list[tuple[float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
+        rss_file = Path(folder) / "rss"
+        out_file = Path(folder) / "stdout"
+        with out_file.open("w+") as out:
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                [sys.executable, "-m", "tests.benchmarks.rss", str(rss_file), *argv],
+                env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.PIPE, text=True,
+            )
+            assert child.stderr is not None
+            for line in child.stderr:
+                lines.append((time.perf_counter(), line.rstrip("\n")))
+            code = child.wait()
+            wall = time.perf_counter() - started
+        stdout = out_file.read_text()
+        try:
+            rss_mb = int(rss_file.read_text()) / 1024
+        except (OSError, ValueError):
+            rss_mb = 0.0
+    return code, wall, rss_mb, lines, stdout
+
+
+def _run(argv: Sequence[str], env: dict[str, str], workers: int, label: str) -> RunResult:
+    code, wall, rss, lines, stdout = run_measured(argv, env)
+    progress = [(t, int(m.group(1))) for t, line in lines if (m := _PROGRESS.match(line))]
+    summary = _SUMMARY.search(stdout)
+    if not progress or summary is None:
+        tail = "\n".join(line for _, line in lines[-15:])
+        raise RuntimeError(f"{label} produced no progress or summary (exit {code}):\n{tail}")
+    patients, errors = int(summary.group(1)), int(summary.group(2))
+    seconds = progress[-1][0] - progress[0][0]
+    return RunResult(label, workers, patients, errors, seconds, wall, rss, code)
+
+
+def child_env(base_url: str) -> dict[str, str]:
+    """Environment of the CLI and floor children: the FHIR server, defaults otherwise."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FHIR_", "QUEUE_"))}
+    env.update(FHIR_BASE_URL=base_url, QUEUE_URL="memory://", PYTHONPATH=str(REPO_ROOT))
+    return env
+
+
+def run_cli(base_url: str, workers: int, as_of: date, *, what_if: str | None = None) -> RunResult:
+    """`eligibility screen --all --workers N --as-of D` (with write-back) as a subprocess."""
+    prefix = [sys.executable, "-m", "service.cli"]
+    if what_if:
+        prefix = [sys.executable, "-m", "tests.benchmarks.whatif_cli", "--what-if", what_if]
+    argv = [*prefix, "screen", "--all", "--workers", str(workers), "--as-of", as_of.isoformat()]
+    return _run(argv, child_env(base_url), workers, "eligibility screen --all")
+
+
+def run_floor(base_url: str, workers: int) -> RunResult:
+    """The fetch-only floor with the same worker count, as a subprocess."""
+    argv = [sys.executable, "-m", "tests.benchmarks.floor", "--workers", str(workers)]
+    return _run(argv, child_env(base_url), workers, "fetch-only floor")
+
+
+def pair(base_url: str, workers: int, as_of: date, *, what_if: str | None = None
+         ) -> dict[str, Any]:
+    """Floor then CLI back to back (same server state, same minute): the ratio of the two."""
+    floor = run_floor(base_url, workers)
+    cli = run_cli(base_url, workers, as_of, what_if=what_if)
+    ratio = cli.per_second / floor.per_second if floor.per_second else 0.0
+    return {"cli": cli.to_json(), "floor": floor.to_json(), "ratio": round(ratio, 2)}
+
+
+def breakdown(client: FhirClient, mappings: Mappings, ids: Sequence[str], as_of: date
+              ) -> dict[str, float]:
+    """Milliseconds per patient in-process: FHIR read, FHIR write, ResearchSubject model check,
+    and the rest (evaluation, building, JSON), over `ids` screened with write-back."""
+    from service import research_subject as rs
+
+    spent = {"read": 0.0, "write": 0.0, "rs_model_validation": 0.0}
+    original = (client.run_queries, client.transaction, rs.validate_research_subject)
+
+    def timed(name: str, func: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+        return wrapper
+
+    refs = ensure_research_studies(client, mappings, synthetic.SEEDS_DIR)
+    client.run_queries = timed("read", original[0])  # type: ignore[method-assign]
+    client.transaction = timed("write", original[1])  # type: ignore[method-assign]
+    rs.validate_research_subject = timed("rs_model_validation", original[2])
+    try:
+        started = time.perf_counter()
+        for pid in ids:
+            screen_patient(client, mappings, pid, as_of=as_of, write=True, research_studies=refs)
+        total = time.perf_counter() - started
+    finally:
+        del client.run_queries, client.transaction  # back to the class's methods
+        rs.validate_research_subject = original[2]
+    n = max(len(ids), 1)
+    out = {k: round(v * 1000 / n, 2) for k, v in spent.items()}
+    out["other"] = round((total - sum(spent.values())) * 1000 / n, 2)
+    out["total"] = round(total * 1000 / n, 2)
+    return out
+
+
+def run_population(client: FhirClient, mappings: Mappings, *, small: int, large: int,
+                   workers: Sequence[int], sample: int, what_if: bool,
+                   log: Any = print) -> dict[str, Any]:
+    """Load `small` patients, measure; grow to `large`, measure cold and warm runs."""
+    base_url = client.base_url
+    as_of = synthetic.AS_OF
+    out: dict[str, Any] = {"patients": large, "workers": list(workers)}
+    started = time.perf_counter()
+    records = list(synthetic.population(large))
+    out["resources"] = sum(len(r) for r in records)
+    out["lupus_patients"] = sum(1 for r in records if synthetic.is_lupus(r))
+
+    load_started = time.perf_counter()
+    loaded = bench_fhir.load_population(client, records[:small])[0]
+    small_seconds = time.perf_counter() - load_started
+    log(f"population: {small} patients loaded ({loaded} resources, {small_seconds:.1f} s)")
+    cold_small = run_cli(base_url, 1, as_of)
+    warm_small = run_cli(base_url, 1, as_of)
+    log(f"population: {small} patients screened cold and warm (1 worker)")
+    ids = bench_fhir.patient_ids(client)
+    bench_fhir.delete_research_subjects(client)
+    sample_ids = ids[:sample]
+    cold_split = breakdown(client, mappings, sample_ids, as_of)
+    warm_split = breakdown(client, mappings, sample_ids, as_of)
+    bench_fhir.delete_research_subjects(client)
+
+    load_started = time.perf_counter()
+    loaded += bench_fhir.load_population(client, records[small:])[0]
+    load_seconds = small_seconds + time.perf_counter() - load_started
+    out["load_seconds"] = round(load_seconds, 1)
+    out["load_seconds_per_1000_resources"] = round(load_seconds / max(loaded, 1) * 1000, 3)
+    log(f"population: {large} patients loaded ({loaded} resources, {load_seconds:.1f} s)")
+
+    cold: dict[str, Any] = {}
+    for i, w in enumerate(dict.fromkeys((min(workers), max(workers)))):
+        if i:
+            bench_fhir.delete_research_subjects(client)
+        cold[f"w{w}"] = pair(base_url, w, as_of)
+        log(f"population: cold run, {w} worker(s): ratio {cold[f'w{w}']['ratio']}")
+    warm: dict[str, Any] = {}
+    for w in workers:
+        warm[f"w{w}"] = pair(base_url, w, as_of)
+        log(f"population: warm run, {w} worker(s): ratio {warm[f'w{w}']['ratio']}")
+    out["cold"], out["warm"] = cold, warm
+    first = f"w{min(workers)}"
+    out["memory"] = {
+        "cold_small_mb": round(cold_small.rss_mb, 1),
+        "cold_large_mb": cold[first]["cli"]["rss_mb"],
+        "warm_small_mb": round(warm_small.rss_mb, 1),
+        "warm_large_mb": warm[first]["cli"]["rss_mb"],
+        "small": small, "large": large,
+    }
+    out["memory"]["growth_mb"] = round(
+        out["memory"]["cold_large_mb"] - out["memory"]["cold_small_mb"], 1)
+    out["memory"]["growth_ratio"] = round(
+        out["memory"]["cold_large_mb"] / max(out["memory"]["cold_small_mb"], 0.1), 2)
+    out["small_runs"] = {"cold": cold_small.to_json(), "warm": warm_small.to_json()}
+    out["breakdown_ms"] = {"cold": cold_split, "warm": warm_split, "sample": len(sample_ids)}
+    if what_if:
+        bench_fhir.delete_research_subjects(client)
+        w = min(workers)
+        out["what_if_no_rs_model_validation"] = {
+            f"cold_w{w}": pair(base_url, w, as_of, what_if="no-rs-model-validation")}
+        log("population: what-if run done")
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def cold_state_note() -> str:
+    """What cold and warm mean in the table."""
+    return ("cold: first screening, 2 ResearchSubjects created per patient; warm: nightly "
+            "re-screen of unchanged records, write-back skipped")
+

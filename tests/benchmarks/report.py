@@ -1,0 +1,215 @@
+"""The benchmark's outputs: machine description, the printed table, the JSON figures."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks.synthetic import REPO_ROOT
+
+# Every figure the JSON must hold (dotted paths); the smoke test checks them all.
+FIGURE_KEYS: tuple[str, ...] = (
+    "machine.nproc", "machine.cpu", "machine.ram_gb", "machine.python", "machine.node",
+    "roundtrips.ours.reads", "roundtrips.ours.writes",
+    "roundtrips.ours.rescreen_reads", "roundtrips.ours.rescreen_writes",
+    "roundtrips.naive.reads", "roundtrips.naive.writes",
+    "roundtrips.read_ms.ours", "roundtrips.read_ms.naive", "roundtrips.max_reads_any_patient",
+    "roundtrips.heavy.reads", "roundtrips.heavy.reads_page_size_1000",
+    "evaluation.heavy.resources", "evaluation.heavy.json_loads_ms",
+    "evaluation.heavy.evaluate_ms", "evaluation.heavy.ratio", "evaluation.heavy.validate_ratio",
+    "evaluation.typical.ratio", "evaluation.typical.validate_ratio",
+    "population.patients", "population.resources", "population.lupus_patients",
+    "population.load_seconds_per_1000_resources",
+    "population.memory.cold_small_mb", "population.memory.cold_large_mb",
+    "population.memory.warm_small_mb", "population.memory.warm_large_mb",
+    "population.memory.growth_ratio",
+    "population.breakdown_ms.cold.read", "population.breakdown_ms.cold.write",
+    "population.breakdown_ms.cold.rs_model_validation", "population.breakdown_ms.cold.other",
+    "population.breakdown_ms.warm.read", "population.breakdown_ms.warm.other",
+    "latency.eligibility.p50_ms", "latency.eligibility.p99_ms",
+    "latency.eligibility.errors", "latency.eligibility.requests",
+    "latency.cds.p50_ms", "latency.cds.p99_ms", "latency.cds.errors",
+    "latency.cds_concurrent.p50_ms", "latency.cds_concurrent.p99_ms",
+    "triggers.notifications", "triggers.patients", "triggers.seconds_until_all_written",
+    "triggers.screenings_run", "triggers.errors",
+    "run.seconds", "run.mode",
+)
+
+
+def _first_line(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    """nproc, CPU model, RAM, OS, Python and Node versions, git commit."""
+    cpu = "unknown"
+    try:
+        match = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = match.group(1).strip() if match else platform.processor() or "unknown"
+    except OSError:
+        pass
+    ram_gb = 0.0
+    try:
+        match = re.search(r"^MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        ram_gb = round(int(match.group(1)) / 1024 / 1024, 1) if match else 0.0
+    except OSError:
+        pass
+    node = os.environ.get("LOCAL_FHIR_NODE") or shutil.which("node") or "node"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": ram_gb,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "node": _first_line([node, "--version"]),
+        "commit": _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"]),
+    }
+
+
+def get(figures: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path, or KeyError naming the path."""
+    node: Any = figures
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
+
+
+def missing_keys(figures: Mapping[str, Any]) -> list[str]:
+    """FIGURE_KEYS absent from the figures."""
+    out = []
+    for path in FIGURE_KEYS:
+        try:
+            get(figures, path)
+        except KeyError:
+            out.append(path)
+    return out
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+    else:
+        text = str(value)
+    return f"{text}{unit}"
+
+
+def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, value, goal, verdict) lines of the table."""
+    out: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, value: str, goal: str = "", ok: bool | None = None) -> None:
+        verdict = "" if ok is None else ("met" if ok else "MISSED")
+        out.append((name, value, goal, verdict))
+
+    rt = f["roundtrips"]
+    ours, naive = rt["ours"], rt["naive"]
+    add("1 Round trips, one patient x 2 studies (first screening)",
+        f"{ours['reads']} read + {ours['writes']} write", "<= 2 read + 1 write",
+        ours["reads"] <= 2 and ours["writes"] <= 1)
+    add("  re-screen, result unchanged", f"{ours['rescreen_reads']} read + "
+        f"{ours['rescreen_writes']} write")
+    add("  naive baseline (one search per criterion)",
+        f"{naive['reads']} read + {naive['writes']} write")
+    add("  read time ours / naive (median)", f"{_fmt(rt['read_ms']['ours'], ' ms')} / "
+        f"{_fmt(rt['read_ms']['naive'], ' ms')}")
+    add(f"  most reads, {rt['patients_checked']} seed patients", str(rt["max_reads_any_patient"]),
+        "<= 2", rt["max_reads_any_patient"] <= 2)
+    heavy_rt = rt["heavy"]
+    add(f"  heavy record (paged, _count={heavy_rt['page_size']} / 1000)",
+        f"{heavy_rt['reads']} / {heavy_rt['reads_page_size_1000']} reads")
+
+    ev = f["evaluation"]
+    h, t = ev["heavy"], ev["typical"]
+    add(f"2 Evaluate heavy record ({h['resources']} resources) / json.loads",
+        f"{_fmt(h['ratio'], 'x')} ({_fmt(h['evaluate_ms'], ' ms')} vs "
+        f"{_fmt(h['json_loads_ms'], ' ms')})", "<= 3x", h["ratio"] <= 3)
+    add(f"  typical seed patient ({t['resources']} resources)",
+        f"{_fmt(t['ratio'], 'x')} ({_fmt(t['evaluate_ms'], ' ms')})")
+    add("  fhir.resources R4B validation / json.loads",
+        f"heavy {_fmt(h['validate_ratio'], 'x')}, typical {_fmt(t['validate_ratio'], 'x')}")
+
+    pop = f["population"]
+    for state in ("warm", "cold"):
+        for key, run in pop[state].items():
+            label = ("nightly re-screen" if state == "warm" else "first screening") + \
+                f", {run['cli']['workers']} worker(s)"
+            goal, ok = ("", None)
+            if state == "warm":
+                goal, ok = ">= 0.8 of floor", run["ratio"] >= 0.8
+            add(f"3 Population {pop['patients']}: {label}" if key == next(iter(pop[state]))
+                else f"  {label}",
+                f"{_fmt(run['ratio'])} of floor ({_fmt(run['cli']['patients_per_second'])} vs "
+                f"{_fmt(run['floor']['patients_per_second'])} patients/s)", goal, ok)
+    what_if = pop.get("what_if_no_rs_model_validation")
+    if what_if:
+        for key, run in what_if.items():
+            add(f"  what-if no RS model validation, first, {key[-1]} worker(s)",
+                f"{_fmt(run['ratio'])} of floor ({_fmt(run['cli']['patients_per_second'])} "
+                f"patients/s)")
+    mem = pop["memory"]
+    add(f"  peak RSS at {mem['small']} / {mem['large']} patients (first screening)",
+        f"{_fmt(mem['cold_small_mb'], ' MB')} / {_fmt(mem['cold_large_mb'], ' MB')}",
+        "flat", mem["growth_ratio"] <= 1.1)
+    add("  peak RSS, nightly re-screen",
+        f"{_fmt(mem['warm_small_mb'], ' MB')} / {_fmt(mem['warm_large_mb'], ' MB')}",
+        "flat", mem["warm_large_mb"] <= mem["warm_small_mb"] * 1.1)
+    cold_split, warm_split = pop["breakdown_ms"]["cold"], pop["breakdown_ms"]["warm"]
+    add("  ms/patient first: read, write, RS model check, rest",
+        f"{cold_split['read']}, {cold_split['write']}, {cold_split['rs_model_validation']}, "
+        f"{cold_split['other']}")
+    add("  ms/patient re-screen: read, write, rest",
+        f"{warm_split['read']}, {warm_split['write']}, {warm_split['other']}")
+
+    lat = f["latency"]
+    e, c, cc = lat["eligibility"], lat["cds"], lat["cds_concurrent"]
+    add(f"4 GET eligibility, {e['clients']} clients x {e['seconds']:.0f} s",
+        f"p50 {_fmt(e['p50_ms'], ' ms')}, p99 {_fmt(e['p99_ms'], ' ms')}, "
+        f"{e['errors']} errors / {e['requests']}", "0 errors", e["errors"] == 0)
+    add(f"  CDS patient-view, full prefetch, 1 client ({c['requests']} requests)",
+        f"p50 {_fmt(c['p50_ms'], ' ms')}, p99 {_fmt(c['p99_ms'], ' ms')}",
+        "p99 < 500 ms (aim 50)", c["p99_ms"] < 500 and c["errors"] == 0)
+    add(f"  CDS patient-view, {cc['clients']} clients",
+        f"p50 {_fmt(cc['p50_ms'], ' ms')}, p99 {_fmt(cc['p99_ms'], ' ms')}, "
+        f"{cc['errors']} errors", "p99 < 500 ms", cc["p99_ms"] < 500 and cc["errors"] == 0)
+
+    tr = f["triggers"]
+    done = tr["seconds_until_all_written"]
+    add(f"5 {tr['notifications']} webhooks, {tr['patients']} patients: all written after",
+        _fmt(done, " s"), "all written", done is not None and tr["errors"] == 0)
+    add("  screenings run (coalescing)", f"{tr['screenings_run']} for {tr['patients']} patients",
+        f"{tr['patients']}", tr["screenings_run"] == tr["patients"])
+    return out
+
+
+def table(figures: Mapping[str, Any]) -> str:
+    """The printed table: figure, value, goal, verdict; machine line on top."""
+    m = figures["machine"]
+    lines = [
+        f"Machine: {m['nproc']} cores, {m['cpu']}, {m['ram_gb']} GB RAM, {m['os']}, "
+        f"Python {m['python']}, Node {m['node']} (commit {m['commit']})",
+        f"Mode: {figures['run']['mode']}, {figures['run']['seconds']:.0f} s, local FHIR server "
+        f"{figures['run']['fhir_server']}",
+        "",
+    ]
+    body = rows(figures)
+    headers = ("Figure", "Result", "Goal", "")
+    widths = [max(len(r[i]) for r in [headers, *body]) for i in range(4)]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for row in body:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

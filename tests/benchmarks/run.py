@@ -1,0 +1,216 @@
+"""Run every benchmark against the local FHIR server on loopback; print one table, write JSON.
+
+    .venv/bin/python -m tests.benchmarks.run            # full run (about 6 minutes on 2 cores)
+    .venv/bin/python -m tests.benchmarks.run --quick    # small numbers, under a minute
+    python tests/benchmarks/run.py --out var/bench-results.json
+
+Figures (see README "Performance"): FHIR round trips per screening vs a naive client;
+evaluation cost vs json.loads; `eligibility screen --all` throughput vs a fetch-only floor and
+its peak RSS; REST and CDS Hooks latency under concurrent clients; webhook triggers until
+every screening is written. Ratios are measured side by side in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    # Run as a file: import from the repository root, not from this folder.
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
+
+from service.engine.evaluate import evaluate_patient  # noqa: E402
+from service.fhir_client import FhirClient  # noqa: E402
+from service.mappings import Mappings, load_mappings  # noqa: E402
+from service.screening import screen_patient  # noqa: E402
+from service.seeding import load_seeds  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from tests.benchmarks import fhir_server as bench_fhir  # noqa: E402
+from tests.benchmarks import report, synthetic  # noqa: E402
+from tests.benchmarks.evaluation import run_evaluation  # noqa: E402
+from tests.benchmarks.http_service import CdsKey, start_service  # noqa: E402
+from tests.benchmarks.latency import run_latency  # noqa: E402
+from tests.benchmarks.population import run_population  # noqa: E402
+from tests.benchmarks.roundtrips import run_roundtrips  # noqa: E402
+from tests.benchmarks.triggers import run_triggers  # noqa: E402
+
+DEFAULT_OUT = synthetic.REPO_ROOT / "var" / "bench-results.json"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How big each benchmark is."""
+
+    patients: int = 2000
+    small: int = 500
+    workers: tuple[int, ...] = (1, 2, 4)
+    breakdown_sample: int = 100
+    what_if: bool = True
+    heavy_years: int = 5
+    eval_reps: int = 15
+    validate_reps: int = 3
+    clients: int = 16
+    latency_seconds: float = 30.0
+    cds_requests: int = 300
+    cds_seconds: float = 10.0
+    notifications: int = 500
+    trigger_patients: int = 100
+    coalesce_seconds: float = 5.0
+
+
+FULL = Scale()
+QUICK = Scale(patients=40, small=10, workers=(1, 2), breakdown_sample=5, what_if=False,
+              heavy_years=1, eval_reps=3, validate_reps=1, clients=4, latency_seconds=2.0,
+              cds_requests=10, cds_seconds=1.0, notifications=20, trigger_patients=5,
+              coalesce_seconds=1.0)
+
+
+def seed_patient_ids() -> list[str]:
+    """Seed patient ids in manifest order."""
+    return [next(r["id"] for r in record if r["resourceType"] == "Patient")
+            for record in synthetic.seed_records()]
+
+
+def check_retrieval(client: FhirClient, mappings: Mappings) -> dict[str, Any]:
+    """Each seed screened from the server equals the engine on the seed file itself.
+
+    Guards the benchmark's server preload (tests/benchmarks/localfhir_index.mjs): an index
+    that lost a resource would change a result here.
+    """
+    def shape(evaluation: Any) -> list[Any]:
+        return [(s.study, s.status, [(c.id, c.result) for c in s.criteria])
+                for s in evaluation.studies]
+
+    mismatches = []
+    records = synthetic.seed_records()
+    for record in records:
+        pid = next(r["id"] for r in record if r["resourceType"] == "Patient")
+        direct = evaluate_patient(record, mappings, synthetic.AS_OF, patient_id=pid)
+        served = screen_patient(client, mappings, pid, as_of=synthetic.AS_OF,
+                                write=False).evaluation
+        if shape(direct) != shape(served):
+            mismatches.append(pid)
+    return {"seed_patients": len(records), "server_equals_file": len(records) - len(mismatches),
+            "mismatches": mismatches}
+
+
+def run(scale: Scale, *, indexed: bool = True, mode: str = "full",
+        log: Any = print) -> dict[str, Any]:
+    """Every benchmark in turn on one local FHIR server; the figures as a dict."""
+    started = time.perf_counter()
+    figures: dict[str, Any] = {"machine": report.machine(), "scale": asdict(scale)}
+    mappings = load_mappings(Settings().mappings_dir)
+    log("evaluation: timing evaluate_patient against json.loads ...")
+    figures["evaluation"] = run_evaluation(mappings, years=scale.heavy_years,
+                                           reps=scale.eval_reps,
+                                           validate_reps=scale.validate_reps)
+    server = bench_fhir.start_server(indexed=indexed)
+    try:
+        client = FhirClient(bench_fhir.settings_for(server.base_url))
+        figures["population"] = run_population(
+            client, mappings, small=scale.small, large=scale.patients, workers=scale.workers,
+            sample=scale.breakdown_sample, what_if=scale.what_if, log=log)
+        population_ids = bench_fhir.patient_ids(client)
+        load_seeds(client, synthetic.SEEDS_DIR, mappings=mappings)
+        seeds = seed_patient_ids()
+        heavy = synthetic.heavy_record(years=scale.heavy_years)
+        heavy_id = bench_fhir.load_population(client, [heavy])[1][0]
+        log("round trips: seed patients, naive baseline, heavy record ...")
+        figures["roundtrips"] = run_roundtrips(server.base_url, mappings, seeds,
+                                               heavy_id=heavy_id)
+        figures["checks"] = check_retrieval(client, mappings)
+        trigger_ids = bench_fhir.load_population(
+            client, synthetic.population(scale.trigger_patients, start=900_000))[1]
+        with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
+            key = CdsKey.create(Path(folder))
+            service = start_service(server.base_url, Path(folder), cds_key=key,
+                                    webhook_secret="bench-webhook-secret",
+                                    coalesce_seconds=scale.coalesce_seconds)
+            try:
+                log(f"latency: {scale.clients} clients for {scale.latency_seconds:.0f} s ...")
+                latency_ids = seeds + population_ids[: max(0, 200 - len(seeds))]
+                figures["latency"] = run_latency(
+                    service, server.base_url, mappings, latency_ids, seeds[1], key,
+                    clients=scale.clients, seconds=scale.latency_seconds,
+                    cds_requests=scale.cds_requests, cds_seconds=scale.cds_seconds)
+                log(f"triggers: {scale.notifications} webhooks for {len(trigger_ids)} "
+                    "patients ...")
+                figures["triggers"] = run_triggers(
+                    service, client, trigger_ids, notifications=scale.notifications,
+                    studies=len(mappings.studies))
+            finally:
+                service.stop()
+    finally:
+        server.stop()
+    figures["run"] = {
+        "mode": mode,
+        "seconds": round(time.perf_counter() - started, 1),
+        "fhir_server": "localfhir + benchmark index preload" if indexed else "localfhir (plain)",
+        "command": "python -m tests.benchmarks.run" + (" --quick" if mode == "quick" else ""),
+    }
+    return figures
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Options: --quick, --out, --plain-server and size overrides."""
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.run",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small numbers (smoke run)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="JSON figures (default var/bench-results.json)")
+    parser.add_argument("--plain-server", action="store_true",
+                        help="run localfhir without the benchmark's index preload (slow)")
+    parser.add_argument("--no-what-if", action="store_true",
+                        help="skip the what-if population run")
+    for name, kind in (("patients", int), ("small", int), ("clients", int),
+                       ("latency-seconds", float), ("notifications", int),
+                       ("trigger-patients", int), ("coalesce-seconds", float),
+                       ("heavy-years", int)):
+        parser.add_argument(f"--{name}", type=kind, help="override the mode's value")
+    parser.add_argument("--workers", help="comma-separated worker counts (e.g. 1,2,4)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run, print the table, write the JSON; exit 0 (figures that miss goals are not errors)."""
+    args = build_parser().parse_args(argv)
+    scale = QUICK if args.quick else FULL
+    overrides: dict[str, Any] = {
+        field: getattr(args, field) for field in
+        ("patients", "small", "clients", "latency_seconds", "notifications",
+         "trigger_patients", "coalesce_seconds", "heavy_years")
+        if getattr(args, field) is not None
+    }
+    if args.workers:
+        overrides["workers"] = tuple(int(w) for w in args.workers.split(","))
+    if args.no_what_if:
+        overrides["what_if"] = False
+    scale = replace(scale, **overrides)
+    if scale.small > scale.patients:
+        scale = replace(scale, small=scale.patients)
+
+    def log(message: str) -> None:
+        print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+    figures = run(scale, indexed=not args.plain_server,
+                  mode="quick" if args.quick else "full", log=log)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(report.table(figures))
+    print(f"\nFigures written to {args.out}")
+    missing = report.missing_keys(figures)
+    if missing:
+        print(f"missing figures: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
