@@ -53,6 +53,7 @@ class Scale:
     workers: tuple[int, ...] = (1, 2, 4)
     breakdown_sample: int = 100
     what_if: bool = True
+    population_reps: int = 2
     heavy_years: int = 5
     eval_reps: int = 15
     validate_reps: int = 3
@@ -66,7 +67,7 @@ class Scale:
 
 
 FULL = Scale()
-QUICK = Scale(patients=40, small=10, workers=(1, 2), breakdown_sample=5, what_if=False,
+QUICK = Scale(patients=40, small=10, workers=(1, 2), breakdown_sample=5, population_reps=1,
               heavy_years=1, eval_reps=3, validate_reps=1, clients=4, latency_seconds=2.0,
               cds_requests=10, cds_seconds=1.0, notifications=20, trigger_patients=5,
               coalesce_seconds=1.0)
@@ -116,7 +117,8 @@ def run(scale: Scale, *, indexed: bool = True, mode: str = "full",
         client = FhirClient(bench_fhir.settings_for(server.base_url))
         figures["population"] = run_population(
             client, mappings, small=scale.small, large=scale.patients, workers=scale.workers,
-            sample=scale.breakdown_sample, what_if=scale.what_if, log=log)
+            sample=scale.breakdown_sample, what_if=scale.what_if, reps=scale.population_reps,
+            log=log)
         population_ids = bench_fhir.patient_ids(client)
         load_seeds(client, synthetic.SEEDS_DIR, mappings=mappings)
         seeds = seed_patient_ids()
