@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -157,6 +157,11 @@ class SqliteJobStore(_OwnedTaskUpdates):
         self._local = threading.local()
         # A shared-cache in-memory database lives as long as one connection to it stays open.
         self._keepalive = self._connect() if self._uri else None
+        # Its tables lock as a whole (SQLITE_LOCKED, which the busy timeout never retries), so
+        # there that one connection serves every thread, one call at a time.
+        self._serial: AbstractContextManager[Any] = (
+            threading.RLock() if self._uri else nullcontext()
+        )
         with self._tx() as conn:
             for statement in _SQLITE_DDL:
                 conn.execute(statement)
@@ -172,6 +177,8 @@ class SqliteJobStore(_OwnedTaskUpdates):
 
     @property
     def _conn(self) -> sqlite3.Connection:
+        if self._keepalive is not None:
+            return self._keepalive
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -179,15 +186,20 @@ class SqliteJobStore(_OwnedTaskUpdates):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn
-        # IMMEDIATE takes the write lock up front, so read-then-write steps are atomic.
-        conn.execute("begin immediate")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("rollback")
-            raise
-        conn.execute("commit")
+        with self._serial:
+            conn = self._conn
+            # IMMEDIATE takes the write lock up front, so read-then-write steps are atomic.
+            conn.execute("begin immediate")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("rollback")
+                raise
+            conn.execute("commit")
+
+    def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._serial:
+            return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -196,7 +208,7 @@ class SqliteJobStore(_OwnedTaskUpdates):
             self._local.conn = None
 
     def ping(self) -> None:
-        self._conn.execute("select count(*) from elig_task").fetchone()
+        self._fetch("select count(*) from elig_task")
 
     def add_job(
         self, job: JobRecord, tasks: Sequence[TaskRecord], coalesce_key: str | None = None
@@ -226,18 +238,16 @@ class SqliteJobStore(_OwnedTaskUpdates):
         return job.id, [t.id for t in tasks], True
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        row = self._conn.execute("select data from elig_job where id = ?", (job_id,)).fetchone()
-        return JobRecord.from_dict(json.loads(row[0])) if row else None
+        rows = self._fetch("select data from elig_job where id = ?", (job_id,))
+        return JobRecord.from_dict(json.loads(rows[0][0])) if rows else None
 
     def job_tasks(self, job_id: str) -> list[TaskRecord]:
-        rows = self._conn.execute(
-            "select data from elig_task where job_id = ? order by rowid", (job_id,)
-        ).fetchall()
+        rows = self._fetch("select data from elig_task where job_id = ? order by rowid", (job_id,))
         return [TaskRecord.from_dict(json.loads(r[0])) for r in rows]
 
     def get_task(self, task_id: str) -> TaskRecord | None:
-        row = self._conn.execute("select data from elig_task where id = ?", (task_id,)).fetchone()
-        return TaskRecord.from_dict(json.loads(row[0])) if row else None
+        rows = self._fetch("select data from elig_task where id = ?", (task_id,))
+        return TaskRecord.from_dict(json.loads(rows[0][0])) if rows else None
 
     def _read(self, conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
         row = conn.execute("select data from elig_task where id = ?", (task_id,)).fetchone()
@@ -300,9 +310,9 @@ class SqliteJobStore(_OwnedTaskUpdates):
             return reaped
 
     def queued_due(self, before: float) -> list[str]:
-        rows = self._conn.execute(
+        rows = self._fetch(
             "select id from elig_task where state = ? and not_before < ?", (QUEUED, before)
-        ).fetchall()
+        )
         return [r[0] for r in rows]
 
     def lock(self, name: str, owner: str, ttl: float) -> bool:
