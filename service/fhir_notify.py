@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, Response, json, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.api_auth import auth_mode, bearer_token, token_matches
 from service.retrieval import RECORD_TYPES
@@ -131,6 +132,10 @@ def _handled(view: Any) -> Any:
         except NotifyError as exc:
             log.warning("refused FHIR notification: %s", exc.message)
             return outcome("error", exc.code, exc.message, exc.status)
+        except RequestEntityTooLarge:
+            limit = services().settings.max_body_bytes
+            log.warning("refused FHIR notification: body over %d bytes", limit)
+            return outcome("error", "too-costly", f"the body is larger than {limit} bytes", 413)
 
     wrapper.__name__ = view.__name__
     wrapper.__doc__ = view.__doc__

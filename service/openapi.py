@@ -213,6 +213,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 **_AUTH_ERRORS,
                 "404": _problem("No such patient (wait=true)."),
                 "413": _problem("Body too large."),
+                "422": _problem("The record cannot be evaluated (wait=true; e.g. not FHIR R4)."),
                 **_FHIR_ERRORS,
             },
         }},
@@ -248,6 +249,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                              headers={"Location": {"schema": {"type": "string"}}}),
                 "400": _problem("Malformed body or patient id."),
                 "401": _problem("Missing API token, bad signature or stale timestamp."),
+                "413": _problem("Body too large."),
             },
         }},
         "/fhir-notify": {"post": {
@@ -259,6 +261,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 "200": _outcome("Acknowledged (informational)."),
                 "400": _outcome("Malformed or non-R4 FHIR."),
                 "401": _outcome("Missing or wrong notification secret."),
+                "413": _outcome("Body too large."),
             },
         }},
         "/fhir-notify/{rtype}/{rid}": {
@@ -277,6 +280,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                     "200": _outcome("Screening queued (or nothing to screen)."),
                     "400": _outcome("Malformed FHIR, an STU3/R5 resource, or id mismatch."),
                     "401": _outcome("Missing or wrong notification secret."),
+                    "413": _outcome("Body too large."),
                 },
             },
             "delete": {
@@ -284,6 +288,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 "operationId": "notifyDeleted", "security": notify_security,
                 "responses": {
                     "200": _outcome("Acknowledged."),
+                    "400": _outcome("Not a resource type this service screens on."),
                     "401": _outcome("Missing or wrong notification secret."),
                 },
             },
@@ -304,6 +309,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 "400": _problem("Malformed request."),
                 "401": _problem("Missing or invalid JWT."),
                 "412": _problem("Prefetch missing and the data cannot be fetched."),
+                "413": _problem("Body too large."),
                 "422": _problem("The record cannot be evaluated."),
             },
         }},
