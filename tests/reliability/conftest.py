@@ -1,5 +1,5 @@
 """Fixtures of the reliability tests: the seeded session server, seed clones of each test's own,
-the fault proxy in front of the server, and a throwaway Redis."""
+the fault proxy in front of the server (fhir_fixtures.py), and a throwaway Redis."""
 
 from __future__ import annotations
 
@@ -10,36 +10,7 @@ from collections.abc import Iterator
 from shutil import which
 
 import pytest
-from fault_proxy import FaultProxy
-from seed_population import SEEDS_DIR, Population, mappings
-
-from localfhir import LocalServer
-from service.fhir_client import FhirClient
-from service.seeding import load_seeds
-from service.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def seeded_server(fhir_server: LocalServer) -> LocalServer:
-    """The session's FHIR server with the seed studies and patients loaded (idempotent)."""
-    settings = Settings().with_overrides(fhir_base_url=fhir_server.base_url)
-    with FhirClient(settings) as client:
-        load_seeds(client, SEEDS_DIR, mappings=mappings())
-    return fhir_server
-
-
-@pytest.fixture
-def population(seeded_server: LocalServer) -> Population:
-    """Add seed clones with ids of the test's own to the session server."""
-    return Population(seeded_server.base_url)
-
-
-@pytest.fixture
-def proxy(seeded_server: LocalServer) -> Iterator[FaultProxy]:
-    """A fault proxy in front of the seeded session server (no faults until injected)."""
-    with FaultProxy(seeded_server.base_url) as running:
-        yield running
-
+from fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 
 # ------------------------------------------------------------------------------ redis
 
