@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, json, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from service import requests_in
 from service.api_auth import auth_mode, bearer_token, token_matches
 from service.retrieval import RECORD_TYPES
 from service.services import services
@@ -146,7 +147,7 @@ def _handled(view: Any) -> Any:
 @_handled
 def notify_without_payload() -> Response:
     """A notification without payload (or a Bundle/resource POSTed by other servers)."""
-    raw = request.get_data(cache=True)
+    raw = requests_in.raw_body()
     if not raw.strip():
         # HAPI's empty notification names neither resource nor patient: nothing to screen.
         log.info("FHIR notification without payload; cannot tell the patient, nothing queued")
@@ -191,7 +192,7 @@ def notify_with_payload(rtype: str, rid: str) -> Response:
     _check_type(rtype)
     if not _ID.fullmatch(rid):
         raise NotifyError(400, "value", "the id in the URL is not a FHIR id")
-    resource = _parse_resource(request.get_data(cache=True))
+    resource = _parse_resource(requests_in.raw_body())
     if resource["resourceType"] != rtype:
         raise NotifyError(400, "invalid",
                           f"the body is a {resource['resourceType'][:64]}, the URL says {rtype}")

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.problems import Problem
 from service.retrieval import normalize_patient_id
@@ -53,9 +54,20 @@ def study_keys(values: Iterable[Any], known: Iterable[str]) -> tuple[str, ...] |
     return tuple(dict.fromkeys(wanted))
 
 
+def raw_body() -> bytes:
+    """The request body; 413 when it is over MAX_BODY_BYTES, declared or streamed (chunked)."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    # Werkzeug cuts a streamed body at the limit without an error (a declared length over it
+    # raises above); one that reached the limit may have been cut, so it is refused too.
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        raise RequestEntityTooLarge()
+    return raw
+
+
 def json_body(*, required: bool = True) -> Any:
     """The request body parsed as JSON; 400 problem when it is not JSON."""
-    raw = request.get_data(cache=True)
+    raw = raw_body()
     if not raw.strip():
         if required:
             raise Problem(400, "The request body must be a JSON document.", slug="invalid-body")

@@ -62,7 +62,7 @@ def _verify(secret: str | None, body: bytes) -> None:
 def screening_webhook() -> tuple[Response, int, dict[str, str]]:
     """Queue a screening for the patient named in a signed body; 202 with the job."""
     svc = services()
-    raw = request.get_data(cache=True)
+    raw = requests_in.raw_body()
     _verify(svc.settings.webhook_secret, raw)
     body = requests_in.json_body()
     if not isinstance(body, dict) or set(body) != {"patient"}:
