@@ -80,10 +80,14 @@ def _classify(exc: BaseException) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    from service.fhir_client import FhirNotFound
+    from service.fhir_client import FhirError, FhirNotFound
 
     if isinstance(exc, FhirNotFound):
         return "patient not found on the FHIR server"
+    if isinstance(exc, FhirError) and exc.status is not None:
+        # The server's own message may quote records: like the REST answers, the job status
+        # and the log give its status only (errors of our own making carry no status).
+        return f"the FHIR server answered HTTP {exc.status} ({type(exc).__name__})"
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
 

@@ -62,6 +62,7 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     delay: float = 0.0
+    diagnostics: str = "injected failure (test proxy)"
     matched: int = 0
     applied: int = 0
     released: threading.Event = field(default_factory=threading.Event)
@@ -144,8 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
                          {"Retry-After": fault.retry_after or "1"})
             return
         if fault is not None and fault.action == "fail":
-            self._answer(fault.status, _outcome("exception", "injected failure (test proxy)"),
-                         {})
+            self._answer(fault.status, _outcome("exception", fault.diagnostics), {})
             return
         if fault is not None and fault.action == "slow":
             # Held (interruptibly) beyond the client's timeout, then forwarded like a slow server.
@@ -266,13 +266,17 @@ class FaultProxy:
         status: int | None = None,
         retry_after: str | None = None,
         delay: float = 0.0,
+        diagnostics: str | None = None,
     ) -> Fault:
-        """Add a fault: "kill", "slow" (delay), "storm" (status, retry_after) or "fail" (status)."""
+        """Add a fault: "kill", "slow" (delay), "storm" (status, retry_after) or "fail" (status,
+        the OperationOutcome's diagnostics)."""
         if action not in ("kill", "slow", "storm", "fail"):
             raise ValueError(f"unknown fault {action!r}")
         default_status = {"storm": 503, "fail": 500}.get(action, 0)
         fault = Fault(action, when or (lambda seen: True), skip, count,
                       status or default_status, retry_after, delay)
+        if diagnostics is not None:
+            fault.diagnostics = diagnostics
         with self._lock:
             self._faults.append(fault)
         return fault

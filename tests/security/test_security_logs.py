@@ -176,3 +176,41 @@ def test_logs_of_the_seed_run_hold_no_names_birth_dates_record_numbers_or_secret
                 if pattern.search(line):
                     found.append(f"{where}: {what}: {line[:200]}")
     assert found == []
+
+
+def test_fhir_server_error_messages_are_neither_logged_nor_answered(proxy, population, caplog,
+                                                                     tmp_path):
+    # A FHIR server's OperationOutcome may quote a record (HAPI validation messages do): the
+    # service passes on the status, never the text, in its logs and in every answer.
+    caplog.set_level(logging.DEBUG)
+    [pid] = population.add(1)
+    patient = population.bundles[pid]["entry"][0]["resource"]
+    name = patient["name"][0]["text"]
+    quoted = f"Patient {name} born {patient['birthDate']} does not validate"
+    settings = Settings().with_overrides(
+        fhir_base_url=proxy.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
+        fhir_max_retries=0, coalesce_seconds=0.0)
+    app = create_app(settings)
+    try:
+        http = app.test_client()
+        proxy.inject("fail", status=422, diagnostics=quoted, when=lambda s: s.method == "POST")
+        answers = [
+            http.get(f"/patients/{pid}/eligibility?asOf={AS_OF}"),
+            http.post("/screenings?wait=true", json={"patients": [pid],
+                                                     "asOf": AS_OF.isoformat()}),
+        ]
+        job = http.post("/screenings", json={"patients": [pid], "asOf": AS_OF.isoformat()})
+        queue = app.extensions["eligibility"].queue
+        queue.start_embedded(1)
+        status = wait_until(lambda: (s := queue.job_status(job.get_json()["job"]))["state"]
+                            == "done" and s, what="the job failed")
+        answers.append(http.get(job.headers["Location"]))
+    finally:
+        app.extensions["eligibility"].queue.stop()
+    assert [a.status_code for a in answers] == [502, 502, 200]
+    assert status["patients"][0]["state"] == "failed"
+    assert "422" in status["patients"][0]["error"]
+    assert proxy.requests("fail")
+    for text in [*(a.get_data(as_text=True) for a in answers), caplog.text]:
+        assert name not in text and patient["birthDate"] not in text
+        assert "does not validate" not in text
