@@ -62,7 +62,17 @@ def _http_url(name: str, value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise SettingsError(f"{name}={value!r} is not an http(s) URL")
+    _no_credentials(name, value)
     return value.rstrip("/")
+
+
+def _no_credentials(name: str, value: str) -> None:
+    # A URL is shown in /readyz, error messages and logs: a password in it would be too.
+    if "@" in urlparse(value).netloc:
+        raise SettingsError(
+            f"{name} must not carry credentials (user:password@host); for the FHIR server "
+            "use FHIR_AUTH=bearer or smart"
+        )
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,7 @@ class Settings:
 
     def validate(self) -> None:
         """Raise SettingsError with one clear line when the settings cannot work."""
+        _no_credentials("FHIR_BASE_URL", self.fhir_base_url)
         if self.fhir_auth not in ("none", "bearer", "smart"):
             raise SettingsError(f"FHIR_AUTH={self.fhir_auth!r} must be none, bearer or smart")
         if self.fhir_auth == "bearer" and not self.fhir_bearer_token:
