@@ -5,7 +5,6 @@ banner, and the FHIR credentials sent to the FHIR server's origin only."""
 from __future__ import annotations
 
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 import responses
@@ -49,7 +48,7 @@ def test_the_worker_banner_hides_the_redis_password():
     assert "redis.example:6379" in _queue_label(settings)
 
 
-def test_fhir_credentials_go_to_the_fhir_server_only(tmp_path: Path):
+def test_fhir_credentials_go_to_the_fhir_server_only():
     # A next link to another host is refused before anything is sent there.
     base = "https://fhir.example.org/fhir"
     settings = Settings().with_overrides(fhir_base_url=base, fhir_auth="bearer",

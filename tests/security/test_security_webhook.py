@@ -125,7 +125,7 @@ header_text = st.one_of(
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(stamp=header_text, signature=header_text,
        body=st.one_of(st.binary(max_size=64), st.just(BODY)))
-def test_forged_headers_and_bodies_are_refused_with_4xx(app, stamp, signature, body):
+def test_forged_headers_and_bodies_are_refused_with_401(app, stamp, signature, body):
     response = app.test_client().post(
         "/webhooks/screening", data=body,
         headers={"X-Timestamp": stamp, "X-Signature": signature,
