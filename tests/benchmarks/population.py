@@ -23,12 +23,13 @@ from tests.benchmarks import synthetic
 
 REPO_ROOT = synthetic.REPO_ROOT
 _PROGRESS = re.compile(r"^(?:screened) (\d+)/(\d+)$")
+_LAUNCHED = re.compile(r"^bench-rss: pid (\d+)$")
 _SUMMARY = re.compile(r"(\d+) patient\(s\) (?:screened|fetched), (\d+) error\(s\)")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """One subprocess run: throughput over the screening phase, wall time, peak RSS."""
+    """One subprocess run: throughput over the screening phase, wall time, peak RSS, CPU."""
 
     command: str
     workers: int
@@ -38,6 +39,8 @@ class RunResult:
     wall_seconds: float
     rss_mb: float
     exit_code: int
+    cpu_seconds: float = 0.0  # the child's user + system time over the screening phase
+    server_cpu_seconds: float | None = None  # the FHIR server's, over the same phase
 
     @property
     def per_second(self) -> float:
@@ -47,23 +50,53 @@ class RunResult:
 
     def to_json(self) -> dict[str, Any]:
         """The figures of this run."""
+        done = max(self.patients - 1, 1)
         return {
             "patients": self.patients, "errors": self.errors, "workers": self.workers,
             "patients_per_second": round(self.per_second, 1),
             "seconds": round(self.seconds, 2), "wall_seconds": round(self.wall_seconds, 2),
             "rss_mb": round(self.rss_mb, 1), "exit_code": self.exit_code,
+            "cpu_ms_per_patient": round(self.cpu_seconds * 1000 / done, 2),
+            "server_cpu_ms_per_patient": None if self.server_cpu_seconds is None else
+            round(self.server_cpu_seconds * 1000 / done, 2),
         }
 
 
-def run_measured(argv: Sequence[str], env: dict[str, str]) -> tuple[int, float, float,
-                                                                       list[tuple[float, str]],
-                                                                       str]:
-    """Run a child; (exit code, wall seconds, peak RSS MB, timed stderr lines, stdout text).
+@dataclass(frozen=True)
+class Measured:
+    """What run_measured saw of one child process."""
 
-    Peak RSS is the child's own ru_maxrss, taken by the small launcher tests/benchmarks/rss.py
-    (a child forked straight from this big process would inherit its high-water mark).
+    exit_code: int
+    wall_seconds: float
+    rss_mb: float
+    stderr: list[str]
+    # At each progress line: (perf_counter time, patients done, child CPU s, server CPU s).
+    progress: list[tuple[float, int, float | None, float | None]]
+    stdout: str
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a running process (Linux /proc), None if unreadable."""
+    if not pid:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def run_measured(argv: Sequence[str], env: dict[str, str], server_pid: int | None = None
+                 ) -> Measured:
+    """Run a child, sampling its CPU time (and the FHIR server's) at every progress line.
+
+    The child runs under the small launcher tests/benchmarks/rss.py, which reports its pid and
+    afterwards its own ru_maxrss (a child forked straight from this big process would inherit
+    this process's high-water mark).
     """
-    lines: list[tuple[float, str]] = []
+    lines: list[str] = []
+    progress: list[tuple[float, int, float | None, float | None]] = []
+    pid: int | None = None
     with tempfile.TemporaryDirectory(prefix="bench-run-") as folder:
         rss_file = Path(folder) / "rss"
         out_file = Path(folder) / "stdout"
@@ -75,28 +108,43 @@ def run_measured(argv: Sequence[str], env: dict[str, str]) -> tuple[int, float, 
                 stderr=subprocess.PIPE, text=True,
             )
             assert child.stderr is not None
-            for line in child.stderr:
-                lines.append((time.perf_counter(), line.rstrip("\n")))
+            for raw in child.stderr:
+                now = time.perf_counter()
+                line = raw.rstrip("\n")
+                if pid is None and (m := _LAUNCHED.match(line)):
+                    pid = int(m.group(1))
+                    continue
+                if m := _PROGRESS.match(line):
+                    progress.append((now, int(m.group(1)), process_cpu_seconds(pid),
+                                     process_cpu_seconds(server_pid)))
+                lines.append(line)
             code = child.wait()
             wall = time.perf_counter() - started
         stdout = out_file.read_text()
         try:
-            rss_mb = int(rss_file.read_text()) / 1024
-        except (OSError, ValueError):
+            rss_mb = int(rss_file.read_text().split()[0]) / 1024
+        except (OSError, ValueError, IndexError):
             rss_mb = 0.0
-    return code, wall, rss_mb, lines, stdout
+    return Measured(code, wall, rss_mb, lines, progress, stdout)
 
 
-def _run(argv: Sequence[str], env: dict[str, str], workers: int, label: str) -> RunResult:
-    code, wall, rss, lines, stdout = run_measured(argv, env)
-    progress = [(t, int(m.group(1))) for t, line in lines if (m := _PROGRESS.match(line))]
-    summary = _SUMMARY.search(stdout)
-    if not progress or summary is None:
-        tail = "\n".join(line for _, line in lines[-15:])
-        raise RuntimeError(f"{label} produced no progress or summary (exit {code}):\n{tail}")
+def _delta(first: float | None, last: float | None) -> float | None:
+    return None if first is None or last is None else last - first
+
+
+def _run(argv: Sequence[str], env: dict[str, str], workers: int, label: str,
+         server_pid: int | None) -> RunResult:
+    run = run_measured(argv, env, server_pid)
+    summary = _SUMMARY.search(run.stdout)
+    if not run.progress or summary is None:
+        tail = "\n".join(run.stderr[-15:])
+        raise RuntimeError(f"{label} produced no progress or summary "
+                           f"(exit {run.exit_code}):\n{tail}")
     patients, errors = int(summary.group(1)), int(summary.group(2))
-    seconds = progress[-1][0] - progress[0][0]
-    return RunResult(label, workers, patients, errors, seconds, wall, rss, code)
+    first, last = run.progress[0], run.progress[-1]
+    return RunResult(label, workers, patients, errors, last[0] - first[0], run.wall_seconds,
+                     run.rss_mb, run.exit_code, _delta(first[2], last[2]) or 0.0,
+                     _delta(first[3], last[3]))
 
 
 def child_env(base_url: str) -> dict[str, str]:
@@ -106,23 +154,33 @@ def child_env(base_url: str) -> dict[str, str]:
     return env
 
 
-def run_cli(base_url: str, workers: int, as_of: date, *, what_if: str | None = None) -> RunResult:
+def run_cli(base_url: str, workers: int, as_of: date, *, what_if: str | None = None,
+            server_pid: int | None = None) -> RunResult:
     """`eligibility screen --all --workers N --as-of D` (with write-back) as a subprocess."""
     prefix = [sys.executable, "-m", "service.cli"]
     if what_if:
         prefix = [sys.executable, "-m", "tests.benchmarks.whatif_cli", "--what-if", what_if]
     argv = [*prefix, "screen", "--all", "--workers", str(workers), "--as-of", as_of.isoformat()]
-    return _run(argv, child_env(base_url), workers, "eligibility screen --all")
+    return _run(argv, child_env(base_url), workers, "eligibility screen --all", server_pid)
 
 
-def run_floor(base_url: str, workers: int) -> RunResult:
+def run_floor(base_url: str, workers: int, *, server_pid: int | None = None) -> RunResult:
     """The fetch-only floor with the same worker count, as a subprocess."""
     argv = [sys.executable, "-m", "tests.benchmarks.floor", "--workers", str(workers)]
-    return _run(argv, child_env(base_url), workers, "fetch-only floor")
+    return _run(argv, child_env(base_url), workers, "fetch-only floor", server_pid)
+
+
+def _mean_json(runs: Sequence[RunResult]) -> dict[str, Any]:
+    """The last run's figures with the CPU figures averaged over all runs."""
+    out = runs[-1].to_json()
+    for key in ("cpu_ms_per_patient", "server_cpu_ms_per_patient"):
+        values = [r.to_json()[key] for r in runs]
+        out[key] = None if None in values else round(statistics.fmean(values), 2)
+    return out
 
 
 def pair(base_url: str, workers: int, as_of: date, *, what_if: str | None = None,
-         reps: int = 1) -> dict[str, Any]:
+         reps: int = 1, server_pid: int | None = None) -> dict[str, Any]:
     """Floor and CLI in turns (floor, CLI, floor, CLI, ...): the ratio of their mean rates.
 
     Taking turns on the same server state within the same minute is what makes the ratio
@@ -131,16 +189,16 @@ def pair(base_url: str, workers: int, as_of: date, *, what_if: str | None = None
     floors: list[RunResult] = []
     clis: list[RunResult] = []
     for _ in range(reps):
-        floors.append(run_floor(base_url, workers))
-        clis.append(run_cli(base_url, workers, as_of, what_if=what_if))
+        floors.append(run_floor(base_url, workers, server_pid=server_pid))
+        clis.append(run_cli(base_url, workers, as_of, what_if=what_if, server_pid=server_pid))
     floor_rate = statistics.fmean(r.per_second for r in floors)
     cli_rate = statistics.fmean(r.per_second for r in clis)
-    cli = clis[-1].to_json() | {"patients_per_second": round(cli_rate, 1),
-                                 "rss_mb": round(max(r.rss_mb for r in clis), 1),
-                                 "errors": sum(r.errors for r in clis),
-                                 "runs_per_second": [round(r.per_second, 1) for r in clis]}
-    floor = floors[-1].to_json() | {"patients_per_second": round(floor_rate, 1),
-                                     "runs_per_second": [round(r.per_second, 1) for r in floors]}
+    cli = _mean_json(clis) | {"patients_per_second": round(cli_rate, 1),
+                              "rss_mb": round(max(r.rss_mb for r in clis), 1),
+                              "errors": sum(r.errors for r in clis),
+                              "runs_per_second": [round(r.per_second, 1) for r in clis]}
+    floor = _mean_json(floors) | {"patients_per_second": round(floor_rate, 1),
+                                  "runs_per_second": [round(r.per_second, 1) for r in floors]}
     return {"cli": cli, "floor": floor, "ratio": round(cli_rate / floor_rate, 2) if floor_rate
             else 0.0, "what_if": what_if, "reps": reps}
 
@@ -187,7 +245,7 @@ PROPOSED = "no-rs-deepcopy,no-rs-model-validation"  # tests/benchmarks/whatif_cl
 
 def run_population(client: FhirClient, mappings: Mappings, *, small: int, large: int,
                    workers: Sequence[int], sample: int, what_if: bool, reps: int = 2,
-                   log: Any = print) -> dict[str, Any]:
+                   server_pid: int | None = None, log: Any = print) -> dict[str, Any]:
     """Load `small` patients, measure; grow to `large`, measure cold and warm runs.
 
     cold: first screening, 2 ResearchSubjects created per patient (run at the most workers);
@@ -225,20 +283,22 @@ def run_population(client: FhirClient, mappings: Mappings, *, small: int, large:
     out["load_seconds_per_1000_resources"] = round(load_seconds / max(loaded, 1) * 1000, 3)
     log(f"population: {large} patients loaded ({loaded} resources, {load_seconds:.1f} s)")
 
-    cold = {f"w{most}": pair(base_url, most, as_of)}
+    cold = {f"w{most}": pair(base_url, most, as_of, server_pid=server_pid)}
     log(f"population: first screening, {most} workers: ratio {cold[f'w{most}']['ratio']}")
     proposed: dict[str, Any] = {}
     if what_if:
         bench_fhir.delete_research_subjects(client)
-        proposed[f"cold_w{most}"] = pair(base_url, most, as_of, what_if=PROPOSED)
+        proposed[f"cold_w{most}"] = pair(base_url, most, as_of, what_if=PROPOSED,
+                                         server_pid=server_pid)
         log(f"population: first screening, proposed changes: ratio "
             f"{proposed[f'cold_w{most}']['ratio']}")
     warm: dict[str, Any] = {}
     for w in workers:
-        warm[f"w{w}"] = pair(base_url, w, as_of, reps=reps)
+        warm[f"w{w}"] = pair(base_url, w, as_of, reps=reps, server_pid=server_pid)
         log(f"population: re-screen, {w} worker(s): ratio {warm[f'w{w}']['ratio']}")
         if what_if:
-            proposed[f"warm_w{w}"] = pair(base_url, w, as_of, what_if=PROPOSED, reps=reps)
+            proposed[f"warm_w{w}"] = pair(base_url, w, as_of, what_if=PROPOSED, reps=reps,
+                                             server_pid=server_pid)
             log(f"population: re-screen, {w} worker(s), proposed changes: ratio "
                 f"{proposed[f'warm_w{w}']['ratio']}")
     out["cold"], out["warm"] = cold, warm

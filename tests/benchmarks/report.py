@@ -160,6 +160,20 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         add(f"  first screening (2 writes/patient), {run['cli']['workers']} workers", rate(run))
         if f"cold_{key}" in proposed:
             add("    with the proposed changes", rate(proposed[f"cold_{key}"]))
+    def cpu(run: Mapping[str, Any]) -> str:
+        c, fl = run["cli"], run["floor"]
+        return (f"{_fmt(c['cpu_ms_per_patient'])} + {_fmt(c['server_cpu_ms_per_patient'])} vs "
+                f"{_fmt(fl['cpu_ms_per_patient'])} + {_fmt(fl['server_cpu_ms_per_patient'])}")
+
+    low = f"w{min(pop['workers'])}"
+    cold_key = next(iter(pop["cold"]))
+    add("  CPU ms/patient, CLI + FHIR server vs floor + server:", "")
+    add(f"    re-screen, {low[1:]} worker(s) (proposed)",
+        cpu(pop["warm"][low]) + (f" ({cpu(proposed['warm_' + low])})"
+                                 if f"warm_{low}" in proposed else ""))
+    add(f"    first screening, {cold_key[1:]} workers (proposed)",
+        cpu(pop["cold"][cold_key]) + (f" ({cpu(proposed['cold_' + cold_key])})"
+                                      if f"cold_{cold_key}" in proposed else ""))
     mem = pop["memory"]
     add(f"  peak RSS at {mem['small']} / {mem['large']} patients, first screening",
         f"{_fmt(mem['cold_small_mb'], ' MB')} / {_fmt(mem['cold_large_mb'], ' MB')} "

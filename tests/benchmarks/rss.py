@@ -1,4 +1,4 @@
-"""Run a command and write its peak RSS (KiB, from wait4) to a file; exit with its exit code.
+"""Run a command; write its peak RSS (KiB) and CPU seconds (wait4) to a file; exit as it did.
 
     python -m tests.benchmarks.rss OUT_FILE COMMAND [ARGS...]
 
@@ -17,15 +17,17 @@ from pathlib import Path
 
 
 def main() -> int:
-    """Spawn the command with this process's stdio, wait4 it, record ru_maxrss."""
+    """Spawn the command with this process's stdio, wait4 it, record ru_maxrss and CPU time."""
     if len(sys.argv) < 3:
         print("usage: python -m tests.benchmarks.rss OUT_FILE COMMAND [ARGS...]", file=sys.stderr)
         return 2
     out, command = Path(sys.argv[1]), sys.argv[2:]
     child = subprocess.Popen(command)
+    # The benchmark samples the command's CPU time by pid while it runs.
+    print(f"bench-rss: pid {child.pid}", file=sys.stderr, flush=True)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    out.write_text(f"{usage.ru_maxrss}\n")
+    out.write_text(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime:.3f}\n")
     return child.returncode
 
 

@@ -118,7 +118,7 @@ def run(scale: Scale, *, indexed: bool = True, mode: str = "full",
         figures["population"] = run_population(
             client, mappings, small=scale.small, large=scale.patients, workers=scale.workers,
             sample=scale.breakdown_sample, what_if=scale.what_if, reps=scale.population_reps,
-            log=log)
+            server_pid=server.pid, log=log)
         population_ids = bench_fhir.patient_ids(client)
         load_seeds(client, synthetic.SEEDS_DIR, mappings=mappings)
         seeds = seed_patient_ids()
