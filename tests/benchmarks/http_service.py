@@ -18,6 +18,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from service.settings import Settings
 from tests.benchmarks.synthetic import REPO_ROOT
 
 CDS_ISSUER = "https://ehr.benchmark.invalid"
@@ -97,9 +98,12 @@ def start_service(fhir_base_url: str, folder: Path, *, cds_key: CdsKey, webhook_
         "WEBHOOK_SECRET": webhook_secret,
         "CDS_ISSUERS": f"{CDS_ISSUER}|{cds_key.public_pem_path}",
         "COALESCE_SECONDS": str(coalesce_seconds),
+        "EMBEDDED_WORKERS": str(Settings().embedded_workers),  # the default, stated
     }
+    # The service's own defaults otherwise (gunicorn_conf: 1 process, 8 threads).
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("FHIR_", "QUEUE_", "CDS_", "WEBHOOK_", "ELIGIBILITY_"))}
+           if not k.startswith(("FHIR_", "QUEUE_", "CDS_", "WEBHOOK_", "ELIGIBILITY_"))
+           and k not in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "EMBEDDED_WORKERS")}
     env.update(settings_env, PYTHONPATH=str(REPO_ROOT))
     log_path = folder / "service.log"
     with log_path.open("wb") as log:

@@ -199,8 +199,17 @@ def pair(base_url: str, workers: int, as_of: date, *, what_if: str | None = None
                               "runs_per_second": [round(r.per_second, 1) for r in clis]}
     floor = _mean_json(floors) | {"patients_per_second": round(floor_rate, 1),
                                   "runs_per_second": [round(r.per_second, 1) for r in floors]}
-    return {"cli": cli, "floor": floor, "ratio": round(cli_rate / floor_rate, 2) if floor_rate
-            else 0.0, "what_if": what_if, "reps": reps}
+    out = {"cli": cli, "floor": floor,
+           "ratio": round(cli_rate / floor_rate, 2) if floor_rate else 0.0,
+           "cpu_ratio": None, "what_if": what_if, "reps": reps}
+    # CPU of the run's process plus the FHIR server's, per patient: on a CPU-bound machine the
+    # throughput ratio follows this one, which drifts far less with neighbours' load.
+    if cli["server_cpu_ms_per_patient"] is not None and \
+            floor["server_cpu_ms_per_patient"] is not None:
+        spent = cli["cpu_ms_per_patient"] + cli["server_cpu_ms_per_patient"]
+        floor_spent = floor["cpu_ms_per_patient"] + floor["server_cpu_ms_per_patient"]
+        out["cpu_ratio"] = round(floor_spent / spent, 2) if spent else None
+    return out
 
 
 def breakdown(client: FhirClient, mappings: Mappings, ids: Sequence[str], as_of: date

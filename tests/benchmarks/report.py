@@ -37,7 +37,7 @@ FIGURE_KEYS: tuple[str, ...] = (
     "latency.cds.p50_ms", "latency.cds.p99_ms", "latency.cds.errors",
     "latency.cds_concurrent.p50_ms", "latency.cds_concurrent.p99_ms",
     "triggers.notifications", "triggers.patients", "triggers.seconds_until_all_written",
-    "triggers.screenings_run", "triggers.errors",
+    "triggers.screenings_run", "triggers.errors", "triggers.seconds_until_first_written",
     "run.seconds", "run.mode",
 )
 
@@ -146,8 +146,9 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     proposed = pop.get("proposed", {})
 
     def rate(run: Mapping[str, Any]) -> str:
+        cpu_ratio = f"; CPU {_fmt(run['cpu_ratio'])}" if run.get("cpu_ratio") else ""
         return (f"{_fmt(run['ratio'])} of floor ({_fmt(run['cli']['patients_per_second'])} vs "
-                f"{_fmt(run['floor']['patients_per_second'])} patients/s)")
+                f"{_fmt(run['floor']['patients_per_second'])} patients/s{cpu_ratio})")
 
     add(f"3 Population {pop['patients']} ({pop['lupus_patients']} lupus), screen --all:", "")
     for key, run in pop["warm"].items():
@@ -206,7 +207,10 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     tr = f["triggers"]
     done = tr["seconds_until_all_written"]
     add(f"5 {tr['notifications']} webhooks, {tr['patients']} patients: all written after",
-        _fmt(done, " s"), "all written", done is not None and tr["errors"] == 0)
+        f"{_fmt(done, ' s')} (first after {_fmt(tr['seconds_until_first_written'], ' s')}; "
+        f"coalescing window {_fmt(tr['coalesce_seconds'], ' s')}, "
+        f"{tr['embedded_workers']} worker)", "all written",
+        done is not None and tr["errors"] == 0)
     add("  screenings run (coalescing)", f"{tr['screenings_run']} for {tr['patients']} patients",
         f"{tr['patients']}", tr["screenings_run"] == tr["patients"])
     return out

@@ -78,9 +78,12 @@ def run_triggers(service: RunningService, client: FhirClient, patient_ids: Seque
     sent = time.perf_counter() - started
     jobs = {a["job"] for a in answers}
     written = 0
+    first_written: float | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         written = _written(client, ids)
+        if written and first_written is None:
+            first_written = time.perf_counter() - started
         if written >= expected:
             break
         time.sleep(0.1)
@@ -99,6 +102,8 @@ def run_triggers(service: RunningService, client: FhirClient, patient_ids: Seque
         "errors": sum(failures.values()),
         "error_statuses": failures,
         "send_seconds": round(sent, 2),
+        "seconds_until_first_written": None if first_written is None else
+        round(first_written, 2),
         "seconds_until_all_written": round(all_written, 2) if written >= expected else None,
         "research_subjects_written": written,
         "research_subjects_expected": expected,
@@ -107,5 +112,6 @@ def run_triggers(service: RunningService, client: FhirClient, patient_ids: Seque
         "job_states": states,
         "task_attempts": attempts,
         "coalesce_seconds": float(service.settings_env["COALESCE_SECONDS"]),
+        "embedded_workers": int(service.settings_env["EMBEDDED_WORKERS"]),
         "senders": SENDERS,
     }
