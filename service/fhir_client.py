@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import os
 import random
 import re
 import threading
@@ -204,6 +205,15 @@ class FhirClient:
         self._origin = self._origin_of(self.base_url)
         self._session = session if session is not None else requests.Session()
         self._owns_session = session is None
+        if self._owns_session:
+            # Proxy settings come from the environment once, not on every request (requests
+            # re-reads them per call otherwise: ~0.1 ms a request on the hot path).
+            self._session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            # trust_env also carried a hospital's CA bundle from the environment: keep it.
+            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if ca_bundle:
+                self._session.verify = ca_bundle
+            self._session.trust_env = False
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
