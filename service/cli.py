@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import ipaddress
 import json
 import logging
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
 from service.settings import Settings, SettingsError
+from service.tables import SummaryCounter
 
 log = logging.getLogger("service.cli")
 
@@ -172,18 +175,44 @@ def _screen_one(
         return PatientRow(pid, error=str(exc)[:200]), True
 
 
-def _emit(rows: list[Any], args: argparse.Namespace, summary: bool) -> None:
-    from service.tables import results_csv, results_table, summary_table
+class _ResultSink:
+    """Writes each patient's result as it arrives (table, CSV or a JSON array), so a run over a
+    whole population keeps no results in memory."""
 
-    if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=2))
-    elif args.csv:
-        sys.stdout.write(results_csv(rows))
-    else:
-        print(results_table(rows))
-        if summary:
-            print()
-            print(summary_table(rows))
+    def __init__(self, args: argparse.Namespace, ids: Sequence[str], studies: Sequence[str]
+                 ) -> None:
+        from service.tables import CSV_HEADER, TableWriter
+
+        self.format = "json" if args.json else "csv" if args.csv else "table"
+        self.out = sys.stdout
+        self.count = 0
+        if self.format == "json":
+            self.out.write("[")
+        elif self.format == "csv":
+            self.csv = csv.writer(self.out, lineterminator="\n")
+            self.csv.writerow(CSV_HEADER)
+        else:
+            self.table = TableWriter(self.out, ids, studies)
+
+    def write(self, row: Any) -> None:
+        from service.tables import csv_rows
+
+        if self.format == "json":
+            text = json.dumps(row.to_json(), indent=2).replace("\n", "\n  ")
+            self.out.write(("," if self.count else "") + "\n  " + text)
+        elif self.format == "csv":
+            self.csv.writerows(csv_rows(row))
+        else:
+            self.table.write(row)
+        self.count += 1
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.format == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        elif self.format == "table":
+            self.table.finish()
+        self.out.flush()
 
 
 # ------------------------------------------------------------------------------ commands
@@ -211,23 +240,37 @@ def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
         print(f"skipping {len(ids) - len(todo)} patient(s) done in {args.checkpoint}",
               file=sys.stderr)
     progress = Progress(len(todo)) if args.all else None
-    rows = []
+    sink = _ResultSink(args, todo, studies or tuple(screener.mappings.studies))
+    summary = SummaryCounter()
+    # A bounded window of screenings in flight, taken in order: results come out in the
+    # order of the ids, and memory stays flat however many patients the server holds.
+    window = 4 * max(1, args.workers)
+    remaining = iter(todo)
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        futures = {
-            pool.submit(_screen_one, screener, pid, as_of, studies, not args.no_write): pid
-            for pid in todo
-        }
-        for future in as_completed(futures):
-            row, finished = future.result()
+        pending: deque[Any] = deque()
+
+        def submit_next() -> None:
+            pid = next(remaining, None)
+            if pid is not None:
+                pending.append(pool.submit(
+                    _screen_one, screener, pid, as_of, studies, not args.no_write))
+
+        for _ in range(window):
+            submit_next()
+        while pending:
+            row, finished = pending.popleft().result()
+            submit_next()
             if finished:
                 checkpoint.add(row.patient)
-            rows.append(row)
             if progress:
                 progress.step(failed=bool(row.error))
-    order = {pid: i for i, pid in enumerate(todo)}
-    rows.sort(key=lambda r: order[r.patient])
-    _emit(rows, args, summary=args.all)
-    return EXIT_FAILURES if any(r.error for r in rows) else EXIT_OK
+            sink.write(row)
+            summary.add(row)
+    sink.finish()
+    if args.all and sink.format == "table":
+        print()
+        print(summary.render())
+    return EXIT_FAILURES if summary.errors else EXIT_OK
 
 
 def _refuse_open_listen(settings: Settings, host: str) -> None:
