@@ -211,3 +211,32 @@ def test_gunicorn_refuses_public_bind_without_token(env, capsys):
     env.setenv("ELIGIBILITY_API_TOKEN", "api-token-0123456789abcdef0123")
     gunicorn_conf.on_starting(server)  # with a token: allowed
     gunicorn_conf.on_starting(SimpleNamespace(cfg=SimpleNamespace(bind=["127.0.0.1:1"])))
+
+
+def test_all_keeps_a_bounded_window_in_flight_and_writes_in_order(screener, capsys, monkeypatch):
+    """A population run never queues every patient at once, and streams results in id order."""
+    patients = [{"resourceType": "Patient", "id": f"p{i:03d}"} for i in range(60)]
+    fake_client = FakeClient(Settings(), resources={"Patient": patients})
+    screener.client = lambda: fake_client
+    started, written, most = [], [], [0]
+    real_screen_one = cli._screen_one
+
+    def counting(screener_, pid, *rest):
+        started.append(pid)
+        most[0] = max(most[0], len(started) - len(written))
+        return real_screen_one(screener_, pid, *rest)
+
+    real_write = cli._ResultSink.write
+
+    def recording(self, row):
+        written.append(row.patient)
+        return real_write(self, row)
+
+    monkeypatch.setattr(cli, "_screen_one", counting)
+    monkeypatch.setattr(cli._ResultSink, "write", recording)
+    assert cli.main(["screen", "--all", "--workers", "2", "--csv"]) == 0
+    assert written == [p["id"] for p in patients]
+    assert most[0] <= 4 * 2 + 1  # the window, plus the one submitted as a result is taken
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("patient,study,status")
+    assert [line.split(",")[0] for line in lines[1::2]] == written
