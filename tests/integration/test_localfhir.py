@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from localfhir import LocalServer
+from localfhir import LocalServer, NodeNotFoundError, start_local_server
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 LOINC = "http://loinc.org"
@@ -279,3 +279,215 @@ def test_stop_ends_the_process(fresh_fhir_server: LocalServer) -> None:
     assert not server.running
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+# ---------------------------------------------------------------- search index and rollback
+MRN = "urn:test:mrn"
+
+
+def put_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resource": resource,
+        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+    }
+
+
+def index_fixture(tag: str) -> list[dict[str, Any]]:
+    """Patients and resources pointing at them every way a search can match (ids carry `tag`)."""
+    p1, p2, group = f"{tag}-p1", f"{tag}-p2", f"{tag}-g1"
+    patients = [
+        {"resourceType": "Patient", "id": p1, "gender": "female",
+         "identifier": [{"system": MRN, "value": f"AbC-{tag}"},
+                        {"type": {"text": f"Chart {tag}"}, "value": f"chart-{tag}"}]},
+        {"resourceType": "Patient", "id": p2, "gender": "male",
+         "identifier": [{"system": MRN, "value": f"xyz-{tag}"}, {"value": f"nosys-{tag}"}]},
+    ]
+    rows = [  # (id, subject reference, code, date)
+        ("o1", f"Patient/{p1}", "718-7", "2025-01-05"),
+        ("o2", f"Patient/{p1}", "2160-0", "2025-03-05"),
+        ("o3", f"Patient/{p2}", "718-7", "2025-02-05"),
+        ("o4", f"Group/{group}", "718-7", "2025-04-05"),
+        ("o5", f"http://elsewhere.example/fhir/Patient/{p1}", "718-7", "2025-05-05"),
+        ("o6", f"Patient/{p1}", "718-7", "2025-06-05"),
+    ]
+    observations = []
+    for oid, subject, code, day in rows:
+        obs = observation(subject, code, day, 1.0)
+        obs["id"] = f"{tag}-{oid}"
+        obs["identifier"] = [{"system": f"urn:test:obs:{tag}", "value": oid.upper()}]
+        observations.append(obs)
+    # A performer pointing at p2 does not make o2 one of p2's; o6 (p1's) has p2's o3 as member,
+    # so a chained search from p1's Observations must still see Observations of other patients.
+    observations[1]["performer"] = [{"reference": f"Patient/{p2}"}]
+    observations[5]["hasMember"] = [{"reference": f"Observation/{tag}-o3"}]
+    subject = {"resourceType": "ResearchSubject", "id": f"{tag}-rs1", "status": "candidate",
+               "identifier": [{"system": "urn:test:rs", "value": f"rs-{tag}"}],
+               "study": {"reference": "ResearchStudy/s1"},
+               "individual": {"reference": f"Patient/{p1}"}}
+    return [*patients, *observations, subject]
+
+
+def index_queries(tag: str) -> list[str]:
+    p1, p2 = f"{tag}-p1", f"{tag}-p2"
+    obs_sys = f"urn:test:obs:{tag}"
+    return [
+        f"Observation?patient={p1}",
+        f"Observation?patient=Patient/{p1}",
+        f"Observation?subject=Patient/{p1}",
+        f"Observation?subject={p1}",
+        f"Observation?subject:Patient={p1}",
+        f"Observation?subject=Patient/{p1},Patient/{p2}",
+        f"Observation?patient={p1},{p2},nobody-{tag}",
+        f"Observation?subject=Group/{tag}-g1",
+        f"Observation?subject=Patient/{p2},Group/{tag}-g1",
+        f"Observation?subject=http://elsewhere.example/fhir/Patient/{p1}",
+        f"Observation?patient={p2}",
+        f"Observation?patient={p1}&code={LOINC}|718-7",
+        f"Observation?patient={p1}&date=ge2025-03-01",
+        f"Observation?patient={p1}&_sort=-date",
+        f"Observation?patient={p1}&_sort=date&_count=2&_offset=1",
+        f"Observation?patient={p1}&_count=2&_offset=1",
+        f"Observation?patient={p1}&_summary=count",
+        f"Observation?patient={p1}&patient.gender=male",  # finds nothing
+        f"Observation?subject={p1}&patient.gender=female",
+        f"Observation?patient={p1}&has-member:Observation.code={LOINC}|718-7",
+        f"Observation?patient={p1}&subject:not=Group/{tag}-g1",
+        f"Observation?identifier={obs_sys}|o2,{obs_sys}|O3",
+        f"Observation?identifier=O1&patient={p1}",
+        f"Observation?identifier={obs_sys}|",
+        f"Observation?identifier={obs_sys}|o1&patient={p2}",  # finds nothing
+        f"Patient?identifier={MRN}|abc-{tag}",
+        f"Patient?identifier={MRN.upper()}|ABC-{tag}",
+        f"Patient?identifier=ABC-{tag}",
+        f"Patient?identifier=|nosys-{tag}",
+        f"Patient?identifier=|abc-{tag}",  # finds nothing
+        f"Patient?identifier=chart {tag}",
+        f"Patient?identifier={MRN}|abc-{tag},{MRN}|xyz-{tag}&gender=male",
+        f"Patient?identifier={MRN}|abc-{tag}&_revinclude=Observation:patient",
+        f"ResearchSubject?identifier=urn:test:rs|rs-{tag}&patient={p1}",
+        f"ResearchSubject?identifier=urn:test:rs|rs-{tag}&patient={p2}",  # finds nothing
+    ]
+
+
+def search_answer(session: FhirSession, query: str) -> tuple[int, list[tuple[str, str]]]:
+    response = session.get(url(session, query))
+    assert response.status_code == 200, f"{query}: {response.text}"
+    bundle = response.json()
+    found = [(e["search"]["mode"], f"{e['resource']['resourceType']}/{e['resource']['id']}")
+             for e in bundle.get("entry", [])]
+    return bundle["total"], found
+
+
+@pytest.fixture
+def unindexed_fhir(monkeypatch: pytest.MonkeyPatch) -> Iterator[FhirSession]:
+    """A server of the test's own that answers every search by a full scan."""
+    monkeypatch.setenv("LOCAL_FHIR_SEARCH_INDEX", "0")
+    try:
+        server = start_local_server()
+    except NodeNotFoundError as exc:
+        pytest.skip(f"local FHIR server unavailable: {exc}")
+    try:
+        assert "search index off" in server.output()
+        with FhirSession(server.base_url) as session:
+            yield session
+    finally:
+        server.stop()
+
+
+def test_indexed_searches_find_what_a_full_scan_finds(
+    fhir: FhirSession, unindexed_fhir: FhirSession
+) -> None:
+    tag = unique("ix")
+    resources = index_fixture(tag)
+    for session in (fhir, unindexed_fhir):
+        assert transaction(session, [put_entry(r) for r in resources]).status_code == 200
+    queries = index_queries(tag)
+
+    def compare() -> int:
+        non_empty = 0
+        for query in queries:
+            indexed = search_answer(fhir, query)
+            assert indexed == search_answer(unindexed_fhir, query), query
+            non_empty += indexed[0] > 0
+        return non_empty
+
+    # All but the 4 queries built to find nothing find something: equal answers are not just
+    # two empty bundles.
+    assert compare() == len(queries) - 4
+    total, found = search_answer(fhir, f"Observation?subject=Patient/{tag}-p1,Patient/{tag}-p2")
+    assert {ref for _, ref in found} == {f"Observation/{tag}-{o}" for o in ("o1", "o2", "o3", "o6")}
+
+    # Writes move resources between index entries: an Observation changes patient, one is
+    # deleted, a Patient loses an identifier; the answers must follow.
+    moved = {**resources[2], "subject": {"reference": f"Patient/{tag}-p2"}}
+    renamed = {**resources[0], "identifier": [{"system": MRN, "value": f"new-{tag}"}]}
+    for session in (fhir, unindexed_fhir):
+        assert session.put(url(session, f"Observation/{tag}-o1"), json=moved).status_code == 200
+        assert session.put(url(session, f"Patient/{tag}-p1"), json=renamed).status_code == 200
+        assert session.delete(url(session, f"Observation/{tag}-o6")).status_code == 200
+    compare()
+    assert search_answer(fhir, f"Observation?patient={tag}-p2")[1] == [
+        ("match", f"Observation/{tag}-o1"), ("match", f"Observation/{tag}-o3")]
+    assert search_answer(fhir, f"Patient?identifier={MRN}|abc-{tag}")[0] == 0
+
+
+def state_of(session: FhirSession, refs: list[str], queries: list[str]) -> dict[str, Any]:
+    """Everything a rollback must restore: reads (with meta), histories and search answers."""
+    state: dict[str, Any] = {}
+    for ref in refs:
+        read = session.get(url(session, ref))
+        state[ref] = (read.status_code, read.json() if read.status_code == 200 else None)
+        history = session.get(url(session, f"{ref}/_history"))
+        state[f"{ref}/_history"] = (
+            history.status_code,
+            [e["resource"] for e in history.json().get("entry", [])]
+            if history.status_code == 200 else None,
+        )
+    for query in queries:
+        state[query] = search_answer(session, query)
+    return state
+
+
+def test_failed_transaction_rolls_back_creates_updates_and_deletes_exactly(
+    fhir: FhirSession,
+) -> None:
+    tag = unique("rb")
+    resources = index_fixture(tag)
+    assert transaction(fhir, [put_entry(r) for r in resources]).status_code == 200
+    p1, p2 = resources[0], resources[1]
+    o1, o2 = resources[2], resources[3]
+    # p2 gets a second version; a deleted Patient stays gone (410) unless re-created.
+    assert fhir.put(url(fhir, f"Patient/{tag}-p2"), json={**p2, "gender": "other"}).ok
+    gone = {"resourceType": "Patient", "id": f"{tag}-gone"}
+    assert fhir.put(url(fhir, f"Patient/{tag}-gone"), json=gone).status_code == 201
+    assert fhir.delete(url(fhir, f"Patient/{tag}-gone")).status_code == 200
+
+    refs = [f"Patient/{tag}-p1", f"Patient/{tag}-p2", f"Patient/{tag}-gone",
+            f"Patient/{tag}-new", f"Observation/{tag}-o1", f"Observation/{tag}-o2"]
+    queries = [*index_queries(tag), f"Patient?identifier={MRN}|dup-{tag}",
+               f"Observation?patient={tag}-new", f"Patient?_id={tag}-p1,{tag}-p2,{tag}-new"]
+    before = state_of(fhir, refs, queries)
+
+    duplicate = [{"system": MRN, "value": f"dup-{tag}"}]
+    failing = [
+        {"request": {"method": "DELETE", "url": f"Observation/{tag}-o1"}},
+        {"request": {"method": "DELETE", "url": f"Patient/{tag}-p1"}},
+        post_entry({"resourceType": "Patient", "identifier": duplicate}),
+        put_entry({"resourceType": "Patient", "id": f"{tag}-new", "identifier": duplicate}),
+        put_entry({**p2, "gender": "unknown", "identifier": duplicate}),
+        put_entry({**gone, "gender": "female"}),
+        put_entry({**o2, "subject": {"reference": f"Patient/{tag}-new"}}),
+        put_entry({**o1, "status": "amended"}),  # re-created after its delete above
+        # Fails only because the entries above were applied: three Patients now share it.
+        {"resource": {"resourceType": "Patient", "gender": "male"},
+         "request": {"method": "PUT", "url": f"Patient?identifier={MRN}|dup-{tag}"}},
+    ]
+    failed = transaction(fhir, failing)
+    body = assert_outcome(failed, 412)
+    assert f"identifier={MRN}|dup-{tag}" in body["issue"][0]["diagnostics"]
+
+    assert state_of(fhir, refs, queries) == before
+    # Version counters were restored too: the next change of p2 is version 3, of p1 version 2.
+    assert fhir.put(url(fhir, f"Patient/{tag}-p2"), json=p2).json()["meta"]["versionId"] == "3"
+    renamed = {**p1, "gender": "male"}
+    assert fhir.put(url(fhir, f"Patient/{tag}-p1"), json=renamed).json()["meta"]["versionId"] == "2"
