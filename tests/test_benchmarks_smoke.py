@@ -66,38 +66,27 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
 
 
 @pytest.mark.integration
-def test_indexed_server_keeps_search_results_and_rollback() -> None:
-    """The benchmark's server preload only speeds searches up; transactions stay atomic."""
-    from service.fhir_client import FhirClient, FhirError
+def test_population_loads_with_the_patient_ids_the_server_gave() -> None:
+    """load_population returns the new Patients' ids, and each record hangs off its Patient."""
+    from service.fhir_client import FhirClient
 
     server = _server_or_skip()
     try:
         client = FhirClient(run.bench_fhir.settings_for(server.base_url))
-        _, ids = run.bench_fhir.load_population(client, synthetic.population(6))
-        first = ids[0]
-        by_patient = list(client.search("Observation", {"patient": first, "_count": "1000"}))
+        records = list(synthetic.population(6))
+        total, ids = run.bench_fhir.load_population(client, records)
+        assert total == sum(len(r) for r in records)
+        assert sorted(ids) == sorted(run.bench_fhir.patient_ids(client))
         everything = list(client.search("Observation", {"_count": "1000"}))
-        expected = [o for o in everything
-                    if o.get("subject", {}).get("reference") == f"Patient/{first}"]
-        assert sorted(o["id"] for o in by_patient) == sorted(o["id"] for o in expected)
-
-        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": {"resourceType": "Patient", "id": "keep", "gender": "female"},
-             "request": {"method": "PUT", "url": "Patient/keep"}}]})
-        failing = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": {"resourceType": "Patient", "id": "keep", "gender": "male"},
-             "request": {"method": "PUT", "url": "Patient/keep"}},
-            {"resource": {"resourceType": "Patient", "id": "gone", "gender": "male"},
-             "request": {"method": "PUT", "url": "Patient/gone"}},
-            {"resource": {"resourceType": "Observation", "status": "not-a-status"},
-             "request": {"method": "POST", "url": "Observation"}},
-        ]}
-        with pytest.raises(FhirError):
-            client.transaction(failing)
-        kept = client.read("Patient", "keep")
-        assert kept["gender"] == "female" and kept["meta"]["versionId"] == "1"
-        assert [p["id"] for p in client.search("Patient", {"_id": "keep,gone"})] == ["keep"]
-        assert list(client.search("Patient", {"identifier": "urn:x|nobody"})) == []
+        found: list[str] = []
+        for pid in ids:
+            by_patient = list(client.search("Observation", {"patient": pid, "_count": "1000"}))
+            expected = [o for o in everything
+                        if o.get("subject", {}).get("reference") == f"Patient/{pid}"]
+            assert sorted(o["id"] for o in by_patient) == sorted(o["id"] for o in expected)
+            found += [o["id"] for o in by_patient]
+        # Every loaded Observation belongs to one of the returned Patients.
+        assert sorted(found) == sorted(o["id"] for o in everything) != []
     finally:
         server.stop()
 

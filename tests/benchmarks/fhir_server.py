@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import requests
@@ -17,33 +14,12 @@ from service.fhir_client import FhirClient
 from service.settings import Settings
 from tests.benchmarks import synthetic
 
-INDEX_PRELOAD = Path(__file__).resolve().parent / "localfhir_index.mjs"
-LOAD_BUNDLE_RESOURCES = 2000  # resources per load transaction (the server snapshots per txn)
+LOAD_BUNDLE_RESOURCES = 2000  # resources per load transaction (a request body of a few MB)
 
 
-@contextlib.contextmanager
-def _environ(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def start_server(*, indexed: bool = True) -> localfhir.LocalServer:
-    """Start localfhir on a free loopback port; `indexed` preloads the patient index."""
-    if not indexed:
-        return localfhir.start_local_server()
-    options = " ".join(
-        filter(None, [os.environ.get("NODE_OPTIONS", ""), f"--import {INDEX_PRELOAD}"])
-    )
-    with _environ(NODE_OPTIONS=options, LOCALFHIR_DIR=str(localfhir.PACKAGE_DIR)):
-        return localfhir.start_local_server()
+def start_server() -> localfhir.LocalServer:
+    """Start localfhir on a free loopback port."""
+    return localfhir.start_local_server()
 
 
 def settings_for(base_url: str, **overrides: Any) -> Settings:

@@ -82,8 +82,8 @@ def seed_patient_ids() -> list[str]:
 def check_retrieval(client: FhirClient, mappings: Mappings) -> dict[str, Any]:
     """Each seed screened from the server equals the engine on the seed file itself.
 
-    Guards the benchmark's server preload (tests/benchmarks/localfhir_index.mjs): an index
-    that lost a resource would change a result here.
+    Guards the retrieval end to end, the local server's search index included: a search that
+    lost a resource would change a result here.
     """
     def shape(evaluation: Any) -> list[Any]:
         return [(s.study, s.status, [(c.id, c.result) for c in s.criteria])
@@ -102,8 +102,7 @@ def check_retrieval(client: FhirClient, mappings: Mappings) -> dict[str, Any]:
             "mismatches": mismatches}
 
 
-def run(scale: Scale, *, indexed: bool = True, mode: str = "full",
-        log: Any = print) -> dict[str, Any]:
+def run(scale: Scale, *, mode: str = "full", log: Any = print) -> dict[str, Any]:
     """Every benchmark in turn on one local FHIR server; the figures as a dict."""
     started = time.perf_counter()
     figures: dict[str, Any] = {"machine": report.machine(), "scale": asdict(scale)}
@@ -112,7 +111,7 @@ def run(scale: Scale, *, indexed: bool = True, mode: str = "full",
     figures["evaluation"] = run_evaluation(mappings, years=scale.heavy_years,
                                            reps=scale.eval_reps,
                                            validate_reps=scale.validate_reps)
-    server = bench_fhir.start_server(indexed=indexed)
+    server = bench_fhir.start_server()
     try:
         client = FhirClient(bench_fhir.settings_for(server.base_url))
         figures["population"] = run_population(
@@ -154,21 +153,19 @@ def run(scale: Scale, *, indexed: bool = True, mode: str = "full",
     figures["run"] = {
         "mode": mode,
         "seconds": round(time.perf_counter() - started, 1),
-        "fhir_server": "localfhir + benchmark index preload" if indexed else "localfhir (plain)",
+        "fhir_server": "localfhir (Medplum in-memory)",
         "command": "python -m tests.benchmarks.run" + (" --quick" if mode == "quick" else ""),
     }
     return figures
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Options: --quick, --out, --plain-server and size overrides."""
+    """Options: --quick, --out and size overrides."""
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.run",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small numbers (smoke run)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="JSON figures (default var/bench-results.json)")
-    parser.add_argument("--plain-server", action="store_true",
-                        help="run localfhir without the benchmark's index preload (slow)")
     parser.add_argument("--no-what-if", action="store_true",
                         help="skip the what-if population run")
     for name, kind in (("patients", int), ("small", int), ("clients", int),
@@ -201,8 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
 
-    figures = run(scale, indexed=not args.plain_server,
-                  mode="quick" if args.quick else "full", log=log)
+    figures = run(scale, mode="quick" if args.quick else "full", log=log)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(report.table(figures))
