@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -215,6 +216,11 @@ class Mappings:
 
     def observation_codes(self) -> tuple[str, ...]:
         """Sorted `system|code` tokens of every Observation concept (for the retrieval search)."""
+        return self._observation_codes
+
+    @cached_property
+    def _observation_codes(self) -> tuple[str, ...]:
+        # Computed once: the mappings never change after loading.
         tokens: set[str] = set()
         for concept in self.concepts.values():
             if concept.kind != "observation" or not concept.search:

@@ -115,8 +115,13 @@ def build_research_subject(
     research_study: str,
     evaluated_at: datetime,
     existing: Mapping[str, Any] | None = None,
+    narrative: bool = True,
 ) -> dict[str, Any]:
-    """The ResearchSubject for one study's result; fields others added to `existing` are kept."""
+    """The ResearchSubject for one study's result; fields others added to `existing` are kept.
+
+    `narrative=False` leaves out `text` (it does not take part in `unchanged`); add it with
+    `with_narrative` before writing.
+    """
     if evaluated_at.tzinfo is None:
         raise WriteBackError("evaluated_at must carry a time zone (FHIR dateTime with seconds)")
     if not research_study.startswith("ResearchStudy/"):
@@ -148,10 +153,11 @@ def build_research_subject(
             {"url": "evaluated", "valueDateTime": evaluated_at.isoformat(timespec="seconds")},
         ],
     }
+    if narrative:
+        resource["text"] = _narrative(study, as_of)
     resource.update(
         {
             "resourceType": "ResearchSubject",
-            "text": _narrative(study, as_of),
             "extension": foreign_ext
             + [screening]
             + [criterion_extension(c) for c in study.criteria],
@@ -162,6 +168,11 @@ def build_research_subject(
         }
     )
     return resource
+
+
+def with_narrative(resource: dict[str, Any], study: StudyResult, as_of: date) -> dict[str, Any]:
+    """The resource with its generated narrative (built only for resources to be written)."""
+    return {**resource, "text": _narrative(study, as_of)}
 
 
 def comparable(resource: Mapping[str, Any]) -> dict[str, Any]:

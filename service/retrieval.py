@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -84,6 +85,28 @@ def search_url(resource_type: str, params: Sequence[tuple[str, str]]) -> str:
     return f"{resource_type}?{query_string(params)}"
 
 
+@lru_cache(maxsize=16)
+def _search_tails(observation_codes: tuple[str, ...], page_size: int
+                  ) -> tuple[tuple[str, str], ...]:
+    """(type, encoded parameters after `patient=`) of each record search; the same for every
+    patient, so encoded once (the code list alone is over a kilobyte)."""
+    codes = sorted({code_token(c) for c in observation_codes if c})
+    tails = []
+    for resource_type in RECORD_TYPES:
+        params: list[tuple[str, str]] = []
+        if resource_type == "Observation":
+            if not codes:
+                continue
+            # Many OR'd codes make a long URL; inside a batch entry it is body text, not a
+            # request line, so no server URL length limit applies.
+            params += [("code", ",".join(codes)), ("_sort", "-date")]
+        if resource_type in _MEDICATION_INCLUDES:
+            params.append(("_include", _MEDICATION_INCLUDES[resource_type]))
+        params.append(("_count", str(page_size)))
+        tails.append((resource_type, query_string(params)))
+    return tuple(tails)
+
+
 def record_queries(
     patient_id: str,
     observation_codes: Iterable[str],
@@ -103,19 +126,9 @@ def record_queries(
         raise ValueError("page_size must be >= 1")
     count = ("_count", str(page_size))
     queries = [Query("Patient", f"Patient/{pid}")]
-    codes = sorted({code_token(c) for c in observation_codes if c})
-    for resource_type in RECORD_TYPES:
-        params: list[tuple[str, str]] = [("patient", pid)]
-        if resource_type == "Observation":
-            if not codes:
-                continue
-            # Many OR'd codes make a long URL; inside a batch entry it is body text, not a
-            # request line, so no server URL length limit applies.
-            params += [("code", ",".join(codes)), ("_sort", "-date")]
-        if resource_type in _MEDICATION_INCLUDES:
-            params.append(("_include", _MEDICATION_INCLUDES[resource_type]))
-        params.append(count)
-        queries.append(Query(resource_type, search_url(resource_type, params)))
+    patient = query_string([("patient", pid)])
+    for resource_type, tail in _search_tails(tuple(observation_codes), page_size):
+        queries.append(Query(resource_type, f"{resource_type}?{patient}&{tail}"))
     if research_subject_studies:
         values = ",".join(
             f"{RESEARCH_SUBJECT_SYSTEM}|{_escape_token(research_subject_identifier_value(k, pid))}"

@@ -264,11 +264,13 @@ def screen_patient(
                 research_study=refs[study.study],
                 evaluated_at=now,
                 existing=stored,
+                narrative=False,  # built below, only for what is written
             )
             if stored is not None and rs.unchanged(resource, stored):
                 subjects[study.study] = f"ResearchSubject/{stored.get('id')}"
                 write_back[study.study] = "unchanged"
                 continue
+            resource = rs.with_narrative(resource, study, as_of)
             rs.validate_research_subject(resource)
             to_write.append((study.study, pid, resource))
         if to_write:

@@ -55,17 +55,20 @@ def fmt(value: Decimal) -> str:
     return text
 
 
+LABELS = {
+    "alt": "ALT", "ast": "AST", "egfr": "eGFR", "wbc": "WBC", "inr": "INR", "pt": "PT",
+    "spo2": "SpO2", "lvef": "LVEF", "sledai-2k": "SLEDAI-2K score", "hcg": "hCG test",
+    "ecog": "ECOG score", "upcr": "urine protein/creatinine ratio",
+    "urine-protein-24h": "24 h urine protein", "cd19-percent": "CD19+ B cell percentage",
+    "cd19-count": "CD19+ B cell count", "ana-titer": "ANA titer",
+    "hemoglobin": "haemoglobin", "bilirubin": "total bilirubin",
+    "body-height": "body height", "body-weight": "body weight",
+}
+
+
 def label(concept: Concept) -> str:
     """How a concept is named in reasons."""
-    return {
-        "alt": "ALT", "ast": "AST", "egfr": "eGFR", "wbc": "WBC", "inr": "INR", "pt": "PT",
-        "spo2": "SpO2", "lvef": "LVEF", "sledai-2k": "SLEDAI-2K score", "hcg": "hCG test",
-        "ecog": "ECOG score", "upcr": "urine protein/creatinine ratio",
-        "urine-protein-24h": "24 h urine protein", "cd19-percent": "CD19+ B cell percentage",
-        "cd19-count": "CD19+ B cell count", "ana-titer": "ANA titer",
-        "hemoglobin": "haemoglobin", "bilirubin": "total bilirubin",
-        "body-height": "body height", "body-weight": "body weight",
-    }.get(concept.name, concept.name.replace("-", " "))
+    return LABELS.get(concept.name) or concept.name.replace("-", " ")
 
 
 def observation_value(resource: dict[str, Any]) -> tuple[Decimal | None, str | None, str | None]:
