@@ -249,7 +249,7 @@ def breakdown(client: FhirClient, mappings: Mappings, ids: Sequence[str], as_of:
     return out
 
 
-PROPOSED = "no-rs-deepcopy,no-rs-model-validation"  # tests/benchmarks/whatif_cli.py
+PROPOSED = "no-rs-model-validation"  # tests/benchmarks/whatif_cli.py
 
 
 def run_population(client: FhirClient, mappings: Mappings, *, small: int, large: int,

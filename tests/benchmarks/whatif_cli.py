@@ -6,9 +6,6 @@ Changes (each names the function a real fix would edit):
   no-rs-model-validation  service.research_subject.validate_research_subject keeps its R4 status
                           check but skips the fhir.resources (pydantic) model validation of every
                           ResearchSubject written; the test suite checks the builder instead.
-  no-rs-deepcopy          service.research_subject.comparable and build_research_subject stop
-                          deep-copying (neither mutates nested values; build keeps its top-level
-                          dict copy), which is most of a re-screen's CPU.
   switch-interval-1ms     sys.setswitchinterval(0.001) in the CLI, so a worker thread whose FHIR
                           answer arrived waits less for the GIL held by an evaluating thread.
 The benchmark reports the population run with and without them, side by side.
@@ -17,14 +14,13 @@ The benchmark reports the population run with and without them, side by side.
 from __future__ import annotations
 
 import sys
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from service import cli
 from service import research_subject as rs
 
-CHANGES = ("no-rs-model-validation", "no-rs-deepcopy", "switch-interval-1ms")
+CHANGES = ("no-rs-model-validation", "switch-interval-1ms")
 
 
 def _status_only(resource: Mapping[str, Any]) -> None:
@@ -37,9 +33,6 @@ def apply(change: str) -> None:
     """Apply one change to the imported modules."""
     if change == "no-rs-model-validation":
         rs.validate_research_subject = _status_only  # screening.py looks it up at call time
-    elif change == "no-rs-deepcopy":
-        # research_subject.py calls copy.deepcopy only in comparable and build_research_subject.
-        rs.copy = types.SimpleNamespace(deepcopy=lambda value: value)  # type: ignore[assignment]
     elif change == "switch-interval-1ms":
         sys.setswitchinterval(0.001)
     else:
