@@ -24,15 +24,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow
 LEASE_SECONDS = 1.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'queue.sqlite'}"
-    url = request.getfixturevalue("redis_url")
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 def start_worker(fhir_base_url: str, queue_url: str, log: Path) -> subprocess.Popen:

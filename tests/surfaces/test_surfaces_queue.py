@@ -24,15 +24,6 @@ from service.settings import REPO_ROOT, Settings
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'queue.sqlite'}"
-    url = request.getfixturevalue("redis_url")
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
-    return url
 
 
 @pytest.fixture
