@@ -32,7 +32,6 @@ BACKOFF_CAP_SECONDS = 30.0
 # worker; the error carries retry_after so the job queue (or a 503 answer) can pass it on.
 MAX_RETRY_AFTER_SECONDS = 60.0
 _RESOURCE_TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _TRANSPORT_ERRORS = (
     requests.Timeout,
     requests.ConnectionError,
@@ -512,7 +511,8 @@ class FhirClient:
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """Read one resource; FhirNotFound when it does not exist or was deleted."""
-        if not _RESOURCE_TYPE_RE.fullmatch(resource_type) or not _ID_RE.fullmatch(resource_id):
+        valid_id = retrieval.FHIR_ID.fullmatch(resource_id)
+        if not _RESOURCE_TYPE_RE.fullmatch(resource_type) or not valid_id:
             raise ValueError(f"not a FHIR reference: {resource_type}/{resource_id}")
         what = f"read {resource_type}/{resource_id}"
         body = self._request("GET", f"{self.base_url}/{resource_type}/{resource_id}", what=what)

@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from service import requests_in
 from service.api_auth import auth_mode, bearer_token, token_matches
-from service.retrieval import RECORD_TYPES
+from service.retrieval import FHIR_ID, RECORD_TYPES
 from service.services import services
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ bp = Blueprint("fhir_notify", __name__)
 
 FHIR_JSON = "application/fhir+json"
 TRIGGER_TYPES: tuple[str, ...] = ("Patient", *RECORD_TYPES)
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 SUBJECT_KEYS = ("subject", "patient")
 
@@ -100,7 +99,7 @@ def patient_of(resource: dict[str, Any]) -> str | None:
     """The logical id of the patient a resource is about (the Patient itself or its subject)."""
     if resource.get("resourceType") == "Patient":
         rid = resource.get("id")
-        return rid if isinstance(rid, str) and _ID.fullmatch(rid) else None
+        return rid if isinstance(rid, str) and FHIR_ID.fullmatch(rid) else None
     for key in SUBJECT_KEYS:
         ref = resource.get(key)
         if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
@@ -190,7 +189,7 @@ def _check_type(rtype: str) -> None:
 def notify_with_payload(rtype: str, rid: str) -> Response:
     """A rest-hook notification with the changed resource as payload."""
     _check_type(rtype)
-    if not _ID.fullmatch(rid):
+    if not FHIR_ID.fullmatch(rid):
         raise NotifyError(400, "value", "the id in the URL is not a FHIR id")
     resource = _parse_resource(requests_in.raw_body())
     if resource["resourceType"] != rtype:

@@ -16,7 +16,8 @@ from service.research_subject import (
 )
 
 # FHIR R4 id: 1-64 characters of letters, digits, '-' and '.'. Anything else never reaches a URL.
-_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# A FHIR logical id (R4 `id` datatype); the one definition the service checks ids against.
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 # Clinical resource types read for every patient, with the reference each one's medication
 # lives in (so the referenced Medication comes back in the same answer via _include).
@@ -54,7 +55,7 @@ def normalize_patient_id(value: str) -> str:
     candidate = value.strip()
     if candidate.startswith("Patient/"):
         candidate = candidate[len("Patient/") :]
-    if not _ID_RE.fullmatch(candidate):
+    if not FHIR_ID.fullmatch(candidate):
         raise ValueError("patient id must be 1-64 letters, digits, '-' or '.' (a FHIR logical id)")
     return candidate
 
@@ -169,7 +170,7 @@ def medication_ids_missing(resources: Iterable[dict[str, Any]]) -> tuple[str, ..
         if not isinstance(ref, str) or not ref.startswith("Medication/"):
             continue  # contained (#id) or absolute references are not ours to fetch
         mid = ref[len("Medication/") :].split("/_history/")[0]
-        if _ID_RE.fullmatch(mid) and mid not in have:
+        if FHIR_ID.fullmatch(mid) and mid not in have:
             wanted.add(mid)
     return tuple(sorted(wanted))
 
