@@ -3,11 +3,11 @@ the assertion that each was written once from complete data."""
 
 from __future__ import annotations
 
-import time
+import functools
 from datetime import date
 from typing import Any
 
-import pytest
+import polling
 import requests
 from seed_population import AS_OF, mappings, oracle
 
@@ -59,13 +59,5 @@ def assert_written_once_from_complete_data(
     return ids
 
 
-def wait_until(predicate: Any, timeout: float = 60.0, what: str = "") -> Any:
-    """Poll until predicate() is truthy; fail after a generous deadline (not a timing test)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what or predicate}")
-        time.sleep(0.05)
+# The reliability tests wait on real servers and workers recovering: a longer deadline.
+wait_until = functools.partial(polling.wait_until, timeout=60.0)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import socket
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import pytest
+from polling import wait_until  # noqa: F401 - shared with tests/reliability
 
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult, Value
 from service.mappings import Mappings, load_mappings
@@ -125,15 +124,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll until predicate() is truthy; fail (not a timing assertion: a generous deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what or predicate}")
-        time.sleep(0.05)
