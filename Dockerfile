@@ -1,4 +1,4 @@
-# The eligibility service image: gunicorn serving service.wsgi (and `eligibility worker` with
+# The eligibility service image: gunicorn serving service.web.wsgi (and `eligibility worker` with
 # another command). Settings come from the environment; see docker-compose.yml and the README.
 FROM python:3.11-slim
 
@@ -30,4 +30,4 @@ USER eligibility
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
-CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service.wsgi:build()"]
+CMD ["gunicorn", "-c", "python:service.web.gunicorn_conf", "service.web.wsgi:build()"]

@@ -26,7 +26,7 @@ class SeedError(ValueError):
 
 
 class TransactionClient(Protocol):
-    """What the loader needs of service.fhir_client.FhirClient."""
+    """What the loader needs of service.fhir.client.FhirClient."""
 
     def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]: ...
 
@@ -127,9 +127,33 @@ def _model_error(exc: ValidationError) -> str:
     return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
 
 
+def _check_entry(path: Path, index: int, entry: Any, seen: set[str]) -> tuple[str, str, str]:
+    """One seed entry: a valid R4 resource PUT at Type/id, not seen before; (url, type, id)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    resource = entry.get("resource") if isinstance(entry, dict) else None
+    request = entry.get("request") if isinstance(entry, dict) else None
+    if not isinstance(resource, dict) or not isinstance(request, dict):
+        raise SeedError(f"{path}: entry {index} needs a resource and a request")
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    url = f"{rtype}/{rid}"
+    # Fixed ids and PUT make loading idempotent: a POST would duplicate on every load.
+    if request.get("method") != "PUT" or request.get("url") != url:
+        raise SeedError(f"{path}: entry {index} must be 'PUT {url}' (got "
+                        f"{request.get('method')} {request.get('url')})")
+    if url in seen:
+        raise SeedError(f"{path}: {url} appears twice")
+    try:
+        get_fhir_model_class(str(rtype)).model_validate(resource)
+    except KeyError:
+        raise SeedError(f"{path}: entry {index} has unknown resourceType {rtype!r}") from None
+    except ValidationError as exc:
+        raise SeedError(f"{path}: {url} is not valid FHIR R4: {_model_error(exc)}") from None
+    return url, str(rtype), str(rid)
+
+
 def validate_patient_bundle(path: Path, data: Any) -> SeedPatient:
     """Check one seed Bundle (shape, PUT Type/id entries, R4 validity); SeedError if not."""
-    from fhir.resources.R4B import get_fhir_model_class
     from fhir.resources.R4B.bundle import Bundle
 
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
@@ -142,27 +166,10 @@ def validate_patient_bundle(path: Path, data: Any) -> SeedPatient:
     patients: list[str] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        request = entry.get("request") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or not isinstance(request, dict):
-            raise SeedError(f"{path}: entry {index} needs a resource and a request")
-        rtype, rid = resource.get("resourceType"), resource.get("id")
-        url = f"{rtype}/{rid}"
-        # Fixed ids and PUT make loading idempotent: a POST would duplicate on every load.
-        if request.get("method") != "PUT" or request.get("url") != url:
-            raise SeedError(f"{path}: entry {index} must be 'PUT {url}' (got "
-                            f"{request.get('method')} {request.get('url')})")
-        if url in seen:
-            raise SeedError(f"{path}: {url} appears twice")
+        url, rtype, rid = _check_entry(path, index, entry, seen)
         seen.add(url)
         if rtype == "Patient":
-            patients.append(str(rid))
-        try:
-            get_fhir_model_class(str(rtype)).model_validate(resource)
-        except KeyError:
-            raise SeedError(f"{path}: entry {index} has unknown resourceType {rtype!r}") from None
-        except ValidationError as exc:
-            raise SeedError(f"{path}: {url} is not valid FHIR R4: {_model_error(exc)}") from None
+            patients.append(rid)
     if len(patients) != 1:
         raise SeedError(f"{path}: expected exactly one Patient, found {len(patients)}")
     pid = patients[0]
@@ -242,7 +249,7 @@ def _find_studies(client: TransactionClient, keys: Sequence[str]) -> dict[str, s
             if not isinstance(ident, dict) or ident.get("system") != STUDY_SYSTEM:
                 continue
             key = ident.get("value")
-            if key in keys and resource.get("id"):
+            if isinstance(key, str) and key in keys and resource.get("id"):
                 found.setdefault(key, f"ResearchStudy/{resource['id']}")
     return found
 

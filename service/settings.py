@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -172,6 +173,21 @@ class Settings:
     def validate(self) -> None:
         """Raise SettingsError with one clear line when the settings cannot work."""
         _no_credentials("FHIR_BASE_URL", self.fhir_base_url)
+        self._validate_fhir_auth()
+        scheme = urlparse(self.queue_url).scheme
+        if scheme not in ("sqlite", "redis", "rediss", "memory"):
+            raise SettingsError(
+                f"QUEUE_URL={self.queue_url!r} must start with sqlite:///, redis:// or memory://"
+            )
+        if not Path(self.mappings_dir).is_dir():
+            raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r} is not a directory")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(
+                f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR"
+            )
+        self._validate_cds_issuers()
+
+    def _validate_fhir_auth(self) -> None:
         if self.fhir_auth not in ("none", "bearer", "smart"):
             raise SettingsError(f"FHIR_AUTH={self.fhir_auth!r} must be none, bearer or smart")
         if self.fhir_auth == "bearer" and not self.fhir_bearer_token:
@@ -187,17 +203,8 @@ class Settings:
                 )
             if self.smart_alg not in ("RS384", "ES384"):
                 raise SettingsError(f"FHIR_SMART_ALG={self.smart_alg!r} must be RS384 or ES384")
-        scheme = urlparse(self.queue_url).scheme
-        if scheme not in ("sqlite", "redis", "rediss", "memory"):
-            raise SettingsError(
-                f"QUEUE_URL={self.queue_url!r} must start with sqlite:///, redis:// or memory://"
-            )
-        if not Path(self.mappings_dir).is_dir():
-            raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r} is not a directory")
-        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise SettingsError(
-                f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR"
-            )
+
+    def _validate_cds_issuers(self) -> None:
         for entry in self.cds_issuers:
             issuer, _, keys = entry.partition("|")
             if not issuer.strip():
@@ -209,3 +216,14 @@ class Settings:
                 raise SettingsError(
                     f"CDS_ISSUERS entry {entry!r}: {keys!r} is neither a JWKS URL nor a key file"
                 )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (the only ones served without a token)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

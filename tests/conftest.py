@@ -10,13 +10,18 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_local_server
+from service.queue.jobs import JobQueue
 from service.settings import Settings
+from service.web.app import create_app
+from tests.support.fakes import FakeClient, FakeScreener
+from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 LIVE_SWITCH = "LIVE_FHIR_TESTS"
@@ -143,3 +148,43 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     redis.Redis.from_url(url).flushdb()
     return url
+
+
+# ------------------------------------------------------------------ the app
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Service settings with a queue of the test's own (no FHIR server: pair with fakes)."""
+    return Settings().with_overrides(
+        queue_url=f"sqlite:///{tmp_path / 'queue.sqlite'}",
+        coalesce_seconds=0.0,
+        public_url="https://elig.example.org",
+    )
+
+
+@pytest.fixture
+def make_app(settings: Settings) -> Iterator[Callable[..., Any]]:
+    """make_app(**setting_overrides) -> (app, screener); the app's queue has no workers."""
+    queues: list[JobQueue] = []
+
+    def _make(*, screener: FakeScreener | None = None, fhir_up: bool = True,
+              client_factory: Any = None, **overrides: Any) -> tuple[Any, FakeScreener]:
+        s = settings.with_overrides(**overrides) if overrides else settings
+        screener = screener or FakeScreener(s)
+        factory = client_factory or (lambda cs: FakeClient(cs, up=fhir_up))
+        app = create_app(s, screener=screener, client_factory=factory)
+        queues.append(app.extensions["eligibility"].queue)
+        return app, screener
+
+    yield _make
+    for queue in queues:
+        queue.stop()
+
+
+@pytest.fixture
+def http(make_app: Callable[..., Any]) -> Any:
+    """The Flask test client of an app built by make_app() with its defaults."""
+    app, _ = make_app()
+    return app.test_client()
+

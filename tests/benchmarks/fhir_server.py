@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 import localfhir
-from service.fhir_client import FhirClient
+from service.fhir.client import FhirClient
 from service.settings import Settings
 from tests.benchmarks import synthetic
 

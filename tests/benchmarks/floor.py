@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from service.cli import Progress
-from service.fhir_client import FhirClient, record_resources
+from service.cli.main import Progress
+from service.fhir.client import FhirClient, record_resources
+from service.fhir.queries import record_queries
 from service.mappings import load_mappings
-from service.retrieval import record_queries
 from service.settings import Settings
 
 

@@ -58,7 +58,7 @@ class CdsKey:
 
 @dataclass
 class RunningService:
-    """A gunicorn process serving service.wsgi:build() with the benchmark's settings."""
+    """A gunicorn process serving service.web.wsgi:build() with the benchmark's settings."""
 
     process: subprocess.Popen[bytes]
     url: str
@@ -108,8 +108,8 @@ def start_service(fhir_base_url: str, folder: Path, *, cds_key: CdsKey, webhook_
     log_path = folder / "service.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
-             "service.wsgi:build()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:service.web.gunicorn_conf",
+             "service.web.wsgi:build()"],
             cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=log,
         )

@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from service.cds_hooks import SERVICE_ID, prefetch_templates
 from service.mappings import Mappings
+from service.web.cds_hooks import SERVICE_ID, prefetch_templates
 from tests.benchmarks import synthetic
 from tests.benchmarks.http_service import CdsKey, RunningService
 
@@ -152,5 +152,5 @@ def run_latency(service: RunningService, fhir_base_url: str, mappings: Mappings,
         figure["prefetched_resources"] = prefetched
         figure["patient"] = cds_patient
     return {"eligibility": rest, "cds": cds_alone, "cds_concurrent": cds_loaded,
-            "server": "gunicorn, service/gunicorn_conf.py defaults (1 process, 8 threads)",
+            "server": "gunicorn, service/web/gunicorn_conf.py defaults (1 process, 8 threads)",
             "jwt": f"{cds_key.__class__.__name__}: RS384, issuer allow-listed in CDS_ISSUERS"}

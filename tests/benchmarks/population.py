@@ -15,7 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from service.fhir_client import FhirClient
+from service.fhir.client import FhirClient
 from service.mappings import Mappings
 from service.screening import ensure_research_studies, screen_patient
 from tests.benchmarks import fhir_server as bench_fhir
@@ -157,7 +157,7 @@ def child_env(base_url: str) -> dict[str, str]:
 def run_cli(base_url: str, workers: int, as_of: date, *, what_if: str | None = None,
             server_pid: int | None = None) -> RunResult:
     """`eligibility screen --all --workers N --as-of D` (with write-back) as a subprocess."""
-    prefix = [sys.executable, "-m", "service.cli"]
+    prefix = [sys.executable, "-m", "service.cli.main"]
     if what_if:
         prefix = [sys.executable, "-m", "tests.benchmarks.whatif_cli", "--what-if", what_if]
     argv = [*prefix, "screen", "--all", "--workers", str(workers), "--as-of", as_of.isoformat()]
@@ -216,7 +216,7 @@ def breakdown(client: FhirClient, mappings: Mappings, ids: Sequence[str], as_of:
               ) -> dict[str, float]:
     """Milliseconds per patient in-process: FHIR read, FHIR write, ResearchSubject model check,
     and the rest (evaluation, building, JSON), over `ids` screened with write-back."""
-    from service import research_subject as rs
+    from service.fhir import research_subject as rs
 
     spent = {"read": 0.0, "write": 0.0, "rs_model_validation": 0.0}
     original = (client.run_queries, client.transaction, rs.validate_research_subject)

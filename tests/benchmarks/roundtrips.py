@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from service.fhir_client import FhirClient
+from service.fhir.client import FhirClient
+from service.fhir.queries import code_token, record_queries
 from service.mappings import CriterionMapping, Mappings
-from service.retrieval import code_token, record_queries
 from service.screening import ensure_research_studies, screen_patient
 from tests.benchmarks import fhir_server as bench_fhir
 from tests.benchmarks import synthetic

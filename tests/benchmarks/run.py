@@ -27,7 +27,7 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from service.engine.evaluate import evaluate_patient  # noqa: E402
-from service.fhir_client import FhirClient  # noqa: E402
+from service.fhir.client import FhirClient  # noqa: E402
 from service.mappings import Mappings, load_mappings  # noqa: E402
 from service.screening import screen_patient  # noqa: E402
 from service.seeding import load_seeds  # noqa: E402

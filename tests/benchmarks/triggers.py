@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from service.fhir_client import FhirClient
-from service.webhooks import sign
+from service.fhir.client import FhirClient
+from service.web.webhooks import sign
 from tests.benchmarks.http_service import RunningService
 
 SENDERS = 8  # concurrent senders, like an integration engine's delivery pool

@@ -3,9 +3,9 @@
     python -m tests.benchmarks.whatif_cli --what-if CHANGE[,CHANGE] screen --all ...
 
 Changes (each names the function a real fix would edit):
-  no-rs-model-validation  service.research_subject.validate_research_subject keeps its R4 status
-                          check but skips the fhir.resources (pydantic) model validation of every
-                          ResearchSubject written; the test suite checks the builder instead.
+  no-rs-model-validation  service.fhir.research_subject.validate_research_subject keeps its R4
+                          status check but skips the fhir.resources (pydantic) model validation of
+                          every ResearchSubject written; the test suite checks the builder instead.
   switch-interval-1ms     sys.setswitchinterval(0.001) in the CLI, so a worker thread whose FHIR
                           answer arrived waits less for the GIL held by an evaluating thread.
 The benchmark reports the population run with and without them, side by side.
@@ -17,8 +17,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service import cli
-from service import research_subject as rs
+from service.cli import main as cli
+from service.fhir import research_subject as rs
 
 CHANGES = ("no-rs-model-validation", "switch-interval-1ms")
 

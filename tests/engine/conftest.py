@@ -17,8 +17,7 @@ import pytest
 from service.engine.evaluate import evaluate_patient
 from service.engine.results import RESULTS, STATUSES, CriterionResult, StudyResult
 from service.mappings import Mappings, load_mappings
-
-from .builders import AS_OF
+from tests.support.builders import AS_OF
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@ or a research consent that names no study; a consent for another study does not 
 
 import pytest
 
-from .builders import day, patient
+from tests.support.builders import day, patient
 
 LN, SLE = "pediatric-ln-cart", "refractory-sle-cart"
 P = patient("2012-01-01")

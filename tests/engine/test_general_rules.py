@@ -9,8 +9,7 @@ import pytest
 
 from service.engine.evaluate import UnknownStudyError, evaluate_patient
 from service.engine.record import RecordError
-
-from .builders import (
+from tests.support.builders import (
     ALT,
     AS_OF,
     HB,

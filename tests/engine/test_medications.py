@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from .builders import (
+from tests.support.builders import (
     AS_OF,
     LN,
     RX_AZA,

@@ -9,8 +9,7 @@ import pytest
 
 from service.engine.evaluate import evaluate_patient
 from service.engine.results import CriterionResult, overall_status
-
-from .builders import (
+from tests.support.builders import (
     ALT,
     ANA,
     AS_OF,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from .builders import (
+from tests.support.builders import (
     CD19_ABS,
     CD19_PCT,
     ECOG,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .builders import (
+from tests.support.builders import (
     ANA,
     ANA_PRESENCE,
     ECG,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from .builders import (
+from tests.support.builders import (
     ALT,
     AS_OF,
     AST,

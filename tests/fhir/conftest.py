@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fhir_testkit import BASE, FakeClock, RecordingSession
 
-from service.fhir_client import FhirClient
+from service.fhir.client import FhirClient
 from service.settings import Settings
+from tests.support.fhir_testkit import BASE, FakeClock, RecordingSession
 
 
 @pytest.fixture

@@ -1,0 +1,462 @@
+"""The `eligibility` command: serve, worker, screen, load-seeds, subscribe, demo."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+from service.cli.tables import SummaryCounter
+from service.settings import Settings, SettingsError, is_loopback
+
+log = logging.getLogger("service.cli.main")
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A problem to report as one line on stderr, exiting with `code`."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def wait_for_fhir(
+    settings: Settings, client_factory: Any = None, out: TextIO | None = None
+) -> None:
+    """Wait up to FHIR_WAIT_SECONDS for the FHIR server; a CliError when it never answers."""
+    from service.fhir.readiness import FhirNotReady, wait_until_ready
+
+    try:
+        wait_until_ready(settings, client_factory, out=out)
+    except FhirNotReady as exc:
+        raise CliError(str(exc), EXIT_FAILURES) from None
+
+
+def _patient_ids(values: Sequence[str]) -> list[str]:
+    from service.fhir.queries import normalize_patient_id
+
+    ids = []
+    for value in values:
+        try:
+            ids.append(normalize_patient_id(value))
+        except ValueError as exc:
+            raise CliError(f"{value[:80]!r}: {exc}") from None
+    return list(dict.fromkeys(ids))
+
+
+def _as_of(value: str | None) -> date:
+    if not value:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"--as-of {value!r} is not a date YYYY-MM-DD") from None
+
+
+def _studies(screener: Any, wanted: Sequence[str] | None) -> tuple[str, ...] | None:
+    if not wanted:
+        return None
+    known = screener.study_keys()
+    for key in wanted:
+        if key not in known:
+            raise CliError(f"--study {key!r} is unknown; known: {', '.join(known)}")
+    return tuple(dict.fromkeys(wanted))
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
+        stream = stream or sys.stderr
+        self.total, self.stream, self.width = total, stream, width
+        self.done = 0
+        self._tty = hasattr(stream, "isatty") and stream.isatty()
+        self._last_decile = -1
+        self._lock = threading.Lock()
+
+    def step(self, failed: bool = False) -> None:
+        with self._lock:
+            self.done += 1
+            fraction = self.done / self.total if self.total else 1.0
+            if self._tty:
+                filled = int(fraction * self.width)
+                bar = "#" * filled + "." * (self.width - filled)
+                self.stream.write(f"\rscreening [{bar}] {self.done}/{self.total}")
+                if self.done == self.total:
+                    self.stream.write("\n")
+            elif int(fraction * 10) != self._last_decile:
+                self._last_decile = int(fraction * 10)
+                self.stream.write(f"screened {self.done}/{self.total}\n")
+            self.stream.flush()
+
+
+class Checkpoint:
+    """Patient ids already finished, one per line; appended as screenings finish."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.done: set[str] = set()
+        self._lock = threading.Lock()
+        if path is not None and path.exists():
+            self.done = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+    def add(self, patient_id: str) -> None:
+        if self.path is None:
+            return
+        with self._lock, self.path.open("a") as handle:
+            handle.write(patient_id + "\n")
+            handle.flush()
+
+
+def _screen_one(
+    screener: Any, pid: str, as_of: date, studies: tuple[str, ...] | None, write: bool
+) -> tuple[Any, bool]:
+    """(PatientRow, finished): finished is False when a retry later may help."""
+    from service.cli.tables import PatientRow
+    from service.screening import ScreeningFailure
+
+    try:
+        if write:
+            out = screener.screen(pid, as_of=as_of, studies=studies)
+            return PatientRow(pid, out["result"], dict(out.get("researchSubjects") or {})), True
+        return PatientRow(pid, screener.evaluate(pid, as_of=as_of, studies=studies)), True
+    except ScreeningFailure as failure:
+        # A temporary failure is not final: --checkpoint does not record the patient as done.
+        return PatientRow(pid, error=failure.reason), not failure.retryable
+
+
+class _ResultSink:
+    """Writes each patient's result as it arrives (table, CSV or a JSON array), so a run over a
+    whole population keeps no results in memory."""
+
+    def __init__(self, args: argparse.Namespace, ids: Sequence[str], studies: Sequence[str]
+                 ) -> None:
+        from service.cli.tables import CSV_HEADER, TableWriter
+
+        self.format = "json" if args.json else "csv" if args.csv else "table"
+        self.out = sys.stdout
+        self.count = 0
+        if self.format == "json":
+            self.out.write("[")
+        elif self.format == "csv":
+            self.csv = csv.writer(self.out, lineterminator="\n")
+            self.csv.writerow(CSV_HEADER)
+        else:
+            self.table = TableWriter(self.out, ids, studies)
+
+    def write(self, row: Any) -> None:
+        from service.cli.tables import csv_rows
+
+        if self.format == "json":
+            text = json.dumps(row.to_json(), indent=2).replace("\n", "\n  ")
+            self.out.write(("," if self.count else "") + "\n  " + text)
+        elif self.format == "csv":
+            self.csv.writerows(csv_rows(row))
+        else:
+            self.table.write(row)
+        self.count += 1
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.format == "json":
+            self.out.write("\n]\n" if self.count else "]\n")
+        elif self.format == "table":
+            self.table.finish()
+        self.out.flush()
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
+    """Screen patients given on the command line, or every patient of the server (--all)."""
+    from service.screener import Screener
+
+    if bool(args.patients) == bool(args.all):
+        raise CliError("give patient ids or --all (not both)")
+    as_of = _as_of(args.as_of)
+    ids = _patient_ids(args.patients) if args.patients else []
+    screener = Screener(settings)
+    studies = _studies(screener, args.study)
+    if args.all:
+        ids = [
+            r["id"] for r in screener.client().search(
+                "Patient", {"_count": str(settings.fhir_page_size), "_elements": "id"}
+            ) if r.get("resourceType") == "Patient" and r.get("id")
+        ]
+    checkpoint = Checkpoint(Path(args.checkpoint) if args.checkpoint else None)
+    todo = [pid for pid in ids if pid not in checkpoint.done]
+    if len(todo) < len(ids):
+        print(f"skipping {len(ids) - len(todo)} patient(s) done in {args.checkpoint}",
+              file=sys.stderr)
+    progress = Progress(len(todo)) if args.all else None
+    sink = _ResultSink(args, todo, studies or tuple(screener.mappings.studies))
+    summary = SummaryCounter()
+    # A bounded window of screenings in flight, taken in order: results come out in the
+    # order of the ids, and memory stays flat however many patients the server holds.
+    window = 4 * max(1, args.workers)
+    remaining = iter(todo)
+    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        pending: deque[Any] = deque()
+
+        def submit_next() -> None:
+            pid = next(remaining, None)
+            if pid is not None:
+                pending.append(pool.submit(
+                    _screen_one, screener, pid, as_of, studies, not args.no_write))
+
+        for _ in range(window):
+            submit_next()
+        while pending:
+            row, finished = pending.popleft().result()
+            submit_next()
+            if finished:
+                checkpoint.add(row.patient)
+            if progress:
+                progress.step(failed=bool(row.error))
+            sink.write(row)
+            summary.add(row)
+    sink.finish()
+    if args.all and sink.format == "table":
+        print()
+        print(summary.render())
+    return EXIT_FAILURES if summary.errors else EXIT_OK
+
+
+def _refuse_open_listen(settings: Settings, host: str) -> None:
+    if not settings.api_tokens and not is_loopback(host):
+        raise CliError(
+            f"refusing to listen on {host} without ELIGIBILITY_API_TOKEN; set a token or "
+            "serve on 127.0.0.1"
+        )
+
+
+def _serve_app(settings: Settings, host: str, port: int, app: Any = None) -> int:
+    from service.web.app import create_app
+
+    _refuse_open_listen(settings, host)
+    app = app or create_app(settings)
+    queue = app.extensions["eligibility"].queue
+    if settings.embedded_workers:
+        queue.start_embedded(settings.embedded_workers)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"serving on http://{shown}:{port}  (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    finally:
+        queue.stop()
+    return EXIT_OK
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the HTTP service (Flask's server; use gunicorn in production, see README)."""
+    _refuse_open_listen(settings, args.host)
+    wait_for_fhir(settings)
+    return _serve_app(settings, args.host, args.port)
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run queue workers in the foreground until Ctrl-C / SIGTERM."""
+    from service.queue.jobs import JobQueue
+    from service.screener import Screener
+
+    wait_for_fhir(settings)
+    queue = JobQueue(settings, Screener(settings))
+    print(f"worker: {args.workers} thread(s) on {_queue_label(settings)}", file=sys.stderr,
+          flush=True)
+    queue.run_worker(args.workers)
+    return EXIT_OK
+
+
+def _queue_label(settings: Settings) -> str:
+    url = settings.queue_url
+    # A Redis URL may carry a password: show the scheme and host only.
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://{rest.rpartition('@')[2]}"
+    return url
+
+
+def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the seed studies and patients into the FHIR server (idempotent)."""
+    from service.screener import Screener
+    from service.seeding import load_seeds
+
+    wait_for_fhir(settings)
+    screener = Screener(settings)
+    # With the mappings, studies are found or created the same way screenings do it.
+    report = load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings)
+    print(report)
+    return EXIT_OK
+
+
+def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
+    """Create or update the rest-hook Subscriptions on the FHIR server (idempotent)."""
+    from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscriptions_transaction
+    from service.screener import default_client_factory
+
+    if not settings.notify_secret:
+        raise CliError("subscribe needs FHIR_NOTIFY_SECRET (sent back in the channel header)")
+    if is_loopback(settings.public_url.split("://", 1)[1].split("/")[0].rsplit(":", 1)[0]):
+        print("note: PUBLIC_URL is a loopback address; the FHIR server must run on this host "
+              "to reach it", file=sys.stderr)
+    answer = default_client_factory(settings).transaction(
+        subscriptions_transaction(settings.public_url, settings.notify_secret)
+    )
+    for rtype, entry in zip(SUBSCRIBED_TYPES, answer.get("entry") or [], strict=False):
+        response = entry.get("response") or {}
+        print(f"{rtype:20} {response.get('status', '?'):12} {response.get('location', '')}")
+    return EXIT_OK
+
+
+def _seed_patient_id(seeds_dir: Path, entry: Any) -> str | None:
+    """A manifest entry is a patient id, {"id": ...}, or a seed Bundle file holding one Patient."""
+    if isinstance(entry, dict):
+        entry = entry.get("id")
+    if not isinstance(entry, str) or not entry.endswith(".json"):
+        return entry if isinstance(entry, str) else None
+    try:
+        bundle = json.loads((seeds_dir / entry).read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read seed {entry}: {exc}") from None
+    for item in bundle.get("entry") or []:
+        resource = item.get("resource") or {}
+        if resource.get("resourceType") == "Patient":
+            return resource.get("id")
+    return None
+
+
+def _manifest(settings: Settings) -> tuple[list[str], date]:
+    path = settings.seeds_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    ids = [_seed_patient_id(settings.seeds_dir, entry) for entry in manifest.get("patients") or []]
+    if not ids or not all(isinstance(i, str) for i in ids):
+        raise CliError(f"{path}: 'patients' must list the seed patients")
+    try:
+        as_of = date.fromisoformat(manifest["asOf"])
+    except (KeyError, TypeError, ValueError):
+        raise CliError(f"{path}: 'asOf' must be a date YYYY-MM-DD") from None
+    return _patient_ids([str(i) for i in ids]), as_of
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the seeds, screen every seed patient (write-back), print the table, then serve."""
+    from service.cli.tables import results_table
+    from service.seeding import load_seeds
+    from service.web.app import create_app
+
+    _refuse_open_listen(settings, args.host)
+    wait_for_fhir(settings)
+    app = create_app(settings)
+    screener = app.extensions["eligibility"].screener
+    print(load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings),
+          file=sys.stderr)
+    ids, as_of = _manifest(settings)
+    rows = [_screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
+    print(f"Seed patients screened as of {as_of.isoformat()} against "
+          f"{', '.join(screener.study_keys())}:")
+    print(results_table(rows))
+    print(flush=True)
+    print(f"Try: curl 'http://{args.host}:{args.port}/patients/{ids[0]}/eligibility"
+          f"?asOf={as_of.isoformat()}'", flush=True)
+    return _serve_app(settings, args.host, args.port, app=app)
+
+
+# ------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="eligibility",
+        description="Clinical-trial eligibility screening over a FHIR R4 server. "
+                    "Settings come from the environment (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run job-queue workers")
+    worker.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    worker.set_defaults(func=cmd_worker)
+
+    screen = sub.add_parser("screen", help="screen patients and print the results")
+    screen.add_argument("patients", nargs="*", metavar="PATIENT", help="Patient ids")
+    screen.add_argument("--all", action="store_true", help="every patient of the FHIR server")
+    screen.add_argument("--as-of", help="evaluate as of this date (YYYY-MM-DD; default today)")
+    screen.add_argument("--study", action="append", help="study key (repeatable; default all)")
+    screen.add_argument("--no-write", action="store_true", help="do not write ResearchSubjects")
+    fmt = screen.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="JSON on stdout")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout")
+    screen.add_argument("--workers", type=int, default=1, help="parallel screenings (threads)")
+    screen.add_argument("--checkpoint", metavar="PATH",
+                        help="file of finished patient ids; a rerun skips them")
+    screen.set_defaults(func=cmd_screen)
+
+    seeds = sub.add_parser("load-seeds", help="load seed studies and patients into FHIR")
+    seeds.set_defaults(func=cmd_load_seeds)
+
+    subscribe = sub.add_parser("subscribe", help="register the FHIR rest-hook Subscriptions")
+    subscribe.set_defaults(func=cmd_subscribe)
+
+    demo = sub.add_parser("demo", help="load seeds, screen the seed patients, then serve")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `eligibility` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"eligibility: bad settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from service.fhir.client import FhirError
+    from service.mappings import MappingError
+
+    try:
+        return int(args.func(settings, args))
+    except CliError as exc:
+        print(f"eligibility: {exc}", file=sys.stderr)
+        return exc.code
+    except MappingError as exc:
+        print(f"eligibility: bad mappings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FhirError as exc:
+        print(f"eligibility: FHIR server error: {str(exc)[:300]}", file=sys.stderr)
+        return EXIT_FAILURES
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

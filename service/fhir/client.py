@@ -1,0 +1,578 @@
+"""The one HTTP boundary to the FHIR R4 server: retries, errors, paging, auth, record reads."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3
+
+from service.fhir import queries as retrieval
+from service.fhir import smart_auth
+from service.fhir.errors import (
+    FhirAuthError,
+    FhirConflict,
+    FhirError,
+    FhirFatalError,
+    FhirNotFound,
+    FhirProtocolError,
+    FhirRecordTooLarge,
+    FhirTemporaryError,
+)
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+USER_AGENT = "trial-eligibility/0.1"
+# Exponential backoff: 0.5 s, 1 s, 2 s, ... capped, with full jitter so workers spread out.
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 30.0
+# A server asking us to wait longer than this gets a temporary error instead of a blocked
+# worker; the error carries retry_after so the job queue (or a 503 answer) can pass it on.
+MAX_RETRY_AFTER_SECONDS = 60.0
+_RESOURCE_TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_TRANSPORT_ERRORS = (
+    requests.Timeout,
+    requests.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def outcome_message(body: Any) -> str | None:
+    """The human-readable text of an OperationOutcome (most severe issues first)."""
+    if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
+        return None
+    order = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
+    issues = [i for i in body.get("issue") or () if isinstance(i, Mapping)]
+    issues.sort(key=lambda i: order.get(str(i.get("severity")), 4))
+    texts = []
+    for issue in issues:
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        text = text or issue.get("code")
+        if isinstance(text, str) and text.strip() and text.strip() not in texts:
+            texts.append(text.strip())
+    if not texts:
+        return None
+    message = "; ".join(texts)
+    return message if len(message) <= 500 else message[:497] + "..."
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _status_of(entry_status: Any) -> int | None:
+    # Bundle entry statuses look like "200 OK" (HAPI) or "200" (others).
+    match = re.match(r"\s*(\d{3})", str(entry_status or ""))
+    return int(match.group(1)) if match else None
+
+
+def _error_class(status: int) -> type[FhirError]:
+    if status in (404, 410):
+        return FhirNotFound
+    if status in (401, 403):
+        return FhirAuthError
+    if status in (409, 412):
+        return FhirConflict
+    if status in (408, 429) or status >= 500:
+        return FhirTemporaryError
+    return FhirFatalError
+
+
+def _never_sent(exc: Exception) -> bool:
+    # True when the request surely did not reach the server (safe to retry even a POST).
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError) or isinstance(
+        exc.args[0] if exc.args else None, urllib3.exceptions.NewConnectionError
+    )
+
+
+def _idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
+    for entry in bundle.get("entry") or ():
+        request = entry.get("request") or {}
+        method = str(request.get("method", "")).upper()
+        if method == "POST" and not request.get("ifNoneExist"):
+            return False
+        if method not in ("GET", "HEAD", "PUT", "DELETE", "POST"):
+            return False
+    return True
+
+
+class FhirClient:
+    """FHIR R4 REST client over one requests.Session; safe to share between threads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: requests.Session | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.base_url = settings.fhir_base_url.rstrip("/")
+        self._origin = self._origin_of(self.base_url)
+        self._session = session if session is not None else requests.Session()
+        self._owns_session = session is None
+        if self._owns_session:
+            # Proxy settings come from the environment once, not on every request (requests
+            # re-reads them per call otherwise: ~0.1 ms a request on the hot path).
+            self._session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            # trust_env also carried a hospital's CA bundle from the environment: keep it.
+            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if ca_bundle:
+                self._session.verify = ca_bundle
+            self._session.trust_env = False
+        self._sleep = sleep
+        self._clock = clock
+        self._jitter = jitter
+        self._lock = threading.Lock()
+        self._request_count = 0
+        self._token_request_count = 0
+        self._token_lock = threading.Lock()
+        self._token: smart_auth.AccessToken | None = None
+        self._token_url = settings.smart_token_url
+        self._key: smart_auth.PrivateKey | None = None
+        if settings.fhir_auth == "smart":
+            try:
+                self._key = smart_auth.load_private_key(
+                    settings.smart_private_key_path or "", settings.smart_alg
+                )
+            except smart_auth.SmartAuthError as exc:
+                raise FhirAuthError(str(exc)) from None
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent to the FHIR server so far (every attempt; not token requests)."""
+        return self._request_count
+
+    @property
+    def token_request_count(self) -> int:
+        """Requests sent to the SMART token endpoint so far."""
+        return self._token_request_count
+
+    def close(self) -> None:
+        """Close the session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> FhirClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @staticmethod
+    def _origin_of(url: str) -> tuple[str, str]:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.netloc.lower()
+
+    # ------------------------------------------------------------------ authentication
+
+    def _auth_headers(self) -> dict[str, str]:
+        mode = self.settings.fhir_auth
+        if mode == "bearer":
+            return {"Authorization": f"Bearer {self.settings.fhir_bearer_token}"}
+        if mode == "smart":
+            return {"Authorization": f"Bearer {self._smart_token()}"}
+        return {}
+
+    def _smart_token(self) -> str:
+        # One thread fetches, the others wait and reuse the cached token.
+        with self._token_lock:
+            if self._token is None or not self._token.usable(self._clock()):
+                self._token = self._fetch_token()
+            return self._token.value
+
+    def _drop_token(self, used: str | None) -> None:
+        with self._token_lock:
+            if self._token is not None and self._token.value == used:
+                self._token = None
+
+    def _discover_token_url(self) -> str:
+        config = self._request(
+            "GET",
+            f"{self.base_url}/.well-known/smart-configuration",
+            what="SMART discovery",
+            authenticate=False,
+            accept="application/json",
+        )
+        try:
+            return smart_auth.token_endpoint_from_configuration(config, self.settings.smart_alg)
+        except smart_auth.SmartAuthError as exc:
+            raise FhirAuthError(f"SMART discovery: {exc}") from None
+
+    def _fetch_token(self) -> smart_auth.AccessToken:
+        if not self._token_url:
+            self._token_url = self._discover_token_url()
+        token_url = self._token_url
+        settings = self.settings
+        assert self._key is not None
+
+        def form() -> dict[str, str]:
+            # A new assertion (new jti, fresh exp) for every attempt: servers reject replays.
+            assertion = smart_auth.client_assertion(
+                client_id=settings.smart_client_id or "",
+                token_url=token_url,
+                key=self._key,  # type: ignore[arg-type]
+                alg=settings.smart_alg,
+                kid=settings.smart_key_id,
+                now=self._clock(),
+            )
+            return smart_auth.token_request_form(assertion, settings.smart_scope)
+
+        body = self._request(
+            "POST",
+            token_url,
+            form=form,
+            what="SMART token request",
+            authenticate=False,
+            accept="application/json",
+            token_endpoint=True,
+        )
+        try:
+            token = smart_auth.parse_token_response(body, self._clock())
+        except smart_auth.SmartAuthError as exc:
+            raise FhirAuthError(f"SMART token request: {exc}") from None
+        log.info("SMART access token obtained (valid for %.0f s)", token.expires_at - self._clock())
+        return token
+
+    # ------------------------------------------------------------------ transport
+
+    def _count(self, token_endpoint: bool) -> None:
+        with self._lock:
+            if token_endpoint:
+                self._token_request_count += 1
+            else:
+                self._request_count += 1
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            if retry_after > MAX_RETRY_AFTER_SECONDS:
+                return None
+            return retry_after
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt))
+        return ceiling * self._jitter()
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Any = None,
+        json_body: Any = None,
+        form: Callable[[], dict[str, str]] | None = None,
+        idempotent: bool = True,
+        authenticate: bool = True,
+        accept: str = FHIR_JSON,
+        token_endpoint: bool = False,
+    ) -> Any:
+        """Send with retries; return the parsed JSON body of a 2xx answer or raise FhirError."""
+        payload = None
+        if json_body is not None:
+            payload = json.dumps(json_body, separators=(",", ":")).encode()
+        attempt = 0
+        refreshed = False
+        while True:
+            headers = {"Accept": accept, "User-Agent": USER_AGENT}
+            if payload is not None:
+                headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+            used_token = None
+            if authenticate:
+                auth = self._auth_headers()
+                headers.update(auth)
+                used_token = auth.get("Authorization", "")[len("Bearer ") :] or None
+            data: Any = form() if form is not None else payload
+            self._count(token_endpoint)
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=self.settings.fhir_timeout,
+                    allow_redirects=False,
+                )
+            except _TRANSPORT_ERRORS as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
+                error: FhirError = FhirTemporaryError(
+                    f"{what}: connection to {urlsplit(url).netloc} {kind} ({type(exc).__name__})"
+                )
+                may_retry = idempotent or _never_sent(exc)
+            else:
+                status = response.status_code
+                if (
+                    status == 401
+                    and authenticate
+                    and self.settings.fhir_auth == "smart"
+                    and not refreshed
+                ):
+                    # The token may have been revoked or expired early: one fresh token, once.
+                    refreshed = True
+                    self._drop_token(used_token)
+                    log.info("%s: 401, refreshing the SMART access token once", what)
+                    continue
+                if 200 <= status < 300:
+                    return self._parse_body(response, what)
+                error = self._response_error(response, what, token_endpoint=token_endpoint)
+                may_retry = error.retryable and (idempotent or status in (429, 503))
+            if not may_retry or attempt >= self.settings.fhir_max_retries:
+                raise error
+            delay = self._backoff(attempt, error.retry_after)
+            if delay is None:
+                raise error
+            attempt += 1
+            log.warning(
+                "%s: %s; retry %d/%d in %.1f s",
+                what,
+                error.status or "transport error",
+                attempt,
+                self.settings.fhir_max_retries,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _parse_body(self, response: requests.Response, what: str) -> Any:
+        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.status_code == 204 or not response.content:
+            return None
+        # Mislabelled JSON (text/plain) still parses below; HTML or XML never is FHIR JSON.
+        if "html" in ctype or "xml" in ctype:
+            raise FhirProtocolError(
+                f"{what}: the server answered {response.status_code} with {ctype}, not FHIR JSON",
+                status=response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise FhirProtocolError(
+                f"{what}: the server answered {response.status_code} with invalid JSON",
+                status=response.status_code,
+            ) from None
+
+    def _response_error(
+        self, response: requests.Response, what: str, *, token_endpoint: bool = False
+    ) -> FhirError:
+        status = response.status_code
+        cls = _error_class(status)
+        if token_endpoint and 400 <= status < 500 and cls is not FhirTemporaryError:
+            # invalid_client, invalid_scope, unauthorized_client...: the credentials are wrong.
+            cls = FhirAuthError
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+        body: Any = None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        detail = outcome_message(body)
+        if detail is None and isinstance(body, Mapping) and isinstance(body.get("error"), str):
+            # OAuth error answer from a token endpoint (RFC 6749 section 5.2).
+            detail = body["error"]
+            if isinstance(body.get("error_description"), str):
+                detail += f": {body['error_description'][:300]}"
+        if detail is None:
+            ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no"
+            detail = f"no OperationOutcome ({ctype} body)"
+        if status == 304:
+            cls = FhirProtocolError
+            detail = "Not Modified, but this client sends no conditional reads"
+        elif 300 <= status < 400:
+            cls = FhirProtocolError
+            detail = (
+                f"redirected to {response.headers.get('Location', '?')}; "
+                "set FHIR_BASE_URL to the final address"
+            )
+        reason = response.reason or ""
+        return cls(
+            f"{what}: {status} {reason}: {detail}".replace("  ", " "),
+            status=status,
+            retry_after=retry_after,
+            outcome=body if isinstance(body, dict) and "issue" in body else None,
+        )
+
+    def _resolve_link(self, link: str, what: str) -> str:
+        # Next links are followed as given, but only on the FHIR server itself: our
+        # credentials never go to another host.
+        absolute = urljoin(self.base_url + "/", link)
+        if self._origin_of(absolute) != self._origin:
+            raise FhirProtocolError(
+                f"{what}: next link points to {urlsplit(absolute).netloc}, not the FHIR server"
+            )
+        return absolute
+
+    def _relative_to_base(self, absolute: str) -> str | None:
+        base = self.base_url
+        if absolute.startswith(base) and absolute[len(base) : len(base) + 1] in ("", "/", "?"):
+            return absolute[len(base) :].lstrip("/")
+        return None
+
+    # ------------------------------------------------------------------ FHIR interactions
+
+    def capabilities(self) -> dict[str, Any]:
+        """The server's CapabilityStatement (GET metadata)."""
+        body = self._request("GET", f"{self.base_url}/metadata", what="GET metadata")
+        if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
+            raise FhirProtocolError("GET metadata: the answer is not a CapabilityStatement")
+        return body
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        """Read one resource; FhirNotFound when it does not exist or was deleted."""
+        valid_id = retrieval.FHIR_ID.fullmatch(resource_id)
+        if not _RESOURCE_TYPE_RE.fullmatch(resource_type) or not valid_id:
+            raise ValueError(f"not a FHIR reference: {resource_type}/{resource_id}")
+        what = f"read {resource_type}/{resource_id}"
+        body = self._request("GET", f"{self.base_url}/{resource_type}/{resource_id}", what=what)
+        if not isinstance(body, dict) or body.get("resourceType") != resource_type:
+            raise FhirProtocolError(f"{what}: the answer is not a {resource_type}")
+        return body
+
+    def search(
+        self,
+        resource_type: str,
+        params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every resource of a search (matches and includes), following next links."""
+        if not _RESOURCE_TYPE_RE.fullmatch(resource_type):
+            raise ValueError(f"not a FHIR resource type: {resource_type!r}")
+        from service.fhir.record_read import RecordRead
+
+        what = f"search {resource_type}"
+        pager = RecordRead(self, [])
+        bundle = self._request("GET", f"{self.base_url}/{resource_type}", params=params, what=what)
+        while True:
+            resources, next_link = pager.page(resource_type, bundle, what)
+            yield from resources
+            if next_link is None:
+                return
+            bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
+
+    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a batch Bundle; per-entry failures stay in the batch-response."""
+        return self._post_bundle(bundle, "batch")
+
+    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a transaction Bundle (all or nothing)."""
+        return self._post_bundle(bundle, "transaction")
+
+    def _post_bundle(self, bundle: Mapping[str, Any], kind: str) -> dict[str, Any]:
+        entries = len(bundle.get("entry") or ())
+        what = f"{kind} ({entries} entries)"
+        answer = self._request(
+            "POST",
+            self.base_url,
+            json_body=bundle,
+            what=what,
+            idempotent=_idempotent_bundle(bundle),
+        )
+        self._check_bundle_answer(answer, f"{kind}-response", entries, what)
+        return answer
+
+    @staticmethod
+    def _check_bundle_answer(answer: Any, kind: str, entries: int, what: str) -> None:
+        if not isinstance(answer, dict) or answer.get("resourceType") != "Bundle":
+            raise FhirProtocolError(f"{what}: the answer is not a Bundle")
+        if answer.get("type") != kind:
+            raise FhirProtocolError(f"{what}: the answer is a {answer.get('type')!r}, not {kind}")
+        if len(answer.get("entry") or ()) != entries:
+            raise FhirProtocolError(
+                f"{what}: {len(answer.get('entry') or ())} answers for {entries} requests"
+            )
+
+    # ------------------------------------------------------------------ record retrieval
+
+    def _entry_error(self, entry: Any, what: str) -> FhirError | None:
+        answer = entry.get("response") if isinstance(entry, dict) else None
+        status = _status_of((answer or {}).get("status"))
+        if status is None:
+            return FhirProtocolError(f"{what}: batch entry without a response status")
+        if 200 <= status < 300:
+            return None
+        detail = outcome_message((answer or {}).get("outcome")) or outcome_message(
+            entry.get("resource")
+        )
+        cls = _error_class(status)
+        return cls(f"{what}: {status}: {detail or 'no OperationOutcome'}", status=status)
+
+    def run_queries(self, queries: Sequence[retrieval.Query]) -> dict[str, list[dict[str, Any]]]:
+        """Run the record queries: one batch, then one batch per round of next pages.
+
+        Medications referenced but not returned (a server ignoring _include) are fetched in
+        the next round. Without paging this costs exactly one request.
+        """
+        from service.fhir.record_read import RecordRead
+
+        return RecordRead(self, queries).run()
+
+    def read_patient_record(
+        self, patient_id: str, observation_codes: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """The Patient and every resource the mappings need, in at most 2 requests unpaged."""
+        queries = retrieval.record_queries(
+            patient_id, observation_codes, page_size=self.settings.fhir_page_size
+        )
+        return record_resources(self.run_queries(queries))
+
+
+_WRITE_BACK_LABELS = frozenset({"ResearchSubject", "ResearchStudy"})
+
+
+def record_resources(results: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The clinical record from run_queries' results: Patient first, each resource once."""
+    seen: set[tuple[str, str]] = set()
+    record: list[dict[str, Any]] = []
+    order = ["Patient", *(label for label in results if label != "Patient")]
+    for label in order:
+        if label in _WRITE_BACK_LABELS:
+            continue
+        for resource in results.get(label, ()):
+            key = (str(resource.get("resourceType")), str(resource.get("id")))
+            if key in seen:
+                continue
+            seen.add(key)
+            record.append(resource)
+    return record
+
+
+__all__ = [
+    "FhirAuthError",
+    "FhirClient",
+    "FhirConflict",
+    "FhirError",
+    "FhirFatalError",
+    "FhirNotFound",
+    "FhirProtocolError",
+    "FhirRecordTooLarge",
+    "FhirTemporaryError",
+    "record_resources",
+]

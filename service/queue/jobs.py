@@ -1,0 +1,375 @@
+"""Durable screening queue: huey carries task ids, the job store holds state, leases and results.
+
+Guarantees (see job_store.py for the mechanism):
+- a trigger is acknowledged once its task is committed to the store;
+- a task is claimed atomically and acknowledged (done/failed) only after the screening
+  finished; a worker killed mid-task lets its lease expire and the reaper re-queues it;
+- screenings are idempotent writes, so a re-run takes effect once;
+- triggers for a patient arriving while a screening of that patient is still queued join it
+  (the queued screening runs `coalesce_seconds` after the first trigger);
+- a per-patient lease lock keeps two workers from screening one patient at once;
+- temporary FHIR errors re-queue with exponential backoff, never dropping the task; fatal
+  ones (unknown patient, unreadable record) mark it failed with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from huey import MemoryHuey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer
+
+from service.queue.redis_store import RedisJobStore
+from service.queue.sqlite_store import SqliteJobStore
+from service.queue.store import (
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    JobRecord,
+    JobStore,
+    TaskRecord,
+    new_id,
+)
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BUSY_RETRY_SECONDS = 1.0  # another worker holds the patient: look again shortly
+RETRY_BASE_SECONDS = 5.0
+
+
+class PatientScreener(Protocol):
+    """What a worker needs to screen one patient with write-back."""
+
+    def screen(
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Answer to an enqueue: the job to poll and whether it joined an already queued one."""
+
+    job_id: str
+    coalesced: bool
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:300]
+
+
+def retry_delay(attempts: int, cap: float) -> float:
+    """Seconds before retry number attempts+1: doubling from RETRY_BASE_SECONDS, capped."""
+    return min(RETRY_BASE_SECONDS * 2 ** min(attempts, 30), cap)
+
+
+def open_store(settings: Settings) -> tuple[JobStore, Any]:
+    """The job store and the huey instance for QUEUE_URL (sqlite:///, redis://, memory://)."""
+    url = settings.queue_url
+    scheme = urlparse(url).scheme
+    if scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
+        if not path.startswith("/"):
+            path = os.path.abspath(path)
+        store = SqliteJobStore(path)
+        huey = SqliteHuey("eligibility", filename=path, results=False, utc=True)
+        return store, huey
+    if scheme in ("redis", "rediss"):
+        return RedisJobStore(url), RedisHuey("eligibility", url=url, results=False, utc=True)
+    # memory:// keeps everything in this process: for tests and throwaway demos only.
+    store = SqliteJobStore(f"file:elig-{uuid.uuid4().hex}?mode=memory&cache=shared")
+    return store, MemoryHuey("eligibility", results=False, utc=True)
+
+
+class JobQueue:
+    """Submit screenings, run them on workers, report their state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        screener: PatientScreener | None = None,
+        *,
+        store: JobStore | None = None,
+        huey: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.screener = screener
+        if store is None or huey is None:
+            store, huey = open_store(settings)
+        self.store: JobStore = store
+        self.huey = huey
+        self._task = huey.task(name="screen-patient")(self._execute)
+        self._consumer: Consumer | None = None
+        self._reaper_stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ submitting
+
+    def ping(self) -> None:
+        """Raise when the queue's storage cannot be reached."""
+        self.store.ping()
+
+    def enqueue_screening(self, patient_id: str, *, source: str) -> Submitted:
+        """Queue a screening (today, all studies) for a trigger; joins a queued one if any."""
+        now = time.time()
+        delay = self.settings.coalesce_seconds
+        job = JobRecord(id=new_id(), source=source, as_of=None, studies=None, total=1)
+        task = TaskRecord(
+            id=new_id(), job_id=job.id, patient=patient_id, source=source, not_before=now + delay
+        )
+        job_id, task_ids, created = self.store.add_job(
+            job, [task], coalesce_key=f"patient:{patient_id}"
+        )
+        if created:
+            self._send(task_ids[0], delay)
+            log.info("queued screening of Patient/%s (job %s, %s)", patient_id, job_id, source)
+        else:
+            log.info("trigger for Patient/%s joined queued job %s (%s)", patient_id, job_id, source)
+        return Submitted(job_id, coalesced=not created)
+
+    def submit_batch(
+        self,
+        patient_ids: Sequence[str],
+        *,
+        studies: Sequence[str] | None,
+        as_of: date | None,
+        source: str = "api",
+    ) -> str:
+        """Queue one screening per patient under a new job; returns the job id."""
+        job = JobRecord(
+            id=new_id(), source=source, as_of=as_of.isoformat() if as_of else None,
+            studies=tuple(studies) if studies else None, total=len(patient_ids),
+        )
+        tasks = [
+            TaskRecord(
+                id=new_id(), job_id=job.id, patient=pid, studies=job.studies,
+                as_of=job.as_of, source=source, not_before=time.time(),
+            )
+            for pid in patient_ids
+        ]
+        self.store.add_job(job, tasks)
+        for task in tasks:
+            self._send(task.id, 0)
+        log.info("queued batch job %s with %d patient(s)", job.id, len(tasks))
+        return job.id
+
+    def _send(self, task_id: str, delay: float) -> None:
+        if delay > 0:
+            self._task.schedule(args=(task_id,), delay=delay)
+        else:
+            self._task(task_id)
+
+    # ------------------------------------------------------------------ reporting
+
+    def job_status(self, job_id: str) -> dict[str, Any] | None:
+        """The GET /screenings/{job} body, or None for an unknown job."""
+        job = self.store.get_job(job_id)
+        if job is None:
+            return None
+        tasks = self.store.job_tasks(job_id)
+        counts = {s: 0 for s in (QUEUED, RUNNING, DONE, FAILED)}
+        patients = []
+        for t in tasks:
+            counts[t.state] += 1
+            entry: dict[str, Any] = {"patient": f"Patient/{t.patient}", "state": t.state}
+            if t.attempts:
+                entry["attempts"] = t.attempts
+            if t.state == DONE and t.result is not None:
+                entry["result"] = t.result.get("result")
+                entry["researchSubjects"] = t.result.get("researchSubjects", {})
+            if t.error and t.state != DONE:
+                entry["error"] = t.error
+            patients.append(entry)
+        finished = counts[DONE] + counts[FAILED]
+        if finished == len(tasks):
+            state = "done"
+        elif counts[RUNNING] or finished:
+            state = "running"
+        else:
+            state = "queued"
+        body: dict[str, Any] = {
+            "job": job.id,
+            "state": state,
+            "source": job.source,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.created)),
+            "progress": {
+                "total": len(tasks), "done": counts[DONE], "failed": counts[FAILED],
+                "pending": counts[QUEUED] + counts[RUNNING],
+            },
+            "patients": patients,
+        }
+        if job.as_of:
+            body["asOf"] = job.as_of
+        if job.studies:
+            body["studies"] = list(job.studies)
+        return body
+
+    # ------------------------------------------------------------------ executing
+
+    def _worker_id(self) -> str:
+        host, pid, thread = socket.gethostname(), os.getpid(), threading.get_ident()
+        return f"{host}:{pid}:{thread}:{uuid.uuid4().hex[:8]}"
+
+    def _execute(self, task_id: str) -> None:
+        """Run one task (called by a huey worker with the task id)."""
+        if self.screener is None:
+            raise RuntimeError("this JobQueue has no screener; it cannot run tasks")
+        lease = self.settings.job_lease_seconds
+        worker = self._worker_id()
+        task = self.store.claim(task_id, worker, lease)
+        if task is None:
+            return  # a duplicate message, already done, or another worker has it
+        patient_lock = f"patient:{task.patient}"
+        if not self.store.lock(patient_lock, worker, lease):
+            self.store.requeue(
+                task_id, worker, time.time() + BUSY_RETRY_SECONDS, task.error, count=False
+            )
+            self._send(task_id, BUSY_RETRY_SECONDS)
+            return
+        stop_beat = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(task_id, patient_lock, worker, stop_beat),
+            name=f"heartbeat-{task_id[:8]}", daemon=True,
+        )
+        beat.start()
+        try:
+            as_of = date.fromisoformat(task.as_of) if task.as_of else date.today()
+            try:
+                result = self.screener.screen(task.patient, as_of=as_of, studies=task.studies)
+            except Exception as exc:  # noqa: BLE001 - classified below, never lost
+                self._handle_failure(task, worker, exc)
+            else:
+                self.store.complete(task_id, worker, result)
+                log.info("screened Patient/%s (job %s)", task.patient, task.job_id)
+        finally:
+            stop_beat.set()
+            beat.join()
+            self.store.unlock(patient_lock, worker)
+
+    def _handle_failure(self, task: TaskRecord, worker: str, exc: Exception) -> None:
+        from service.screening import classify_failure
+
+        failure = classify_failure(exc)
+        kind = "bug" if failure is None else "temporary" if failure.retryable else "fatal"
+        reason = failure.reason if failure is not None else _first_line(exc)
+        if kind == "temporary":
+            cap = self.settings.job_retry_max_seconds
+            delay = retry_delay(task.attempts, cap)
+            # A server that asked for a longer pause (Retry-After) gets it, up to the cap.
+            hint = failure.retry_after if failure is not None else None
+            if isinstance(hint, int | float) and math.isfinite(hint) and hint > delay:
+                delay = min(float(hint), cap)
+            self.store.requeue(task.id, worker, time.time() + delay, reason, count=True)
+            self._send(task.id, delay)
+            log.warning(
+                "screening of Patient/%s hit a temporary FHIR error (attempt %d); retry in %.0fs",
+                task.patient, task.attempts + 1, delay,
+            )
+        else:
+            if kind == "bug":
+                log.exception("screening of Patient/%s failed unexpectedly", task.patient)
+                reason = "internal error while screening; see the service log"
+            else:
+                log.warning("screening of Patient/%s failed: %s", task.patient, reason)
+            self.store.fail(task.id, worker, reason)
+
+    def _heartbeat(self, task_id: str, lock: str, worker: str, stop: threading.Event) -> None:
+        lease = self.settings.job_lease_seconds
+        while not stop.wait(lease / 3):
+            try:
+                self.store.heartbeat(task_id, worker, lease)
+                self.store.lock(lock, worker, lease)
+            except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
+                log.warning("heartbeat for task %s failed", task_id, exc_info=True)
+
+    # ------------------------------------------------------------------ recovery
+
+    def reap(self, now: float | None = None) -> int:
+        """Re-queue tasks whose worker died and re-send queued tasks whose message was lost."""
+        now = time.time() if now is None else now
+        reaped = self.store.reap_expired(now)
+        for task_id in reaped:
+            log.warning("task %s lost its worker; re-queued", task_id)
+            self._send(task_id, 0)
+        resent = len(reaped)
+        # A message can vanish between huey's dequeue and our claim (a kill in that instant).
+        grace = max(self.settings.job_lease_seconds, 5.0)
+        due = set(self.store.queued_due(now - grace)) - set(reaped)
+        if due:
+            in_huey = {
+                t.args[0] for t in [*self.huey.pending(), *self.huey.scheduled()] if t.args
+            }
+            for task_id in due - in_huey:
+                self._send(task_id, 0)
+                resent += 1
+        return resent
+
+    def _reaper_loop(self) -> None:
+        interval = max(self.settings.job_lease_seconds / 3, 0.5)
+        while True:
+            try:
+                self.reap()
+            except Exception:  # noqa: BLE001 - try again next round
+                log.warning("reaper round failed", exc_info=True)
+            if self._reaper_stop.wait(interval):
+                return
+
+    def _consumer_for(self, workers: int) -> Consumer:
+        # Poll at most once a second: triggers should not wait the default 10 s.
+        return Consumer(
+            self.huey, workers=workers, worker_type="thread", periodic=False,
+            initial_delay=0.1, backoff=1.15, max_delay=1.0, scheduler_interval=1,
+        )
+
+    def start_embedded(self, workers: int = 1) -> None:
+        """Run worker threads inside this process (the `serve` default) until stop()."""
+        consumer = _EmbeddedConsumer(
+            self.huey, workers=workers, worker_type="thread", periodic=False,
+            initial_delay=0.1, backoff=1.15, max_delay=1.0, scheduler_interval=1,
+        )
+        consumer.start()
+        self._consumer = consumer
+        self._start_reaper()
+
+    def _start_reaper(self) -> None:
+        self._reaper_stop.clear()
+        self._reaper = threading.Thread(target=self._reaper_loop, name="reaper", daemon=True)
+        self._reaper.start()
+
+    def stop(self) -> None:
+        """Stop embedded workers (finishing the task in hand) and the reaper."""
+        self._reaper_stop.set()
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer = None
+        if self._reaper is not None:
+            self._reaper.join()
+            self._reaper = None
+
+    def run_worker(self, workers: int = 1) -> None:
+        """Run workers in the foreground until SIGINT/SIGTERM (the `worker` command)."""
+        self._start_reaper()
+        try:
+            self._consumer_for(workers).run()
+        finally:
+            self._reaper_stop.set()
+
+
+class _EmbeddedConsumer(Consumer):
+    """A consumer that leaves signal handling to its host (the web server owns Ctrl-C)."""
+
+    def _set_signal_handlers(self) -> None:
+        pass

@@ -1,0 +1,125 @@
+"""The screening dependency of the HTTP surfaces, queue and CLI: FHIR client + mappings + engine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from service.mappings import Mappings, load_mappings
+from service.settings import Settings
+
+ClientFactory = Callable[[Settings], Any]
+
+
+def default_client_factory(settings: Settings) -> Any:
+    """A FhirClient for these settings (the only module that talks HTTP to FHIR)."""
+    from service.fhir.client import FhirClient
+
+    return FhirClient(settings)
+
+
+class Screener:
+    """Evaluates (read-only) or screens (with write-back) patients for the service surfaces."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_factory: ClientFactory | None = None,
+        mappings: Mappings | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client_factory = client_factory or default_client_factory
+        self.mappings = mappings if mappings is not None else load_mappings(settings.mappings_dir)
+        self._lock = threading.Lock()
+        self._research_studies: dict[str, str] | None = None
+        self._client: Any = None
+
+    # ---------------------------------------------------------------- catalogue
+
+    def study_keys(self) -> tuple[str, ...]:
+        """Study keys in spec order."""
+        return tuple(self.mappings.studies)
+
+    def studies_json(self) -> list[dict[str, Any]]:
+        """GET /studies: each study with its criteria (id, text, automatic or manual)."""
+        return [
+            {
+                "study": s.key,
+                "title": s.title,
+                "registryId": s.registry_id,
+                "criteria": [{"id": c.id, "text": c.text, "kind": c.kind} for c in s.criteria],
+            }
+            for s in self.mappings.studies.values()
+        ]
+
+    def client(self) -> Any:
+        """The shared FHIR client for the configured server (thread-safe, made on first use)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self.client_factory(self.settings)
+            return self._client
+
+    def _research_study_refs(self, client: Any) -> dict[str, str]:
+        """study key -> ResearchStudy reference, found or created once per process."""
+        with self._lock:
+            if self._research_studies is None:
+                from service.screening import ensure_research_studies
+
+                self._research_studies = dict(
+                    ensure_research_studies(client, self.mappings, self.settings.seeds_dir)
+                )
+            return dict(self._research_studies)
+
+    # ---------------------------------------------------------------- screening
+
+    def evaluate(
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """The api.md eligibility body; reads only (never writes to the FHIR server)."""
+        from service.screening import failures_classified, screen_patient
+
+        with self._lock:
+            known = dict(self._research_studies or {})
+        with failures_classified():
+            outcome = screen_patient(
+                self.client(), self.mappings, patient_id, as_of=as_of, studies=studies,
+                write=False, research_studies=known or None,
+            )
+        return outcome.evaluation.to_json(outcome.research_studies)
+
+    def screen(
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """Evaluate and write the ResearchSubjects; {"result": body, "researchSubjects": refs}."""
+        from service.screening import failures_classified, screen_patient
+
+        client = self.client()
+        with failures_classified():
+            outcome = screen_patient(
+                client, self.mappings, patient_id, as_of=as_of, studies=studies, write=True,
+                research_studies=self._research_study_refs(client),
+            )
+        return {
+            "result": outcome.evaluation.to_json(outcome.research_studies),
+            "researchSubjects": dict(outcome.research_subjects),
+        }
+
+    def evaluate_resources(
+        self,
+        resources: list[dict[str, Any]],
+        *,
+        patient_id: str,
+        as_of: date,
+        studies: Sequence[str] | None = None,
+    ) -> Any:
+        """Evaluate resources already in hand (CDS Hooks prefetch): a PatientEvaluation."""
+        from service.engine.evaluate import evaluate_patient
+        from service.screening import failures_classified
+
+        with failures_classified():
+            return evaluate_patient(
+                resources, self.mappings, as_of, studies, patient_id=patient_id
+            )

@@ -1,0 +1,1 @@
+"""The HTTP surfaces: app factory, one blueprint per surface, problems, auth."""

@@ -1,0 +1,68 @@
+"""Bearer-token authentication of the HTTP API (constant-time compare, per-endpoint exemptions)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+from flask import Flask, request
+
+from service.settings import Settings
+from service.web.problems import Problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+AuthMode = Literal["public", "own", "cds"]
+
+
+def auth_mode(mode: AuthMode) -> Callable[[F], F]:
+    """Mark a view: "public" (no token), "own" (its own secret), "cds" (CDS Hooks JWT)."""
+
+    def mark(view: F) -> F:
+        view.auth_mode = mode  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def token_matches(presented: str | None, accepted: tuple[str, ...]) -> bool:
+    """True when presented equals one of the accepted tokens; every one is compared."""
+    if presented is None:
+        return False
+    given = presented.encode()
+    # Compare against every token so the time taken does not reveal which one matched.
+    results = [hmac.compare_digest(given, token.encode()) for token in accepted]
+    return any(results)
+
+
+def install_api_auth(app: Flask, settings: Settings) -> None:
+    """Require the API token on every endpoint that is not exempt (when a token is set)."""
+
+    @app.before_request
+    def _require_token() -> None:
+        if not settings.api_tokens:
+            return
+        view = app.view_functions.get(request.endpoint or "")
+        if view is None:
+            return  # unknown route or static: the 404/405 handlers answer
+        mode = getattr(view, "auth_mode", None)
+        if mode in ("public", "own"):
+            return
+        if mode == "cds" and settings.cds_jwt_required:
+            return  # the CDS client's JWT in Authorization is checked by the view
+        presented = bearer_token(request.headers.get("Authorization"))
+        if not token_matches(presented, settings.api_tokens):
+            raise Problem(
+                401, "A valid API token is required (Authorization: Bearer <token>).",
+                slug="unauthorized",
+            )

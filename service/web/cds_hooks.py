@@ -1,0 +1,277 @@
+"""CDS Hooks 2.0 `patient-view` service: discovery, trial-eligibility cards, feedback."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from flask import Blueprint, Response, jsonify, request
+
+from service.fhir.queries import RECORD_TYPES, code_token
+from service.web import requests_in
+from service.web.auth import auth_mode
+from service.web.cds_auth import CdsAuthError
+from service.web.problems import Problem
+from service.web.services import services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("cds_hooks", __name__)
+
+SERVICE_ID = "trial-eligibility"
+SOURCE_LABEL = "Trial eligibility screening"
+SUMMARY_MAX = 139  # the spec: "<140 characters"
+CARD_STATUSES = ("eligible", "potential-candidate")
+PATIENT_TEMPLATE = "{{context.patientId}}"
+_PREFETCH_KEYS = {
+    "Observation": "observations",
+    "Condition": "conditions",
+    "MedicationRequest": "medicationRequests",
+    "MedicationStatement": "medicationStatements",
+    "MedicationAdministration": "medicationAdministrations",
+    "Procedure": "procedures",
+    "AllergyIntolerance": "allergies",
+    "Consent": "consents",
+    "DiagnosticReport": "diagnosticReports",
+}
+_INCLUDES = {
+    "MedicationRequest": "MedicationRequest:medication",
+    "MedicationStatement": "MedicationStatement:medication",
+    "MedicationAdministration": "MedicationAdministration:medication",
+}
+# The date the hook evaluates as of (a function so tests can pin the calendar).
+today = date.today
+
+# A card's uuid is stable for (hook instance, study) so feedback can be matched to it.
+_CARD_NAMESPACE = uuid.UUID("6f1d5c1e-8a51-4f07-9b0c-2a3e7d54c0a1")
+
+
+def prefetch_templates(observation_codes: tuple[str, ...]) -> dict[str, str]:
+    """Prefetch key -> FHIR query template for everything the engine reads."""
+    templates = {"patient": f"Patient/{PATIENT_TEMPLATE}"}
+    for rtype in RECORD_TYPES:
+        key = _PREFETCH_KEYS.get(rtype)
+        if key is None:
+            continue
+        query = f"{rtype}?patient={PATIENT_TEMPLATE}"
+        if rtype == "Observation":
+            codes = sorted({code_token(c) for c in observation_codes})
+            if not codes:
+                continue
+            query += "&code=" + ",".join(quote(c, safe="|:/.-_") for c in codes)
+        if rtype in _INCLUDES:
+            query += f"&_include={_INCLUDES[rtype]}"
+        templates[key] = query
+    return templates
+
+
+def _templates() -> dict[str, str]:
+    return prefetch_templates(services().screener.mappings.observation_codes())
+
+
+@bp.get("/cds-services")
+@auth_mode("public")
+def discovery() -> Response:
+    """The CDS Hooks discovery document."""
+    return jsonify({
+        "services": [{
+            "hook": "patient-view",
+            "id": SERVICE_ID,
+            "title": "Clinical trial eligibility",
+            "description": (
+                "Shows a card for each recruiting trial (pediatric lupus CAR-T studies) the "
+                "patient is eligible for or may be eligible for, with the criteria to confirm."
+            ),
+            "prefetch": _templates(),
+            "usageRequirements": (
+                "Send the prefetch, or fhirServer with fhirAuthorization; the fhirServer must "
+                "be on this service's allow-list."
+            ),
+        }]
+    })
+
+
+def _authenticate(audience: str | list[str]) -> None:
+    svc = services()
+    header = request.headers.get("Authorization")
+    # JWT optional: the API token (checked before the view when one is set) guards the
+    # service instead; a JWT sent anyway is still verified.
+    if not svc.settings.cds_jwt_required and (svc.settings.api_tokens or not header):
+        return
+    try:
+        svc.cds_verifier.verify(header, audience=audience)
+    except CdsAuthError as exc:
+        log.warning("CDS Hooks request refused: %s", exc)
+        raise Problem(401, str(exc), slug="cds-jwt") from None
+
+
+def _resources(value: Any) -> list[dict[str, Any]] | None:
+    """A prefetch value as a list of resources (a searchset Bundle flattened); None if absent."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("resourceType") != "Bundle":
+        return [value]
+    if any(link.get("relation") == "next" for link in value.get("link") or []
+           if isinstance(link, dict)):
+        return None  # only the first page: treat as missing and read the whole result
+    out = []
+    for entry in value.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
+            out.append(resource)
+    return out
+
+
+def _fhir_client(body: dict[str, Any]) -> Any:
+    """A client for the request's fhirServer (allow-listed only); None means cannot fetch."""
+    svc = services()
+    server = body.get("fhirServer")
+    if not isinstance(server, str) or not server:
+        raise Problem(412, "Prefetch data is missing and no fhirServer was given.",
+                      slug="cds-prefetch-missing")
+    allowed = {u.rstrip("/") for u in svc.settings.cds_allowed_fhir_servers}
+    if server.rstrip("/") not in allowed:
+        log.warning("CDS request names a fhirServer that is not allow-listed; not contacted")
+        raise Problem(412, "Prefetch data is missing and the fhirServer is not on this "
+                      "service's allow-list (CDS_ALLOWED_FHIR_SERVERS).",
+                      slug="cds-fhir-server-not-allowed")
+    auth = body.get("fhirAuthorization") or {}
+    token = auth.get("access_token") if isinstance(auth, dict) else None
+    overrides: dict[str, Any] = {
+        "fhir_base_url": server.rstrip("/"),
+        "fhir_auth": "bearer" if token else "none",
+        "fhir_bearer_token": token or None,
+        # The EHR waits for the cards: fail fast instead of retrying.
+        "fhir_timeout": min(svc.settings.fhir_timeout, 5.0),
+        "fhir_max_retries": 0,
+    }
+    return svc.client_factory(svc.settings.with_overrides(**overrides))
+
+
+def _gather(body: dict[str, Any], pid: str) -> list[dict[str, Any]]:
+    """Prefetched resources, with whatever is missing read from the allow-listed fhirServer."""
+    from service.fhir.client import FhirError
+
+    prefetch = body.get("prefetch") or {}
+    if not isinstance(prefetch, dict):
+        raise Problem(400, "prefetch must be an object.", slug="invalid-body")
+    resources: list[dict[str, Any]] = []
+    missing: list[tuple[str, str]] = []
+    for key, template in _templates().items():
+        found = _resources(prefetch.get(key))
+        if found is None:
+            missing.append((key, template.replace(PATIENT_TEMPLATE, pid)))
+        else:
+            resources.extend(found)
+    if missing:
+        client = _fhir_client(body)
+        try:
+            for key, query in missing:
+                if key == "patient":
+                    resources.append(client.read("Patient", pid))
+                    continue
+                rtype, _, qs = query.partition("?")
+                resources.extend(client.search(rtype, dict(parse_qsl(qs))))
+        except FhirError as exc:
+            log.warning("CDS fetch from fhirServer failed: %s", type(exc).__name__)
+            raise Problem(412, "The data needed could not be read from the fhirServer.",
+                          slug="cds-fetch-failed") from None
+        finally:
+            getattr(client, "close", lambda: None)()
+    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+    if not any(p.get("id") == pid for p in patients):
+        raise Problem(400, "The prefetched Patient is not the context's patient.",
+                      slug="cds-patient-mismatch")
+    return resources
+
+
+def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dict[str, Any]:
+    svc = services()
+    title = info.get("title") or study.study
+    unknown = [c for c in study.criteria if c.result == "unknown"]
+    not_met = [c for c in study.criteria if c.result == "not-met"]
+    if study.status == "eligible":
+        summary = f"Eligible for trial: {title}"
+    else:
+        summary = f"Possible trial candidate ({len(unknown)} to confirm): {title}"
+    if len(summary) > SUMMARY_MAX:
+        summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
+    lines = [f"**{title}**" + (f" ({info['registryId']})" if info.get("registryId") else ""), ""]
+    lines.append("Status: **" + study.status.replace("-", " ") + "**")
+    for heading, items in (("Not met", not_met), ("Unknown: to confirm", unknown)):
+        if items:
+            lines += ["", f"**{heading}:**"]
+            lines += [f"- `{c.id}`: {c.reason}" for c in items]
+    if not not_met and not unknown:
+        lines += ["", "All inclusion criteria are met in the record."]
+    link = f"{svc.settings.public_url}/patients/{pid}/eligibility?study={study.study}"
+    return {
+        "uuid": str(uuid.uuid5(_CARD_NAMESPACE, f"{hook_instance}|{study.study}")),
+        "summary": summary,
+        "indicator": "info",
+        "detail": "\n".join(lines),
+        "source": {"label": SOURCE_LABEL, "url": svc.settings.public_url},
+        "links": [{"label": "Open the coordinator view", "url": link, "type": "absolute"}],
+    }
+
+
+@bp.post(f"/cds-services/{SERVICE_ID}")
+@auth_mode("cds")
+def patient_view() -> Response:
+    """Cards for the studies the patient is eligible for or a potential candidate of."""
+    from service.screening import ScreeningFailure
+
+    svc = services()
+    _authenticate(f"{svc.settings.public_url}/cds-services/{SERVICE_ID}")
+    body = requests_in.json_body()
+    if not isinstance(body, dict):
+        raise Problem(400, "The body must be a CDS Hooks request object.", slug="invalid-body")
+    if body.get("hook") != "patient-view":
+        raise Problem(400, "This service answers the patient-view hook.", slug="invalid-body")
+    hook_instance = body.get("hookInstance")
+    if not isinstance(hook_instance, str) or not hook_instance:
+        raise Problem(400, "hookInstance is required.", slug="invalid-body")
+    context = body.get("context")
+    if not isinstance(context, dict):
+        raise Problem(400, "context with patientId is required.", slug="invalid-body")
+    pid = requests_in.patient_id(context.get("patientId"), field="context.patientId")
+    resources = _gather(body, pid)
+    try:
+        evaluation = svc.screener.evaluate_resources(
+            resources, patient_id=pid, as_of=today()
+        )
+    except ScreeningFailure as failure:
+        raise Problem(422, f"The record cannot be evaluated: {failure.reason}",
+                      slug="record-not-evaluable") from None
+    info = {s["study"]: s for s in svc.screener.studies_json()}
+    cards = [
+        _card(study, info.get(study.study, {}), pid, hook_instance)
+        for study in evaluation.studies
+        if study.status in CARD_STATUSES
+    ]
+    log.info("patient-view for Patient/%s: %d card(s)", pid, len(cards))
+    return jsonify({"cards": cards})
+
+
+@bp.post(f"/cds-services/{SERVICE_ID}/feedback")
+@auth_mode("cds")
+def feedback() -> Response:
+    """Card feedback (accepted/overridden): logged."""
+    svc = services()
+    # Clients name either the service endpoint or the feedback endpoint as aud.
+    service_url = f"{svc.settings.public_url}/cds-services/{SERVICE_ID}"
+    _authenticate([service_url, f"{service_url}/feedback"])
+    body = requests_in.json_body()
+    items = body.get("feedback") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise Problem(400, "The body must be {\"feedback\": [...]}.", slug="invalid-body")
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("card"), str) or \
+                item.get("outcome") not in ("accepted", "overridden"):
+            raise Problem(400, "Each feedback item needs card and outcome "
+                          "(accepted or overridden).", slug="invalid-body")
+        log.info("CDS feedback: card %s %s", item["card"][:64], item["outcome"])
+    return jsonify({})

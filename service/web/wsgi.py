@@ -1,0 +1,36 @@
+"""WSGI entry point: `gunicorn -c python:service.web.gunicorn_conf 'service.web.wsgi:build()'`."""
+
+from __future__ import annotations
+
+import atexit
+import sys
+
+from flask import Flask
+
+from service.settings import Settings, SettingsError
+
+
+def build() -> Flask:
+    """Read the settings, build the app and start the embedded queue workers (EMBEDDED_WORKERS)."""
+    from service.web.app import create_app
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"eligibility: bad settings: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    # Under compose the web service starts before HAPI: wait for it, bounded by
+    # FHIR_WAIT_SECONDS. If it is still down, start anyway: /readyz says why and queued
+    # screenings wait and retry, which beats a restart loop.
+    from service.fhir.readiness import FhirNotReady, wait_until_ready
+
+    try:
+        wait_until_ready(settings)
+    except FhirNotReady as exc:
+        print(f"eligibility: {exc}; starting anyway (see /readyz)", file=sys.stderr)
+    app = create_app(settings)
+    if settings.embedded_workers:
+        queue = app.extensions["eligibility"].queue
+        queue.start_embedded(settings.embedded_workers)
+        atexit.register(queue.stop)
+    return app

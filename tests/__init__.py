@@ -1,0 +1,1 @@
+"""The test suite: mirrors service/; kinds of tests are markers."""

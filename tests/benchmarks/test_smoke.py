@@ -1,0 +1,118 @@
+"""The benchmark at tiny scale, so it keeps working: it runs and produces every figure.
+
+No timing is asserted (shared machines are noisy); the figures themselves are printed by
+`python -m tests.benchmarks.run` and described in the README's Performance section.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+
+from localfhir import LocalFhirError, LocalServer, NodeNotFoundError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+from service.mappings import load_mappings  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from tests.benchmarks import report, run, synthetic  # noqa: E402
+from tests.benchmarks.fhir_server import CountingSession, start_server  # noqa: E402
+from tests.benchmarks.roundtrips import naive_requests  # noqa: E402
+
+
+def _server_or_skip() -> LocalServer:
+    try:
+        return start_server()
+    except NodeNotFoundError as exc:
+        pytest.skip(f"local FHIR server unavailable: {exc}")
+    except LocalFhirError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                             ) -> None:
+    out = tmp_path / "bench.json"
+    code = run.main([
+        "--quick", "--out", str(out), "--patients", "8", "--small", "4", "--workers", "1,2",
+        "--latency-seconds", "0.5", "--notifications", "6", "--trigger-patients", "3",
+        "--coalesce-seconds", "0.5",
+    ])
+    printed = capsys.readouterr().out
+    assert code == 0
+    figures = json.loads(out.read_text())
+    assert report.missing_keys(figures) == []
+    # The table shows every section.
+    for heading in ("1 Round trips", "2 Evaluate", "3 Population", "4 GET eligibility",
+                    "5 6 webhooks"):
+        assert heading in printed
+    # Counts that are facts about the run, not timings.
+    assert figures["population"]["patients"] == 8
+    assert figures["population"]["warm"]["w2"]["cli"]["errors"] == 0
+    assert figures["population"]["cold"]["w2"]["cli"]["patients"] == 8
+    assert figures["roundtrips"]["naive"]["reads"] > figures["roundtrips"]["ours"]["reads"]
+    assert figures["checks"]["mismatches"] == []
+    assert figures["triggers"]["research_subjects_written"] == 3 * 2
+    assert figures["latency"]["eligibility"]["errors"] == 0
+
+
+@pytest.mark.integration
+def test_population_loads_with_the_patient_ids_the_server_gave() -> None:
+    """load_population returns the new Patients' ids, and each record hangs off its Patient."""
+    from service.fhir.client import FhirClient
+
+    server = _server_or_skip()
+    try:
+        client = FhirClient(run.bench_fhir.settings_for(server.base_url))
+        records = list(synthetic.population(6))
+        total, ids = run.bench_fhir.load_population(client, records)
+        assert total == sum(len(r) for r in records)
+        assert sorted(ids) == sorted(run.bench_fhir.patient_ids(client))
+        everything = list(client.search("Observation", {"_count": "1000"}))
+        found: list[str] = []
+        for pid in ids:
+            by_patient = list(client.search("Observation", {"patient": pid, "_count": "1000"}))
+            expected = [o for o in everything
+                        if o.get("subject", {}).get("reference") == f"Patient/{pid}"]
+            assert sorted(o["id"] for o in by_patient) == sorted(o["id"] for o in expected)
+            found += [o["id"] for o in by_patient]
+        # Every loaded Observation belongs to one of the returned Patients.
+        assert sorted(found) == sorted(o["id"] for o in everything) != []
+    finally:
+        server.stop()
+
+
+@responses.activate
+def test_counting_session_tells_reads_from_writes() -> None:
+    responses.add(responses.GET, "http://fhir.test/fhir/Patient/1", json={})
+    responses.add(responses.POST, "http://fhir.test/fhir", json={})
+    session = CountingSession()
+    batch = {"resourceType": "Bundle", "type": "batch",
+             "entry": [{"request": {"method": "GET", "url": "Patient/1"}}]}
+    transaction = {"resourceType": "Bundle", "type": "transaction",
+                   "entry": [{"request": {"method": "PUT", "url": "Patient/1"}}]}
+    mixed = {"resourceType": "Bundle", "type": "batch",
+             "entry": [{"request": {"method": "GET", "url": "Patient/1"}},
+                       {"request": {"method": "DELETE", "url": "Patient/2"}}]}
+    session.get("http://fhir.test/fhir/Patient/1")
+    for bundle in (batch, transaction, mixed):
+        body = json.dumps(bundle, separators=(",", ":")).encode()
+        session.post("http://fhir.test/fhir", data=body)
+    assert session.take() == {"read": 2, "write": 2}
+    assert session.take() == {"read": 0, "write": 0}
+
+
+def test_naive_plan_is_one_request_per_criterion_per_study() -> None:
+    mappings = load_mappings(Settings().mappings_dir)
+    plan = naive_requests(mappings, "p1", 500)
+    criteria = sum(len(s.criteria) for s in mappings.studies.values())
+    assert len(plan) == len(mappings.studies) + criteria
+    for target, params in plan:
+        if params is None:
+            assert target == "Patient/p1"
+        else:
+            assert ("patient", "p1") in params

@@ -1,0 +1,135 @@
+"""The signed webhook: the HMAC is compared in constant time (hmac.compare_digest, whatever is
+presented), the 5-minute replay window holds at its edges, and no header or body an attacker
+can send causes anything but a 4xx without a queued screening.
+
+Tampering, a wrong secret, old and future timestamps and a missing secret are covered in
+tests/web/test_triggers.py (test_bad_or_replayed_signatures_are_401 etc.)."""
+
+from __future__ import annotations
+
+import ast
+import hmac
+import inspect
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.settings import Settings
+from service.web import webhooks
+from service.web.app import create_app
+from service.web.webhooks import MAX_SKEW_SECONDS, sign
+
+pytestmark = pytest.mark.security
+
+SECRET = "webhook-secret-0123456789abcdef-xyz"
+BODY = b'{"patient": "w1"}'
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Any:
+    settings = Settings().with_overrides(
+        queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}", webhook_secret=SECRET,
+        coalesce_seconds=60.0,
+    )
+    made = create_app(settings)
+    yield made
+    made.extensions["eligibility"].queue.stop()
+
+
+def queued(app: Any) -> int:
+    store = app.extensions["eligibility"].queue.store
+    return len(store.queued_due(time.time() + 3600))
+
+
+def headers_for(body: bytes, *, age: int = 0, secret: str = SECRET) -> dict[str, str]:
+    stamp = str(int(time.time()) - age)
+    return {"X-Timestamp": stamp, "X-Signature": sign(secret, stamp, body),
+            "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def compare_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bytes]]:
+    """Record every hmac.compare_digest call (the real comparison still decides)."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def recording(a: Any, b: Any) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    return calls
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["good", "forged"])
+def test_the_signature_is_compared_with_compare_digest(app, compare_calls, valid):
+    headers = headers_for(BODY)
+    if not valid:
+        headers["X-Signature"] = "sha256=" + "0" * 64
+    response = app.test_client().post("/webhooks/screening", data=BODY, headers=headers)
+    assert response.status_code == (202 if valid else 401)
+    expected = sign(SECRET, headers["X-Timestamp"], BODY).encode()
+    assert (expected, headers["X-Signature"].encode()) in compare_calls
+
+
+def test_no_other_comparison_touches_the_signature():
+    # The only comparison of the presented signature is compare_digest: no ==, in, startswith.
+    secret_names = {"signature", "expected"}
+    for node in ast.walk(ast.parse(inspect.getsource(webhooks._verify))):
+        if isinstance(node, ast.Compare):
+            names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            assert not names & secret_names, ast.unparse(node)
+        is_method = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if is_method and node.func.attr in ("startswith", "endswith", "find", "index"):
+            target = node.func.value
+            assert not (isinstance(target, ast.Name) and target.id in secret_names)
+
+
+@pytest.mark.parametrize(("age", "accepted"), [
+    (MAX_SKEW_SECONDS - 2, True), (MAX_SKEW_SECONDS + 2, False),
+    (-(MAX_SKEW_SECONDS - 2), True), (-(MAX_SKEW_SECONDS + 2), False),
+])
+def test_the_replay_window_holds_at_its_edges(app, age, accepted):
+    response = app.test_client().post("/webhooks/screening", data=BODY,
+                                      headers=headers_for(BODY, age=age))
+    assert response.status_code == (202 if accepted else 401)
+    assert queued(app) == (1 if accepted else 0)
+
+
+def test_a_replay_inside_the_window_only_joins_the_queued_screening(app):
+    # Documented in SECURITY.md: the window bounds replays; inside it a replay can do no more
+    # than the original (one idempotent screening of the same patient).
+    headers = headers_for(BODY)
+    http = app.test_client()
+    first = http.post("/webhooks/screening", data=BODY, headers=headers)
+    again = http.post("/webhooks/screening", data=BODY, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.get_json()["job"] == first.get_json()["job"]
+    assert again.get_json()["coalesced"] is True
+    assert queued(app) == 1
+
+
+header_text = st.one_of(
+    # Header values travel as latin-1 and cannot hold line breaks.
+    st.text(alphabet=st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=40),
+    st.sampled_from(["\u00b2", "\u00b9\u00b2\u00b3", "1" * 5000, "-1", "+1", "1e9", " 1", "0x10",
+                     "sha256=", "sha256=" + "g" * 64, "SHA256=" + "A" * 64, "md5=00"]),
+)
+
+
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(stamp=header_text, signature=header_text,
+       body=st.one_of(st.binary(max_size=64), st.just(BODY)))
+def test_forged_headers_and_bodies_are_refused_with_401(app, stamp, signature, body):
+    response = app.test_client().post(
+        "/webhooks/screening", data=body,
+        headers={"X-Timestamp": stamp, "X-Signature": signature,
+                 "Content-Type": "application/json"})
+    assert response.status_code == 401, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert queued(app) == 0
