@@ -165,17 +165,25 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def make_app(settings: Settings) -> Iterator[Callable[..., Any]]:
-    """make_app(**setting_overrides) -> (app, screener); the app's queue has no workers."""
+    """The one way tests build the app; every app's queue is stopped at teardown.
+
+    make_app(**setting_overrides) -> (app, screener) with an in-memory fake screener and FHIR
+    client (no server). make_app(base_settings, **overrides) builds the real screener and FHIR
+    client from those settings (a local FHIR server, a fault proxy, a mocked URL).
+    """
     queues: list[JobQueue] = []
 
-    def _make(*, screener: FakeScreener | None = None, fhir_up: bool = True,
-              client_factory: Any = None, **overrides: Any) -> tuple[Any, FakeScreener]:
-        s = settings.with_overrides(**overrides) if overrides else settings
-        screener = screener or FakeScreener(s)
-        factory = client_factory or (lambda cs: FakeClient(cs, up=fhir_up))
-        app = create_app(s, screener=screener, client_factory=factory)
+    def _make(base: Settings | None = None, *, screener: FakeScreener | None = None,
+              fhir_up: bool = True, client_factory: Any = None,
+              **overrides: Any) -> tuple[Any, Any]:
+        s = base if base is not None else settings
+        s = s.with_overrides(**overrides) if overrides else s
+        if base is None:
+            screener = screener or FakeScreener(s)
+            client_factory = client_factory or (lambda cs: FakeClient(cs, up=fhir_up))
+        app = create_app(s, screener=screener, client_factory=client_factory)
         queues.append(app.extensions["eligibility"].queue)
-        return app, screener
+        return app, app.extensions["eligibility"].screener
 
     yield _make
     for queue in queues:

@@ -14,7 +14,6 @@ import pytest
 from service.fhir import client as fhir_client
 from service.queue import jobs
 from service.settings import Settings
-from service.web.app import create_app
 from tests.support.fault_proxy import FaultProxy, is_read, is_transaction
 from tests.support.seed_population import AS_OF, Population
 from tests.support.server_state import assert_written_once_from_complete_data, subjects, wait_until
@@ -37,22 +36,18 @@ def _short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def make_service(proxy: FaultProxy, tmp_path: Path) -> Iterator[Callable[..., Any]]:
+def make_service(make_app, proxy: FaultProxy, tmp_path: Path) -> Iterator[Callable[..., Any]]:
     """make_service(**overrides) -> Flask app over the proxy, its queue's workers not started."""
-    apps: list[Any] = []
 
     def _make(**overrides: Any) -> Any:
         settings = Settings().with_overrides(
             fhir_base_url=proxy.base_url, queue_url=f"sqlite:///{tmp_path / 'queue.sqlite'}",
             **{**FAST, **overrides},
         )
-        app = create_app(settings)
-        apps.append(app)
+        app, _ = make_app(settings)
         return app
 
     yield _make
-    for app in apps:
-        app.extensions["eligibility"].queue.stop()
 
 
 def submit(app: Any, pids: list[str]) -> str:

@@ -9,7 +9,6 @@ from service.fhir.client import FhirClient
 from service.mappings import load_mappings
 from service.seeding import load_seeds
 from service.settings import REPO_ROOT
-from service.web.app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +17,8 @@ AS_OF = EXPECTED["asOf"]
 
 
 @pytest.fixture(scope="module")
-def client_app(fhir_server, tmp_path_factory):
+def seeded_settings(fhir_server, tmp_path_factory):
+    """Settings for the local FHIR server with the seeds loaded (once per module)."""
     from service.settings import Settings
 
     settings = Settings().with_overrides(
@@ -27,9 +27,13 @@ def client_app(fhir_server, tmp_path_factory):
     )
     with FhirClient(settings) as fhir:
         load_seeds(fhir, REPO_ROOT / "seeds", mappings=load_mappings(settings.mappings_dir))
-    app = create_app(settings)
-    yield app.test_client()
-    app.extensions["eligibility"].queue.stop()
+    return settings
+
+
+@pytest.fixture
+def client_app(make_app, seeded_settings):
+    app, _ = make_app(seeded_settings)
+    return app.test_client()
 
 
 @pytest.mark.parametrize("pid", sorted(EXPECTED["patients"]))

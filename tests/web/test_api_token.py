@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from service.settings import Settings
-from service.web.app import create_app
 from service.web.webhooks import sign
 
 pytestmark = pytest.mark.security
@@ -34,15 +33,14 @@ CDS_JWT = {"/cds-services/trial-eligibility", "/cds-services/trial-eligibility/f
 
 
 @pytest.fixture
-def app(proxy, tmp_path: Path) -> Iterator[Any]:
+def app(make_app, proxy, tmp_path: Path) -> Iterator[Any]:
     settings = Settings().with_overrides(
         fhir_base_url=proxy.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         api_tokens=TOKENS, webhook_secret=HOOK_SECRET, notify_secret=NOTIFY_SECRET,
         cds_issuers=("https://ehr.example.org",), coalesce_seconds=60.0,
     )
-    made = create_app(settings)
+    made, _ = make_app(settings)
     yield made
-    made.extensions["eligibility"].queue.stop()
 
 
 def routes(app: Any) -> list[tuple[str, str, str]]:

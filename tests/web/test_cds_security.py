@@ -23,7 +23,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from service.settings import Settings
-from service.web.app import create_app
 
 pytestmark = pytest.mark.security
 
@@ -66,21 +65,18 @@ def forged(alg: str | None) -> str:
 
 
 @pytest.fixture
-def make_app(proxy, jwks: Path, tmp_path: Path) -> Iterator[Any]:
-    apps = []
+def make_cds_app(make_app, proxy, jwks: Path, tmp_path: Path) -> Iterator[Any]:
+    """make_cds_app(**overrides) -> an app trusting the test issuer, reading through the proxy."""
 
     def _make(**overrides: Any) -> Any:
         settings = Settings().with_overrides(**{
             "queue_url": f"sqlite:///{tmp_path / 'q.sqlite'}", "public_url": PUBLIC,
             "cds_issuers": (f"{ISSUER}|{jwks}",),
             "cds_allowed_fhir_servers": (proxy.base_url,), **overrides})
-        app = create_app(settings)
-        apps.append(app)
+        app, _ = make_app(settings)
         return app
 
     yield _make
-    for app in apps:
-        app.extensions["eligibility"].queue.stop()
 
 
 def hook(pid: str, server: str | None) -> dict[str, Any]:
@@ -101,16 +97,16 @@ def post(app: Any, body: dict[str, Any], token: str) -> Any:
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", None, "", "HS256", "HS384",
                                  "HS512", "hs256", "RS512", "PS256", "ES512", "EdDSA"])
-def test_only_the_allowed_asymmetric_algorithms_are_accepted(make_app, proxy, key, alg):
-    app = make_app()
+def test_only_the_allowed_asymmetric_algorithms_are_accepted(make_cds_app, proxy, key, alg):
+    app = make_cds_app()
     response = post(app, hook("p1", proxy.base_url), forged(alg))
     assert response.status_code == 401
     assert "is not allowed" in response.get_json()["detail"]
     assert proxy.requests() == []
 
 
-def test_a_token_without_exp_or_jti_is_refused(make_app, proxy, key):
-    app = make_app()
+def test_a_token_without_exp_or_jti_is_refused(make_cds_app, proxy, key):
+    app = make_cds_app()
     for missing in ("exp", "jti", "iat"):
         now = int(time.time())
         claims = {"iss": ISSUER, "aud": AUD, "iat": now, "exp": now + 300,
@@ -123,10 +119,10 @@ def test_a_token_without_exp_or_jti_is_refused(make_app, proxy, key):
     assert proxy.requests() == []
 
 
-def test_keys_are_never_fetched_from_a_jku_off_the_issuers_origin(make_app, proxy, key):
+def test_keys_are_never_fetched_from_a_jku_off_the_issuers_origin(make_cds_app, proxy, key):
     # The issuer names no keys, so only a jku on its own origin may be used. A jku pointing
     # anywhere else (here: a loopback server that counts requests) is never fetched.
-    app = make_app(cds_issuers=(ISSUER,))
+    app = make_cds_app(cds_issuers=(ISSUER,))
     for jku in (f"{proxy.base_url}/keys.json", f"http://127.0.0.1:{proxy.port}/",
                 "http://ehr.example.org/keys.json", "https://ehr.example.org.evil/keys.json"):
         token = make_token(key, headers={"jku": jku})
@@ -146,8 +142,8 @@ def allow_list_tricks(base: str, port: int) -> list[str]:
     ]
 
 
-def test_a_fhir_server_off_the_allow_list_is_never_contacted(make_app, proxy, key):
-    app = make_app()
+def test_a_fhir_server_off_the_allow_list_is_never_contacted(make_cds_app, proxy, key):
+    app = make_cds_app()
     for server in allow_list_tricks(proxy.base_url, proxy.port):
         response = post(app, hook("p1", server), make_token(key))
         assert response.status_code == 412, (server, response.get_data(as_text=True))
@@ -155,10 +151,10 @@ def test_a_fhir_server_off_the_allow_list_is_never_contacted(make_app, proxy, ke
     assert proxy.requests() == []
 
 
-def test_the_allow_listed_fhir_server_is_read(make_app, proxy, population, key):
+def test_the_allow_listed_fhir_server_is_read(make_cds_app, proxy, population, key):
     # The control: the same proxy, named exactly, is read and the hook answers with cards.
     [pid] = population.add(1)
-    app = make_app()
+    app = make_cds_app()
     response = post(app, hook(pid, proxy.base_url), make_token(key))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert "cards" in response.get_json()

@@ -18,7 +18,6 @@ import requests
 from werkzeug.serving import make_server
 
 from service.settings import REPO_ROOT, Settings
-from service.web.app import create_app
 from service.web.webhooks import sign
 from tests.support.server_state import assert_written_once_from_complete_data, wait_until
 
@@ -27,7 +26,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.slow
 SECRET = "webhook-secret-for-the-concurrency-test-0123"
 
 
-def test_concurrent_triggers_screen_everyone_and_never_duplicate(population, tmp_path):
+def test_concurrent_triggers_screen_everyone_and_never_duplicate(make_app, population, tmp_path):
     [target] = population.add(1)
     others = population.add(200)
     queue_url = f"sqlite:///{tmp_path / 'queue.sqlite'}"
@@ -35,7 +34,7 @@ def test_concurrent_triggers_screen_everyone_and_never_duplicate(population, tmp
         fhir_base_url=population.base_url, queue_url=queue_url, webhook_secret=SECRET,
         coalesce_seconds=0.2, job_lease_seconds=30.0,
     )
-    app = create_app(settings)
+    app, _ = make_app(settings)
     queue = app.extensions["eligibility"].queue
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

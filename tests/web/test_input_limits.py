@@ -30,7 +30,6 @@ from werkzeug.serving import make_server
 
 from service.settings import REPO_ROOT, Settings
 from service.web import cds_hooks
-from service.web.app import create_app
 from service.web.webhooks import sign
 from tests.support.seed_population import AS_OF, mappings
 
@@ -54,7 +53,7 @@ def signed(body: bytes) -> dict[str, str]:
 
 
 @pytest.fixture
-def service(proxy, tmp_path: Path) -> Iterator[Any]:
+def service(make_app, proxy, tmp_path: Path) -> Iterator[Any]:
     """The real app (real screener) with its FHIR server behind the counting proxy."""
     settings = Settings().with_overrides(
         fhir_base_url=proxy.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
@@ -62,9 +61,8 @@ def service(proxy, tmp_path: Path) -> Iterator[Any]:
         cds_jwt_required=False, cds_allowed_fhir_servers=(proxy.base_url,),
         max_body_bytes=LIMIT, coalesce_seconds=0.0,
     )
-    app = create_app(settings)
+    app, _ = make_app(settings)
     yield app
-    app.extensions["eligibility"].queue.stop()
 
 
 def queued(app: Any) -> list[str]:
@@ -263,10 +261,10 @@ def _batch_answer(request: Any) -> tuple[int, dict[str, str], str]:
     return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)
 
 
-def test_r5_data_from_the_fhir_server_is_a_clear_422_and_nothing_is_written(tmp_path):
+def test_r5_data_from_the_fhir_server_is_a_clear_422_and_nothing_is_written(make_app, tmp_path):
     settings = Settings().with_overrides(fhir_base_url=FHIR,
                                          queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}")
-    app = create_app(settings)
+    app, _ = make_app(settings)
     try:
         with responses.RequestsMock() as mock:
             mock.add_callback(responses.POST, FHIR, callback=_batch_answer)

@@ -26,7 +26,6 @@ from localfhir import LocalServer
 from service.fhir.client import FhirClient
 from service.seeding import load_seeds
 from service.settings import REPO_ROOT, Settings
-from service.web.app import create_app
 from service.web.webhooks import sign
 from tests.support.seed_population import AS_OF, SEED_FILES, SEEDS_DIR, mappings
 from tests.support.server_state import wait_until
@@ -81,7 +80,7 @@ def seeded(fresh_fhir_server: LocalServer) -> LocalServer:
 
 
 @pytest.fixture
-def app(seeded: LocalServer, tmp_path: Path) -> Iterator[Any]:
+def app(make_app, seeded: LocalServer, tmp_path: Path) -> Iterator[Any]:
     settings = Settings().with_overrides(
         fhir_base_url=seeded.base_url, fhir_auth="bearer",
         fhir_bearer_token=SECRETS["FHIR_BEARER_TOKEN"],
@@ -90,9 +89,8 @@ def app(seeded: LocalServer, tmp_path: Path) -> Iterator[Any]:
         queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}", coalesce_seconds=0.0,
         cds_jwt_required=False, cds_allowed_fhir_servers=(seeded.base_url,), log_level="DEBUG",
     )
-    made = create_app(settings)
+    made, _ = make_app(settings)
     yield made
-    made.extensions["eligibility"].queue.stop()
 
 
 def _rest_run(app: Any, base_url: str, pids: list[str]) -> None:
@@ -178,8 +176,9 @@ def test_logs_of_the_seed_run_hold_no_names_birth_dates_record_numbers_or_secret
     assert found == []
 
 
-def test_fhir_server_error_messages_are_neither_logged_nor_answered(proxy, population, caplog,
-                                                                     tmp_path):
+def test_fhir_server_error_messages_are_neither_logged_nor_answered(
+    make_app, proxy, population, caplog, tmp_path
+):
     # A FHIR server's OperationOutcome may quote a record (HAPI validation messages do): the
     # service passes on the status, never the text, in its logs and in every answer.
     caplog.set_level(logging.DEBUG)
@@ -190,7 +189,7 @@ def test_fhir_server_error_messages_are_neither_logged_nor_answered(proxy, popul
     settings = Settings().with_overrides(
         fhir_base_url=proxy.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         fhir_max_retries=0, coalesce_seconds=0.0)
-    app = create_app(settings)
+    app, _ = make_app(settings)
     try:
         http = app.test_client()
         proxy.inject("fail", status=422, diagnostics=quoted, when=lambda s: s.method == "POST")

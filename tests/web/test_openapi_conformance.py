@@ -29,7 +29,6 @@ from schemathesis.core.failures import FailureGroup
 
 from service.settings import Settings
 from service.web import cds_hooks
-from service.web.app import create_app
 from service.web.webhooks import sign
 from tests.support.seed_population import AS_OF, Population, mappings
 from tests.support.server_state import wait_until
@@ -49,16 +48,15 @@ NOTIFY = {"Authorization": f"Bearer {NOTIFY_SECRET}", "Content-Type": "applicati
 
 
 @pytest.fixture
-def app(population: Population, tmp_path: Path) -> Iterator[Any]:
+def app(make_app, population: Population, tmp_path: Path) -> Iterator[Any]:
     settings = Settings().with_overrides(
         fhir_base_url=population.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         api_tokens=(TOKEN,), webhook_secret=HOOK_SECRET, notify_secret=NOTIFY_SECRET,
         cds_jwt_required=False, coalesce_seconds=0.0, max_body_bytes=MAX_BODY,
         public_url="https://elig.example.org",
     )
-    made = create_app(settings)
+    made, _ = make_app(settings)
     yield made
-    made.extensions["eligibility"].queue.stop()
 
 
 @pytest.fixture
@@ -230,11 +228,11 @@ def test_every_documented_answer_matches_the_document(app, schema, population):
     assert not failures, "\n".join(failures)
 
 
-def test_answers_while_the_fhir_server_is_down_match_the_document(tmp_path):
+def test_answers_while_the_fhir_server_is_down_match_the_document(make_app, tmp_path):
     settings = Settings().with_overrides(
         fhir_base_url="http://127.0.0.1:9/fhir", queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         fhir_max_retries=0, fhir_timeout=1.0)
-    app = create_app(settings)
+    app, _ = make_app(settings)
     try:
         schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
         http = app.test_client()

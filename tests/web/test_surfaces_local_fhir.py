@@ -23,7 +23,6 @@ from service.screening import screen_patient
 from service.seeding import load_seeds
 from service.settings import REPO_ROOT, Settings
 from service.web import cds_hooks
-from service.web.app import create_app
 from tests.support.fakes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -44,14 +43,13 @@ def seeded(fhir_server) -> str:
 
 
 @pytest.fixture
-def live_app(seeded, fhir_settings):
+def live_app(make_app, seeded, fhir_settings):
     settings = fhir_settings.with_overrides(
         notify_secret=NOTIFY_SECRET, coalesce_seconds=0.0,
         cds_allowed_fhir_servers=(seeded,), cds_jwt_required=False,
     )
-    app = create_app(settings)
+    app, _ = make_app(settings)
     yield app
-    app.extensions["eligibility"].queue.stop()
 
 
 def subjects_of(settings: Settings, pid: str) -> dict[str, dict]:
@@ -86,10 +84,10 @@ def test_unknown_patient_is_404(live_app):
     assert response.mimetype == "application/problem+json"
 
 
-def test_unreachable_fhir_server_is_503_with_retry_after(seeded, fhir_settings):
+def test_unreachable_fhir_server_is_503_with_retry_after(make_app, seeded, fhir_settings):
     settings = fhir_settings.with_overrides(
         fhir_base_url=f"http://127.0.0.1:{free_port()}/fhir", fhir_max_retries=0)
-    app = create_app(settings)
+    app, _ = make_app(settings)
     http = app.test_client()
     response = http.get("/patients/seed-potential/eligibility")
     assert response.status_code == 503

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from service.settings import Settings
 from service.web import webhooks
-from service.web.app import create_app
 from service.web.webhooks import MAX_SKEW_SECONDS, sign
 
 pytestmark = pytest.mark.security
@@ -30,14 +29,13 @@ BODY = b'{"patient": "w1"}'
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Any:
+def app(make_app, tmp_path: Path) -> Any:
     settings = Settings().with_overrides(
         queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}", webhook_secret=SECRET,
         coalesce_seconds=60.0,
     )
-    made = create_app(settings)
+    made, _ = make_app(settings)
     yield made
-    made.extensions["eligibility"].queue.stop()
 
 
 def queued(app: Any) -> int:
