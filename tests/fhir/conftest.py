@@ -44,7 +44,8 @@ def make_client(
 
 
 @pytest.fixture
-def client(
+def fhir(
     settings: Settings, make_client: Callable[..., tuple[FhirClient, RecordingSession]]
 ) -> FhirClient:
+    """A FhirClient over a recording session (one name per kind of client: `http` is Flask's)."""
     return make_client(settings)[0]

@@ -57,13 +57,13 @@ def test_metadata_200_sends_fhir_accept_and_a_timeout(make_client, settings):
 
 
 @responses.activate
-def test_read_200_returns_the_resource(client):
+def test_read_200_returns_the_resource(fhir):
     responses.get(f"{BASE}/Patient/pt-1", **_json(200, hapi("patient-read.json")))
-    assert client.read("Patient", "pt-1")["birthDate"] == "2014-03-02"
+    assert fhir.read("Patient", "pt-1")["birthDate"] == "2014-03-02"
 
 
 @responses.activate
-def test_transaction_201_and_200_entries_with_history_locations(client):
+def test_transaction_201_and_200_entries_with_history_locations(fhir):
     responses.post(BASE, **_json(200, hapi("transaction-response-research-subjects.json")))
     bundle = {
         "resourceType": "Bundle",
@@ -76,7 +76,7 @@ def test_transaction_201_and_200_entries_with_history_locations(client):
             for u in ("ResearchSubject?identifier=a|1", "ResearchSubject?identifier=a|2")
         ],
     }
-    answer = client.transaction(bundle)
+    answer = fhir.transaction(bundle)
     statuses = [e["response"]["status"] for e in answer["entry"]]
     assert statuses == ["201 Created", "200 OK"]
     sent = responses.calls[0].request
@@ -84,10 +84,10 @@ def test_transaction_201_and_200_entries_with_history_locations(client):
     assert json.loads(sent.body)["type"] == "transaction"
 
 
-def test_read_refuses_ids_that_would_change_the_url(client):
+def test_read_refuses_ids_that_would_change_the_url(fhir):
     for bad in ("1/_history/2", "1?_id=2", "../metadata", ""):
         with pytest.raises(ValueError):
-            client.read("Patient", bad)
+            fhir.read("Patient", bad)
 
 
 # ---------------------------------------------------------------------- fatal 4xx, no retry
@@ -105,18 +105,18 @@ def test_read_refuses_ids_that_would_change_the_url(client):
     ],
 )
 def test_4xx_is_fatal_with_the_outcome_message_and_never_retried(
-    client, sleeps, status, fixture, cls, text
+    fhir, sleeps, status, fixture, cls, text
 ):
     responses.get(f"{BASE}/Patient/pt-missing", **_json(status, hapi(fixture)))
 
     with pytest.raises(cls) as caught:
-        client.read("Patient", "pt-missing")
+        fhir.read("Patient", "pt-missing")
 
     assert text in str(caught.value)
     assert caught.value.status == status
     assert caught.value.retryable is False
     assert isinstance(caught.value, FhirFatalError)
-    assert client.request_count == 1
+    assert fhir.request_count == 1
     assert sleeps == []
 
 
@@ -138,20 +138,20 @@ def test_401_with_a_static_token_is_fatal_and_not_retried(make_client, settings,
 
 
 @responses.activate
-def test_429_honours_retry_after_seconds(client, sleeps):
+def test_429_honours_retry_after_seconds(fhir, sleeps):
     responses.get(
         f"{BASE}/metadata",
         **_json(429, {"resourceType": "OperationOutcome"}, **{"Retry-After": "7"}),
     )
     responses.get(f"{BASE}/metadata", **_json(200, hapi("metadata.json")))
 
-    assert client.capabilities()["resourceType"] == "CapabilityStatement"
+    assert fhir.capabilities()["resourceType"] == "CapabilityStatement"
     assert sleeps == [7.0]
-    assert client.request_count == 2
+    assert fhir.request_count == 2
 
 
 @responses.activate
-def test_503_honours_retry_after_http_date(client, sleeps, clock):
+def test_503_honours_retry_after_http_date(fhir, sleeps, clock):
     when = email.utils.formatdate(clock.now + 12, usegmt=True)
     responses.get(
         f"{BASE}/metadata",
@@ -159,33 +159,33 @@ def test_503_honours_retry_after_http_date(client, sleeps, clock):
     )
     responses.get(f"{BASE}/metadata", **_json(200, hapi("metadata.json")))
 
-    client.capabilities()
+    fhir.capabilities()
     assert len(sleeps) == 1 and 11 <= sleeps[0] <= 12
 
 
 @responses.activate
-def test_a_retry_after_too_long_to_wait_is_passed_on_instead_of_blocking(client, sleeps):
+def test_a_retry_after_too_long_to_wait_is_passed_on_instead_of_blocking(fhir, sleeps):
     responses.get(
         f"{BASE}/metadata",
         **_json(429, {"resourceType": "OperationOutcome"}, **{"Retry-After": "3600"}),
     )
     with pytest.raises(FhirTemporaryError) as caught:
-        client.capabilities()
+        fhir.capabilities()
     assert caught.value.retry_after == 3600
     assert sleeps == []
 
 
 @responses.activate
-def test_500_is_retried_with_exponential_backoff_then_temporary_error(client, sleeps, settings):
+def test_500_is_retried_with_exponential_backoff_then_temporary_error(fhir, sleeps, settings):
     for _ in range(settings.fhir_max_retries + 1):
         responses.get(f"{BASE}/metadata", **_json(500, hapi("outcome-500.json")))
 
     with pytest.raises(FhirTemporaryError) as caught:
-        client.capabilities()
+        fhir.capabilities()
 
     assert "Unable to acquire JDBC Connection" in str(caught.value)
     assert caught.value.retryable is True and caught.value.status == 500
-    assert client.request_count == settings.fhir_max_retries + 1
+    assert fhir.request_count == settings.fhir_max_retries + 1
     # jitter is fixed at 1.0 in the tests: the delays are the backoff ceilings
     assert sleeps == [BACKOFF_BASE_SECONDS * 2**n for n in range(settings.fhir_max_retries)]
 
@@ -202,21 +202,21 @@ def test_backoff_uses_jitter(make_client, settings, sleeps):
 
 @responses.activate
 @pytest.mark.parametrize("status", [408, 502, 503, 504])
-def test_408_and_5xx_are_retried_and_can_succeed(client, sleeps, status):
+def test_408_and_5xx_are_retried_and_can_succeed(fhir, sleeps, status):
     responses.get(f"{BASE}/metadata", status=status, body="")
     responses.get(f"{BASE}/metadata", **_json(200, hapi("metadata.json")))
-    assert client.capabilities()["kind"] == "instance"
+    assert fhir.capabilities()["kind"] == "instance"
     assert len(sleeps) == 1
 
 
 @responses.activate
-def test_html_error_page_is_a_temporary_error_without_the_html(client, settings):
+def test_html_error_page_is_a_temporary_error_without_the_html(fhir, settings):
     for _ in range(settings.fhir_max_retries + 1):
         responses.get(
             f"{BASE}/metadata", status=502, body=hapi("error-502.html"), content_type="text/html"
         )
     with pytest.raises(FhirTemporaryError) as caught:
-        client.capabilities()
+        fhir.capabilities()
     message = str(caught.value)
     assert "502" in message and "text/html" in message
     assert "<html" not in message and "nginx" not in message
@@ -232,26 +232,26 @@ def test_html_error_page_is_a_temporary_error_without_the_html(client, settings)
     ],
     ids=["read-timeout", "connect-timeout", "connection-refused"],
 )
-def test_transport_errors_are_retried_then_temporary(client, sleeps, settings, exc):
+def test_transport_errors_are_retried_then_temporary(fhir, sleeps, settings, exc):
     for _ in range(settings.fhir_max_retries + 1):
         responses.get(f"{BASE}/metadata", body=exc)
     with pytest.raises(FhirTemporaryError) as caught:
-        client.capabilities()
+        fhir.capabilities()
     assert caught.value.status is None
     assert "hapi.test" in str(caught.value)
     assert len(sleeps) == settings.fhir_max_retries
 
 
 @responses.activate
-def test_a_timeout_then_success(client, sleeps):
+def test_a_timeout_then_success(fhir, sleeps):
     responses.get(f"{BASE}/metadata", body=requests.ReadTimeout("slow"))
     responses.get(f"{BASE}/metadata", **_json(200, hapi("metadata.json")))
-    assert client.capabilities()["resourceType"] == "CapabilityStatement"
+    assert fhir.capabilities()["resourceType"] == "CapabilityStatement"
     assert len(sleeps) == 1
 
 
 @responses.activate
-def test_non_idempotent_post_is_not_retried_after_a_500(client, sleeps):
+def test_non_idempotent_post_is_not_retried_after_a_500(fhir, sleeps):
     responses.post(BASE, **_json(500, hapi("outcome-500.json")))
     bundle = {
         "resourceType": "Bundle",
@@ -264,12 +264,12 @@ def test_non_idempotent_post_is_not_retried_after_a_500(client, sleeps):
         ],
     }
     with pytest.raises(FhirTemporaryError):
-        client.transaction(bundle)
-    assert client.request_count == 1 and sleeps == []
+        fhir.transaction(bundle)
+    assert fhir.request_count == 1 and sleeps == []
 
 
 @responses.activate
-def test_non_idempotent_post_is_retried_when_the_server_refused_it(client, sleeps):
+def test_non_idempotent_post_is_retried_when_the_server_refused_it(fhir, sleeps):
     responses.post(BASE, **_json(503, hapi("outcome-500.json"), **{"Retry-After": "2"}))
     responses.post(
         BASE,
@@ -294,12 +294,12 @@ def test_non_idempotent_post_is_retried_when_the_server_refused_it(client, sleep
             }
         ],
     }
-    client.transaction(bundle)
+    fhir.transaction(bundle)
     assert sleeps == [2.0]
 
 
 @responses.activate
-def test_conditional_put_transaction_is_retried_after_a_500(client, sleeps):
+def test_conditional_put_transaction_is_retried_after_a_500(fhir, sleeps):
     responses.post(BASE, **_json(500, hapi("outcome-500.json")))
     responses.post(BASE, **_json(200, hapi("transaction-response-research-subjects.json")))
     bundle = {
@@ -313,7 +313,7 @@ def test_conditional_put_transaction_is_retried_after_a_500(client, sleeps):
             for i in range(2)
         ],
     }
-    assert len(client.transaction(bundle)["entry"]) == 2
+    assert len(fhir.transaction(bundle)["entry"]) == 2
     assert len(sleeps) == 1
 
 
@@ -321,18 +321,18 @@ def test_conditional_put_transaction_is_retried_after_a_500(client, sleeps):
 
 
 @responses.activate
-def test_invalid_json_in_a_200_is_a_protocol_error_not_retried(client, sleeps):
+def test_invalid_json_in_a_200_is_a_protocol_error_not_retried(fhir, sleeps):
     responses.get(
         f"{BASE}/metadata", status=200, body='{"resourceType": "Capab', content_type=FHIR_JSON
     )
     with pytest.raises(FhirProtocolError) as caught:
-        client.capabilities()
+        fhir.capabilities()
     assert "invalid JSON" in str(caught.value)
     assert sleeps == []
 
 
 @responses.activate
-def test_html_page_in_a_200_is_a_protocol_error(client):
+def test_html_page_in_a_200_is_a_protocol_error(fhir):
     responses.get(
         f"{BASE}/metadata",
         status=200,
@@ -340,35 +340,35 @@ def test_html_page_in_a_200_is_a_protocol_error(client):
         content_type="text/html",
     )
     with pytest.raises(FhirProtocolError) as caught:
-        client.capabilities()
+        fhir.capabilities()
     assert "text/html" in str(caught.value)
 
 
 @responses.activate
-def test_a_redirect_is_an_error_telling_to_fix_the_base_url(client):
+def test_a_redirect_is_an_error_telling_to_fix_the_base_url(fhir):
     responses.get(
         f"{BASE}/metadata", status=301, headers={"Location": "https://hapi.test/baseR4/metadata"}
     )
     with pytest.raises(FhirProtocolError) as caught:
-        client.capabilities()
+        fhir.capabilities()
     assert "FHIR_BASE_URL" in str(caught.value)
     assert len(responses.calls) == 1
 
 
 @responses.activate
-def test_a_transaction_answered_with_the_wrong_bundle_type_is_rejected(client):
+def test_a_transaction_answered_with_the_wrong_bundle_type_is_rejected(fhir):
     responses.post(
         BASE, **_json(200, {"resourceType": "Bundle", "type": "batch-response", "entry": []})
     )
     with pytest.raises(FhirProtocolError):
-        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": []})
+        fhir.transaction({"resourceType": "Bundle", "type": "transaction", "entry": []})
 
 
 # ---------------------------------------------------------------------- paging
 
 
 @responses.activate
-def test_search_follows_hapi_getpages_links_as_given(client):
+def test_search_follows_hapi_getpages_links_as_given(fhir):
     page1, page2 = (
         hapi("searchset-observation-page1.json"),
         hapi("searchset-observation-page2.json"),
@@ -376,15 +376,15 @@ def test_search_follows_hapi_getpages_links_as_given(client):
     responses.get(f"{BASE}/Observation", **_json(200, page1))
     responses.get(BASE, **_json(200, page2))
 
-    found = list(client.search("Observation", {"patient": "pt-1", "_count": "2"}))
+    found = list(fhir.search("Observation", {"patient": "pt-1", "_count": "2"}))
 
     assert [r["id"] for r in found] == ["obs-hb-2", "obs-wt-2", "obs-wt-1"]
-    assert client.request_count == 2
+    assert fhir.request_count == 2
     assert responses.calls[1].request.url == page1["link"][1]["url"]
 
 
 @responses.activate
-def test_search_follows_offset_links_of_other_servers(client):
+def test_search_follows_offset_links_of_other_servers(fhir):
     first = {
         "resourceType": "Bundle",
         "type": "searchset",
@@ -414,7 +414,7 @@ def test_search_follows_offset_links_of_other_servers(client):
             )
         ],
     )
-    assert [r["id"] for r in client.search("Condition", {"patient": "pt-1", "_count": "1"})] == [
+    assert [r["id"] for r in fhir.search("Condition", {"patient": "pt-1", "_count": "1"})] == [
         "c1",
         "c2",
     ]
@@ -441,32 +441,32 @@ def test_resource_cap_exceeded_is_an_error(make_client, settings):
 
 
 @responses.activate
-def test_a_next_link_to_another_host_is_not_followed(client):
+def test_a_next_link_to_another_host_is_not_followed(fhir):
     page = hapi("searchset-observation-page1.json")
     page["link"][1]["url"] = "http://elsewhere.test/steal?_getpages=x"
     responses.get(f"{BASE}/Observation", **_json(200, page))
     with pytest.raises(FhirProtocolError) as caught:
-        list(client.search("Observation", {"patient": "pt-1"}))
+        list(fhir.search("Observation", {"patient": "pt-1"}))
     assert "elsewhere.test" in str(caught.value)
     assert len(responses.calls) == 1
 
 
 @responses.activate
-def test_fewer_matches_than_total_without_a_next_link_is_an_error(client):
+def test_fewer_matches_than_total_without_a_next_link_is_an_error(fhir):
     page = hapi("searchset-observation-page1.json")
     page["link"] = page["link"][:1]  # total says 3, two entries, no next link
     responses.get(f"{BASE}/Observation", **_json(200, page))
     with pytest.raises(FhirProtocolError) as caught:
-        list(client.search("Observation", {"patient": "pt-1"}))
+        list(fhir.search("Observation", {"patient": "pt-1"}))
     assert "3 matches" in str(caught.value)
 
 
 @responses.activate
-def test_outcome_entries_of_a_searchset_are_not_record_data(client):
+def test_outcome_entries_of_a_searchset_are_not_record_data(fhir):
     page = hapi("searchset-empty.json")
     page["entry"] = [{"resource": hapi("outcome-500.json"), "search": {"mode": "outcome"}}]
     responses.get(f"{BASE}/Condition", **_json(200, page))
-    assert list(client.search("Condition", {"patient": "pt-1"})) == []
+    assert list(fhir.search("Condition", {"patient": "pt-1"})) == []
 
 
 # ---------------------------------------------------------------------- helpers
@@ -522,14 +522,14 @@ def test_retries_are_logged_without_secrets(make_client, settings, caplog):
 
 
 @responses.activate
-def test_mislabelled_json_is_read_but_xml_is_not(client):
+def test_mislabelled_json_is_read_but_xml_is_not(fhir):
     responses.get(
         f"{BASE}/metadata",
         status=200,
         body=json.dumps(hapi("metadata.json")),
         content_type="text/plain",
     )
-    assert client.capabilities()["kind"] == "instance"
+    assert fhir.capabilities()["kind"] == "instance"
     responses.get(
         f"{BASE}/Patient/pt-1",
         status=200,
@@ -537,14 +537,14 @@ def test_mislabelled_json_is_read_but_xml_is_not(client):
         content_type="application/fhir+xml",
     )
     with pytest.raises(FhirProtocolError) as caught:
-        client.read("Patient", "pt-1")
+        fhir.read("Patient", "pt-1")
     assert "application/fhir+xml" in str(caught.value)
 
 
 @responses.activate
-def test_an_unasked_304_is_a_protocol_error(client, sleeps):
+def test_an_unasked_304_is_a_protocol_error(fhir, sleeps):
     responses.get(f"{BASE}/Patient/pt-1", status=304)
     with pytest.raises(FhirProtocolError) as caught:
-        client.read("Patient", "pt-1")
+        fhir.read("Patient", "pt-1")
     assert "304" in str(caught.value) and "conditional" in str(caught.value)
     assert sleeps == []

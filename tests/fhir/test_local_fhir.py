@@ -51,40 +51,40 @@ def mappings():
     return load_mappings(REPO / "mappings")
 
 
-def _load_patient(client: FhirClient, seed: str) -> str:
+def _load_patient(fhir: FhirClient, seed: str) -> str:
     """Put a seed patient on the server under a fresh id (the server is shared by tests)."""
     new_id = f"{seed}-{uuid.uuid4().hex[:8]}"
     text = (SEEDS / "patients" / f"{seed}.json").read_text(encoding="utf-8")
-    client.transaction(json.loads(text.replace(seed, new_id)))
+    fhir.transaction(json.loads(text.replace(seed, new_id)))
     return new_id
 
 
-def _subjects(client: FhirClient, study: str, patient: str) -> list[dict]:
+def _subjects(fhir: FhirClient, study: str, patient: str) -> list[dict]:
     token = f"{rs.RESEARCH_SUBJECT_SYSTEM}|{rs.research_subject_identifier_value(study, patient)}"
-    return list(client.search("ResearchSubject", {"identifier": token}))
+    return list(fhir.search("ResearchSubject", {"identifier": token}))
 
 
-def _history(client: FhirClient, ref: str) -> list[dict]:
-    response = requests.get(f"{client.base_url}/{ref}/_history", timeout=10)
+def _history(fhir: FhirClient, ref: str) -> list[dict]:
+    response = requests.get(f"{fhir.base_url}/{ref}/_history", timeout=10)
     response.raise_for_status()
     return [e["resource"] for e in response.json().get("entry", [])]
 
 
 @pytest.fixture
-def client(fhir_settings):
+def fhir(fhir_settings):
     with FhirClient(fhir_settings) as c:
         yield c
 
 
 @pytest.fixture
-def studies(client, mappings):
-    return ensure_research_studies(client, mappings, SEEDS)
+def studies(fhir, mappings):
+    return ensure_research_studies(fhir, mappings, SEEDS)
 
 
 def test_one_screening_costs_at_most_two_reads_and_one_write(
-    fhir_settings, mappings, studies, client
+    fhir_settings, mappings, studies, fhir
 ):
-    patient = _load_patient(client, "seed-ln-eligible")
+    patient = _load_patient(fhir, "seed-ln-eligible")
     session = CountingSession()
     counted = FhirClient(fhir_settings, session)
 
@@ -99,14 +99,14 @@ def test_one_screening_costs_at_most_two_reads_and_one_write(
     assert set(outcome.research_subjects) == set(mappings.studies)
 
 
-def test_written_research_subjects_read_back_from_the_server_alone(mappings, studies, client):
-    patient = _load_patient(client, "seed-potential")
+def test_written_research_subjects_read_back_from_the_server_alone(mappings, studies, fhir):
+    patient = _load_patient(fhir, "seed-potential")
     outcome = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
 
     for study in outcome.evaluation.studies:
-        (stored,) = _subjects(client, study.study, patient)
+        (stored,) = _subjects(fhir, study.study, patient)
         assert f"ResearchSubject/{stored['id']}" == outcome.research_subjects[study.study]
         assert stored["status"] == study.status
         assert stored["study"]["reference"] == studies[study.study]
@@ -133,18 +133,18 @@ def test_written_research_subjects_read_back_from_the_server_alone(mappings, stu
         for _, _, _, evidence in read_back:
             for ref in evidence:
                 kind, rid = ref.split("/")
-                assert client.read(kind, rid)["id"] == rid
+                assert fhir.read(kind, rid)["id"] == rid
 
 
 def test_a_rescreen_with_no_change_writes_nothing_and_keeps_the_version(
-    fhir_settings, mappings, studies, client
+    fhir_settings, mappings, studies, fhir
 ):
-    patient = _load_patient(client, "seed-sle-eligible")
+    patient = _load_patient(fhir, "seed-sle-eligible")
     first = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
     versions = {
-        k: client.read(*ref.split("/"))["meta"]["versionId"]
+        k: fhir.read(*ref.split("/"))["meta"]["versionId"]
         for k, ref in first.research_subjects.items()
     }
     session = CountingSession()
@@ -158,20 +158,20 @@ def test_a_rescreen_with_no_change_writes_nothing_and_keeps_the_version(
     assert again.research_subjects == first.research_subjects
     assert set(again.write_back.values()) == {"unchanged"}
     for key, ref in again.research_subjects.items():
-        assert client.read(*ref.split("/"))["meta"]["versionId"] == versions[key]
-        assert len(_history(client, ref)) == 1
+        assert fhir.read(*ref.split("/"))["meta"]["versionId"] == versions[key]
+        assert len(_history(fhir, ref)) == 1
 
 
-def test_a_rescreen_that_changes_status_updates_the_same_resource(mappings, studies, client):
-    patient = _load_patient(client, "seed-ln-eligible")
+def test_a_rescreen_that_changes_status_updates_the_same_resource(mappings, studies, fhir):
+    patient = _load_patient(fhir, "seed-ln-eligible")
     first = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
     key = "pediatric-ln-cart"
     before = {s.study: s.status for s in first.evaluation.studies}[key]
     assert before != "ineligible"
     # a new haemoglobin below 60 g/L, more recent than every other one
-    client.transaction(
+    fhir.transaction(
         {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -197,28 +197,28 @@ def test_a_rescreen_that_changes_status_updates_the_same_resource(mappings, stud
     )
 
     second = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
 
     assert {s.study: s.status for s in second.evaluation.studies}[key] == "ineligible"
     assert second.research_subjects[key] == first.research_subjects[key]
     assert second.write_back[key] == "updated"
-    (stored,) = _subjects(client, key, patient)
+    (stored,) = _subjects(fhir, key, patient)
     assert stored["status"] == "ineligible"
-    assert [v["status"] for v in _history(client, first.research_subjects[key])] == [
+    assert [v["status"] for v in _history(fhir, first.research_subjects[key])] == [
         "ineligible",
         before,
     ]
 
 
 def test_twenty_concurrent_screenings_leave_one_research_subject_per_study(
-    fhir_settings, mappings, studies, client
+    fhir_settings, mappings, studies, fhir
 ):
-    patient = _load_patient(client, "seed-potential")
+    patient = _load_patient(fhir, "seed-potential")
     barrier = threading.Barrier(20)
 
     def screen(_: int):
-        # a client per thread, as the service's runner builds one per screening
+        # a fhir per thread, as the service's runner builds one per screening
         with FhirClient(fhir_settings) as own:
             barrier.wait()
             return screen_patient(
@@ -229,18 +229,18 @@ def test_twenty_concurrent_screenings_leave_one_research_subject_per_study(
         outcomes = list(pool.map(screen, range(20)))
 
     for key in mappings.studies:
-        stored = _subjects(client, key, patient)
+        stored = _subjects(fhir, key, patient)
         assert len(stored) == 1, key
         assert {o.research_subjects[key] for o in outcomes} == {
             f"ResearchSubject/{stored[0]['id']}"
         }
-        assert len(_history(client, f"ResearchSubject/{stored[0]['id']}")) == 1
+        assert len(_history(fhir, f"ResearchSubject/{stored[0]['id']}")) == 1
     created = [o for o in outcomes if "created" in o.write_back.values()]
     assert len(created) == 1
 
 
-def test_write_false_never_writes(fhir_settings, mappings, studies, client):
-    patient = _load_patient(client, "seed-ln-eligible")
+def test_write_false_never_writes(fhir_settings, mappings, studies, fhir):
+    patient = _load_patient(fhir, "seed-ln-eligible")
     session = CountingSession()
 
     outcome = screen_patient(
@@ -250,7 +250,7 @@ def test_write_false_never_writes(fhir_settings, mappings, studies, client):
     assert "write" not in session.kinds and len(session.kinds) <= 2
     assert outcome.research_subjects == {}
     assert outcome.research_studies == studies  # found in the same read batch
-    assert all(_subjects(client, key, patient) == [] for key in mappings.studies)
+    assert all(_subjects(fhir, key, patient) == [] for key in mappings.studies)
     body = outcome.to_json()
     assert body["patient"] == f"Patient/{patient}"
     assert [s["researchStudy"] for s in body["studies"]] == [studies[k] for k in mappings.studies]
@@ -279,8 +279,8 @@ class FailingBatchSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def test_a_failure_while_reading_writes_nothing(fhir_settings, mappings, studies, client):
-    patient = _load_patient(client, "seed-ln-eligible")
+def test_a_failure_while_reading_writes_nothing(fhir_settings, mappings, studies, fhir):
+    patient = _load_patient(fhir, "seed-ln-eligible")
     session = FailingBatchSession()
     # a page size of 2 forces next pages, whose fetch fails
     failing = FhirClient(
@@ -293,13 +293,13 @@ def test_a_failure_while_reading_writes_nothing(fhir_settings, mappings, studies
         )
 
     assert session.writes == 0
-    assert all(_subjects(client, key, patient) == [] for key in mappings.studies)
+    assert all(_subjects(fhir, key, patient) == [] for key in mappings.studies)
 
 
-def test_an_unknown_patient_is_not_found_and_nothing_is_written(mappings, studies, client):
+def test_an_unknown_patient_is_not_found_and_nothing_is_written(mappings, studies, fhir):
     with pytest.raises(FhirNotFound):
         screen_patient(
-            client,
+            fhir,
             mappings,
             f"nobody-{uuid.uuid4().hex[:8]}",
             as_of=AS_OF,
@@ -308,9 +308,9 @@ def test_an_unknown_patient_is_not_found_and_nothing_is_written(mappings, studie
         )
 
 
-def test_a_small_page_size_still_reads_the_whole_record(fhir_settings, mappings, studies, client):
-    patient = _load_patient(client, "seed-ln-eligible")
-    full = client.read_patient_record(patient, mappings.observation_codes())
+def test_a_small_page_size_still_reads_the_whole_record(fhir_settings, mappings, studies, fhir):
+    patient = _load_patient(fhir, "seed-ln-eligible")
+    full = fhir.read_patient_record(patient, mappings.observation_codes())
     with FhirClient(replace(fhir_settings, fhir_page_size=3)) as small:
         paged = small.read_patient_record(patient, mappings.observation_codes())
         assert small.request_count > 2  # paging really happened

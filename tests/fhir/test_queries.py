@@ -144,7 +144,7 @@ def test_normalize_patient_id_accepts_the_prefix():
 
 
 @responses.activate
-def test_a_long_code_list_travels_in_the_batch_body_not_the_request_line(client):
+def test_a_long_code_list_travels_in_the_batch_body_not_the_request_line(fhir):
     codes = [f"http://loinc.org|{n}-{n % 10}" for n in range(10000, 10400)]
     server = BatchServer(
         lambda u: (
@@ -155,7 +155,7 @@ def test_a_long_code_list_travels_in_the_batch_body_not_the_request_line(client)
     )
     responses.add_callback(responses.POST, BASE, callback=server)
 
-    client.read_patient_record("pt-1", codes)
+    fhir.read_patient_record("pt-1", codes)
 
     request = responses.calls[0].request
     assert request.url == BASE  # the request line carries no query at all
@@ -168,7 +168,7 @@ def test_a_long_code_list_travels_in_the_batch_body_not_the_request_line(client)
 
 
 @responses.activate
-def test_an_unpaged_record_costs_exactly_one_request(client):
+def test_an_unpaged_record_costs_exactly_one_request(fhir):
     def answer(url):
         if url.startswith("Observation?"):
             page = hapi("searchset-observation-page1.json")
@@ -179,9 +179,9 @@ def test_an_unpaged_record_costs_exactly_one_request(client):
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
-    assert client.request_count == 1
+    assert fhir.request_count == 1
     assert record[0]["resourceType"] == "Patient"
     kinds = sorted(r["resourceType"] + "/" + r["id"] for r in record)
     assert kinds == sorted(
@@ -197,14 +197,14 @@ def test_an_unpaged_record_costs_exactly_one_request(client):
 
 
 @responses.activate
-def test_a_single_next_page_is_fetched_as_given_in_the_second_request(client):
+def test_a_single_next_page_is_fetched_as_given_in_the_second_request(fhir):
     responses.add_callback(responses.POST, BASE, callback=BatchServer(_record_answer))
     page2 = hapi("searchset-observation-page2.json")
     responses.get(BASE, json=page2, content_type=FHIR_JSON)
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
-    assert client.request_count == 2
+    assert fhir.request_count == 2
     next_link = hapi("searchset-observation-page1.json")["link"][1]["url"]
     assert responses.calls[1].request.url == next_link
     weights = [r["id"] for r in record if r["resourceType"] == "Observation"]
@@ -212,7 +212,7 @@ def test_a_single_next_page_is_fetched_as_given_in_the_second_request(client):
 
 
 @responses.activate
-def test_next_pages_of_several_searches_go_in_one_batch(client):
+def test_next_pages_of_several_searches_go_in_one_batch(fhir):
     conditions_next = f"{BASE}?_getpages=cond-1&_getpagesoffset=1&_count=1&_bundletype=searchset"
 
     def answer(url):
@@ -229,9 +229,9 @@ def test_next_pages_of_several_searches_go_in_one_batch(client):
     server = BatchServer(answer)
     responses.add_callback(responses.POST, BASE, callback=server)
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
-    assert client.request_count == 2
+    assert fhir.request_count == 2
     assert sorted(server.batches[1]) == sorted(
         [
             "?_getpages=4c3f9a57-0d1e-4d4b-9b43-6c0d8f2e7a11&_getpagesoffset=2&_count=2&_pretty=true&_bundletype=searchset",
@@ -243,7 +243,7 @@ def test_next_pages_of_several_searches_go_in_one_batch(client):
 
 
 @responses.activate
-def test_further_rounds_only_while_pages_remain(client):
+def test_further_rounds_only_while_pages_remain(fhir):
     def answer(url):
         if url == "Condition?patient=pt-1&_offset=1":
             return _ok(
@@ -271,15 +271,15 @@ def test_further_rounds_only_while_pages_remain(client):
         content_type=FHIR_JSON,
     )
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
     # batch, batch of the two next pages, then the last Condition page alone
-    assert client.request_count == 3
+    assert fhir.request_count == 3
     assert {"c1", "c2", "c3"} <= {r["id"] for r in record}
 
 
 @responses.activate
-def test_a_page_that_fails_inside_a_batch_is_fetched_alone(client):
+def test_a_page_that_fails_inside_a_batch_is_fetched_alone(fhir):
     conditions_next = f"{BASE}?_getpages=cond-1&_getpagesoffset=1"
 
     def answer(url):
@@ -316,13 +316,13 @@ def test_a_page_that_fails_inside_a_batch_is_fetched_alone(client):
         match=[responses.matchers.query_param_matcher({"_getpages": "cond-1"}, strict_match=False)],
     )
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
     assert {"c1", "c2", "obs-wt-1"} <= {r["id"] for r in record}
 
 
 @responses.activate
-def test_medications_a_server_did_not_include_are_fetched_with_the_next_round(client):
+def test_medications_a_server_did_not_include_are_fetched_with_the_next_round(fhir):
     def answer(url):
         if url.startswith("MedicationRequest?"):
             page = hapi("searchset-medicationrequest-include.json")
@@ -341,14 +341,14 @@ def test_medications_a_server_did_not_include_are_fetched_with_the_next_round(cl
         match=[responses.matchers.query_param_matcher({"_id": "med-pred", "_count": "500"})],
     )
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
-    assert client.request_count == 2
+    assert fhir.request_count == 2
     assert [r for r in record if r["resourceType"] == "Medication"] == [med]
 
 
 @responses.activate
-def test_an_included_medication_repeated_by_several_searches_appears_once(client):
+def test_an_included_medication_repeated_by_several_searches_appears_once(fhir):
     def answer(url):
         if url.startswith(("MedicationRequest?", "MedicationStatement?")):
             return _ok(hapi("searchset-medicationrequest-include.json"))
@@ -357,7 +357,7 @@ def test_an_included_medication_repeated_by_several_searches_appears_once(client
         return _record_answer(url)
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
     assert [r["id"] for r in record if r["resourceType"] == "Medication"] == ["med-pred"]
 
 
@@ -365,7 +365,7 @@ def test_an_included_medication_repeated_by_several_searches_appears_once(client
 
 
 @responses.activate
-def test_unknown_patient_is_not_found(client):
+def test_unknown_patient_is_not_found(fhir):
     def answer(url):
         if url.startswith("Patient/"):
             return hapi("batch-response-entry-404.json")
@@ -373,7 +373,7 @@ def test_unknown_patient_is_not_found(client):
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
     with pytest.raises(FhirNotFound) as caught:
-        client.read_patient_record("pt-missing", CODES)
+        fhir.read_patient_record("pt-missing", CODES)
     assert "Patient/pt-missing" in str(caught.value)
 
 
@@ -386,7 +386,7 @@ def test_unknown_patient_is_not_found(client):
         ("429 Too Many Requests", FhirTemporaryError),
     ],
 )
-def test_a_failed_search_entry_fails_the_whole_read(client, status, cls):
+def test_a_failed_search_entry_fails_the_whole_read(fhir, status, cls):
     def answer(url):
         if url.startswith("Consent?"):
             return {"response": {"status": status, "outcome": hapi("outcome-500.json")}}
@@ -394,17 +394,17 @@ def test_a_failed_search_entry_fails_the_whole_read(client, status, cls):
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
     with pytest.raises(cls) as caught:
-        client.read_patient_record("pt-1", CODES)
+        fhir.read_patient_record("pt-1", CODES)
     assert "Consent" in str(caught.value)
 
 
 @responses.activate
-def test_a_failing_next_page_fails_the_whole_read(client, settings):
+def test_a_failing_next_page_fails_the_whole_read(fhir, settings):
     responses.add_callback(responses.POST, BASE, callback=BatchServer(_record_answer))
     for _ in range(settings.fhir_max_retries + 1):
         responses.get(BASE, status=503, body="", content_type="text/html")
     with pytest.raises(FhirTemporaryError):
-        client.read_patient_record("pt-1", CODES)
+        fhir.read_patient_record("pt-1", CODES)
 
 
 def _capped_in_batch(url):
@@ -416,14 +416,14 @@ def _capped_in_batch(url):
 
 
 @responses.activate
-def test_a_search_capped_inside_a_batch_is_rerun_alone_and_paged(client):
+def test_a_search_capped_inside_a_batch_is_rerun_alone_and_paged(fhir):
     responses.add_callback(responses.POST, BASE, callback=BatchServer(_capped_in_batch))
     responses.get(
         f"{BASE}/Observation", json=hapi("searchset-observation-page1.json"), content_type=FHIR_JSON
     )
     responses.get(BASE, json=hapi("searchset-observation-page2.json"), content_type=FHIR_JSON)
 
-    record = client.read_patient_record("pt-1", CODES)
+    record = fhir.read_patient_record("pt-1", CODES)
 
     observations = [r["id"] for r in record if r["resourceType"] == "Observation"]
     assert observations == ["obs-hb-2", "obs-wt-2", "obs-wt-1"]  # each once, none lost
@@ -432,34 +432,34 @@ def test_a_search_capped_inside_a_batch_is_rerun_alone_and_paged(client):
 
 
 @responses.activate
-def test_a_search_capped_without_next_link_even_alone_is_an_error(client):
+def test_a_search_capped_without_next_link_even_alone_is_an_error(fhir):
     responses.add_callback(responses.POST, BASE, callback=BatchServer(_capped_in_batch))
     capped = hapi("searchset-observation-page1.json")
     capped["link"] = []
     responses.get(f"{BASE}/Observation", json=capped, content_type=FHIR_JSON)
     with pytest.raises(FhirProtocolError) as caught:
-        client.read_patient_record("pt-1", CODES)
+        fhir.read_patient_record("pt-1", CODES)
     assert "3 matches" in str(caught.value)
 
 
 @responses.activate
-def test_the_batch_is_retried_on_503(client, sleeps):
+def test_the_batch_is_retried_on_503(fhir, sleeps):
     responses.post(BASE, status=503, headers={"Retry-After": "1"}, body="")
     responses.add_callback(responses.POST, BASE, callback=BatchServer(_record_answer))
     responses.get(BASE, json=hapi("searchset-observation-page2.json"), content_type=FHIR_JSON)
-    assert client.read_patient_record("pt-1", CODES)[0]["id"] == "pt-1"
+    assert fhir.read_patient_record("pt-1", CODES)[0]["id"] == "pt-1"
     assert sleeps == [1.0]
 
 
 @responses.activate
-def test_a_batch_response_with_missing_entries_is_rejected(client):
+def test_a_batch_response_with_missing_entries_is_rejected(fhir):
     responses.post(
         BASE,
         json={"resourceType": "Bundle", "type": "batch-response", "entry": []},
         content_type=FHIR_JSON,
     )
     with pytest.raises(FhirProtocolError):
-        client.read_patient_record("pt-1", CODES)
+        fhir.read_patient_record("pt-1", CODES)
 
 
 def test_record_resources_puts_the_patient_first_and_leaves_write_back_state_out():

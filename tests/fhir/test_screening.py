@@ -139,13 +139,13 @@ def _stored(study_key: str, evaluation_study: StudyResult, rid: str) -> dict:
 
 @responses.activate
 def test_write_creates_all_studies_in_one_transaction_of_conditional_updates(
-    client, mappings, engine
+    fhir, mappings, engine
 ):
     server = Server()
     responses.add_callback(responses.POST, BASE, callback=server)
 
     outcome = screen_patient(
-        client,
+        fhir,
         mappings,
         "Patient/pt-1",
         as_of=AS_OF,
@@ -154,7 +154,7 @@ def test_write_creates_all_studies_in_one_transaction_of_conditional_updates(
         evaluated_at=WHEN,
     )
 
-    assert client.request_count == 2 and len(server.batches) == 1 and len(server.transactions) == 1
+    assert fhir.request_count == 2 and len(server.batches) == 1 and len(server.transactions) == 1
     (batch,) = server.batches
     subject_search = next(u for u in batch if u.startswith("ResearchSubject?"))
     assert parse_qs(urlsplit(subject_search).query)["identifier"][0].split(",") == [
@@ -182,7 +182,7 @@ def test_write_creates_all_studies_in_one_transaction_of_conditional_updates(
 
 
 @responses.activate
-def test_only_changed_studies_are_written(client, mappings, engine):
+def test_only_changed_studies_are_written(fhir, mappings, engine):
     met = CriterionResult(id="age", result="met", reason="Age 12", evidence=("Patient/pt-1",))
     sle = StudyResult(
         study="refractory-sle-cart",
@@ -203,7 +203,7 @@ def test_only_changed_studies_are_written(client, mappings, engine):
     )
 
     outcome = screen_patient(
-        client, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
+        fhir, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
     )
 
     (transaction,) = server.transactions
@@ -216,7 +216,7 @@ def test_only_changed_studies_are_written(client, mappings, engine):
 
 
 @responses.activate
-def test_nothing_changed_means_no_transaction(client, mappings, engine):
+def test_nothing_changed_means_no_transaction(fhir, mappings, engine):
     met = CriterionResult(id="age", result="met", reason="Age 12", evidence=("Patient/pt-1",))
     stored = [
         _stored(
@@ -228,28 +228,28 @@ def test_nothing_changed_means_no_transaction(client, mappings, engine):
     responses.add_callback(responses.POST, BASE, callback=server)
 
     outcome = screen_patient(
-        client, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
+        fhir, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
     )
 
-    assert server.transactions == [] and client.request_count == 1
+    assert server.transactions == [] and fhir.request_count == 1
     assert set(outcome.write_back.values()) == {"unchanged"}
 
 
 @responses.activate
-def test_write_false_reads_once_and_never_writes(client, mappings, engine):
+def test_write_false_reads_once_and_never_writes(fhir, mappings, engine):
     server = Server()
     responses.add_callback(responses.POST, BASE, callback=server)
 
-    outcome = screen_patient(client, mappings, "pt-1", as_of=AS_OF, write=False)
+    outcome = screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=False)
 
-    assert client.request_count == 1 and server.transactions == []
+    assert fhir.request_count == 1 and server.transactions == []
     assert not any(u.startswith("ResearchSubject?") for u in server.batches[0])
     assert any(u.startswith("ResearchStudy?") for u in server.batches[0])
     assert outcome.research_subjects == {} and outcome.write_back == {}
 
 
 @responses.activate
-def test_duplicate_stored_subjects_stop_the_write(client, mappings, engine):
+def test_duplicate_stored_subjects_stop_the_write(fhir, mappings, engine):
     met = CriterionResult(id="age", result="met", reason="Age 12")
     study = StudyResult(study="pediatric-ln-cart", title="t", criteria=(met,))
     server = Server(
@@ -259,36 +259,36 @@ def test_duplicate_stored_subjects_stop_the_write(client, mappings, engine):
 
     with pytest.raises(FhirConflict) as caught:
         screen_patient(
-            client, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
+            fhir, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
         )
     assert "ResearchSubject/a" in str(caught.value) and "ResearchSubject/b" in str(caught.value)
     assert server.transactions == []
 
 
 @responses.activate
-def test_a_412_from_the_transaction_is_a_conflict(client, mappings, engine):
+def test_a_412_from_the_transaction_is_a_conflict(fhir, mappings, engine):
     responses.add_callback(responses.POST, BASE, callback=Server(transaction_status=412))
     with pytest.raises(FhirConflict) as caught:
         screen_patient(
-            client, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
+            fhir, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
         )
     assert "matched 2 resources" in str(caught.value)
 
 
 @responses.activate
-def test_a_read_failure_writes_nothing_and_does_not_evaluate(client, mappings, engine, settings):
+def test_a_read_failure_writes_nothing_and_does_not_evaluate(fhir, mappings, engine, settings):
     for _ in range(settings.fhir_max_retries + 1):
         responses.post(BASE, status=503, body="")
     with pytest.raises(FhirTemporaryError):
         screen_patient(
-            client, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
+            fhir, mappings, "pt-1", as_of=AS_OF, write=True, research_studies=STUDY_REFS
         )
     assert all(json.loads(c.request.body)["type"] == "batch" for c in responses.calls)
     assert engine["calls"] == []
 
 
 @responses.activate
-def test_unknown_patient(client, mappings, engine):
+def test_unknown_patient(fhir, mappings, engine):
     def answer(request):
         urls = [e["request"]["url"] for e in json.loads(request.body)["entry"]]
         entries = [
@@ -306,21 +306,21 @@ def test_unknown_patient(client, mappings, engine):
     responses.add_callback(responses.POST, BASE, callback=answer)
     with pytest.raises(FhirNotFound):
         screen_patient(
-            client, mappings, "pt-missing", as_of=AS_OF, write=True, research_studies=STUDY_REFS
+            fhir, mappings, "pt-missing", as_of=AS_OF, write=True, research_studies=STUDY_REFS
         )
     assert len(responses.calls) == 1
 
 
-def test_bad_input_fails_before_any_request(client, mappings, engine):
+def test_bad_input_fails_before_any_request(fhir, mappings, engine):
     with pytest.raises(ValueError):
-        screen_patient(client, mappings, "pt-1&_id=x", as_of=AS_OF, write=True)
+        screen_patient(fhir, mappings, "pt-1&_id=x", as_of=AS_OF, write=True)
     with pytest.raises(ValueError):
-        screen_patient(client, mappings, "pt-1", as_of=AS_OF, write=True, studies=["no-such-study"])
-    assert client.request_count == 0
+        screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=True, studies=["no-such-study"])
+    assert fhir.request_count == 0
 
 
 @responses.activate
-def test_missing_research_studies_are_created_from_the_seed_files(client, mappings, engine):
+def test_missing_research_studies_are_created_from_the_seed_files(fhir, mappings, engine):
     server = Server()
     created = []
 
@@ -353,7 +353,7 @@ def test_missing_research_studies_are_created_from_the_seed_files(client, mappin
         return server(request)
 
     responses.add_callback(responses.POST, BASE, callback=answer)
-    outcome = screen_patient(client, mappings, "pt-1", as_of=AS_OF, write=True)
+    outcome = screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=True)
 
     (study_tx,) = created
     seeds = {
@@ -415,7 +415,7 @@ def test_patient_locks_do_not_serialise_different_patients():
 
 
 @responses.activate
-def test_two_research_studies_with_one_key_are_a_conflict(client, mappings):
+def test_two_research_studies_with_one_key_are_a_conflict(fhir, mappings):
     from service.screening import ensure_research_studies
 
     def study(rid):
@@ -434,6 +434,6 @@ def test_two_research_studies_with_one_key_are_a_conflict(client, mappings):
     }
     responses.get(f"{BASE}/ResearchStudy", json=found, content_type=FHIR_JSON)
     with pytest.raises(FhirConflict) as caught:
-        ensure_research_studies(client, mappings, REPO / "seeds")
+        ensure_research_studies(fhir, mappings, REPO / "seeds")
     assert "ResearchStudy/s1" in str(caught.value) and "ResearchStudy/s2" in str(caught.value)
     assert len(responses.calls) == 1  # nothing created
