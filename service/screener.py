@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from service.fhir.client import ClientFactory, FhirApi
 from service.mappings import Mappings, load_mappings
 from service.settings import Settings
 
-ClientFactory = Callable[[Settings], Any]
+if TYPE_CHECKING:
+    from service.engine.results import PatientEvaluation
+
+class ScreeningService(Protocol):
+    """What the surfaces (web, queue, CLI) need of the screener: Screener, or a test's fake."""
+
+    mappings: Mappings
+
+    def study_keys(self) -> tuple[str, ...]: ...
+
+    def studies_json(self) -> list[dict[str, Any]]: ...
+
+    def client(self) -> FhirApi: ...
+
+    def evaluate(
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
+    ) -> dict[str, Any]: ...
+
+    def screen(
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
+    ) -> dict[str, Any]: ...
+
+    def evaluate_resources(
+        self,
+        resources: list[dict[str, Any]],
+        *,
+        patient_id: str,
+        as_of: date,
+        studies: Sequence[str] | None = None,
+    ) -> PatientEvaluation: ...
 
 
-def default_client_factory(settings: Settings) -> Any:
+def default_client_factory(settings: Settings) -> FhirApi:
     """A FhirClient for these settings (the only module that talks HTTP to FHIR)."""
     from service.fhir.client import FhirClient
 
@@ -35,7 +65,7 @@ class Screener:
         self.mappings = mappings if mappings is not None else load_mappings(settings.mappings_dir)
         self._lock = threading.Lock()
         self._research_studies: dict[str, str] | None = None
-        self._client: Any = None
+        self._client: FhirApi | None = None
 
     # ---------------------------------------------------------------- catalogue
 
@@ -55,14 +85,14 @@ class Screener:
             for s in self.mappings.studies.values()
         ]
 
-    def client(self) -> Any:
+    def client(self) -> FhirApi:
         """The shared FHIR client for the configured server (thread-safe, made on first use)."""
         with self._lock:
             if self._client is None:
                 self._client = self.client_factory(self.settings)
             return self._client
 
-    def _research_study_refs(self, client: Any) -> dict[str, str]:
+    def _research_study_refs(self, client: FhirApi) -> dict[str, str]:
         """study key -> ResearchStudy reference, found or created once per process."""
         with self._lock:
             if self._research_studies is None:

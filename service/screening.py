@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.engine.results import PatientEvaluation
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirClient, record_resources
+from service.fhir.client import FhirApi, record_resources
 from service.fhir.errors import (
     FhirConflict,
     FhirError,
@@ -202,7 +202,7 @@ _CLIENT_META = ("tag", "security", "profile")
 
 
 def _create_research_studies(
-    client: FhirClient, mappings: Mappings, keys: Sequence[str], seeds_dir: Path | None
+    client: FhirApi, mappings: Mappings, keys: Sequence[str], seeds_dir: Path | None
 ) -> dict[str, str]:
     """Create the missing ResearchStudies (seed file, else built from the mapping) at once."""
     seeds = _seed_studies(seeds_dir)
@@ -239,7 +239,7 @@ def _create_research_studies(
 
 
 def ensure_research_studies(
-    client: FhirClient, mappings: Mappings, seeds_dir: Path | None = None
+    client: FhirApi, mappings: Mappings, seeds_dir: Path | None = None
 ) -> dict[str, str]:
     """study key -> 'ResearchStudy/<id>', finding each by identifier or creating it (2 requests)."""
     keys = list(mappings.studies)
@@ -279,7 +279,7 @@ def _existing_subjects(
 
 
 def screen_patient(
-    client: FhirClient,
+    client: FhirApi,
     mappings: Mappings,
     patient_id: str,
     *,

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -122,6 +122,34 @@ def _idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
         if method not in ("GET", "HEAD", "PUT", "DELETE", "POST"):
             return False
     return True
+
+
+class FhirApi(Protocol):
+    """What the use cases need of a FHIR client: FhirClient, or a test's fake."""
+
+    settings: Settings
+
+    def capabilities(self) -> dict[str, Any]: ...
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]: ...
+
+    def search(
+        self,
+        resource_type: str,
+        params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None,
+    ) -> Iterator[dict[str, Any]]: ...
+
+    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def run_queries(
+        self, queries: Sequence[retrieval.Query]
+    ) -> dict[str, list[dict[str, Any]]]: ...
+
+
+# The seam where tests swap the FHIR client (settings in, a client out).
+ClientFactory = Callable[[Settings], FhirApi]
 
 
 class FhirClient:

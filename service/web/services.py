@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
 
+from service.fhir.client import ClientFactory
 from service.queue.jobs import JobQueue
+from service.screener import ScreeningService
 from service.settings import Settings
 
 
@@ -17,9 +18,9 @@ class Services:
     """What create_app wired together; tests swap any of them."""
 
     settings: Settings
-    screener: Any
+    screener: ScreeningService
     queue: JobQueue
-    client_factory: Callable[[Settings], Any]
+    client_factory: ClientFactory
     cds_verifier: Any = None
 
 
