@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -49,8 +50,12 @@ class MedicationUse:
     concepts: tuple[str, ...]
     start: date | None
     end: date | None           # clipped to as_of; None when the end cannot be known
-    daily_mg: Decimal | None   # None when the dose cannot be computed
+    daily_mg: Decimal | None   # None when the dose cannot be computed or is a range
     daily_mg_per_kg: Decimal | None = None  # when the dose itself is written per kg
+    # A dose or frequency given as a range (doseRange, frequencyMax, periodMax): its bounds,
+    # with daily_mg / daily_mg_per_kg None. A rule decides only when both ends agree.
+    daily_mg_range: tuple[Decimal, Decimal] | None = None
+    daily_mg_per_kg_range: tuple[Decimal, Decimal] | None = None
 
     @property
     def period_known(self) -> bool:
@@ -132,48 +137,157 @@ def _strength_mg(strength: Any) -> Decimal | None:
         return None
 
 
-def _per_day(timing: Any) -> Decimal | None:
-    """Administrations per day from Timing.repeat; 1 when no timing is given."""
+# Timing.code abbreviations (FHIR R4 value set timing-abbreviation, codes of
+# http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation): administrations per day. Read only
+# when Timing.repeat is absent (criteria.md "Dosing frequencies come from timing.repeat or, when
+# absent, from timing.code"). QnH (every n hours) is read by pattern below.
+TIMING_CODES = {
+    "QD": Decimal(1), "AM": Decimal(1), "PM": Decimal(1), "BED": Decimal(1),
+    "BID": Decimal(2), "TID": Decimal(3), "QID": Decimal(4), "QOD": Decimal(1) / 2,
+    "WK": Decimal(1) / 7, "MO": Decimal(1) / 30,
+}
+_EVERY_N_HOURS = re.compile(r"^Q(\d{1,2})H$")
+GTS_SYSTEMS = {"http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation",
+               "http://hl7.org/fhir/v3/GTSAbbreviation", "urn:oid:2.16.840.1.113883.5.1022"}
+# Timing.repeat.when event codes that each stand for one administration a day (R4 event-timing:
+# MORN, AFT, EVE, NIGHT and their early/late variants, meal-specific codes, HS and WAKE). The
+# generic meal codes (C, AC, PC) do not say how many meals, so they do not give a count.
+_DAILY_EVENTS = frozenset({
+    "MORN", "MORN.early", "MORN.late", "NOON", "AFT", "AFT.early", "AFT.late", "EVE",
+    "EVE.early", "EVE.late", "NIGHT", "PHS", "HS", "WAKE", "CM", "CD", "CV", "ACM", "ACD",
+    "ACV", "PCM", "PCD", "PCV",
+})
+
+Range = tuple[Decimal, Decimal]
+
+
+def _timing_code_per_day(code: Any) -> Decimal | None:
+    """Administrations per day of a Timing.code (GTS abbreviation), None when not one."""
+    candidates = [c.get("code") for c in codings(code)
+                  if c.get("system") in GTS_SYSTEMS or c.get("system") is None]
+    if isinstance(code, dict) and isinstance(code.get("text"), str):
+        candidates.append(code["text"])
+    for candidate in candidates:
+        if not isinstance(candidate, str):
+            continue
+        token = candidate.strip().upper().replace(".", "")
+        if token in TIMING_CODES:
+            return TIMING_CODES[token]
+        match = _EVERY_N_HOURS.match(token)
+        if match and 0 < int(match.group(1)) <= 24:
+            return Decimal(24) / int(match.group(1))
+    return None
+
+
+def _per_day(timing: Any) -> Range | None:
+    """Administrations per day (low, high) from Timing; (1, 1) when no timing is given.
+
+    frequency..frequencyMax per period..periodMax gives a range; repeat.when and timeOfDay
+    count events a day. None when the timing is present but cannot be read.
+    """
     if not isinstance(timing, dict):
-        return Decimal(1)
+        return Decimal(1), Decimal(1)
     repeat = timing.get("repeat")
     if not isinstance(repeat, dict):
-        return Decimal(1)
-    frequency = to_decimal(repeat.get("frequency")) or Decimal(1)
-    period = to_decimal(repeat.get("period")) or Decimal(1)
+        if timing.get("code") is not None:
+            per_day = _timing_code_per_day(timing.get("code"))
+            return None if per_day is None else (per_day, per_day)
+        return Decimal(1), Decimal(1)
+    frequency = to_decimal(repeat.get("frequency"))
+    frequency_max = to_decimal(repeat.get("frequencyMax"))
+    period = to_decimal(repeat.get("period"))
+    period_max = to_decimal(repeat.get("periodMax"))
     unit = repeat.get("periodUnit") or "d"
-    if unit not in PERIOD_DAYS or period <= 0:
+    if unit not in PERIOD_DAYS:
         return None
-    return frequency / (period * PERIOD_DAYS[unit])
+    events = [w for w in as_list(repeat.get("when")) if isinstance(w, str)]
+    times = [t for t in as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
+    daily_events: int | None = None
+    if events:
+        daily_events = len(set(events)) if set(events) <= _DAILY_EVENTS else None
+        if daily_events is None and frequency is None:
+            return None  # "with meals" without a count: how often is not said
+    elif times:
+        daily_events = len(set(times))
+    if frequency is None and period is None:
+        if daily_events is not None:
+            return Decimal(daily_events), Decimal(daily_events)
+        if timing.get("code") is not None:
+            per_day = _timing_code_per_day(timing.get("code"))
+            return None if per_day is None else (per_day, per_day)
+    low_f = frequency if frequency is not None else Decimal(1)
+    high_f = frequency_max if frequency_max is not None and frequency_max >= low_f else low_f
+    low_p = period if period is not None else Decimal(1)
+    high_p = period_max if period_max is not None and period_max >= low_p else low_p
+    if low_f <= 0 or low_p <= 0:
+        return None
+    days = PERIOD_DAYS[unit]
+    low, high = low_f / (high_p * days), high_f / (low_p * days)
+    if daily_events is not None and unit == "d" and low_p == high_p == 1:
+        # Events named per day and a frequency: when they disagree (e.g. once a day "morning
+        # and evening") either may be meant, so both bound the range.
+        low, high = min(low, Decimal(daily_events)), max(high, Decimal(daily_events))
+    return low, high
 
 
-def _dose(dosage: dict[str, Any], strength: Decimal | None
-          ) -> tuple[Decimal | None, Decimal | None]:
-    """(daily mg, daily mg/kg) from one Dosage; either may be None."""
-    quantity = None
+def _dose_quantities(dosage: dict[str, Any]) -> tuple[Any, Any] | None:
+    """(low, high) Quantity of one Dosage: doseQuantity twice, or a doseRange's ends."""
     for item in as_list(dosage.get("doseAndRate")):
-        if isinstance(item, dict) and isinstance(item.get("doseQuantity"), dict):
-            quantity = item["doseQuantity"]
-            break
-    if quantity is None and isinstance(dosage.get("dose"), dict):  # MedicationAdministration
-        quantity = dosage["dose"]
-    if quantity is None:
-        return None, None
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("doseQuantity"), dict):
+            return item["doseQuantity"], item["doseQuantity"]
+        dose_range = item.get("doseRange")
+        if isinstance(dose_range, dict):
+            low, high = dose_range.get("low"), dose_range.get("high")
+            if isinstance(low, dict) and isinstance(high, dict):
+                return low, high
+            return None  # an open range ("up to 20 mg") has no lower or upper end
+    if isinstance(dosage.get("dose"), dict):  # MedicationAdministration
+        return dosage["dose"], dosage["dose"]
+    return None
+
+
+def _mg(quantity: dict[str, Any], strength: Decimal | None) -> tuple[Decimal | None, bool]:
+    """(amount in mg, written per kg) of one dose quantity; None when it cannot be read."""
     value = to_decimal(quantity.get("value"))
     unit = quantity.get("code") or quantity.get("unit")
-    per_day = _per_day(dosage.get("timing"))
-    if value is None or per_day is None or value < 0:
-        return None, None
+    if value is None or value < 0:
+        return None, False
     unit_text = unit.strip() if isinstance(unit, str) else ""
     if unit_text.lower() in ("mg/kg", "mg/kg/d", "mg/kg/day"):
-        factor = Decimal(1) if "/d" in unit_text.lower() else per_day
-        return None, value * factor
+        return value, True
     if unit_text.lower() in TABLET_UNITS:
-        return (value * strength * per_day, None) if strength is not None else (None, None)
+        return (value * strength if strength is not None else None), False
     try:
-        return units.convert(value, unit_text, "mg") * per_day, None
+        return units.convert(value, unit_text, "mg"), False
     except units.UnitError:
-        return None, None
+        return None, False
+
+
+@dataclass(frozen=True)
+class Dose:
+    """Daily dose bounds of one Dosage, in mg/day or (when written per kg) mg/kg/day."""
+
+    low: Decimal
+    high: Decimal
+    per_kg: bool
+
+
+def _dose(dosage: dict[str, Any], strength: Decimal | None) -> Dose | None:
+    """The daily dose range of one Dosage (dose range x frequency range); None if unreadable."""
+    quantities = _dose_quantities(dosage)
+    per_day = _per_day(dosage.get("timing"))
+    if quantities is None or per_day is None:
+        return None
+    low_mg, low_per_kg = _mg(quantities[0], strength)
+    high_mg, high_per_kg = _mg(quantities[1], strength)
+    if low_mg is None or high_mg is None or low_per_kg != high_per_kg or high_mg < low_mg:
+        return None
+    unit = (quantities[0].get("code") or quantities[0].get("unit") or "")
+    if low_per_kg and isinstance(unit, str) and "/d" in unit.lower():
+        return Dose(low_mg, high_mg, True)  # already a daily amount per kg
+    return Dose(low_mg * per_day[0], high_mg * per_day[1], low_per_kg)
 
 
 def _period(resource: dict[str, Any], rtype: str) -> tuple[date | None, date | None, bool]:
@@ -190,7 +304,9 @@ def _period(resource: dict[str, Any], rtype: str) -> tuple[date | None, date | N
     for key in ("effectiveDateTime",):
         when = parse_date(resource.get(key))
         if when:
-            return when.day, when.day, False
+            # A single date says when, not for how long: the duration is unknown, never 0 days
+            # (criteria.md "Records as hospitals send them").
+            return when.day, None, False
     if rtype == "MedicationRequest":
         dispense = as_dict(resource.get("dispenseRequest"))
         validity = dispense.get("validityPeriod") if isinstance(dispense, dict) else None
@@ -261,17 +377,29 @@ def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
                 end = min(end, as_of)
                 if start is not None and end < start:
                     start, end = None, None
-            daily_mg = per_kg = None
+            dose: Dose | None = None
             dosages = resource.get(dose_key)
             if isinstance(dosages, dict):
                 dosages = [dosages]
             for dosage in as_list(dosages):
                 if isinstance(dosage, dict):
-                    daily_mg, per_kg = _dose(dosage, strength)
-                    if daily_mg is not None or per_kg is not None:
+                    dose = _dose(dosage, strength)
+                    if dose is not None:
                         break
-            uses.append(MedicationUse(ref_key(resource), concepts, start, end, daily_mg, per_kg))
+            uses.append(_use(ref_key(resource), concepts, start, end, dose))
     return uses
+
+
+def _use(ref: str, concepts: tuple[str, ...], start: date | None, end: date | None,
+         dose: Dose | None) -> MedicationUse:
+    if dose is None:
+        return MedicationUse(ref, concepts, start, end, None)
+    exact = dose.low if dose.low == dose.high else None
+    bounds = (dose.low, dose.high)
+    if dose.per_kg:
+        return MedicationUse(ref, concepts, start, end, None, exact,
+                             daily_mg_per_kg_range=bounds)
+    return MedicationUse(ref, concepts, start, end, exact, None, daily_mg_range=bounds)
 
 
 def longest_course(uses: Iterable[MedicationUse]) -> tuple[int, tuple[str, ...]]:

@@ -63,12 +63,52 @@ def parse(unit: str) -> Any:
     return _quantity(unit)
 
 
-def canonical_spelling(unit: str | None, aliases: Mapping[str, str]) -> str:
-    """The UCUM spelling of a unit as written in a record (aliases applied, blanks removed)."""
+# Mechanical rewrites of how lab systems print a unit, applied before the synonym table
+# (mappings/units.toml) and UCUM: micro signs, blanks, and powers of ten written x10^9, x10E9,
+# X10*9, ×10^9 or 10E9 (all "10*9" in UCUM).
+_MICRO = str.maketrans({"\u00b5": "u", "\u03bc": "u"})
+_POWER_OF_TEN = re.compile(
+    r"^(?:[xX\u00d7*]\s*)?10\s*(?:(?:\*\*|\^|\*|[eE])\s*\+?(\d{1,2})|\((\d{1,2})\))(?=\D|$)")
+_BLANKS = re.compile(r"\s+")
+
+
+def normalise_spelling(unit: str) -> str:
+    """A unit as a lab printed it, rewritten mechanically (not yet through the synonym table)."""
+    text = unit.strip().translate(_MICRO)
+    text = _BLANKS.sub("", text)
+    return _POWER_OF_TEN.sub(lambda m: f"10*{m.group(1) or m.group(2)}", text)
+
+
+def _folded(spelling: str, aliases: Mapping[str, str]) -> str | None:
+    # Lab systems often print units in capitals ("MG/DL", "K/UL"): a synonym matches in any
+    # case, but only after the spelling failed as written (UCUM is case-sensitive: "G/L" is
+    # giga per litre in some labs' tables, "g/L" grams per litre in UCUM).
+    folded = spelling.casefold()
+    for key, target in aliases.items():
+        if key.casefold() == folded:
+            return target
+    return None
+
+
+def spellings(unit: str | None, aliases: Mapping[str, str]) -> tuple[str, ...]:
+    """Candidate UCUM spellings of a unit as written in a record, most literal first.
+
+    The synonym table (mappings/units.toml and a concept's own) as written, then after
+    mechanical normalisation; the unit itself as UCUM; then the table in any case. A
+    conversion uses the first candidate that converts to the unit asked for.
+    """
     if unit is None:
-        return ""
-    unit = unit.strip()
-    return aliases.get(unit, unit)
+        return ("",)
+    text = unit.strip()
+    normal = normalise_spelling(text)
+    candidates = [aliases.get(text), aliases.get(normal), text, normal,
+                  _folded(text, aliases), _folded(normal, aliases)]
+    return tuple(dict.fromkeys(c for c in candidates if c is not None))
+
+
+def canonical_spelling(unit: str | None, aliases: Mapping[str, str]) -> str:
+    """The most literal UCUM spelling of a unit as written (synonyms applied, blanks removed)."""
+    return spellings(unit, aliases)[0]
 
 
 def _factor_float(source: str, target: str) -> float:
@@ -88,8 +128,9 @@ def _to_decimal(value: float) -> Decimal:
 def factor(source: str, target: str, molar_mass: Decimal | None = None) -> Decimal:
     """Decimal factor so that value[source] * factor = value[target]; UnitError if impossible.
 
-    With a molar mass (g/mol), amount concentrations (umol/L) convert to mass concentrations
-    (mg/dL) and back; nothing else crosses dimensions.
+    With a molar mass (g/mol), units that differ by amount of substance versus mass convert:
+    umol/L to mg/dL, mmol/L to g/L (haemoglobin), mg/mmol to g/g (a ratio to creatinine, whose
+    molar mass the concept then carries). Nothing else crosses dimensions.
     """
     if source == target:
         return Decimal(1)
@@ -98,22 +139,17 @@ def factor(source: str, target: str, molar_mass: Decimal | None = None) -> Decim
     except UnitError:
         if molar_mass is None or molar_mass <= 0:
             raise
-    # Amount -> mass: source -> mol/L, x g/mol = g/L, -> target. And the reverse.
+    ratio = _quantity(source) / _quantity(target)
+    per_mole = _quantity("g/mol")
     try:
-        return (
-            _to_decimal(_factor_float(source, "mol/L"))
-            * molar_mass
-            * _to_decimal(_factor_float("g/L", target))
-        )
-    except UnitError:
+        # source/target is mol per g: times M (g/mol) is a pure number.
+        return _to_decimal(float((ratio * per_mole).to("dimensionless").magnitude)) * molar_mass
+    except Exception:  # noqa: BLE001 - pint's DimensionalityError and friends
         pass
     try:
-        return (
-            _to_decimal(_factor_float(source, "g/L"))
-            / molar_mass
-            * _to_decimal(_factor_float("mol/L", target))
-        )
-    except UnitError:
+        # source/target is g per mol: divided by M it is a pure number.
+        return _to_decimal(float((ratio / per_mole).to("dimensionless").magnitude)) / molar_mass
+    except Exception:  # noqa: BLE001
         raise UnitError(f"cannot convert {source!r} to {target!r}") from None
 
 
@@ -135,7 +171,22 @@ def convert(
     molar_mass: Decimal | None = None,
 ) -> Decimal:
     """Convert a value written in `source` (a record's unit) into `target`; UnitError if not."""
-    spelled = canonical_spelling(source, aliases or {})
-    if not spelled and not _is_dimensionless_spelling(target):
+    candidates = spellings(source, aliases or {})
+    if candidates == ("",) and not _is_dimensionless_spelling(target):
         raise UnitError(f"no unit given; cannot compare with {target!r}")
-    return value * factor(spelled, target, molar_mass)
+    for spelled in candidates:
+        try:
+            return value * factor(spelled, target, molar_mass)
+        except UnitError:
+            continue
+    raise UnitError(f"cannot convert {source!r} to {target!r}")
+
+
+def understood(source: str | None, target: str, *, aliases: Mapping[str, str] | None = None,
+               molar_mass: Decimal | None = None) -> bool:
+    """Whether a unit as written converts to `target` (what the codes report checks)."""
+    try:
+        convert(Decimal(1), source, target, aliases=aliases, molar_mass=molar_mass)
+    except UnitError:
+        return False
+    return True
