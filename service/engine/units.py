@@ -139,15 +139,16 @@ def factor(source: str, target: str, molar_mass: Decimal | None = None) -> Decim
     except UnitError:
         if molar_mass is None or molar_mass <= 0:
             raise
-    ratio = _quantity(source) / _quantity(target)
     per_mole = _quantity("g/mol")
     try:
         # source/target is mol per g: times M (g/mol) is a pure number.
+        ratio = _quantity(source) / _quantity(target)
         return _to_decimal(float((ratio * per_mole).to("dimensionless").magnitude)) * molar_mass
     except Exception:  # noqa: BLE001 - pint's DimensionalityError and friends
         pass
     try:
         # source/target is g per mol: divided by M it is a pure number.
+        ratio = _quantity(source) / _quantity(target)
         return _to_decimal(float((ratio / per_mole).to("dimensionless").magnitude)) / molar_mass
     except Exception:  # noqa: BLE001
         raise UnitError(f"cannot convert {source!r} to {target!r}") from None

@@ -35,6 +35,8 @@ MAPPINGS = load_mappings(REPO_ROOT / "mappings")
         ("7", "{score}", "sledai-2k", "7"),
         ("45", "mL/min/{1.73_m2}", "egfr", "45"),
         ("12.5", "s", "pt", "12.5"),
+        ("8.0", "mmol/L", "hemoglobin", "128.916"),     # monomer: 8.0 / 0.6206 x 10 g/L
+        ("50", "mg/mmol", "upcr", "0.442100"),          # 50 / 113.0966 g/g
     ],
 )
 def test_conversion_to_canonical(value, source, concept, expected):
@@ -47,7 +49,7 @@ def test_conversion_to_canonical(value, source, concept, expected):
 
 @pytest.mark.parametrize(
     ("source", "concept"),
-    [("U/L", "hemoglobin"), ("bogus-unit", "alt"), ("mmol/L", "hemoglobin"), ("kg", "pt"),
+    [("U/L", "hemoglobin"), ("bogus-unit", "alt"), ("mmol", "hemoglobin"), ("kg", "pt"),
      (None, "hemoglobin"), ("%", "wbc")],
 )
 def test_unconvertible_units_raise(source, concept):
