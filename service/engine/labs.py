@@ -14,17 +14,33 @@ from service.engine.record import (
     Entry,
     PatientRecord,
     as_dict,
+    as_list,
     to_decimal,
 )
 from service.mappings import Concept
 
 _RATIO_TEXT = re.compile(
     r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)\s*$")
+# A titer written with a pattern or qualifier after it: "1:160 speckled", "1:80 (homogeneous)".
+_RATIO_PREFIX = re.compile(
+    r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)(?:\s+|\s*[,;(]|$)")
+_NEGATIVE_TEXT = re.compile(r"^\s*(negative|neg|not detected|nonreactive|non-reactive)\b", re.I)
+# A number written as text, with an optional comparator and unit: ">60", "<0.2 mg/dL",
+# "≥ 90 mL/min/1.73m2". A range "60-65" is read as both ends.
+_COMPARATORS = {"<": "<", ">": ">", "<=": "<=", ">=": ">=", "\u2264": "<=", "\u2265": ">=",
+                "=<": "<=", "=>": ">="}
+_NUMBER_TEXT = re.compile(
+    r"^\s*(<=|>=|=<|=>|<|>|\u2264|\u2265)?\s*(-?\d+(?:\.\d+)?)"
+    r"(?:\s*(?:-|\u2013|to)\s*(\d+(?:\.\d+)?))?\s*([^\d\s<>=].*)?$")
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """A value in the concept's canonical unit, with what it came from."""
+    """A value in the concept's canonical unit, with what it came from.
+
+    A range (valueRange, "60-65") has `value` = its low end, `high` its high end and
+    comparator "range": compare() decides it only when both ends agree.
+    """
 
     value: Decimal
     unit: str
@@ -32,10 +48,29 @@ class Measurement:
     entry: Entry
     when: date
     original: str  # as written in the record, e.g. "5.9 g/dL"
+    high: Decimal | None = None
 
     @property
     def ref(self) -> str:
         return self.entry.ref
+
+    @property
+    def shown(self) -> str:
+        """The value for reasons: "60-65", ">60" or "5.9" (canonical unit, no unit)."""
+        if self.high is not None:
+            return f"{fmt(self.value)}-{fmt(self.high)}"
+        return f"{self.comparator or ''}{fmt(self.value)}"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A numeric value as the Observation states it, before unit conversion."""
+
+    low: Decimal
+    high: Decimal | None   # a range's high end (valueRange, "60-65")
+    unit: str | None
+    comparator: str | None
+    from_text: bool        # read from valueString: the unit may have to be inferred
 
 
 @dataclass(frozen=True)
@@ -71,24 +106,74 @@ def label(concept: Concept) -> str:
     return LABELS.get(concept.name) or concept.name.replace("-", " ")
 
 
-def observation_value(resource: dict[str, Any]) -> tuple[Decimal | None, str | None, str | None]:
-    """(number, unit, comparator) of an Observation's numeric value, if it has one."""
+def _quantity_unit(quantity: dict[str, Any]) -> str | None:
+    unit = quantity.get("code") if isinstance(quantity.get("code"), str) else None
+    if unit is None and isinstance(quantity.get("unit"), str):
+        unit = quantity["unit"]
+    return unit
+
+
+def _text_reading(text: str) -> Reading | None:
+    match = _NUMBER_TEXT.match(text.replace("\u200b", ""))
+    if not match:
+        return None
+    comparator = _COMPARATORS.get(match.group(1) or "")
+    low = Decimal(match.group(2))
+    high = Decimal(match.group(3)) if match.group(3) else None
+    if high is not None and (comparator is not None or high < low):
+        return None  # ">60-65" or "65-60" says nothing exact
+    unit = match.group(4).strip() if match.group(4) else None
+    return Reading(low, high, unit or None, "range" if high is not None else comparator, True)
+
+
+def reading(resource: dict[str, Any]) -> Reading | None:
+    """The numeric value of an Observation: valueQuantity, valueInteger, valueRange or text."""
     quantity = resource.get("valueQuantity")
     if isinstance(quantity, dict):
         number = to_decimal(quantity.get("value"))
-        unit = quantity.get("code") if isinstance(quantity.get("code"), str) else None
-        if unit is None and isinstance(quantity.get("unit"), str):
-            unit = quantity["unit"]
+        if number is None:
+            return None
         comparator = quantity.get("comparator")
-        return number, unit, comparator if isinstance(comparator, str) else None
+        return Reading(number, None, _quantity_unit(quantity),
+                       comparator if isinstance(comparator, str) else None, False)
     if "valueInteger" in resource:
-        return to_decimal(resource.get("valueInteger")), None, None
+        number = to_decimal(resource.get("valueInteger"))
+        return None if number is None else Reading(number, None, None, None, False)
+    value_range = resource.get("valueRange")
+    if isinstance(value_range, dict):
+        low_q, high_q = as_dict(value_range.get("low")), as_dict(value_range.get("high"))
+        low, high = to_decimal(low_q.get("value")), to_decimal(high_q.get("value"))
+        low_unit, high_unit = _quantity_unit(low_q), _quantity_unit(high_q)
+        if low is not None and high is not None:
+            if low_unit != high_unit and low_unit and high_unit or high < low:
+                return None  # ends in different units: not one range
+            return Reading(low, high, low_unit or high_unit, "range", False)
+        # An open range is a one-sided bound.
+        if low is not None:
+            return Reading(low, None, low_unit, ">=", False)
+        if high is not None:
+            return Reading(high, None, high_unit, "<=", False)
+        return None
     if isinstance(resource.get("valueString"), str):
-        text = resource["valueString"].strip()
-        match = re.fullmatch(r"(<=|>=|<|>)?\s*(-?\d+(?:\.\d+)?)", text)
-        if match:
-            return Decimal(match.group(2)), None, match.group(1)
-    return None, None, None
+        return _text_reading(resource["valueString"])
+    return None
+
+
+def observation_value(resource: dict[str, Any]) -> tuple[Decimal | None, str | None, str | None]:
+    """(number, unit, comparator) of an Observation's numeric value, if it has one."""
+    found = reading(resource)
+    if found is None:
+        return None, None, None
+    return found.low, found.unit, found.comparator
+
+
+def _reference_unit(resource: dict[str, Any]) -> str | None:
+    for item in as_list(resource.get("referenceRange")):
+        for key in ("high", "low"):
+            unit = _quantity_unit(as_dict(as_dict(item).get(key)))
+            if unit:
+                return unit
+    return None
 
 
 def in_window(when: date, as_of: date, lookback_days: int) -> bool:
@@ -119,6 +204,21 @@ def latest_entries(
     return usable, after
 
 
+SYSTEM_NAMES = {
+    "http://loinc.org": "LOINC", "http://snomed.info/sct": "SNOMED CT",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM", "urn:trial-eligibility:score": "local",
+}
+
+
+def searched_codes(concept: Concept) -> str:
+    """The codes a concept is looked for under, for reasons ("LOINC 718-7, 20509-6")."""
+    by_system: dict[str, list[str]] = {}
+    for token in sorted(concept.codes):
+        system, _, code = token.partition("|")
+        by_system.setdefault(SYSTEM_NAMES.get(system, system), []).append(code)
+    return "; ".join(f"{system} {', '.join(codes)}" for system, codes in by_system.items())
+
+
 def latest_quantity(
     record: PatientRecord,
     concept: Concept,
@@ -130,14 +230,14 @@ def latest_quantity(
     name = label(concept)
     entries, after = latest_entries(record, concept, as_of)
     undated = sum(1 for e in record.entries(concept.name) if e.when is None)
-    with_value = []
+    found: tuple[Entry, Reading] | None = None
     for entry in entries:
-        number, unit, comparator = observation_value(entry.resource)
-        if number is not None:
+        value = reading(entry.resource)
+        if value is not None:
             # Entries are newest first: the first with a number is the one used.
-            with_value.append((entry, number, unit, comparator))
+            found = (entry, value)
             break
-    if not with_value:
+    if found is None:
         if entries:
             return Lookup(None, f"no usable {name} value (result without a number)",
                           tuple(e.ref for e in entries[:1]))
@@ -146,32 +246,52 @@ def latest_quantity(
                                 f"({after} result(s) after that date ignored)")
         if undated:
             return Lookup(None, f"no dated {name} result ({undated} without a date)")
-        return Lookup(None, f"no {name} on record")
-    entry, number, unit, comparator = with_value[0]
+        # Not finding a code is not evidence of absence: say what was looked for.
+        return Lookup(None, f"no {name} on record under the codes searched "
+                            f"({searched_codes(concept)})")
+    entry, value = found
     when = entry.when.day  # type: ignore[union-attr]
-    original = f"{fmt(number)} {unit}".strip() if unit else fmt(number)
+    number_text = (f"{fmt(value.low)}-{fmt(value.high)}" if value.high is not None
+                   else f"{value.comparator or ''}{fmt(value.low)}")
+    unit = value.unit
+    assumed = ""
+    if unit is None and value.from_text:
+        # A number written as text often leaves the unit to the reference range, or to the
+        # one unit every lab uses for the analyte; with a molar mass (mass or moles) the
+        # unit is ambiguous and stays missing.
+        unit = _reference_unit(entry.resource)
+        if unit is None and concept.molar_mass is None:
+            unit, assumed = concept.unit, " (no unit given, read as the usual unit)"
+    original = f"{number_text} {unit}".strip() if unit else number_text
     if not in_window(when, as_of, lookback):
         return Lookup(None, f"no {name} within {lookback} days (latest {original} on "
                             f"{when.isoformat()} is stale)", (entry.ref,))
     assert concept.unit is not None
     try:
-        value = units.convert(number, unit, concept.unit, aliases=concept.unit_aliases,
-                              molar_mass=concept.molar_mass)
+        low = units.convert(value.low, unit, concept.unit, aliases=concept.unit_aliases,
+                            molar_mass=concept.molar_mass)
+        high = None if value.high is None else units.convert(
+            value.high, unit, concept.unit, aliases=concept.unit_aliases,
+            molar_mass=concept.molar_mass)
     except units.UnitError:
         return Lookup(None, f"the unit of {name} {original} on {when.isoformat()} cannot be "
                             f"converted to {concept.unit}", (entry.ref,))
-    if concept.plausible_range and comparator is None:
-        low, high = concept.plausible_range
-        if not low <= value <= high:
+    if concept.plausible_range and value.comparator in (None, "range"):
+        bottom, top = concept.plausible_range
+        if not all(bottom <= v <= top for v in (low, high) if v is not None):
             return Lookup(None, f"{name} {original} on {when.isoformat()} is implausible "
-                                f"(outside {fmt(low)}-{fmt(high)} {concept.unit})", (entry.ref,))
-    return Lookup(Measurement(value, concept.unit, comparator, entry, when, original), None,
-                  (entry.ref,))
+                                f"(outside {fmt(bottom)}-{fmt(top)} {concept.unit})",
+                          (entry.ref,))
+    return Lookup(Measurement(low, concept.unit, value.comparator, entry, when,
+                              original + assumed, high), None, (entry.ref,))
 
 
-def compare(value: Decimal, comparator: str | None, operator: str, threshold: Decimal
-            ) -> bool | None:
-    """Whether value (possibly '<'/'>' qualified) satisfies `operator threshold`; None = unsure."""
+def compare(value: Decimal, comparator: str | None, operator: str, threshold: Decimal,
+            high: Decimal | None = None) -> bool | None:
+    """Whether value (possibly '<'/'>' qualified) satisfies `operator threshold`; None = unsure.
+
+    A range (comparator "range", `high` its upper end) decides only when both ends agree.
+    """
     def holds(v: Decimal) -> bool:
         return {
             ">=": v >= threshold, "<=": v <= threshold, ">": v > threshold, "<": v < threshold,
@@ -179,6 +299,11 @@ def compare(value: Decimal, comparator: str | None, operator: str, threshold: De
 
     if comparator in (None, ""):
         return holds(value)
+    if comparator == "range":
+        if high is None:
+            return None
+        ends = {holds(value), holds(high)}
+        return ends.pop() if len(ends) == 1 else None
     # A qualified value stands for an interval; decide only when the whole interval agrees.
     if comparator in (">", ">="):
         if operator in (">=", ">"):
@@ -209,12 +334,33 @@ def ratio_denominator(resource: dict[str, Any]) -> tuple[Decimal | None, str]:
         return None, "an unreadable quantity"
     text = resource.get("valueString")
     if isinstance(text, str):
-        match = _RATIO_TEXT.match(text.replace("\u200b", ""))
+        clean = text.replace("\u200b", "")
+        match = _RATIO_TEXT.match(clean) or _RATIO_PREFIX.match(clean)
         if match and match.group(1) in (None, ">", ">="):
-            # "1:160", "1/160" and ">1:640" (at least that titer) are read; "<1:40" is not a
-            # titer that can show a minimum is reached, so it stays unreadable below.
+            # "1:160", "1/160", ">1:640" (at least that titer) and "1:160 speckled" (a pattern
+            # after the titer) are read. "<1:40" is below a titer: see titer_below().
             num, den = Decimal(match.group(2)), Decimal(match.group(3))
             if num > 0:
                 return den / num, f"{match.group(1) or ''}{match.group(2)}:{match.group(3)}"
         return None, f"the text {text.strip()[:20]!r}"
     return None, "no titer value"
+
+
+def titer_below(resource: dict[str, Any]) -> tuple[Decimal, str] | None:
+    """(denominator, shown) when a titer result says it is below a dilution or negative.
+
+    "<1:40" is below 1:40; "negative" is below the screening dilution, which the text does
+    not give, so it is below any titer a criterion asks for only if the lab screens at or
+    above it: the caller decides with the denominator (None = not stated, use 0).
+    """
+    text = resource.get("valueString")
+    if isinstance(text, str):
+        clean = text.replace("\u200b", "")
+        match = _RATIO_TEXT.match(clean) or _RATIO_PREFIX.match(clean)
+        if match and match.group(1) in ("<", "<="):
+            num, den = Decimal(match.group(2)), Decimal(match.group(3))
+            if num > 0:
+                return den / num, f"{match.group(1)}{match.group(2)}:{match.group(3)}"
+        if _NEGATIVE_TEXT.match(clean):
+            return Decimal(0), "negative"
+    return None

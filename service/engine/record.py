@@ -251,13 +251,14 @@ def clinical_date(resource: dict[str, Any]) -> FhirDate | None:
 
 
 def _observation_date(resource: dict[str, Any]) -> FhirDate | None:
+    """effective[x], a period by its start (criteria.md "Records as hospitals send them")."""
     for key in ("effectiveDateTime", "effectiveInstant"):
         found = parse_date(resource.get(key))
         if found:
             return found
     period = resource.get("effectivePeriod")
     if isinstance(period, dict):
-        found = parse_date(period.get("end")) or parse_date(period.get("start"))
+        found = parse_date(period.get("start")) or parse_date(period.get("end"))
         if found:
             return found
     return None
@@ -324,7 +325,9 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
         names = _concepts_of(mappings, resource.get("code"))
         if not names:
             continue
-        when = _observation_date(resource) or record.report_dates.get(ref_key(resource))
+        # effective[x], else the date of the report that lists it, else `issued`.
+        when = (_observation_date(resource) or record.report_dates.get(ref_key(resource))
+                or parse_date(resource.get("issued")))
         entry = Entry(resource, names, when)
         for name in names:
             index.setdefault(name, []).append(entry)
