@@ -79,15 +79,12 @@ def normalise_spelling(unit: str) -> str:
     return _POWER_OF_TEN.sub(lambda m: f"10*{m.group(1) or m.group(2)}", text)
 
 
-def _folded(spelling: str, aliases: Mapping[str, str]) -> str | None:
+def _folded(spelling: str, aliases: Mapping[str, str]) -> list[str]:
     # Lab systems often print units in capitals ("MG/DL", "K/UL"): a synonym matches in any
     # case, but only after the spelling failed as written (UCUM is case-sensitive: "G/L" is
     # giga per litre in some labs' tables, "g/L" grams per litre in UCUM).
     folded = spelling.casefold()
-    for key, target in aliases.items():
-        if key.casefold() == folded:
-            return target
-    return None
+    return [target for key, target in aliases.items() if key.casefold() == folded]
 
 
 def spellings(unit: str | None, aliases: Mapping[str, str]) -> tuple[str, ...]:
@@ -102,7 +99,7 @@ def spellings(unit: str | None, aliases: Mapping[str, str]) -> tuple[str, ...]:
     text = unit.strip()
     normal = normalise_spelling(text)
     candidates = [aliases.get(text), aliases.get(normal), text, normal,
-                  _folded(text, aliases), _folded(normal, aliases)]
+                  *_folded(text, aliases), *_folded(normal, aliases)]
     return tuple(dict.fromkeys(c for c in candidates if c is not None))
 
 
