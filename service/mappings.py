@@ -24,30 +24,11 @@ class MappingError(ValueError):
     """A mapping file is wrong; the message names the file and the key."""
 
 
-# Other spellings of a code system that mean the same system: HL7 OIDs (as CDA-derived
-# exports send them, e.g. urn:oid:2.16.840.1.113883.6.1 for LOINC) and trailing slashes.
-# terminology.md systems; OIDs from the HL7 OID registry / FHIR terminology pages.
-SYSTEM_SYNONYMS = {
-    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
-    "http://loinc.org/": "http://loinc.org",
-    "https://loinc.org": "http://loinc.org",
-    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
-    "http://snomed.info/sct/": "http://snomed.info/sct",
-    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
-    "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
-    "urn:oid:2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",
-    "urn:oid:2.16.840.1.113883.6.12": "http://www.ama-assn.org/go/cpt",
-    "urn:oid:2.16.840.1.113883.6.4": "http://www.cms.gov/Medicare/Coding/ICD10",
-    "urn:oid:2.16.840.1.113883.6.73": "http://www.whocc.no/atc",
-}
-
-
 def normalise_token(system: str | None, code: str | None) -> str | None:
     """A `system|code` token in the form the index uses (ICD-10 system and code normalised)."""
     if not system or not code or not isinstance(system, str) or not isinstance(code, str):
         return None
     system = system.strip()
-    system = SYSTEM_SYNONYMS.get(system, system)
     code = code.strip()
     if system in ICD10_SYSTEMS:
         # ICD-10 codes are written with or without the dot and in either case.
@@ -248,10 +229,6 @@ class Mappings:
                 system, _, code = token.partition("|")
                 # A wildcard code is searched by system alone (`code=system|`).
                 tokens.add(f"{system}|" if code == WILDCARD else token)
-                if system == "http://loinc.org" and code != WILDCARD:
-                    # Exports derived from CDA name LOINC by its OID; the server matches
-                    # systems literally, so that spelling is searched too.
-                    tokens.add(f"urn:oid:2.16.840.1.113883.6.1|{code}")
         return tuple(sorted(tokens))
 
 

@@ -207,7 +207,7 @@ UNKNOWN_UNITS = [
 
 
 @pytest.mark.parametrize("key,cid,code,value,unit", UNKNOWN_UNITS,
-                         ids=[f"{c}-{u}" for _, c, _, _, u in UNKNOWN_UNITS])  # mmol/L Hb: test_records_shapes
+                         ids=[f"{c}-{u}" for _, c, _, _, u in UNKNOWN_UNITS])
 def test_unconvertible_or_missing_unit_is_unknown(crit, key, cid, code, value, unit):
     o = obs(code, value, unit, day(5), ref_high=40 if cid == "alt" else None,
             ref_unit="U/L" if cid == "alt" else None)
