@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from service.engine import units
 from service.engine.labs import LABELS
+from service.fhir.errors import FhirRecordTooLarge
 
 # What is read of each type: only the elements that carry a code (and the unit).
 READS: tuple[tuple[str, str], ...] = (
@@ -242,7 +243,7 @@ def read_codes(client: Searcher, *, page_size: int, max_per_type: int,
                     on_truncated(rtype)
                     break
                 yield _reduced(resource)
-        except _TOO_LARGE as exc:  # the client's own page or resource cap
+        except FhirRecordTooLarge as exc:  # the client's own page or resource cap
             on_truncated(f"{rtype} ({type(exc).__name__})")
 
 
@@ -257,17 +258,6 @@ def _reduced(resource: dict[str, Any]) -> dict[str, Any]:
         out["valueQuantity"] = {k: quantity[k] for k in ("unit", "code", "system")
                                 if k in quantity}
     return out
-
-
-def _too_large_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from service.fhir.errors import FhirRecordTooLarge
-    except ImportError:  # before the layout move
-        from service.fhir_client import FhirRecordTooLarge  # type: ignore[no-redef]
-    return (FhirRecordTooLarge,)
-
-
-_TOO_LARGE = _too_large_errors()
 
 
 def run(client: Searcher, mappings: MappingsLike, *, page_size: int = 500,

@@ -118,3 +118,81 @@ def test_reading_is_bounded_and_asks_only_for_code_elements():
         elements = dict(params)["_elements"]
         assert "subject" not in elements and "effective" not in elements
         assert dict(params)["_count"] == "50"
+
+
+# --------------------------------------------------------------------------- against a server
+
+CORPUS = REPO_ROOT.parent / "shared" / "fhir-corpus"
+READ_TYPES = {"Observation", "Condition", "Procedure", "MedicationRequest",
+              "MedicationStatement", "MedicationAdministration", "Medication"}
+
+
+def _corpus_resources() -> list[dict[str, Any]]:
+    """Every R4 resource of the report's types in the shared corpus (nested Bundles opened)."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def walk(item: Any) -> None:
+        if not isinstance(item, dict):
+            return
+        if item.get("resourceType") == "Bundle":
+            for entry in item.get("entry") or []:
+                walk((entry or {}).get("resource"))
+        elif item.get("resourceType") in READ_TYPES and isinstance(item.get("id"), str):
+            out[(item["resourceType"], item["id"])] = item
+
+    for path in sorted(CORPUS.rglob("*.json")):
+        if "STU3" in str(path) or path.name == "MANIFEST.json":
+            continue
+        walk(json.loads(path.read_text(encoding="utf-8")))
+    return list(out.values())
+
+
+def _strip_references(resource: dict[str, Any]) -> dict[str, Any]:
+    """The resource with references to resources not loaded dropped (the server checks none,
+    but the report never reads them either)."""
+    keep = {k: v for k, v in resource.items()
+            if k in ("resourceType", "id", "status", "intent", "code", "valueQuantity",
+                     "medicationCodeableConcept", "clinicalStatus", "verificationStatus")}
+    if keep["resourceType"] in ("MedicationRequest", "MedicationStatement",
+                                "MedicationAdministration") and "medicationCodeableConcept" \
+            not in keep:
+        keep["medicationCodeableConcept"] = {"text": "unknown"}
+    keep["subject"] = {"reference": "Patient/pt-zq7x"}
+    if keep["resourceType"] in ("Medication",):
+        keep.pop("subject")
+    return keep
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared FHIR corpus not found at {CORPUS}")
+def test_codes_report_over_the_corpus_on_a_fhir_server(fresh_fhir_server, monkeypatch, capsys):
+    from service.cli import main as cli
+    from service.fhir.client import FhirClient
+    from service.settings import Settings
+
+    resources = [_strip_references(r) for r in _corpus_resources()]
+    patient = {"resourceType": "Patient", "id": "pt-zq7x"}
+    with FhirClient(Settings().with_overrides(fhir_base_url=fresh_fhir_server.base_url)) as c:
+        answer = c.batch({"resourceType": "Bundle", "type": "batch", "entry": [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+            for r in [patient, *resources]]})
+    loaded = sum(1 for e in answer.get("entry", []) if str(e["response"]["status"])[:1] == "2")
+    assert loaded > 900  # Synthea, IPS, mCODE and spec examples
+
+    monkeypatch.setenv("FHIR_BASE_URL", fresh_fhir_server.base_url)
+    monkeypatch.setenv("QUEUE_URL", "memory://")
+    # A small page size and per-type bound: paging and the bound both run.
+    assert cli.main(["codes-report", "--json", "--page-size", "100",
+                     "--max-per-type", "700"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["read"]["Observation"] == 700
+    assert "Observation" in report["truncated"]
+    listed = {(u["concept"], u["system"], u["code"]) for u in report["unmappedCodes"]}
+    # The corpus's creatinine under a hospital's own code is found by its display.
+    assert ("creatinine", "https://intranet.aumc.nl/labtestcodes", "20005") in listed
+    assert all(isinstance(u["count"], int) and u["count"] > 0 for u in report["unmappedCodes"])
+
+    assert cli.main(["codes-report"]) == 0
+    text = capsys.readouterr().out
+    assert "Codes the mappings do not know" in text and "mappings/site.toml" in text
+    assert "pt-zq7x" not in text and "Patient/" not in text  # no patient reference

@@ -323,6 +323,31 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_codes_report(settings: Settings, args: argparse.Namespace) -> int:
+    """List the FHIR server's codes and units the mappings do not understand (counts only)."""
+    from service.codes_report import format_report, run
+    from service.mappings import load_mappings
+    from service.screener import default_client_factory
+
+    if args.max_per_type < 1 or args.page_size < 1:
+        raise CliError("--max-per-type and --page-size must be at least 1")
+    wait_for_fhir(settings)
+    mappings = load_mappings(settings.mappings_dir)
+    # The report's own bound ends each read; the client's caps sit just above it.
+    bounded = settings.with_overrides(
+        fhir_page_size=args.page_size,
+        fhir_max_resources=args.max_per_type + args.page_size,
+        fhir_max_pages=args.max_per_type // args.page_size + 2,
+    )
+    report = run(default_client_factory(bounded), mappings, page_size=args.page_size,
+                 max_per_type=args.max_per_type)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
 def _seed_patient_id(seeds_dir: Path, entry: Any) -> str | None:
     """A manifest entry is a patient id, {"id": ...}, or a seed Bundle file holding one Patient."""
     if isinstance(entry, dict):
@@ -419,6 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     subscribe = sub.add_parser("subscribe", help="register the FHIR rest-hook Subscriptions")
     subscribe.set_defaults(func=cmd_subscribe)
+
+    codes = sub.add_parser(
+        "codes-report",
+        help="list the FHIR server's codes and units the mappings do not understand")
+    codes.add_argument("--json", action="store_true", help="JSON on stdout")
+    codes.add_argument("--page-size", type=int, default=500, help="_count per page (500)")
+    codes.add_argument("--max-per-type", type=int, default=100_000,
+                       help="stop reading a resource type after this many (100000)")
+    codes.set_defaults(func=cmd_codes_report)
 
     demo = sub.add_parser("demo", help="load seeds, screen the seed patients, then serve")
     demo.add_argument("--host", default="127.0.0.1")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .builders import (
+from tests.support.builders import (
     ALT,
     BILI,
     EGFR,
@@ -270,8 +270,7 @@ EQUIVALENT_LOINC = [
 def test_equivalent_loinc_codes_are_read(mappings, concept, code, value, unit):
     from service.engine.labs import latest_quantity
     from service.engine.record import build_record
-
-    from .builders import AS_OF
+    from tests.support.builders import AS_OF
     o = obs(code, value, unit, day(5))
     record = build_record([patient(birth_for(10, 30), "male"), o], mappings)
     lookup = latest_quantity(record, mappings.concepts[concept], AS_OF)

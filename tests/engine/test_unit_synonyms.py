@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 
 from service.engine import units
-
-from .conftest import REPO
+from service.settings import REPO_ROOT as REPO
 
 TABLE = tomllib.loads((REPO / "mappings" / "units.toml").read_text("utf-8"))["unit_aliases"]
 
