@@ -6,10 +6,11 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
-from service.engine.record import RecordError, build_record
+from service.engine.context import Context
+from service.engine.model import Mappings
+from service.engine.record import PatientRecord, RecordError, build_record
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult
-from service.engine.rules import RULE_FUNCTIONS, Context
-from service.mappings import Mappings
+from service.engine.rules import RULES
 
 __all__ = ["RecordError", "UnknownStudyError", "evaluate_patient", "evaluate_record"]
 
@@ -33,31 +34,30 @@ def _select(mappings: Mappings, studies: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(studies))
 
 
-def evaluate_record(record: Any, mappings: Mappings, as_of: date, studies: Sequence[str] | None
-                    = None, *, strict: bool = False) -> PatientEvaluation:
+def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
+                    studies: Sequence[str] | None = None, *, strict: bool = False
+                    ) -> PatientEvaluation:
     """Evaluate an already built PatientRecord."""
     keys = _select(mappings, studies)
     results = []
-    shared: dict[str, Any] = {}
+    uses = None
     for key in keys:
         study = mappings.studies[key]
-        ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key)
-        if "uses" in shared:
-            ctx._uses = shared["uses"]
+        # Medication uses do not depend on the study: computed once for all of them.
+        ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key, _uses=uses)
         criteria = []
         for crit in study.criteria:
             try:
-                criteria.append(RULE_FUNCTIONS[crit.rule](ctx, crit))
+                criteria.append(RULES[crit.rule].evaluate(ctx, crit))
             except _DATA_ERRORS:
                 if strict:
                     raise
                 criteria.append(CriterionResult(
-                    id=crit.id, result="unknown", kind=crit.kind,  # type: ignore[arg-type]
+                    id=crit.id, result="unknown", kind=crit.kind,
                     reason="The record's data for this criterion is malformed and could not "
                            "be read; review it by hand.",
                 ))
-        if ctx._uses is not None:
-            shared["uses"] = ctx._uses
+        uses = ctx._uses
         results.append(StudyResult(study=key, title=study.title, criteria=tuple(criteria)))
     return PatientEvaluation(patient_id=record.patient_id, as_of=as_of, studies=tuple(results))
 

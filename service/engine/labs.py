@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.engine import units
+from service.engine.model import Concept
 from service.engine.record import (
     USABLE_OBSERVATION,
     Entry,
@@ -17,7 +18,6 @@ from service.engine.record import (
     as_list,
     to_decimal,
 )
-from service.mappings import Concept
 
 _RATIO_TEXT = re.compile(
     r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*[:/]\s*(\d+(?:\.\d+)?)\s*$")

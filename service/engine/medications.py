@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from service.engine import units
+from service.engine.model import Mappings, normalise_token
 from service.engine.record import (
     PatientRecord,
     as_dict,
@@ -21,7 +22,6 @@ from service.engine.record import (
     reference_of,
     to_decimal,
 )
-from service.mappings import Mappings, normalise_token
 
 # Statuses that say the drug was (or is being) taken; others are ignored.
 TAKEN_STATUS = {
@@ -405,11 +405,11 @@ def _use(ref: str, concepts: tuple[str, ...], start: date | None, end: date | No
 def longest_course(uses: Iterable[MedicationUse]) -> tuple[int, tuple[str, ...]]:
     """Longest continuous course (days) over the uses' known periods, and the refs in it."""
     spans = sorted((u.start, u.end, u.ref) for u in uses if u.start and u.end)
-    best, best_refs = 0, ()
-    current_start = current_end = None
+    best, best_refs = 0, tuple[str, ...]()
+    current_start = current_end = date.min
     refs: list[str] = []
     for start, end, ref in spans:
-        if current_end is not None and start <= current_end + timedelta(days=COURSE_GAP_DAYS):
+        if refs and start <= current_end + timedelta(days=COURSE_GAP_DAYS):
             current_end = max(current_end, end)
             refs.append(ref)
         else:

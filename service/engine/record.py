@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from service.mappings import Mappings
+from service.engine.model import Mappings
 
 IGNORED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 # Observation statuses whose value may be used: a preliminary or registered result is not final.
@@ -284,7 +284,7 @@ def build_record(
             f"no Patient/{patient_id} in the record" if patient_id else "no Patient in the record"
         )
     patient = patients[0]
-    pid = patient.get("id") if isinstance(patient.get("id"), str) else ""
+    pid = patient["id"] if isinstance(patient.get("id"), str) else ""
     mine = {f"Patient/{pid}", *aliases}
     record = PatientRecord(patient=patient, patient_id=pid, mappings=mappings)
     for resource in items:

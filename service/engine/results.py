@@ -22,7 +22,7 @@ class Value:
     unit: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        v = self.value
+        v: Decimal | int | float | str = self.value
         if isinstance(v, Decimal):
             # JSON numbers: integers stay integers, others as float with the Decimal's digits.
             v = int(v) if v == v.to_integral_value() else float(v)

@@ -1,0 +1,32 @@
+"""What every rule reads: the record, the mappings, the as-of date and the study key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from service.engine.medications import MedicationUse, medication_uses
+from service.engine.model import Concept, Mappings
+from service.engine.record import PatientRecord
+
+
+@dataclass
+class Context:
+    """One patient's evaluation against one study; medication uses are computed once, lazily."""
+
+    record: PatientRecord
+    mappings: Mappings
+    as_of: date
+    study: str
+    _uses: list[MedicationUse] | None = None
+
+    def concept(self, name: str) -> Concept:
+        """The concept of that name (the loader checked every name a criterion uses)."""
+        return self.mappings.concepts[name]
+
+    @property
+    def uses(self) -> list[MedicationUse]:
+        """The patient's medication uses up to the as-of date."""
+        if self._uses is None:
+            self._uses = medication_uses(self.record, self.mappings, self.as_of)
+        return self._uses

@@ -1,0 +1,149 @@
+"""The engine's model: concepts, criteria, studies and lookup tables as frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Literal
+
+ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10")
+ICD10 = ICD10_SYSTEMS[0]
+WILDCARD = "*"
+CONCEPT_KINDS = ("observation", "condition", "medication", "procedure")
+CRITERION_KINDS = ("automatic", "manual")
+CRITERION_TYPES = ("inclusion", "exclusion")
+
+CriterionKind = Literal["automatic", "manual"]
+CriterionType = Literal["inclusion", "exclusion"]
+
+
+def normalise_token(system: str | None, code: str | None) -> str | None:
+    """A `system|code` token in the form the index uses (ICD-10 system and code normalised)."""
+    if not system or not code or not isinstance(system, str) or not isinstance(code, str):
+        return None
+    system = system.strip()
+    code = code.strip()
+    if system in ICD10_SYSTEMS:
+        # ICD-10 codes are written with or without the dot and in either case.
+        return f"{ICD10}|{code.upper().replace('.', '')}"
+    return f"{system}|{code}"
+
+
+def _no_aliases() -> Mapping[str, str]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A clinical concept: the codes that mean it and how its values are compared."""
+
+    name: str
+    kind: str
+    codes: frozenset[str]
+    prefixes: tuple[str, ...] = ()
+    unit: str | None = None
+    lookback_days: int = 90
+    molar_mass: Decimal | None = None
+    unit_aliases: Mapping[str, str] = field(default_factory=_no_aliases)
+    prednisone_equivalent: Decimal | None = None
+    names: tuple[str, ...] = ()
+    search: bool = True
+    caliper: str | None = None
+    wildcard_systems: tuple[str, ...] = ()
+    plausible_range: tuple[Decimal, Decimal] | None = None
+
+
+@dataclass(frozen=True)
+class CriterionMapping:
+    """One criterion of a study: spec id, seed text, kind, rule and its checked parameters."""
+
+    id: str
+    text: str
+    rule: str
+    kind: CriterionKind
+    type: CriterionType
+    # Values as the rule's parameter declarations parsed them (see engine/registry.py).
+    params: Mapping[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class StudyMapping:
+    """A study: key, title, registry number and its criteria in spec order."""
+
+    key: str
+    title: str
+    registry_id: str | None
+    seed: str | None
+    criteria: tuple[CriterionMapping, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product-level medication code resolved to its ingredient and strength."""
+
+    ingredient: str
+    strength_mg: Decimal | None
+
+
+@dataclass(frozen=True)
+class UlnRow:
+    """One CALIPER row: analyte, sex (M, F or MF), age range [from, until) in its unit, ULN."""
+
+    analyte: str
+    unit: str
+    sex: str
+    age_from: int
+    age_until: int
+    age_unit: str  # "day" or "year" (whole years, as the table is written)
+    upper: Decimal
+
+
+@dataclass(frozen=True)
+class Mappings:
+    """Everything the engine needs from the mappings: concepts, studies and lookup tables."""
+
+    concepts: Mapping[str, Concept]
+    studies: Mapping[str, StudyMapping]
+    unit_aliases: Mapping[str, str]
+    products: Mapping[str, Product]
+    uln_rows: tuple[UlnRow, ...]
+    code_index: Mapping[str, tuple[str, ...]]
+    prefix_index: tuple[tuple[str, str], ...]
+    directory: str
+
+    def concepts_for(self, system: str | None, code: str | None) -> tuple[str, ...]:
+        """Concept names a coding belongs to (exact codes, ICD-10 prefixes, wildcard systems)."""
+        token = normalise_token(system, code)
+        if token is None:
+            return ()
+        found = self.code_index.get(token, ())
+        if self.prefix_index:
+            extra = tuple(name for prefix, name in self.prefix_index if token.startswith(prefix))
+            if extra:
+                found = tuple(dict.fromkeys(found + extra))
+        wildcard = self.code_index.get(f"{system}|{WILDCARD}")
+        if wildcard:
+            found = tuple(dict.fromkeys(found + wildcard))
+        return found
+
+    def observation_codes(self) -> tuple[str, ...]:
+        """Sorted `system|code` tokens of every Observation concept (for the retrieval search)."""
+        return self._observation_codes
+
+    @cached_property
+    def _observation_codes(self) -> tuple[str, ...]:
+        # Computed once: the mappings never change after loading.
+        tokens: set[str] = set()
+        for concept in self.concepts.values():
+            if concept.kind != "observation" or not concept.search:
+                continue
+            for token in concept.codes:
+                system, _, code = token.partition("|")
+                # A wildcard code is searched by system alone (`code=system|`).
+                tokens.add(f"{system}|" if code == WILDCARD else token)
+        return tuple(sorted(tokens))

@@ -1,0 +1,147 @@
+"""Rules a person attests: manual confirmations and informed consent."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from service.engine.context import Context
+from service.engine.labs import in_window, latest_entries
+from service.engine.model import CriterionMapping
+from service.engine.reasons import day, result
+from service.engine.record import USABLE_OBSERVATION, Entry, as_list, codings, parse_date, ref_key
+from service.engine.registry import LOOKBACK, Param, needs, rule
+from service.engine.results import CriterionResult
+
+CONSENT_POLICY_PREFIX = "urn:trial-eligibility:study:"
+MANUAL_SYSTEM = "urn:trial-eligibility:criterion"
+
+
+def _manual_observations(ctx: Context, criterion_id: str) -> list[Entry]:
+    out = []
+    for entry in ctx.record.entries("manual-confirmation"):
+        if entry.resource.get("status") not in USABLE_OBSERVATION:
+            continue
+        if not any(c.get("system") == MANUAL_SYSTEM and c.get("code") == criterion_id
+                   for c in codings(entry.resource.get("code"))):
+            continue
+        if entry.when is None or entry.when.day > ctx.as_of:
+            continue
+        out.append(entry)
+    return out
+
+
+@rule("manual", {
+    "lookback_days": LOOKBACK,
+    "interpretation": Param("concept", kinds=("observation",)),
+    "normal": Param("concept", kinds=("observation",)),
+    "abnormal": Param("concept", kinds=("observation",)),
+}, checks=(needs("normal", "interpretation"), needs("abnormal", "interpretation")))
+def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    lookback = crit.params.get("lookback_days", 90)
+    interpretation = crit.params.get("interpretation")
+    if interpretation:
+        coded = _coded_interpretation(ctx, crit, interpretation, lookback)
+        if coded is not None:
+            return coded
+    confirmations = _manual_observations(ctx, crit.id)
+    for entry in confirmations:
+        assert entry.when is not None
+        if not in_window(entry.when.day, ctx.as_of, lookback):
+            return result(crit, "unknown",
+                          f"The confirmation of {entry.when.day.isoformat()} is older than "
+                          f"{lookback} days; a person must confirm it again.",
+                          evidence=[entry.ref])
+        answer = entry.resource.get("valueBoolean")
+        if answer is True:
+            return result(crit, "met", f"Confirmed by a person on {day(entry.when.day)}.",
+                          evidence=[entry.ref])
+        if answer is False:
+            return result(crit, "not-met",
+                          f"A person recorded on {day(entry.when.day)} that it is not met.",
+                          evidence=[entry.ref])
+    return result(crit, "unknown",
+                  "Needs confirmation by a person (record an Observation coded "
+                  f"{MANUAL_SYSTEM}|{crit.id} with valueBoolean).")
+
+
+def _coded_interpretation(ctx: Context, crit: CriterionMapping, concept: str, lookback: int
+                          ) -> CriterionResult | None:
+    entries, _ = latest_entries(ctx.record, ctx.concept(concept), ctx.as_of)
+    normal = ctx.concept(crit.params["normal"]).codes if "normal" in crit.params else frozenset()
+    abnormal = (ctx.concept(crit.params["abnormal"]).codes if "abnormal" in crit.params
+                else frozenset())
+    for entry in entries:
+        assert entry.when is not None
+        if not in_window(entry.when.day, ctx.as_of, lookback):
+            return None
+        tokens = {f"{c.get('system')}|{c.get('code')}"
+                  for c in codings(entry.resource.get("valueCodeableConcept"))}
+        if tokens & abnormal:
+            return result(crit, "not-met",
+                          f"The ECG of {day(entry.when.day)} is coded abnormal.",
+                          evidence=[entry.ref])
+        if tokens & normal:
+            return result(crit, "met", f"The ECG of {day(entry.when.day)} is coded normal.",
+                          evidence=[entry.ref])
+    return None
+
+
+def _consent_studies(ctx: Context, resource: dict[str, Any]) -> set[str]:
+    """Study keys a Consent names: our policy uri, or the key or registry number anywhere."""
+    text = json.dumps(resource, ensure_ascii=False)
+    named = set()
+    for key, study in ctx.mappings.studies.items():
+        if key in text or (study.registry_id and study.registry_id in text):
+            named.add(key)
+    return named
+
+
+def _research_scope(resource: dict[str, Any]) -> bool:
+    codes = {c.get("code") for c in codings(resource.get("scope"))}
+    for category in as_list(resource.get("category")):
+        codes |= {c.get("code") for c in codings(category)}
+    return "research" in codes
+
+
+@rule("consent")
+def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
+    found = []
+    general = []
+    for resource in ctx.record.by_type.get("Consent", []):
+        # A draft or proposal is not a decision; only signed, refused or withdrawn ones count.
+        if resource.get("status") not in ("active", "rejected", "inactive"):
+            continue
+        when = parse_date(resource.get("dateTime"))
+        if when is not None and when.day > ctx.as_of:
+            continue
+        named = _consent_studies(ctx, resource)
+        item = (when.day if when else date.min, resource, when)
+        if ctx.study in named:
+            found.append(item)
+        elif not named and _research_scope(resource):
+            general.append(item)
+    if not found and general:
+        # A research consent that names no study at all: taken as covering this one, and
+        # the reason asks the coordinator to check it.
+        found = general
+    if not found:
+        return result(crit, "unknown",
+                      f"No active Consent for this study (policy uri {policy}) is recorded.")
+    # The newest decision counts: a later withdrawal overrides an earlier signature.
+    found.sort(key=lambda item: item[0], reverse=True)
+    _, resource, when = found[0]
+    status = resource.get("status")
+    generic = found is general
+    if status == "active":
+        return result(crit, "met",
+                      ("A research consent naming no particular study is active"
+                       if generic else "Informed consent for this study is recorded as active")
+                      + (f" (signed {day(when.day)})" if when else "")
+                      + ("; check that it covers this study." if generic else "."),
+                      evidence=[ref_key(resource)])
+    return result(crit, "unknown",
+                  f"The latest Consent for this study is {status or 'without a status'}; an "
+                  "active, signed consent is needed.", evidence=[ref_key(resource)])

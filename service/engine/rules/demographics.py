@@ -1,0 +1,65 @@
+"""Rules on who the patient is: age (partial birth dates give a range)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from service.engine.context import Context
+from service.engine.model import CriterionMapping
+from service.engine.reasons import day, result
+from service.engine.registry import MAX_YEARS, Param, one_of, ordered, rule
+from service.engine.results import CriterionResult, Value
+
+
+def age_range(birth: date, precision: str, as_of: date) -> tuple[int, int]:
+    """Youngest and oldest whole-year age a (possibly partial) birth date allows at as_of."""
+    def whole_years(born: date) -> int:
+        years = as_of.year - born.year
+        if (as_of.month, as_of.day) < (born.month, born.day):
+            years -= 1
+        return years
+
+    if precision == "day":
+        age = whole_years(birth)
+        return age, age
+    if precision == "month":
+        last = date(birth.year + (birth.month == 12), birth.month % 12 + 1, 1) - timedelta(days=1)
+        return whole_years(last), whole_years(birth)
+    return whole_years(date(birth.year, 12, 31)), whole_years(date(birth.year, 1, 1))
+
+
+@rule("age", {
+    "min_years": Param("int", minimum=0, maximum=MAX_YEARS),
+    "max_years": Param("int", minimum=0, maximum=MAX_YEARS),
+}, checks=(one_of("min_years", "max_years"), ordered("min_years", "max_years")))
+def age(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    birth = ctx.record.birth_date
+    ref = f"Patient/{ctx.record.patient_id}"
+    low = crit.params.get("min_years")
+    high = crit.params.get("max_years")
+    bounds = (f"{low}-{high} years" if low is not None and high is not None
+              else f"at least {low} years" if low is not None else f"at most {high} years")
+    if birth is None:
+        return result(crit, "unknown", "No birth date on record, so the age is unknown.",
+                      evidence=[ref])
+    if birth.day > ctx.as_of:
+        return result(crit, "unknown", "The birth date is after the screening date.",
+                      evidence=[ref])
+    youngest, oldest = age_range(birth.day, birth.precision, ctx.as_of)
+
+    def fits(years: int) -> bool:
+        return (low is None or years >= low) and (high is None or years <= high)
+
+    if fits(youngest) and fits(oldest):
+        return result(crit, "met", f"Age {oldest} years on {day(ctx.as_of)} (required: {bounds}).",
+                      value=Value(oldest, "a"), evidence=[ref])
+    if not fits(youngest) and not fits(oldest) and (
+        youngest == oldest or (low is None or oldest < low) or (high is None or youngest > high)
+    ):
+        return result(crit, "not-met",
+                      f"Age {oldest} years on {day(ctx.as_of)} is outside the required {bounds}.",
+                      value=Value(oldest, "a"), evidence=[ref])
+    return result(crit, "unknown",
+                  f"The birth date is partial ({ctx.record.patient.get('birthDate')}): age is "
+                  f"{youngest} or {oldest} years, which may or may not be within {bounds}.",
+                  evidence=[ref])

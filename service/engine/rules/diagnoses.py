@@ -1,0 +1,116 @@
+"""Rules on recorded diagnoses and procedures: diagnosis, absence, kidney biopsy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.engine.context import Context
+from service.engine.model import CriterionMapping
+from service.engine.reasons import day, result
+from service.engine.record import Entry, codings, condition_active
+from service.engine.registry import MAX_DAYS, Param, rule
+from service.engine.results import CriterionResult, Value
+
+
+def conditions(ctx: Context, concept: str) -> list[Entry]:
+    return [
+        e for e in ctx.record.entries(concept)
+        if e.resource.get("resourceType") == "Condition"
+        and (e.when is None or e.when.day <= ctx.as_of)
+    ]
+
+
+@rule("diagnosis", {
+    "concept": Param("concept", required=True, kinds=("condition",)),
+    "exclude": Param("concepts", kinds=("condition",)),
+})
+def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    name = crit.params["concept"]
+    exclude = crit.params.get("exclude", ())
+    excluded_refs = {e.ref for ex in exclude for e in conditions(ctx, ex)}
+    found = [e for e in conditions(ctx, name) if e.ref not in excluded_refs]
+    active = [e for e in found if condition_active(e.resource)]
+    if active:
+        entry = active[0]
+        return result(crit, "met", f"{display(entry.resource)} is recorded ({entry.ref}).",
+                      evidence=[e.ref for e in active])
+    if found:
+        return result(crit, "met",
+                      f"{display(found[0].resource)} is recorded, though not marked active "
+                      f"({found[0].ref}).", evidence=[e.ref for e in found])
+    if excluded_refs:
+        return result(crit, "not-met",
+                      "Only a diagnosis that does not qualify is recorded (e.g. drug-induced "
+                      "lupus, which is not SLE).", evidence=sorted(excluded_refs))
+    return result(crit, "not-met",
+                  f"No {name.upper() if len(name) <= 4 else name} diagnosis is recorded.")
+
+
+def display(resource: dict[str, Any]) -> str:
+    code = resource.get("code")
+    if isinstance(code, dict):
+        text = code.get("text")
+        if isinstance(text, str) and text.strip():
+            return text.strip()[:80]
+        for coding in codings(code):
+            shown = coding.get("display")
+            if isinstance(shown, str):
+                return shown.strip()[:80]
+            if isinstance(coding.get("code"), str):
+                return f"Code {coding['code']}"
+    return "A matching diagnosis"
+
+
+@rule("absence", {
+    "concepts": Param("concepts", required=True, kinds=("condition",)),
+})
+def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    found = [e for name in crit.params["concepts"] for e in conditions(ctx, name)
+             if condition_active(e.resource)]
+    if found:
+        return result(crit, "not-met", f"{display(found[0].resource)} is recorded.",
+                      evidence=[e.ref for e in found])
+    return result(crit, "met", "None of the excluding conditions is recorded.")
+
+@rule("ln-biopsy", {
+    "classes": Param("concepts", required=True, kinds=("condition",)),
+    "biopsy": Param("concepts", required=True, kinds=("procedure",)),
+    "max_age_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
+})
+def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    p = crit.params
+    classes = [
+        e for name in p["classes"] for e in ctx.record.entries(name)
+        if (e.when is None or e.when.day <= ctx.as_of)
+        and (e.resource.get("resourceType") != "Condition" or condition_active(e.resource))
+    ]
+    if not classes:
+        return result(crit, "not-met",
+                      "No active class III or IV lupus nephritis is recorded (Condition or "
+                      "pathology conclusion).")
+    biopsies = [
+        e for name in p["biopsy"] for e in ctx.record.entries(name)
+        if e.resource.get("resourceType") in ("Procedure", "DiagnosticReport")
+    ] + [e for e in classes if e.resource.get("resourceType") == "DiagnosticReport"]
+    dated = sorted(
+        {e.ref: e for e in biopsies if e.when is not None and e.when.day <= ctx.as_of}.values(),
+        key=lambda e: e.when.day, reverse=True)  # type: ignore[union-attr]
+    class_refs = [e.ref for e in classes]
+    if not dated:
+        # Undated biopsies are cited (a date would decide); ones after the as-of date are not.
+        return result(crit, "unknown",
+                      "Class III/IV lupus nephritis is recorded, but no dated kidney biopsy.",
+                      evidence=class_refs + [e.ref for e in biopsies if e.when is None])
+    latest = dated[0]
+    assert latest.when is not None
+    age = (ctx.as_of - latest.when.day).days
+    limit = p["max_age_days"]
+    if age <= limit:
+        return result(crit, "met",
+                      f"Class III/IV lupus nephritis with a kidney biopsy on "
+                      f"{day(latest.when.day)}, {age} days before screening (limit {limit}).",
+                      value=Value(age, "d"), evidence=class_refs + [latest.ref])
+    return result(crit, "not-met",
+                  f"The latest kidney biopsy ({day(latest.when.day)}) is {age} days before "
+                  f"screening, more than {limit} days.", value=Value(age, "d"),
+                  evidence=class_refs + [latest.ref])

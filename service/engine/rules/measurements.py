@@ -1,0 +1,257 @@
+"""Rules on measured values: thresholds, x ULN, proteinuria, presence and scores."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from service.engine.context import Context
+from service.engine.labs import Lookup, Measurement, compare, fmt, label, latest_quantity
+from service.engine.model import CriterionMapping
+from service.engine.reasons import FAIL_WORDS, OPERATOR_WORDS, cap, day, result, with_unit
+from service.engine.registry import LOOKBACK, MAX_DAYS, Param, rule, together
+from service.engine.results import CriterionResult, Result, Value
+from service.engine.rules.diagnoses import conditions, display
+from service.engine.uln import find_uln
+
+# A limit above 100 x ULN is no eligibility limit.
+MAX_MULTIPLE = 100
+
+
+def lookup_unknown(crit: CriterionMapping, lookup: Lookup) -> CriterionResult:
+    text = lookup.problem or "no value"
+    return result(crit, "unknown", text[0].upper() + text[1:] + ".", evidence=lookup.evidence)
+
+
+def _value(m: Measurement) -> Value:
+    return Value(m.value, m.unit)
+
+
+def _washout(ctx: Context, crit: CriterionMapping, m: Measurement) -> CriterionResult | None:
+    names = crit.params.get("washout_concepts")
+    days = crit.params.get("washout_days")
+    if not names or days is None:
+        return None
+    window_start = m.when - timedelta(days=days)
+    for use in ctx.uses:
+        if not set(use.concepts) & set(names):
+            continue
+        start, end = use.start, use.end or use.start
+        if start is None:
+            return result(
+                crit, "unknown",
+                f"G-CSF is recorded without a date ({use.ref}), so the {days}-day washout before "
+                f"the count on {day(m.when)} cannot be checked.",
+                value=_value(m), evidence=[m.ref, use.ref])
+        if start <= m.when and (end or start) >= window_start:
+            return result(
+                crit, "unknown",
+                f"{cap(label(ctx.concept(crit.params['concept'])))} {m.original} on "
+                f"{day(m.when)} was measured within {days} days of G-CSF ({use.ref}); repeat "
+                "the count after washout.",
+                value=_value(m), evidence=[m.ref, use.ref])
+    return None
+
+
+@rule("threshold", {
+    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
+    "threshold": Param("decimal", required=True, minimum=0),
+    "lookback_days": LOOKBACK,
+    "washout_concepts": Param("concepts", kinds=("medication",)),
+    "washout_days": Param("int", minimum=1, maximum=MAX_DAYS),
+}, checks=(together("washout_concepts", "washout_days"),))
+def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    concept = ctx.concept(crit.params["concept"])
+    lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
+    if lookup.measurement is None:
+        return lookup_unknown(crit, lookup)
+    m = lookup.measurement
+    washed = _washout(ctx, crit, m)
+    if washed is not None:
+        return washed
+    op, limit = crit.params["operator"], crit.params["threshold"]
+    verdict = compare(m.value, m.comparator, op, limit)
+    shown = with_unit(f"{m.comparator or ''}{fmt(m.value)}", m.unit)
+    name = label(concept)
+    limit_text = with_unit(fmt(limit), concept.unit)
+    if verdict is None:
+        return result(crit, "unknown",
+                      f"{cap(name)} {shown} on {day(m.when)} cannot be compared with "
+                      f"{limit_text}.", value=_value(m), evidence=[m.ref])
+    if verdict:
+        return result(crit, "met",
+                      f"{cap(name)} {shown} on {day(m.when)} is {OPERATOR_WORDS[op]} "
+                      f"{limit_text}.", value=_value(m), evidence=[m.ref])
+    return result(crit, "not-met",
+                  f"{cap(name)} {shown} on {day(m.when)} is {FAIL_WORDS[op]} "
+                  f"{limit_text}.", value=_value(m), evidence=[m.ref])
+
+
+@rule("uln-multiple", {
+    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    "max_multiple": Param("decimal", required=True, positive=True, maximum=MAX_MULTIPLE),
+    "lookback_days": LOOKBACK,
+    "review_if": Param("concepts", kinds=("condition",)),
+    "alternative_if": Param("concepts", kinds=("condition",)),
+    "alternative_max_multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
+}, checks=(together("alternative_if", "alternative_max_multiple"),))
+def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    concept = ctx.concept(crit.params["concept"])
+    name = label(concept)
+    lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
+    if lookup.measurement is None:
+        return lookup_unknown(crit, lookup)
+    m = lookup.measurement
+    uln, problem = find_uln(ctx.record, ctx.mappings, concept, m)
+    if uln is None:
+        return result(crit, "unknown",
+                      f"{cap(name)} {m.original} on {day(m.when)} has no ULN: {problem}.",
+                      value=_value(m), evidence=[m.ref])
+    multiple = crit.params["max_multiple"]
+    alternative = [e for n in crit.params.get("alternative_if", ()) for e in conditions(ctx, n)]
+    evidence = [m.ref]
+    why = ""
+    if alternative and "alternative_max_multiple" in crit.params:
+        multiple = crit.params["alternative_max_multiple"]
+        evidence += [e.ref for e in alternative]
+        why = f" (limit for {display(alternative[0].resource)})"
+    limit = uln.value * multiple
+    ratio = (m.value / uln.value) if uln.value else None
+    ratio_text = f" = {fmt(ratio)} x ULN" if ratio is not None else ""
+    shown = with_unit(f"{m.comparator or ''}{fmt(m.value)}", m.unit)
+    uln_shown = with_unit(fmt(uln.value), uln.unit)
+    text = (f"{cap(name)} {shown} on {day(m.when)}{ratio_text} (ULN {uln_shown} from "
+            f"{uln.source})")
+    verdict = compare(m.value, m.comparator, "<=", limit)
+    value, uln_value, uln_source = _value(m), Value(uln.value, uln.unit), uln.source
+
+    def said(outcome: Result, reason: str, refs: list[str]) -> CriterionResult:
+        return result(crit, outcome, reason, evidence=refs, value=value, uln=uln_value,
+                      uln_source=uln_source)
+
+    if verdict is None:
+        return said("unknown", f"{text} cannot be compared with {fmt(multiple)} x ULN.",
+                    evidence)
+    if verdict:
+        return said("met", f"{text} is at most {fmt(multiple)} x ULN{why}.", evidence)
+    review = [e for n in crit.params.get("review_if", ()) for e in conditions(ctx, n)]
+    if review:
+        return said("unknown",
+                    f"{text} is above {fmt(multiple)} x ULN, but {display(review[0].resource)} "
+                    "is recorded: the protocol exempts an elevation from inflammatory myopathy, "
+                    "so the investigator must review.", evidence + [e.ref for e in review])
+    return said("not-met", f"{text} is above {fmt(multiple)} x ULN{why}.", evidence)
+
+
+@rule("proteinuria", {
+    "upcr_concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    "upcr_min": Param("decimal", required=True, minimum=0),
+    "protein_24h_concept": Param("concept", kinds=("observation",), needs_unit=True),
+    "protein_24h_min": Param("decimal", minimum=0),
+    "lookback_days": LOOKBACK,
+}, checks=(together("protein_24h_concept", "protein_24h_min"),))
+def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """The most recent proteinuria measure, UPCR or 24 h protein, decides (criteria.md)."""
+    p = crit.params
+    candidates = []
+    problems = []
+    evidence: list[str] = []
+    for concept_key, min_key in (("upcr_concept", "upcr_min"),
+                                 ("protein_24h_concept", "protein_24h_min")):
+        if concept_key not in p:
+            continue
+        concept = ctx.concept(p[concept_key])
+        lookup = latest_quantity(ctx.record, concept, ctx.as_of, p.get("lookback_days"))
+        if lookup.measurement is None:
+            problems.append(lookup.problem or "")
+            evidence += lookup.evidence
+            continue
+        candidates.append((lookup.measurement, p[min_key], concept))
+    if not candidates:
+        return result(crit, "unknown", cap("; ".join(problems)) + ".", evidence=evidence)
+    candidates.sort(key=lambda c: c[0].when, reverse=True)
+    m, limit, concept = candidates[0]
+    name = label(concept)
+    verdict = compare(m.value, m.comparator, ">=", limit)
+    text = f"{cap(name)} {with_unit(fmt(m.value), m.unit)} on {day(m.when)}"
+    if verdict is None:
+        return result(crit, "unknown", f"{text} cannot be compared with {fmt(limit)}.",
+                      value=_value(m), evidence=[m.ref])
+    if verdict:
+        return result(crit, "met", f"{text} is at least {fmt(limit)} {m.unit}: proteinuria "
+                      "persists.", value=_value(m), evidence=[m.ref])
+    return result(crit, "not-met", f"{text} is below {fmt(limit)} {m.unit} (renal response).",
+                  value=_value(m), evidence=[m.ref])
+
+
+@rule("positive", {
+    "concepts": Param("concepts", required=True, kinds=("observation",), needs_unit=True),
+    "lookback_days": LOOKBACK,
+})
+def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    found = []
+    problems = []
+    for name in crit.params["concepts"]:
+        lookup = latest_quantity(ctx.record, ctx.concept(name), ctx.as_of,
+                                 crit.params.get("lookback_days"))
+        if lookup.measurement is None:
+            problems.append(lookup.problem or "")
+        else:
+            found.append((lookup.measurement, ctx.concept(name)))
+    if not found:
+        return result(crit, "unknown", cap("; ".join(problems)) + ".")
+    found.sort(key=lambda f: f[0].when, reverse=True)
+    m, concept = found[0]
+    text = f"{cap(label(concept))} {with_unit(fmt(m.value), m.unit)} on {day(m.when)}"
+    verdict = compare(m.value, m.comparator, ">", Decimal(0))
+    if verdict is None:
+        return result(crit, "unknown", f"{text} cannot be read as positive or not.",
+                      value=_value(m), evidence=[m.ref])
+    if verdict:
+        return result(crit, "met", f"{text}: CD19 is expressed.", value=_value(m),
+                      evidence=[m.ref])
+    return result(crit, "not-met", f"{text}: no CD19+ B cells.", value=_value(m),
+                  evidence=[m.ref])
+
+@rule("ecog", {
+    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    "max_score": Param("decimal", required=True, minimum=0, maximum=5),  # ECOG runs 0-5
+    "equivalents": Param("concepts", kinds=("observation",), needs_unit=True),
+    # [score, ECOG] pairs: Lansky/Karnofsky run 0-100.
+    "equivalence": Param("pairs", minimum=0, maximum=100),
+    "lookback_days": LOOKBACK,
+}, checks=(together("equivalents", "equivalence"),))
+def ecog(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    p = crit.params
+    maximum = p["max_score"]
+    candidates: list[tuple[Measurement, Decimal, str]] = []
+    problems = []
+    lookup = latest_quantity(ctx.record, ctx.concept(p["concept"]), ctx.as_of,
+                             p.get("lookback_days"))
+    if lookup.measurement is not None:
+        candidates.append((lookup.measurement, lookup.measurement.value, "ECOG"))
+    else:
+        problems.append(lookup.problem or "")
+    for name in p.get("equivalents", ()):
+        other = latest_quantity(ctx.record, ctx.concept(name), ctx.as_of, p.get("lookback_days"))
+        if other.measurement is None:
+            continue
+        score = other.measurement.value
+        for floor, equivalent in p.get("equivalence", ()):
+            if score >= floor:
+                candidates.append((other.measurement, equivalent,
+                                   f"{cap(label(ctx.concept(name)))} "
+                                   f"{fmt(score)} (ECOG equivalent"))
+                break
+    if not candidates:
+        return result(crit, "unknown", cap(problems[0] if problems else "no ECOG") + ".",
+                      evidence=lookup.evidence)
+    candidates.sort(key=lambda c: c[0].when, reverse=True)
+    m, score, name = candidates[0]
+    shown = f"{name} {fmt(score)}" if name == "ECOG" else f"{name} {fmt(score)})"
+    if score <= maximum:
+        return result(crit, "met", f"{shown} on {day(m.when)} is within 0-{fmt(maximum)}.",
+                      value=Value(score), evidence=[m.ref])
+    return result(crit, "not-met", f"{shown} on {day(m.when)} is above {fmt(maximum)}.",
+                  value=Value(score), evidence=[m.ref])

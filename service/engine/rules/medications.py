@@ -1,0 +1,179 @@
+"""Rules on treatment history: refractory SLE and refractory lupus nephritis."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from service.engine.context import Context
+from service.engine.labs import Measurement, fmt, latest_quantity
+from service.engine.medications import MedicationUse, has_medication_history, longest_course
+from service.engine.model import CriterionMapping
+from service.engine.reasons import result
+from service.engine.record import as_list, codings, parse_date, ref_key
+from service.engine.registry import LOOKBACK, MAX_DAYS, Param, at_most_listed, rule
+from service.engine.results import CriterionResult
+
+
+def _weight(ctx: Context, lookback: int) -> Measurement | None:
+    lookup = latest_quantity(ctx.record, ctx.concept("body-weight"), ctx.as_of, lookback)
+    return lookup.measurement
+
+
+def _intolerances(ctx: Context, concepts: set[str]) -> list[tuple[str, str]]:
+    found = []
+    for resource in ctx.record.by_type.get("AllergyIntolerance", []):
+        verification = {c.get("code") for c in codings(resource.get("verificationStatus"))}
+        clinical = {c.get("code") for c in codings(resource.get("clinicalStatus"))}
+        if verification & {"refuted", "entered-in-error"} or clinical & {"inactive", "resolved"}:
+            continue
+        recorded = parse_date(resource.get("recordedDate")) or parse_date(
+            resource.get("onsetDateTime"))
+        if recorded is not None and recorded.day > ctx.as_of:
+            continue  # recorded after the as-of date
+        codes = [resource.get("code")] + [
+            r.get("substance") for r in as_list(resource.get("reaction")) if isinstance(r, dict)]
+        for code in codes:
+            for coding in codings(code):
+                for name in ctx.mappings.concepts_for(coding.get("system"), coding.get("code")):
+                    if name in concepts:
+                        found.append((name, ref_key(resource)))
+    return found
+
+
+@rule("refractory-sle", {
+    "steroid_min_mg_per_kg_day": Param("decimal", required=True, positive=True, maximum=100),
+    "steroid_min_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
+    "required": Param("concepts", kinds=("medication",)),
+    "dmards": Param("agents", required=True, kinds=("medication",)),
+    "min_dmards": Param("int", required=True, minimum=1, maximum=100),
+    "glucocorticoids": Param("concepts", required=True, kinds=("medication",)),
+    "weight_lookback_days": LOOKBACK,
+}, checks=(at_most_listed("min_dmards", "dmards"),))
+def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    p = crit.params
+    steroids, required = set(p["glucocorticoids"]), set(p.get("required", ()))
+    agent_of = {concept: name for name, concepts in p["dmards"] for concept in concepts}
+    dmards = set(agent_of)
+    intolerant = _intolerances(ctx, steroids | required | dmards)
+    if intolerant:
+        names = ", ".join(sorted({n for n, _ in intolerant}))
+        return result(crit, "met", f"Intolerant to standard treatment ({names}).",
+                      evidence=[r for _, r in intolerant])
+    if not has_medication_history(ctx.record):
+        return result(crit, "unknown", "No medication history is recorded, so refractoriness "
+                      "cannot be judged.")
+    uses = ctx.uses
+    relevant = [u for u in uses if set(u.concepts) & (steroids | required | dmards)]
+    missing: list[str] = []
+    gaps: list[str] = []
+    evidence: list[str] = []
+    # Glucocorticoid: >= threshold mg/kg/day prednisone-equivalent for >= N days.
+    steroid_uses = [u for u in relevant if set(u.concepts) & steroids]
+    weight = _weight(ctx, p.get("weight_lookback_days", 365))
+    high: list[MedicationUse] = []
+    for use in steroid_uses:
+        per_kg = _prednisone_per_kg(ctx, use, weight)
+        if per_kg is None:
+            if use.daily_mg is None and use.daily_mg_per_kg is None:
+                gaps.append(f"dose of {use.ref} unknown")
+            elif weight is None:
+                gaps.append("no body weight for mg/kg/day")
+            continue
+        if per_kg >= p["steroid_min_mg_per_kg_day"]:
+            if use.period_known:
+                high.append(use)
+            else:
+                gaps.append(f"period of {use.ref} unknown")
+    course, course_refs = longest_course(high)
+    steroid_ok = course >= p["steroid_min_days"]
+    min_days = p["steroid_min_days"]
+    threshold = fmt(p["steroid_min_mg_per_kg_day"])
+    if steroid_ok:
+        evidence += course_refs
+    else:
+        missing.append(f"glucocorticoid >= {threshold} mg/kg/day prednisone-equivalent for "
+                       f">= {min_days} days (longest high-dose course {course} days)")
+    for name in sorted(required):
+        found = [u for u in relevant if name in u.concepts]
+        if found:
+            evidence += [u.ref for u in found]
+        else:
+            missing.append(name)
+    dmard_found: dict[str, list[str]] = {}
+    for use in relevant:
+        for name in {agent_of[c] for c in set(use.concepts) & dmards}:
+            dmard_found.setdefault(name, []).append(use.ref)
+    if len(dmard_found) >= p["min_dmards"]:
+        evidence += [r for refs in dmard_found.values() for r in refs]
+    else:
+        missing.append(f"at least {p['min_dmards']} DMARDs (found {len(dmard_found)}"
+                       + (f": {', '.join(sorted(dmard_found))})" if dmard_found else ")"))
+    if not missing:
+        return result(crit, "met",
+                      f"High-dose glucocorticoid for {course} days, "
+                      f"{', '.join(sorted(required))} and {len(dmard_found)} DMARDs "
+                      f"({', '.join(sorted(dmard_found))}) are recorded.",
+                      evidence=evidence)
+    if gaps:
+        return result(crit, "unknown",
+                      f"Medication history is partial ({'; '.join(dict.fromkeys(gaps))}); not "
+                      f"shown: {'; '.join(missing)}.", evidence=[u.ref for u in relevant])
+    return result(crit, "not-met",
+                  f"The medication history does not show: {'; '.join(missing)}; no intolerance "
+                  "to standard treatment is recorded.", evidence=[u.ref for u in relevant])
+
+
+def _prednisone_per_kg(ctx: Context, use: MedicationUse, weight: Measurement | None
+                       ) -> Decimal | None:
+    equivalents = [factor for n in use.concepts
+                   if (factor := ctx.concept(n).prednisone_equivalent) is not None]
+    if not equivalents:
+        return None
+    factor = equivalents[0]
+    if use.daily_mg_per_kg is not None:
+        return use.daily_mg_per_kg * factor
+    if use.daily_mg is None or weight is None or weight.value <= 0:
+        return None
+    return use.daily_mg * factor / weight.value
+
+
+@rule("refractory-ln", {
+    "agents": Param("agents", required=True, kinds=("medication",)),
+    "min_agents": Param("int", required=True, minimum=1, maximum=100),
+    "more_than_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
+}, checks=(at_most_listed("min_agents", "agents"),))
+def refractory_ln(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    p = crit.params
+    if not has_medication_history(ctx.record):
+        return result(crit, "unknown", "No medication history is recorded.")
+    taken: list[str] = []
+    short: list[str] = []
+    partial: list[str] = []
+    evidence: list[str] = []
+    for agent, concepts in p["agents"]:
+        uses = [u for u in ctx.uses if set(u.concepts) & set(concepts)]
+        if not uses:
+            continue
+        days, refs = longest_course(uses)
+        if days > p["more_than_days"]:
+            taken.append(f"{agent} ({days} days)")
+            evidence += refs
+        elif any(not u.period_known for u in uses):
+            partial.append(agent)
+            evidence += [u.ref for u in uses]
+        else:
+            short.append(f"{agent} ({days} days)")
+            evidence += [u.ref for u in uses]
+    if len(taken) >= p["min_agents"]:
+        return result(crit, "met",
+                      f"{len(taken)} immunosuppressants taken for more than "
+                      f"{p['more_than_days']} days: {', '.join(taken)}.", evidence=evidence)
+    if len(taken) + len(partial) >= p["min_agents"]:
+        return result(crit, "unknown",
+                      f"Only {len(taken)} immunosuppressant(s) shown for more than "
+                      f"{p['more_than_days']} days; the duration of {', '.join(partial)} is not "
+                      "recorded.", evidence=evidence)
+    listed = ", ".join(taken + short) or "none of the listed agents"
+    return result(crit, "not-met",
+                  f"Fewer than {p['min_agents']} immunosuppressants taken for more than "
+                  f"{p['more_than_days']} days ({listed}).", evidence=evidence)
