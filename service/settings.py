@@ -179,8 +179,11 @@ class Settings:
             raise SettingsError(
                 f"QUEUE_URL={self.queue_url!r} must start with sqlite:///, redis:// or memory://"
             )
-        if not Path(self.mappings_dir).is_dir():
-            raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r} is not a directory")
+        # api.md "Studies as data": several folders separated by `:`.
+        for folder in str(self.mappings_dir).split(":"):
+            if not Path(folder).is_dir():
+                raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r}: {folder!r} is "
+                                    "not a directory")
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(
                 f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR"

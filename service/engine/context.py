@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
+from types import MappingProxyType
 
 from service.engine.medications import MedicationUse, medication_uses
 from service.engine.model import Concept, Mappings
@@ -19,6 +21,9 @@ class Context:
     as_of: date
     study: str
     _uses: list[MedicationUse] | None = None
+    # Study key -> "ResearchStudy/<id>" on the FHIR server, when the caller knows them
+    # (a confirmation's Observation.focus names a study by such a reference).
+    research_studies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def concept(self, name: str) -> Concept:
         """The concept of that name (the loader checked every name a criterion uses)."""

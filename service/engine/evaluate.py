@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
+from types import MappingProxyType
 from typing import Any
 
+import service.engine.rules  # noqa: F401  (importing the package registers every rule)
 from service.engine.context import Context
+from service.engine.decide import decide
 from service.engine.model import Mappings
 from service.engine.record import PatientRecord, RecordError, build_record
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult
-from service.engine.rules import RULES
 
 __all__ = ["RecordError", "UnknownStudyError", "evaluate_patient", "evaluate_record"]
 
@@ -35,25 +37,30 @@ def _select(mappings: Mappings, studies: Sequence[str] | None) -> list[str]:
 
 
 def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
-                    studies: Sequence[str] | None = None, *, strict: bool = False
-                    ) -> PatientEvaluation:
-    """Evaluate an already built PatientRecord."""
+                    studies: Sequence[str] | None = None, *, strict: bool = False,
+                    research_studies: Mapping[str, str] | None = None) -> PatientEvaluation:
+    """Evaluate an already built PatientRecord.
+
+    `research_studies` maps study keys to their "ResearchStudy/<id>" on the FHIR server, so
+    a confirmation naming a study by that reference counts for that study only.
+    """
     keys = _select(mappings, studies)
     results = []
     uses = None
     for key in keys:
         study = mappings.studies[key]
         # Medication uses do not depend on the study: computed once for all of them.
-        ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key, _uses=uses)
+        ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key, _uses=uses,
+                      research_studies=MappingProxyType(dict(research_studies or {})))
         criteria = []
         for crit in study.criteria:
             try:
-                criteria.append(RULES[crit.rule].evaluate(ctx, crit))
+                criteria.append(decide(ctx, crit))
             except _DATA_ERRORS:
                 if strict:
                     raise
                 criteria.append(CriterionResult(
-                    id=crit.id, result="unknown", kind=crit.kind,
+                    id=crit.id, result="unknown", kind=crit.kind, type=crit.type,
                     reason="The record's data for this criterion is malformed and could not "
                            "be read; review it by hand.",
                 ))
@@ -71,6 +78,7 @@ def evaluate_patient(
     patient_id: str | None = None,
     aliases: Iterable[str] = (),
     strict: bool = False,
+    research_studies: Mapping[str, str] | None = None,
 ) -> PatientEvaluation:
     """Decide every criterion of the chosen studies (all by default) for one patient.
 
@@ -79,4 +87,5 @@ def evaluate_patient(
     """
     _select(mappings, studies)
     record = build_record(resources, mappings, patient_id=patient_id, aliases=aliases)
-    return evaluate_record(record, mappings, as_of, studies, strict=strict)
+    return evaluate_record(record, mappings, as_of, studies, strict=strict,
+                           research_studies=research_studies)

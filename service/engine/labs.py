@@ -102,8 +102,8 @@ LABELS = {
 
 
 def label(concept: Concept) -> str:
-    """How a concept is named in reasons."""
-    return LABELS.get(concept.name) or concept.name.replace("-", " ")
+    """How a concept is named in reasons: its mapping's display name, else a known label."""
+    return concept.display or LABELS.get(concept.name) or concept.name.replace("-", " ")
 
 
 def _quantity_unit(quantity: dict[str, Any]) -> str | None:

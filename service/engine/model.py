@@ -12,7 +12,8 @@ from typing import Any, Literal
 ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10")
 ICD10 = ICD10_SYSTEMS[0]
 WILDCARD = "*"
-CONCEPT_KINDS = ("observation", "condition", "medication", "procedure")
+CONCEPT_KINDS = ("observation", "condition", "medication", "procedure", "immunization")
+SEXES = ("female", "male")
 CRITERION_KINDS = ("automatic", "manual")
 CRITERION_TYPES = ("inclusion", "exclusion")
 
@@ -32,7 +33,7 @@ def normalise_token(system: str | None, code: str | None) -> str | None:
     return f"{system}|{code}"
 
 
-def _no_aliases() -> Mapping[str, str]:
+def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
@@ -47,13 +48,24 @@ class Concept:
     unit: str | None = None
     lookback_days: int = 90
     molar_mass: Decimal | None = None
-    unit_aliases: Mapping[str, str] = field(default_factory=_no_aliases)
+    unit_aliases: Mapping[str, str] = field(default_factory=_empty)
     prednisone_equivalent: Decimal | None = None
     names: tuple[str, ...] = ()
     search: bool = True
     caliper: str | None = None
     wildcard_systems: tuple[str, ...] = ()
     plausible_range: tuple[Decimal, Decimal] | None = None
+    # How reasons name the concept ("anti-dsDNA"); None falls back to the engine's labels.
+    display: str | None = None
+
+
+@dataclass(frozen=True)
+class Applicability:
+    """Who a criterion applies to; anyone else meets it as "not applicable"."""
+
+    sex: str | None = None
+    min_age: int | None = None
+    max_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,9 @@ class CriterionMapping:
     # Values as the rule's parameter declarations parsed them (see engine/registry.py).
     params: Mapping[str, Any]
     source: str
+    applies: Applicability | None = None
+    # Per-criterion wording for reasons: {"met": ..., "not-met": ...} replaces the rule's own.
+    wording: Mapping[str, str] = field(default_factory=_empty)
 
 
 @dataclass(frozen=True)

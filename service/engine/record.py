@@ -332,7 +332,7 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
         for name in names:
             index.setdefault(name, []).append(entry)
     for rtype, key in (("Condition", "code"), ("Procedure", "code"),
-                       ("DiagnosticReport", "code")):
+                       ("DiagnosticReport", "code"), ("Immunization", "vaccineCode")):
         for resource in record.by_type.get(rtype, []):
             if status_of(resource) in IGNORED_STATUSES or status_of(resource) == "not-done":
                 continue

@@ -12,8 +12,11 @@ from service.engine.context import Context
 from service.engine.model import CONCEPT_KINDS, Concept, CriterionMapping
 from service.engine.results import CriterionResult
 
-ParamType = Literal["concept", "concepts", "decimal", "int", "str", "agents", "pairs"]
+ParamType = Literal["concept", "concepts", "decimal", "int", "str", "strs", "agents", "pairs",
+                    "criteria"]
 RuleFunc = Callable[[Context, CriterionMapping], CriterionResult]
+# Reads one nested criterion table (its index among the parts) into a CriterionMapping.
+PartReader = Callable[[Any, int], CriterionMapping]
 # A check across parameters: the parsed parameters -> (key, message) when they are wrong.
 CrossCheck = Callable[[Mapping[str, Any]], "tuple[str, str] | None"]
 
@@ -57,8 +60,12 @@ class Param:
     needs_unit: bool = False
     choices: tuple[str, ...] = ()
 
-    def parse(self, value: Any, concepts: Mapping[str, Concept]) -> Any:
-        """The value in the engine's form, or ParamError saying what is wrong with it."""
+    def parse(self, value: Any, concepts: Mapping[str, Concept],
+              read_part: PartReader | None = None) -> Any:
+        """The value in the engine's form, or ParamError saying what is wrong with it.
+
+        Nested criteria (`criteria`) are read by the loader's `read_part`.
+        """
         if self.type == "concept":
             return self._concept(value, concepts)
         if self.type == "concepts":
@@ -77,9 +84,32 @@ class Param:
             if self.choices and value not in self.choices:
                 raise ParamError(f"must be one of {', '.join(self.choices)}")
             return value
+        if self.type == "strs":
+            if not isinstance(value, list) or not value or not all(
+                    isinstance(v, str) for v in value):
+                raise ParamError("expected a non-empty list of strings")
+            wrong = [v for v in value if self.choices and v not in self.choices]
+            if wrong:
+                raise ParamError(f"{wrong[0]!r} is not one of {', '.join(self.choices)}")
+            return tuple(value)
         if self.type == "pairs":
             return self._pairs(value)
+        if self.type == "criteria":
+            return self._parts(value, read_part)
         return self._agents(value, concepts)
+
+    def _parts(self, value: Any, read_part: PartReader | None) -> tuple[CriterionMapping, ...]:
+        items = [value] if isinstance(value, dict) else value
+        if not isinstance(items, list) or not items:
+            raise ParamError("expected criteria tables ([[criteria.of]])")
+        count = len(items)
+        if self.minimum is not None and count < self.minimum:
+            raise ParamError(f"{count} part(s); at least {self.minimum} needed")
+        if self.maximum is not None and count > self.maximum:
+            raise ParamError(f"{count} parts; at most {self.maximum} allowed")
+        if read_part is None:
+            raise ParamError("nested criteria need the mapping loader")
+        return tuple(read_part(item, index) for index, item in enumerate(items))
 
     def _bounded(self, number: Any) -> Any:
         if self.positive and number <= 0:
@@ -140,6 +170,9 @@ class RuleSpec:
     params: Mapping[str, Param]
     checks: tuple[CrossCheck, ...] = field(default=())
     doc: str = ""
+    # True when the rule's result is already the criterion's verdict (a person's confirmation,
+    # a consent): an exclusion does not turn it around.
+    verdict: bool = False
 
     def check(self, params: Mapping[str, Any]) -> tuple[str, str] | None:
         """The first (key, message) a cross-parameter check reports, or None."""
@@ -155,7 +188,8 @@ RULES: Mapping[str, RuleSpec] = MappingProxyType(_RULES)
 
 
 def rule(name: str, params: Mapping[str, Param] | None = None,
-         checks: tuple[CrossCheck, ...] = ()) -> Callable[[RuleFunc], RuleFunc]:
+         checks: tuple[CrossCheck, ...] = (), *, verdict: bool = False
+         ) -> Callable[[RuleFunc], RuleFunc]:
     """Register an evaluator under a rule name with its parameter declarations."""
     declared = dict(params or {})
     for key, param in declared.items():
@@ -167,7 +201,8 @@ def rule(name: str, params: Mapping[str, Param] | None = None,
         if name in _RULES:
             raise ValueError(f"rule {name!r} registered twice")
         _RULES[name] = RuleSpec(name=name, evaluate=func, params=MappingProxyType(declared),
-                                checks=checks, doc=(func.__doc__ or "").strip())
+                                checks=checks, doc=(func.__doc__ or "").strip(),
+                                verdict=verdict)
         return func
     return register
 
@@ -223,3 +258,4 @@ def at_most_listed(count: str, listed: str) -> CrossCheck:
 
 # Parameters many rules share.
 LOOKBACK = Param("int", minimum=0, maximum=MAX_DAYS)
+

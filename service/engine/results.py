@@ -40,6 +40,8 @@ class CriterionResult:
     result: Result
     reason: str
     kind: Literal["automatic", "manual"] = "automatic"
+    # An exclusion is `met` when the record shows the patient is NOT excluded (api.md).
+    type: Literal["inclusion", "exclusion"] = "inclusion"
     value: Value | None = None
     evidence: tuple[str, ...] = ()
     # "x ULN" criteria: the ULN used and where it came from (observation or CALIPER table).
@@ -52,6 +54,7 @@ class CriterionResult:
             "result": self.result,
             "reason": self.reason,
             "kind": self.kind,
+            "type": self.type,
             "evidence": list(self.evidence),
         }
         if self.value is not None:

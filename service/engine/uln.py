@@ -20,8 +20,9 @@ class Uln:
     source: str
 
 
-def from_reference_range(concept: Concept, measurement: Measurement) -> Uln | None:
-    """The Observation's own referenceRange.high, converted to the canonical unit."""
+def from_reference_range(concept: Concept, measurement: Measurement, side: str = "high"
+                         ) -> Uln | None:
+    """The Observation's own referenceRange.high (or .low), converted to the canonical unit."""
     resource = measurement.entry.resource
     ranges = resource.get("referenceRange")
     if not isinstance(ranges, list):
@@ -31,9 +32,9 @@ def from_reference_range(concept: Concept, measurement: Measurement) -> Uln | No
     if isinstance(quantity, dict):
         value_unit = quantity.get("code") or quantity.get("unit")
     for item in ranges:
-        if not isinstance(item, dict) or not isinstance(item.get("high"), dict):
+        if not isinstance(item, dict) or not isinstance(item.get(side), dict):
             continue
-        high = item["high"]
+        high = item[side]
         number = to_decimal(high.get("value"))
         if number is None:
             continue
@@ -102,3 +103,14 @@ def find_uln(
     if own is not None:
         return own, None
     return from_caliper(record, mappings, concept, measurement)
+
+
+def find_lln(concept: Concept, measurement: Measurement) -> tuple[Uln | None, str | None]:
+    """The lower limit of normal for a measurement (its referenceRange.low), or why none.
+
+    No lower-limit table ships with the mappings (CALIPER here holds upper limits only).
+    """
+    own = from_reference_range(concept, measurement, "low")
+    if own is not None:
+        return own, None
+    return None, "no reference range low on the result and no table of lower limits for it"

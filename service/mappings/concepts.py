@@ -22,7 +22,7 @@ from service.mappings.errors import MappingError
 
 CONCEPT_KEYS = {
     "kind", "codes", "prefixes", "unit", "lookback_days", "molar_mass", "unit_aliases",
-    "prednisone_equivalent", "names", "search", "caliper", "plausible_range",
+    "prednisone_equivalent", "names", "search", "caliper", "plausible_range", "display",
 }
 
 
@@ -105,6 +105,9 @@ def parse_concept(
     if caliper is not None and not isinstance(caliper, str):
         raise MappingError(f"{where}.caliper: expected an analyte name")
     wildcard_systems = tuple(c.partition("|")[0] for c in codes if c.endswith(f"|{WILDCARD}"))
+    display = raw.get("display")
+    if display is not None and (not isinstance(display, str) or not display.strip()):
+        raise MappingError(f"{where}.display: expected the name reasons use, e.g. 'anti-dsDNA'")
     plausible = raw.get("plausible_range")
     plausible_range = None
     if plausible is not None:
@@ -132,6 +135,7 @@ def parse_concept(
         caliper=caliper,
         wildcard_systems=wildcard_systems,
         plausible_range=plausible_range,
+        display=display.strip() if display else None,
     )
 
 

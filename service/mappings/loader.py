@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -21,17 +22,17 @@ CALIPER_FILE = Path("reference") / "pediatric_uln_caliper_colantonio2012.csv"
 CONCEPT_FILE_KEYS = {"defaults", "unit_aliases", "concepts", "products"}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
-        raise MappingError(f"{path.name}: invalid TOML: {exc}") from None
+        raise MappingError(f"{label}: invalid TOML: {exc}") from None
     except OSError as exc:
-        raise MappingError(f"{path.name}: cannot read: {exc.strerror}") from None
+        raise MappingError(f"{label}: cannot read: {exc.strerror}") from None
 
 
-def _concepts(raw_files: list[tuple[Path, dict[str, Any]]]
+def _concepts(raw_files: list[tuple[str, dict[str, Any]]]
               ) -> tuple[dict[str, Concept], dict[str, str], dict[str, Product]]:
     """Concepts (site files may add codes), global unit aliases and products."""
     defaults: dict[str, Any] = {}
@@ -39,15 +40,15 @@ def _concepts(raw_files: list[tuple[Path, dict[str, Any]]]
     concept_tables: dict[str, tuple[str, Any]] = {}
     extra_codes: list[tuple[str, str, Any]] = []
     products_raw: dict[str, tuple[str, Any]] = {}
-    for path, raw in raw_files:
+    for file, raw in raw_files:
         if "study" in raw:
             continue
         unknown = set(raw) - CONCEPT_FILE_KEYS
         if unknown:
-            raise MappingError(f"{path.name}: {sorted(unknown)[0]}: unknown key")
+            raise MappingError(f"{file}: {sorted(unknown)[0]}: unknown key")
         for key in CONCEPT_FILE_KEYS:
             if key in raw and not isinstance(raw[key], dict):
-                raise MappingError(f"{path.name}: {key}: expected a table")
+                raise MappingError(f"{file}: {key}: expected a table")
         defaults.update(raw.get("defaults", {}))
         global_aliases.update(raw.get("unit_aliases", {}))
         for name, table in raw.get("concepts", {}).items():
@@ -55,19 +56,19 @@ def _concepts(raw_files: list[tuple[Path, dict[str, Any]]]
                 # A second file may only append codes to a concept (site-local codes).
                 if not isinstance(table, dict) or set(table) - {"codes", "prefixes"}:
                     raise MappingError(
-                        f"{path.name}: concepts.{name}: already defined in "
+                        f"{file}: concepts.{name}: already defined in "
                         f"{concept_tables[name][0]}; a site file may only add codes"
                     )
-                extra_codes.append((path.name, name, table))
+                extra_codes.append((file, name, table))
             else:
-                concept_tables[name] = (path.name, table)
+                concept_tables[name] = (file, table)
         for token, table in raw.get("products", {}).items():
-            products_raw[token] = (path.name, table)
+            products_raw[token] = (file, table)
     if set(defaults) - {"lookback_days"}:
         raise MappingError(f"defaults.{sorted(set(defaults) - {'lookback_days'})[0]}: unknown key")
     concepts: dict[str, Concept] = {}
-    for name, (file, table) in concept_tables.items():
-        concepts[name] = parse_concept(name, table, file, defaults, global_aliases)
+    for name, (source, table) in concept_tables.items():
+        concepts[name] = parse_concept(name, table, source, defaults, global_aliases)
     for file, name, table in extra_codes:
         base = concepts[name]
         codes = parse_codes(table.get("codes", []), f"{file}: concepts.{name}.codes")
@@ -82,26 +83,45 @@ def _concepts(raw_files: list[tuple[Path, dict[str, Any]]]
     return concepts, global_aliases, products
 
 
-def load_mappings(directory: Path | str) -> Mappings:
-    """Load and validate every *.toml of a mappings folder; MappingError names file and key."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise MappingError(f"{directory}: not a directory")
-    files = sorted(directory.glob("*.toml"))
-    raw_files = [(path, _read_toml(path)) for path in files]
+def folders(directories: Path | str | Sequence[Path | str]) -> list[Path]:
+    """The folders named: a path, a `:`-separated list of paths (MAPPINGS_DIR), or a list."""
+    items = [directories] if isinstance(directories, (str, Path)) else list(directories)
+    out: list[Path] = []
+    for item in items:
+        out += [Path(part) for part in str(item).split(":") if part]
+    if not out:
+        raise MappingError("no mappings folder given")
+    return out
+
+
+def load_mappings(directories: Path | str | Sequence[Path | str]) -> Mappings:
+    """Load and validate every *.toml of one or more mappings folders (MAPPINGS_DIR takes
+    several, separated by `:`); MappingError names file and key."""
+    dirs = folders(directories)
+    for directory in dirs:
+        if not directory.is_dir():
+            raise MappingError(f"{directory}: not a directory")
+    files = [path for directory in dirs for path in sorted(directory.glob("*.toml"))]
+    names = [path.name for path in files]
+    # Errors name the file; the same file name in two folders is named with its folder.
+    labels = [name if names.count(name) == 1 else f"{path.parent.name}/{name}"
+              for name, path in zip(names, files, strict=True)]
+    raw_files = [(label, _read_toml(path, label)) for label, path in zip(labels, files,
+                                                                          strict=True)]
     concepts, global_aliases, products = _concepts(raw_files)
     studies: dict[str, StudyMapping] = {}
-    for path, raw in raw_files:
+    for file, raw in raw_files:
         if "study" not in raw:
             continue
-        study = parse_study(path, raw, concepts)
+        study = parse_study(file, raw, concepts)
         if study.key in studies:
-            raise MappingError(f"{path.name}: study.key: {study.key!r} is already defined in "
+            raise MappingError(f"{file}: study.key: {study.key!r} is already defined in "
                                f"{studies[study.key].source}")
         studies[study.key] = study
     studies = dict(sorted(studies.items(), key=lambda kv: (kv[1].seed or "", kv[1].source)))
     if not studies:
-        raise MappingError(f"{directory}: no study file (a *.toml with a [study] table)")
+        raise MappingError(f"{':'.join(map(str, dirs))}: no study file (a *.toml with a "
+                           "[study] table)")
     index: dict[str, list[str]] = {}
     prefix_index: list[tuple[str, str]] = []
     for concept in concepts.values():
@@ -109,7 +129,9 @@ def load_mappings(directory: Path | str) -> Mappings:
             index.setdefault(token, []).append(concept.name)
         for prefix in concept.prefixes:
             prefix_index.append((prefix, concept.name))
-    uln_rows = load_caliper(directory / CALIPER_FILE)
+    # The reference table of the first folder that has one.
+    uln_rows = next((rows for rows in (load_caliper(d / CALIPER_FILE) for d in dirs) if rows),
+                    ())
     analytes = {row.analyte for row in uln_rows}
     for concept in concepts.values():
         if concept.caliper and concept.caliper not in analytes:
@@ -124,5 +146,5 @@ def load_mappings(directory: Path | str) -> Mappings:
         uln_rows=uln_rows,
         code_index=MappingProxyType({k: tuple(v) for k, v in index.items()}),
         prefix_index=tuple(prefix_index),
-        directory=str(directory),
+        directory=":".join(map(str, dirs)),
     )

@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from service.engine.model import (
     CRITERION_KINDS,
     CRITERION_TYPES,
+    SEXES,
+    Applicability,
     Concept,
     CriterionMapping,
     StudyMapping,
 )
-from service.engine.registry import ParamError
+from service.engine.registry import MAX_YEARS, ParamError
 from service.engine.rules import RULES
 from service.mappings.errors import MappingError
 
-CRITERION_KEYS = {"id", "text", "rule", "kind", "type"}
+CRITERION_KEYS = {"id", "text", "rule", "kind", "type", "applies_to", "wording"}
+PART_KEYS = CRITERION_KEYS - {"type"}
 STUDY_KEYS = {"key", "title", "registry_id", "seed"}
+RESULT_WORDS = ("met", "not-met", "unknown")
+# Combinations nest; deeper than this is no longer a criterion a person can read.
+MAX_DEPTH = 4
 
 
-def _params(item: dict[str, Any], rule: str, where: str, concepts: Mapping[str, Concept]
-            ) -> dict[str, Any]:
+def _params(item: dict[str, Any], rule: str, where: str, concepts: Mapping[str, Concept],
+            depth: int) -> dict[str, Any]:
     """A criterion's rule parameters, each parsed by the rule's declaration."""
     spec = RULES[rule]
     params: dict[str, Any] = {}
@@ -32,8 +37,14 @@ def _params(item: dict[str, Any], rule: str, where: str, concepts: Mapping[str, 
             continue
         if key not in spec.params:
             raise MappingError(f"{where}.{key}: unknown key for rule {rule!r}")
+
+        def read_part(raw: Any, index: int, key: str = key) -> CriterionMapping:
+            if depth >= MAX_DEPTH:
+                raise MappingError(f"{where}.{key}: nested deeper than {MAX_DEPTH} levels")
+            return _criterion(raw, index, f"{where}.{key}", set(), concepts, depth + 1)
+
         try:
-            params[key] = spec.params[key].parse(value, concepts)
+            params[key] = spec.params[key].parse(value, concepts, read_part)
         except ParamError as exc:
             raise MappingError(f"{where}.{key}: {exc}") from None
     for key, param in spec.params.items():
@@ -45,18 +56,55 @@ def _params(item: dict[str, Any], rule: str, where: str, concepts: Mapping[str, 
     return params
 
 
-def _criterion(item: Any, index: int, file: str, seen: set[str],
-               concepts: Mapping[str, Concept]) -> CriterionMapping:
-    where = f"{file}: criteria[{index}]"
+def _applies(raw: Any, where: str) -> Applicability | None:
+    """`applies_to = { sex = "female", min_age = 10, max_age = 55 }`."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw or set(raw) - {"sex", "min_age", "max_age"}:
+        raise MappingError(f"{where}: expected a table of sex, min_age and/or max_age")
+    sex = raw.get("sex")
+    if sex is not None and sex not in SEXES:
+        raise MappingError(f"{where}.sex: must be one of {', '.join(SEXES)}")
+    ages = {}
+    for key in ("min_age", "max_age"):
+        value = raw.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_YEARS:
+            raise MappingError(f"{where}.{key}: expected whole years 0-{MAX_YEARS}")
+        ages[key] = value
+    if "min_age" in ages and "max_age" in ages and ages["min_age"] > ages["max_age"]:
+        raise MappingError(f"{where}.min_age: {ages['min_age']} is above max_age")
+    return Applicability(sex=sex, min_age=ages.get("min_age"), max_age=ages.get("max_age"))
+
+
+def _wording(raw: Any, where: str) -> Mapping[str, str]:
+    """`wording = { met = "CD19 is expressed", not-met = "no CD19+ B cells" }`."""
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, dict) or not raw or set(raw) - set(RESULT_WORDS) or not all(
+            isinstance(v, str) and v.strip() for v in raw.values()):
+        raise MappingError(f"{where}: expected phrases for {', '.join(RESULT_WORDS)}")
+    return MappingProxyType({k: v.strip() for k, v in raw.items()})
+
+
+def _criterion(item: Any, index: int, parent: str, seen: set[str],
+               concepts: Mapping[str, Concept], depth: int = 0) -> CriterionMapping:
+    """A [[criteria]] table (depth 0) or a part of a combination (depth > 0)."""
+    where = f"{parent}[{index}]"
     if not isinstance(item, dict):
         raise MappingError(f"{where}: expected a table")
     cid = item.get("id")
+    if depth and cid is None:
+        cid = str(index + 1)
     if not isinstance(cid, str) or not cid:
         raise MappingError(f"{where}.id: required string")
-    where = f"{file}: criteria[{cid}]"
+    where = f"{parent}[{cid}]"
     if cid in seen:
         raise MappingError(f"{where}.id: duplicate criterion id")
     seen.add(cid)
+    if depth and "type" in item:
+        raise MappingError(f"{where}.type: only a whole criterion is an inclusion or exclusion")
     rule = item.get("rule")
     if not isinstance(rule, str) or rule not in RULES:
         raise MappingError(f"{where}.rule: unknown rule {rule!r}")
@@ -68,18 +116,20 @@ def _criterion(item: Any, index: int, file: str, seen: set[str],
         raise MappingError(f"{where}.type: must be inclusion or exclusion")
     text = item.get("text")
     if not isinstance(text, str) or not text:
-        raise MappingError(f"{where}.text: required string (the seed text)")
-    params = _params(item, rule, where, concepts)
+        what = "how reasons name this part" if depth else "the seed text"
+        raise MappingError(f"{where}.text: required string ({what})")
+    params = _params(item, rule, where, concepts, depth)
     return CriterionMapping(
         id=cid, text=text, rule=rule, kind=kind, type=ctype,
-        params=MappingProxyType(params), source=file,
+        params=MappingProxyType(params), source=parent.split(":", 1)[0],
+        applies=_applies(item.get("applies_to"), f"{where}.applies_to"),
+        wording=_wording(item.get("wording"), f"{where}.wording"),
     )
 
 
-def parse_study(path: Path, raw: dict[str, Any], concepts: Mapping[str, Concept]
+def parse_study(file: str, raw: dict[str, Any], concepts: Mapping[str, Concept]
                 ) -> StudyMapping:
-    """One study file."""
-    file = path.name
+    """One study file (`file` is how errors name it)."""
     study = raw.get("study")
     if not isinstance(study, dict):
         raise MappingError(f"{file}: study: missing [study] table")
@@ -99,7 +149,7 @@ def parse_study(path: Path, raw: dict[str, Any], concepts: Mapping[str, Concept]
     if not isinstance(criteria_raw, list) or not criteria_raw:
         raise MappingError(f"{file}: criteria: at least one [[criteria]] table is required")
     seen: set[str] = set()
-    criteria = tuple(_criterion(item, index, file, seen, concepts)
+    criteria = tuple(_criterion(item, index, f"{file}: criteria", seen, concepts)
                      for index, item in enumerate(criteria_raw))
     return StudyMapping(
         key=study["key"], title=study["title"], registry_id=study.get("registry_id"),

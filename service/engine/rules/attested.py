@@ -16,9 +16,42 @@ from service.engine.results import CriterionResult
 
 CONSENT_POLICY_PREFIX = "urn:trial-eligibility:study:"
 MANUAL_SYSTEM = "urn:trial-eligibility:criterion"
+STUDY_SYSTEM = "urn:trial-eligibility:study"
 
 
-def _manual_observations(ctx: Context, criterion_id: str) -> list[Entry]:
+def _focus_studies(ctx: Context, resource: dict[str, Any]) -> set[str] | None:
+    """Study keys an Observation's `focus` names; None when it names no study at all.
+
+    A ResearchStudy is recognised by our identifier on the reference, by a reference the
+    caller said means a study, or by a ResearchStudy of the record carrying our identifier.
+    """
+    named: set[str] = set()
+    studies = False
+    for focus in as_list(resource.get("focus")):
+        if not isinstance(focus, dict):
+            continue
+        reference = focus.get("reference")
+        identifier = focus.get("identifier")
+        if isinstance(identifier, dict) and identifier.get("system") == STUDY_SYSTEM:
+            studies = True
+            if isinstance(identifier.get("value"), str):
+                named.add(identifier["value"])
+        if not isinstance(reference, str) or "ResearchStudy/" not in reference:
+            continue
+        studies = True
+        tail = "ResearchStudy/" + reference.rstrip("/").rsplit("ResearchStudy/", 1)[1]
+        for key, ref in ctx.research_studies.items():
+            if ref == tail:
+                named.add(key)
+        target = ctx.record.resolve(tail)
+        for item in as_list(target.get("identifier") if target else None):
+            if isinstance(item, dict) and item.get("system") == STUDY_SYSTEM:
+                named.add(str(item.get("value")))
+    return named if studies else None
+
+
+def _manual_observations(ctx: Context, criterion_id: str, scope: str) -> list[Entry]:
+    """Usable confirmations of a criterion that count for this study (api.md scopes)."""
     out = []
     for entry in ctx.record.entries("manual-confirmation"):
         if entry.resource.get("status") not in USABLE_OBSERVATION:
@@ -28,16 +61,26 @@ def _manual_observations(ctx: Context, criterion_id: str) -> list[Entry]:
             continue
         if entry.when is None or entry.when.day > ctx.as_of:
             continue
+        studies = _focus_studies(ctx, entry.resource)
+        # Naming a study limits a confirmation to it; a per-study criterion needs one that
+        # names this study, a per-patient one also takes a confirmation naming none.
+        if studies is None and scope == "study":
+            continue
+        if studies is not None and ctx.study not in studies:
+            continue
         out.append(entry)
     return out
 
 
 @rule("manual", {
+    # api.md "Manual confirmations": confirmed once per patient, or once per study.
+    "scope": Param("str", required=True, choices=("patient", "study")),
     "lookback_days": LOOKBACK,
     "interpretation": Param("concept", kinds=("observation",)),
     "normal": Param("concept", kinds=("observation",)),
     "abnormal": Param("concept", kinds=("observation",)),
-}, checks=(needs("normal", "interpretation"), needs("abnormal", "interpretation")))
+}, checks=(needs("normal", "interpretation"), needs("abnormal", "interpretation")),
+    verdict=True)
 def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     lookback = crit.params.get("lookback_days", 90)
     interpretation = crit.params.get("interpretation")
@@ -45,7 +88,8 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         coded = _coded_interpretation(ctx, crit, interpretation, lookback)
         if coded is not None:
             return coded
-    confirmations = _manual_observations(ctx, crit.id)
+    scope = crit.params["scope"]
+    confirmations = _manual_observations(ctx, crit.id, scope)
     for entry in confirmations:
         assert entry.when is not None
         if not in_window(entry.when.day, ctx.as_of, lookback):
@@ -61,9 +105,10 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             return result(crit, "not-met",
                           f"A person recorded on {day(entry.when.day)} that it is not met.",
                           evidence=[entry.ref])
+    per_study = " naming this study's ResearchStudy in focus" if scope == "study" else ""
     return result(crit, "unknown",
                   "Needs confirmation by a person (record an Observation coded "
-                  f"{MANUAL_SYSTEM}|{crit.id} with valueBoolean).")
+                  f"{MANUAL_SYSTEM}|{crit.id} with valueBoolean{per_study}).")
 
 
 def _coded_interpretation(ctx: Context, crit: CriterionMapping, concept: str, lookback: int
@@ -105,7 +150,7 @@ def _research_scope(resource: dict[str, Any]) -> bool:
     return "research" in codes
 
 
-@rule("consent")
+@rule("consent", verdict=True)
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
     found = []

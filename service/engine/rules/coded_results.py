@@ -1,17 +1,27 @@
-"""Rules on coded or ratio results: pregnancy test and ANA titer."""
+"""Rules on coded or ratio results: positive/negative tests, pregnancy test, ANA titer."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
+from service.engine.ages import age_range
+from service.engine.coded import coded_answer
 from service.engine.context import Context
-from service.engine.labs import fmt, in_window, latest_entries, ratio_denominator
+from service.engine.labs import (
+    compare,
+    fmt,
+    in_window,
+    label,
+    latest_entries,
+    observation_value,
+    ratio_denominator,
+)
 from service.engine.model import CriterionMapping
-from service.engine.reasons import day, result
-from service.engine.record import as_list, codings
+from service.engine.reasons import cap, day, result
+from service.engine.record import as_dict, as_list, to_decimal
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
-from service.engine.rules.demographics import age_range
 
 
 @rule("pregnancy", {
@@ -44,7 +54,7 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             return result(crit, "unknown",
                           f"No pregnancy test within {window} days (latest on "
                           f"{day(entry.when.day)}).", evidence=[entry.ref])
-        outcome = _hcg_result(entry.resource)
+        outcome = coded_answer(entry.resource)
         if outcome == "negative":
             return result(crit, "met", f"Negative pregnancy test on {day(entry.when.day)}.",
                           value=Value("negative"), evidence=[entry.ref])
@@ -56,40 +66,6 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       evidence=[entries[0].ref])
     return result(crit, "unknown", f"No pregnancy test within {window} days.")
 
-
-# SNOMED negative / not detected / not pregnant; LOINC answers LA6577-6 Negative,
-# LA6576-8 Positive; SNOMED positive / detected / pregnant.
-NEGATIVE = {"260385009", "neg", "negative", "not detected", "260415000", "60001007",
-            "la6577-6", "not pregnant"}
-POSITIVE = {"10828004", "pos", "positive", "detected", "260373001", "77386006", "la6576-8",
-            "pregnant"}
-
-
-def _hcg_result(resource: dict[str, Any]) -> str | None:
-    value = resource.get("valueCodeableConcept")
-    words: set[str] = set()
-    for coding in codings(value):
-        for key in ("code", "display"):
-            if isinstance(coding.get(key), str):
-                words.add(coding[key].strip().lower())
-    if isinstance(value, dict) and isinstance(value.get("text"), str):
-        words.add(value["text"].strip().lower())
-    if isinstance(resource.get("valueString"), str):
-        words.add(resource["valueString"].strip().lower())
-    if isinstance(resource.get("valueBoolean"), bool):
-        words.add("positive" if resource["valueBoolean"] else "negative")
-    for item in as_list(resource.get("interpretation")):
-        for coding in codings(item):
-            code = coding.get("code")
-            if code == "POS":
-                words.add("positive")
-            elif code == "NEG":
-                words.add("negative")
-    if words & POSITIVE and not words & NEGATIVE:
-        return "positive"
-    if words & NEGATIVE and not words & POSITIVE:
-        return "negative"
-    return None
 
 @rule("titer", {
     "concept": Param("concept", required=True, kinds=("observation",)),
@@ -126,3 +102,65 @@ def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         return result(crit, "unknown", "Only an ANA presence result is recorded; a titer is "
                       f"needed to show >= 1:{fmt(minimum)}.", evidence=[ref])
     return result(crit, "unknown", "No ANA titer on record.")
+
+
+ANSWERS = ("positive", "negative")
+
+
+def _answer(entry_resource: dict[str, Any]) -> str | None:
+    """Positive/negative from a coded answer, else a number against its referenceRange.high."""
+    coded = coded_answer(entry_resource)
+    if coded is not None:
+        return coded
+    number, _, comparator = observation_value(entry_resource)
+    if number is None:
+        return None
+    for item in as_list(entry_resource.get("referenceRange")):
+        high = to_decimal(as_dict(as_dict(item).get("high")).get("value"))
+        if high is None:
+            continue
+        # The number and its range come from the same result, in the same unit.
+        verdict = compare(number, comparator, ">", high)
+        if verdict is not None:
+            return "positive" if verdict else "negative"
+    return None
+
+
+@rule("coded-result", {
+    "concepts": Param("concepts", required=True, kinds=("observation",)),
+    # Which answer makes the rule met: "positive" (e.g. a test that excludes) or "negative".
+    "answer": Param("str", required=True, choices=ANSWERS),
+    "lookback_days": LOOKBACK,  # 0 = any time; default: the concept's look-back
+    # With no result in the window: "unknown" (a test is required) or "not-met".
+    "if_missing": Param("str", choices=("unknown", "not-met")),
+})
+def coded_result(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """The latest result in the window read as positive or negative (coded answer, text,
+    interpretation POS/NEG, or a number above its reference range high)."""
+    wanted = crit.params["answer"]
+    names = crit.params["concepts"]
+    looked = " or ".join(label(ctx.concept(n)) for n in names)
+    found = []
+    for name in names:
+        concept = ctx.concept(name)
+        lookback = crit.params.get("lookback_days", concept.lookback_days)
+        entries, _ = latest_entries(ctx.record, concept, ctx.as_of)
+        found += [(entry, name, lookback) for entry in entries
+                  if entry.when is not None and in_window(entry.when.day, ctx.as_of, lookback)]
+    if not found:
+        lookback = crit.params.get("lookback_days")
+        window = f" in the {lookback} days before {day(ctx.as_of)}" if lookback else ""
+        if crit.params.get("if_missing") == "not-met":
+            return result(crit, "not-met", f"No {looked} result is recorded{window}.")
+        return result(crit, "unknown", f"No {looked} result is recorded{window}; the test is "
+                      "required.")
+    found.sort(key=lambda f: f[0].when.day if f[0].when else date.min, reverse=True)
+    entry, name, _ = found[0]
+    assert entry.when is not None
+    answer = _answer(entry.resource)
+    text = f"{cap(label(ctx.concept(name)))} on {day(entry.when.day)}"
+    if answer is None:
+        return result(crit, "unknown", f"{text} cannot be read as positive or negative.",
+                      evidence=[entry.ref])
+    return result(crit, "met" if answer == wanted else "not-met", f"{text} is {answer}.",
+                  value=Value(answer), evidence=[entry.ref])

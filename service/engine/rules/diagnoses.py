@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from service.engine.context import Context
+from service.engine.labs import label
 from service.engine.model import CriterionMapping
-from service.engine.reasons import day, result
+from service.engine.reasons import cap, day, result
 from service.engine.record import Entry, codings, condition_active
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult, Value
@@ -38,12 +39,14 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         return result(crit, "met",
                       f"{display(found[0].resource)} is recorded, though not marked active "
                       f"({found[0].ref}).", evidence=[e.ref for e in found])
+    wanted = label(ctx.concept(name)) if ctx.concept(name).display else (
+        name.upper() if len(name) <= 4 else name)
     if excluded_refs:
+        others = " or ".join(label(ctx.concept(ex)) for ex in exclude)
         return result(crit, "not-met",
-                      "Only a diagnosis that does not qualify is recorded (e.g. drug-induced "
-                      "lupus, which is not SLE).", evidence=sorted(excluded_refs))
-    return result(crit, "not-met",
-                  f"No {name.upper() if len(name) <= 4 else name} diagnosis is recorded.")
+                      f"Only {others} is recorded, which does not count as {wanted}.",
+                      evidence=sorted(excluded_refs))
+    return result(crit, "not-met", f"No {wanted} diagnosis is recorded.")
 
 
 def display(resource: dict[str, Any]) -> str:
@@ -62,15 +65,50 @@ def display(resource: dict[str, Any]) -> str:
 
 
 @rule("absence", {
-    "concepts": Param("concepts", required=True, kinds=("condition",)),
+    "concepts": Param("concepts", required=True,
+                      kinds=("condition", "procedure", "medication", "immunization")),
 })
 def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
-    found = [e for name in crit.params["concepts"] for e in conditions(ctx, name)
+    """Met when none of the concepts is recorded: an active Condition, a Procedure done,
+    a medication taken or an Immunization given, at any time up to the as-of date."""
+    names = crit.params["concepts"]
+    found = [e for name in names for e in conditions(ctx, name)
              if condition_active(e.resource)]
     if found:
         return result(crit, "not-met", f"{display(found[0].resource)} is recorded.",
                       evidence=[e.ref for e in found])
-    return result(crit, "met", "None of the excluding conditions is recorded.")
+    other = [e for e in recorded(ctx, names) if e.resource.get("resourceType") != "Condition"]
+    if other:
+        return result(crit, "not-met", f"{display(other[0].resource)} is recorded.",
+                      evidence=[e.ref for e in other])
+    uses = [u for u in ctx.uses if set(u.concepts) & set(names)]
+    if uses:
+        return result(crit, "not-met",
+                      f"{cap(label(ctx.concept(uses[0].concepts[0])))} is recorded "
+                      f"({uses[0].ref}).", evidence=[u.ref for u in uses])
+    return result(crit, "met", f"No {' or '.join(label(ctx.concept(n)) for n in names)} is "
+                  "recorded.")
+
+
+# Procedure and Immunization statuses that say it was (being) done.
+DONE = {"Procedure": {"completed", "in-progress", "stopped", "unknown"},
+        "Immunization": {"completed"}}
+
+
+def recorded(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
+    """Entries of the concepts that say it happened, dated up to the as-of date or undated."""
+    out = []
+    for name in names:
+        for entry in ctx.record.entries(name):
+            rtype = entry.resource.get("resourceType")
+            if rtype in DONE and entry.resource.get("status") not in DONE[str(rtype)]:
+                continue
+            if rtype not in ("Condition", "Procedure", "Immunization"):
+                continue
+            if entry.when is not None and entry.when.day > ctx.as_of:
+                continue
+            out.append(entry)
+    return list({e.ref: e for e in out}.values())
 
 @rule("ln-biopsy", {
     "classes": Param("concepts", required=True, kinds=("condition",)),
@@ -78,6 +116,11 @@ def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "max_age_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
 })
 def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Class III/IV nephritis and a kidney biopsy within the window.
+
+    Stays bespoke: a pathology DiagnosticReport whose conclusion codes the class is at once
+    the class and the biopsy, which two independent parts of an all-of cannot express.
+    """
     p = crit.params
     classes = [
         e for name in p["classes"] for e in ctx.record.entries(name)

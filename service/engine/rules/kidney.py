@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from service.engine.ages import age_range
 from service.engine.context import Context
 from service.engine.labs import compare, fmt, latest_entries, latest_quantity
 from service.engine.model import CriterionMapping
@@ -12,7 +13,6 @@ from service.engine.reasons import day, result
 from service.engine.record import Entry, PatientRecord
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
-from service.engine.rules.demographics import age_range
 from service.engine.rules.diagnoses import conditions
 
 

@@ -12,7 +12,7 @@ from service.engine.reasons import FAIL_WORDS, OPERATOR_WORDS, cap, day, result,
 from service.engine.registry import LOOKBACK, MAX_DAYS, Param, rule, together
 from service.engine.results import CriterionResult, Result, Value
 from service.engine.rules.diagnoses import conditions, display
-from service.engine.uln import find_uln
+from service.engine.uln import find_lln, find_uln
 
 # A limit above 100 x ULN is no eligibility limit.
 MAX_MULTIPLE = 100
@@ -152,7 +152,11 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "lookback_days": LOOKBACK,
 }, checks=(together("protein_24h_concept", "protein_24h_min"),))
 def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
-    """The most recent proteinuria measure, UPCR or 24 h protein, decides (criteria.md)."""
+    """The most recent proteinuria measure, UPCR or 24 h protein, decides (criteria.md).
+
+    Stays bespoke: any-of would be met by an older UPCR above its limit although the newer
+    24 h protein shows remission; here only the newest measure of either kind decides.
+    """
     p = crit.params
     candidates = []
     problems = []
@@ -190,6 +194,7 @@ def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "lookback_days": LOOKBACK,
 })
 def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the newest value of any of the concepts is above zero."""
     found = []
     problems = []
     for name in crit.params["concepts"]:
@@ -208,11 +213,11 @@ def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if verdict is None:
         return result(crit, "unknown", f"{text} cannot be read as positive or not.",
                       value=_value(m), evidence=[m.ref])
-    if verdict:
-        return result(crit, "met", f"{text}: CD19 is expressed.", value=_value(m),
-                      evidence=[m.ref])
-    return result(crit, "not-met", f"{text}: no CD19+ B cells.", value=_value(m),
+    # What a positive or zero value means is the mapping's `wording` (decide.py adds it).
+    return result(crit, "met" if verdict else "not-met",
+                  f"{text} is {'above' if verdict else 'not above'} 0.", value=_value(m),
                   evidence=[m.ref])
+
 
 @rule("ecog", {
     "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
@@ -255,3 +260,45 @@ def ecog(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       value=Value(score), evidence=[m.ref])
     return result(crit, "not-met", f"{shown} on {day(m.when)} is above {fmt(maximum)}.",
                   value=Value(score), evidence=[m.ref])
+
+
+@rule("normal-limit", {
+    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    # Compared with the lower ("low") or upper ("high") limit of normal of the result.
+    "limit": Param("str", required=True, choices=("low", "high")),
+    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
+    "multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
+    "lookback_days": LOOKBACK,
+})
+def normal_limit(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """The latest value against a multiple of its lower or upper limit of normal: the
+    result's own referenceRange, else (upper limit only) the age/sex table."""
+    concept = ctx.concept(crit.params["concept"])
+    name = label(concept)
+    lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
+    if lookup.measurement is None:
+        return lookup_unknown(crit, lookup)
+    m = lookup.measurement
+    side = crit.params["limit"]
+    if side == "high":
+        bound, problem = find_uln(ctx.record, ctx.mappings, concept, m)
+    else:
+        bound, problem = find_lln(concept, m)
+    if bound is None:
+        return result(crit, "unknown", f"{cap(name)} {m.original} on {day(m.when)} has no "
+                      f"{'upper' if side == 'high' else 'lower'} limit of normal: {problem}.",
+                      value=_value(m), evidence=[m.ref])
+    multiple = crit.params.get("multiple", Decimal(1))
+    op = crit.params["operator"]
+    what = "ULN" if side == "high" else "LLN"
+    limit_text = (f"{fmt(multiple)} x " if multiple != 1 else "") + what
+    shown = with_unit(f"{m.comparator or ''}{fmt(m.value)}", m.unit)
+    bound_text = with_unit(fmt(bound.value), bound.unit)
+    text = f"{cap(name)} {shown} on {day(m.when)} ({what} {bound_text} from {bound.source})"
+    verdict = compare(m.value, m.comparator, op, bound.value * multiple)
+    if verdict is None:
+        return result(crit, "unknown", f"{text} cannot be compared with {limit_text}.",
+                      value=_value(m), evidence=[m.ref])
+    words = OPERATOR_WORDS if verdict else FAIL_WORDS
+    return result(crit, "met" if verdict else "not-met",
+                  f"{text} is {words[op]} {limit_text}.", value=_value(m), evidence=[m.ref])

@@ -1,4 +1,4 @@
-"""Rules on treatment history: refractory SLE and refractory lupus nephritis."""
+"""The refractory-SLE rule: steroid course, hydroxychloroquine and DMARDs, or intolerance."""
 
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ def _intolerances(ctx: Context, concepts: set[str]) -> list[tuple[str, str]]:
     "weight_lookback_days": LOOKBACK,
 }, checks=(at_most_listed("min_dmards", "dmards"),))
 def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Intolerance to standard treatment, or all of: a high-dose glucocorticoid course,
+    the required agents and enough DMARDs.
+
+    Stays bespoke: an all-of of daily-dose, event and distinct-agents would say `not-met`
+    when one part fails while another cannot be read, where this rule (criteria.md: "partial
+    history -> unknown") says `unknown`; and intolerance comes from AllergyIntolerance.
+    """
     p = crit.params
     steroids, required = set(p["glucocorticoids"]), set(p.get("required", ()))
     agent_of = {concept: name for name, concepts in p["dmards"] for concept in concepts}
@@ -135,45 +142,3 @@ def _prednisone_per_kg(ctx: Context, use: MedicationUse, weight: Measurement | N
     if use.daily_mg is None or weight is None or weight.value <= 0:
         return None
     return use.daily_mg * factor / weight.value
-
-
-@rule("refractory-ln", {
-    "agents": Param("agents", required=True, kinds=("medication",)),
-    "min_agents": Param("int", required=True, minimum=1, maximum=100),
-    "more_than_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
-}, checks=(at_most_listed("min_agents", "agents"),))
-def refractory_ln(ctx: Context, crit: CriterionMapping) -> CriterionResult:
-    p = crit.params
-    if not has_medication_history(ctx.record):
-        return result(crit, "unknown", "No medication history is recorded.")
-    taken: list[str] = []
-    short: list[str] = []
-    partial: list[str] = []
-    evidence: list[str] = []
-    for agent, concepts in p["agents"]:
-        uses = [u for u in ctx.uses if set(u.concepts) & set(concepts)]
-        if not uses:
-            continue
-        days, refs = longest_course(uses)
-        if days > p["more_than_days"]:
-            taken.append(f"{agent} ({days} days)")
-            evidence += refs
-        elif any(not u.period_known for u in uses):
-            partial.append(agent)
-            evidence += [u.ref for u in uses]
-        else:
-            short.append(f"{agent} ({days} days)")
-            evidence += [u.ref for u in uses]
-    if len(taken) >= p["min_agents"]:
-        return result(crit, "met",
-                      f"{len(taken)} immunosuppressants taken for more than "
-                      f"{p['more_than_days']} days: {', '.join(taken)}.", evidence=evidence)
-    if len(taken) + len(partial) >= p["min_agents"]:
-        return result(crit, "unknown",
-                      f"Only {len(taken)} immunosuppressant(s) shown for more than "
-                      f"{p['more_than_days']} days; the duration of {', '.join(partial)} is not "
-                      "recorded.", evidence=evidence)
-    listed = ", ".join(taken + short) or "none of the listed agents"
-    return result(crit, "not-met",
-                  f"Fewer than {p['min_agents']} immunosuppressants taken for more than "
-                  f"{p['more_than_days']} days ({listed}).", evidence=evidence)

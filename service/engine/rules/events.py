@@ -1,0 +1,90 @@
+"""Events in time: a diagnosis, procedure, medication use or vaccination within N days, or ever."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from service.engine.context import Context
+from service.engine.labs import label
+from service.engine.model import CriterionMapping
+from service.engine.reasons import cap, day, result
+from service.engine.registry import MAX_DAYS, Param, rule
+from service.engine.results import CriterionResult
+from service.engine.rules.diagnoses import display, recorded
+
+EVENT_KINDS = ("condition", "procedure", "medication", "immunization")
+VERBS = {"Condition": "recorded", "Procedure": "performed", "Immunization": "given"}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened: what, from when to when (None = not known), and its resource."""
+
+    what: str
+    ref: str
+    start: date | None
+    end: date | None
+    verb: str
+
+
+def _events(ctx: Context, names: tuple[str, ...]) -> list[Event]:
+    found = []
+    for entry in recorded(ctx, names):
+        rtype = str(entry.resource.get("resourceType"))
+        start = entry.when.day if entry.when else None
+        # A partial date ("2026-10") stands for its whole month or year.
+        end = entry.when.latest if entry.when else None
+        found.append(Event(display(entry.resource), entry.ref, start, end, VERBS[rtype]))
+    for use in ctx.uses:
+        shared = [n for n in use.concepts if n in names]
+        if shared:
+            end = use.end if use.end is not None else None
+            found.append(Event(cap(label(ctx.concept(shared[0]))), use.ref, use.start, end,
+                               "taken"))
+    return found
+
+
+def _placed(event: Event, since: date | None) -> bool | None:
+    """Whether the event falls inside the window from `since` (None = ever); None = unsure."""
+    if since is None:
+        return True
+    if event.start is None:
+        return None
+    if event.start >= since or (event.end is not None and event.end >= since):
+        return True
+    if event.end is None and event.verb == "taken":
+        return None  # a use of unknown duration that started before may reach into the window
+    return False
+
+
+@rule("event", {
+    "concepts": Param("concepts", required=True, kinds=EVENT_KINDS),
+    # Within this many days before the as-of date (a use overlapping them counts); absent: ever.
+    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
+})
+def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when one of the concepts happened in the window (Condition onset or recorded date,
+    Procedure performed, medication use period, Immunization given)."""
+    names = crit.params["concepts"]
+    within = crit.params.get("within_days")
+    since = ctx.as_of - timedelta(days=within) if within else None
+    window = f" in the {within} days before {day(ctx.as_of)}" if within else ""
+    events = _events(ctx, names)
+    inside = [e for e in events if _placed(e, since) is True]
+    unsure = [e for e in events if _placed(e, since) is None]
+    if inside:
+        inside.sort(key=lambda e: e.end or e.start or date.min, reverse=True)
+        first = inside[0]
+        when = f" on {day(first.start)}" if first.start else " (undated)"
+        return result(crit, "met", f"{first.what} {first.verb}{when} ({first.ref}){window}.",
+                      evidence=[e.ref for e in inside])
+    if unsure:
+        return result(crit, "unknown",
+                      f"{unsure[0].what} is recorded ({unsure[0].ref}), but its date does not "
+                      f"show whether it falls{window}.", evidence=[e.ref for e in unsure])
+    looked = " or ".join(label(ctx.concept(n)) for n in names)
+    older = sorted((e for e in events if e.start), key=lambda e: e.start or date.min)
+    tail = f" (the latest, {older[-1].ref}, is older)" if older else ""
+    return result(crit, "not-met", f"No {looked} is recorded{window}{tail}.",
+                  evidence=[e.ref for e in older[-1:]])
