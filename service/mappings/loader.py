@@ -118,7 +118,9 @@ def load_mappings(directories: Path | str | Sequence[Path | str]) -> Mappings:
             raise MappingError(f"{file}: study.key: {study.key!r} is already defined in "
                                f"{studies[study.key].source}")
         studies[study.key] = study
-    studies = dict(sorted(studies.items(), key=lambda kv: (kv[1].seed or "", kv[1].source)))
+    # Seed studies first (in seed order), then the others by file name.
+    studies = dict(sorted(studies.items(),
+                          key=lambda kv: (kv[1].seed is None, kv[1].seed or "", kv[1].source)))
     if not studies:
         raise MappingError(f"{':'.join(map(str, dirs))}: no study file (a *.toml with a "
                            "[study] table)")

@@ -33,11 +33,11 @@ def _with(decided: Decided, outcome: str) -> Decided:
     return [(part, found) for part, found in decided if found.result == outcome]
 
 
-def _combine(crit: CriterionMapping, outcome: Result, lead: str, deciding: Decided
-             ) -> CriterionResult:
+def _combine(crit: CriterionMapping, outcome: Result, lead: str, deciding: Decided,
+             sep: str = ": ") -> CriterionResult:
     """The combination's result; a single deciding part lends its value."""
     value = deciding[0][1].value if len(deciding) == 1 else None
-    return result(crit, outcome, f"{lead}: {_said(deciding)}.", value=value,
+    return result(crit, outcome, f"{lead}{sep}{_said(deciding)}.", value=value,
                   evidence=_refs(deciding))
 
 
@@ -50,7 +50,7 @@ def any_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     decided = _parts(ctx, crit)
     met = _with(decided, "met")
     if met:
-        return _combine(crit, "met", f"Met by {met[0][0].text}", met[:1])
+        return _combine(crit, "met", "Met by", met[:1], " ")
     unknown = _with(decided, "unknown")
     if unknown:
         return _combine(crit, "unknown", "No part is met yet, and these cannot be decided",
@@ -64,8 +64,7 @@ def all_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     decided = _parts(ctx, crit)
     not_met = _with(decided, "not-met")
     if not_met:
-        return _combine(crit, "not-met", f"Not met because of {not_met[0][0].text}",
-                        not_met[:1])
+        return _combine(crit, "not-met", "Not met because of", not_met[:1], " ")
     unknown = _with(decided, "unknown")
     if unknown:
         return _combine(crit, "unknown", "Not every part can be decided", unknown)

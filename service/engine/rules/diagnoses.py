@@ -49,8 +49,9 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return result(crit, "not-met", f"No {wanted} diagnosis is recorded.")
 
 
-def display(resource: dict[str, Any]) -> str:
-    code = resource.get("code")
+def display(resource: dict[str, Any], fallback: str | None = None) -> str:
+    """How a resource names itself (code text or display); else the fallback or its code."""
+    code = resource.get("code", resource.get("vaccineCode"))
     if isinstance(code, dict):
         text = code.get("text")
         if isinstance(text, str) and text.strip():
@@ -59,9 +60,9 @@ def display(resource: dict[str, Any]) -> str:
             shown = coding.get("display")
             if isinstance(shown, str):
                 return shown.strip()[:80]
-            if isinstance(coding.get("code"), str):
+            if isinstance(coding.get("code"), str) and fallback is None:
                 return f"Code {coding['code']}"
-    return "A matching diagnosis"
+    return fallback or "A matching diagnosis"
 
 
 @rule("absence", {

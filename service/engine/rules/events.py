@@ -35,7 +35,9 @@ def _events(ctx: Context, names: tuple[str, ...]) -> list[Event]:
         start = entry.when.day if entry.when else None
         # A partial date ("2026-10") stands for its whole month or year.
         end = entry.when.latest if entry.when else None
-        found.append(Event(display(entry.resource), entry.ref, start, end, VERBS[rtype]))
+        concept = next(n for n in entry.concepts if n in names)
+        what = display(entry.resource, cap(label(ctx.concept(concept))))
+        found.append(Event(what, entry.ref, start, end, VERBS[rtype]))
     for use in ctx.uses:
         shared = [n for n in use.concepts if n in names]
         if shared:
