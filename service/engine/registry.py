@@ -247,11 +247,12 @@ def needs(key: str, *required: str) -> CrossCheck:
     return check
 
 
-def at_most_listed(count: str, listed: str) -> CrossCheck:
+def at_most_listed(count: str, listed: str, noun: str | None = None) -> CrossCheck:
     """A check that a minimum count does not exceed the number of listed items."""
     def check(params: Mapping[str, Any]) -> tuple[str, str] | None:
         if count in params and listed in params and params[count] > len(params[listed]):
-            return count, f"{params[count]} is more than the {len(params[listed])} {listed} listed"
+            return count, (f"{params[count]} is more than the {len(params[listed])} "
+                           f"{noun or listed} listed")
         return None
     return check
 

@@ -74,7 +74,7 @@ def all_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
 @rule("at-least", {
     "of": OF,
     "count": Param("int", required=True, minimum=1, maximum=MAX_PARTS),
-}, checks=(at_most_listed("count", "of"),))
+}, checks=(at_most_listed("count", "of", "parts"),))
 def at_least(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met if at least `count` parts are met; not-met if too few can still be met."""
     decided = _parts(ctx, crit)
