@@ -1,0 +1,27 @@
+"""The README's "Writing a study" guide stays true: every rule is listed, its example loads."""
+
+from __future__ import annotations
+
+import re
+
+from service.engine.rules import RULES
+from service.settings import REPO_ROOT
+
+
+def _guide() -> str:
+    text = (REPO_ROOT / "README.md").read_text()
+    start = text.index("## Writing a study")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_every_registered_rule_is_in_the_guide_table():
+    listed = set(re.findall(r"^\| ([^|]+) \|", _guide(), re.M))
+    names = {name for row in listed for name in re.findall(r"`([a-z0-9-]+)`", row)}
+    assert set(RULES) <= names, sorted(set(RULES) - names)
+
+
+def test_the_guide_example_is_the_shipped_conformance_mapping():
+    mapping = (REPO_ROOT / "mappings" / "conformance" / "lupus-conformance.toml").read_text()
+    for line in ('id = "hbv-active"', 'rule = "coded-result"', 'concepts = ["hbsag"]',
+                 'answer = "positive"', "lookback_days = 365"):
+        assert line in mapping and line in _guide()
