@@ -14,14 +14,13 @@ POSITIVE = {"10828004", "pos", "positive", "detected", "260373001", "77386006", 
             "pregnant"}
 
 
-def coded_answer(resource: dict[str, Any]) -> str | None:
-    """"positive", "negative" or None from a coded, text, boolean or interpreted result."""
+def _words(resource: dict[str, Any]) -> set[str]:
+    """Every code, display and text a result's value and interpretation carry, lower-cased."""
     value = resource.get("valueCodeableConcept")
     words: set[str] = set()
     for coding in codings(value):
-        for key in ("code", "display"):
-            if isinstance(coding.get(key), str):
-                words.add(coding[key].strip().lower())
+        words |= {coding[k].strip().lower() for k in ("code", "display")
+                  if isinstance(coding.get(k), str)}
     if isinstance(value, dict) and isinstance(value.get("text"), str):
         words.add(value["text"].strip().lower())
     if isinstance(resource.get("valueString"), str):
@@ -29,12 +28,16 @@ def coded_answer(resource: dict[str, Any]) -> str | None:
     if isinstance(resource.get("valueBoolean"), bool):
         words.add("positive" if resource["valueBoolean"] else "negative")
     for item in as_list(resource.get("interpretation")):
-        for coding in codings(item):
-            code = coding.get("code")
-            if code == "POS":
-                words.add("positive")
-            elif code == "NEG":
-                words.add("negative")
+        # v3-ObservationInterpretation POS / NEG.
+        codes = {coding.get("code") for coding in codings(item)}
+        words |= {"positive"} if "POS" in codes else set()
+        words |= {"negative"} if "NEG" in codes else set()
+    return words
+
+
+def coded_answer(resource: dict[str, Any]) -> str | None:
+    """"positive", "negative" or None from a coded, text, boolean or interpreted result."""
+    words = _words(resource)
     if words & POSITIVE and not words & NEGATIVE:
         return "positive"
     if words & NEGATIVE and not words & POSITIVE:

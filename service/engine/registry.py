@@ -68,35 +68,44 @@ class Param:
         """
         if self.type == "concept":
             return self._concept(value, concepts)
-        if self.type == "concepts":
-            if not isinstance(value, list) or not value:
-                raise ParamError("expected a non-empty list of concept names")
-            return tuple(self._concept(item, concepts) for item in value)
-        if self.type == "decimal":
-            return self._bounded(_number(value))
-        if self.type == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ParamError(f"expected an integer, got {value!r}")
-            return self._bounded(value)
-        if self.type == "str":
-            if not isinstance(value, str):
-                raise ParamError("expected a string")
-            if self.choices and value not in self.choices:
-                raise ParamError(f"must be one of {', '.join(self.choices)}")
-            return value
-        if self.type == "strs":
-            if not isinstance(value, list) or not value or not all(
-                    isinstance(v, str) for v in value):
-                raise ParamError("expected a non-empty list of strings")
-            wrong = [v for v in value if self.choices and v not in self.choices]
-            if wrong:
-                raise ParamError(f"{wrong[0]!r} is not one of {', '.join(self.choices)}")
-            return tuple(value)
-        if self.type == "pairs":
-            return self._pairs(value)
+        if self.type in ("concepts", "agents"):
+            return (self._concepts(value, concepts) if self.type == "concepts"
+                    else self._agents(value, concepts))
+        if self.type in ("str", "strs"):
+            return self._str(value) if self.type == "str" else self._strs(value)
         if self.type == "criteria":
             return self._parts(value, read_part)
-        return self._agents(value, concepts)
+        return self._numeric(value)
+
+    def _numeric(self, value: Any) -> Any:
+        if self.type == "pairs":
+            return self._pairs(value)
+        if self.type == "decimal":
+            return self._bounded(_number(value))
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamError(f"expected an integer, got {value!r}")
+        return self._bounded(value)
+
+    def _concepts(self, value: Any, concepts: Mapping[str, Concept]) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value:
+            raise ParamError("expected a non-empty list of concept names")
+        return tuple(self._concept(item, concepts) for item in value)
+
+    def _str(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ParamError("expected a string")
+        if self.choices and value not in self.choices:
+            raise ParamError(f"must be one of {', '.join(self.choices)}")
+        return value
+
+    def _strs(self, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not value or not all(
+                isinstance(v, str) for v in value):
+            raise ParamError("expected a non-empty list of strings")
+        wrong = [v for v in value if self.choices and v not in self.choices]
+        if wrong:
+            raise ParamError(f"{wrong[0]!r} is not one of {', '.join(self.choices)}")
+        return tuple(value)
 
     def _parts(self, value: Any, read_part: PartReader | None) -> tuple[CriterionMapping, ...]:
         items = [value] if isinstance(value, dict) else value

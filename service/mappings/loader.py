@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -32,6 +33,25 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
         raise MappingError(f"{label}: cannot read: {exc.strerror}") from None
 
 
+def _check_concept_file(file: str, raw: dict[str, Any]) -> None:
+    unknown = set(raw) - CONCEPT_FILE_KEYS
+    if unknown:
+        raise MappingError(f"{file}: {sorted(unknown)[0]}: unknown key")
+    for key in CONCEPT_FILE_KEYS:
+        if key in raw and not isinstance(raw[key], dict):
+            raise MappingError(f"{file}: {key}: expected a table")
+
+
+def _with_site_codes(concepts: dict[str, Concept], extra: list[tuple[str, str, Any]]) -> None:
+    """Codes and prefixes a later file adds to an already defined concept."""
+    for file, name, table in extra:
+        base = concepts[name]
+        codes = parse_codes(table.get("codes", []), f"{file}: concepts.{name}.codes")
+        prefixes = parse_codes(table.get("prefixes", []), f"{file}: concepts.{name}.prefixes")
+        concepts[name] = replace(base, codes=base.codes | frozenset(codes),
+                                 prefixes=base.prefixes + tuple(prefixes))
+
+
 def _concepts(raw_files: list[tuple[str, dict[str, Any]]]
               ) -> tuple[dict[str, Concept], dict[str, str], dict[str, Product]]:
     """Concepts (site files may add codes), global unit aliases and products."""
@@ -43,41 +63,25 @@ def _concepts(raw_files: list[tuple[str, dict[str, Any]]]
     for file, raw in raw_files:
         if "study" in raw:
             continue
-        unknown = set(raw) - CONCEPT_FILE_KEYS
-        if unknown:
-            raise MappingError(f"{file}: {sorted(unknown)[0]}: unknown key")
-        for key in CONCEPT_FILE_KEYS:
-            if key in raw and not isinstance(raw[key], dict):
-                raise MappingError(f"{file}: {key}: expected a table")
+        _check_concept_file(file, raw)
         defaults.update(raw.get("defaults", {}))
         global_aliases.update(raw.get("unit_aliases", {}))
         for name, table in raw.get("concepts", {}).items():
-            if name in concept_tables:
-                # A second file may only append codes to a concept (site-local codes).
-                if not isinstance(table, dict) or set(table) - {"codes", "prefixes"}:
-                    raise MappingError(
-                        f"{file}: concepts.{name}: already defined in "
-                        f"{concept_tables[name][0]}; a site file may only add codes"
-                    )
+            if name not in concept_tables:
+                concept_tables[name] = (file, table)
+            elif isinstance(table, dict) and not set(table) - {"codes", "prefixes"}:
                 extra_codes.append((file, name, table))
             else:
-                concept_tables[name] = (file, table)
-        for token, table in raw.get("products", {}).items():
-            products_raw[token] = (file, table)
+                # A second file may only append codes to a concept (site-local codes).
+                raise MappingError(f"{file}: concepts.{name}: already defined in "
+                                   f"{concept_tables[name][0]}; a site file may only add codes")
+        products_raw.update({token: (file, table)
+                             for token, table in raw.get("products", {}).items()})
     if set(defaults) - {"lookback_days"}:
         raise MappingError(f"defaults.{sorted(set(defaults) - {'lookback_days'})[0]}: unknown key")
-    concepts: dict[str, Concept] = {}
-    for name, (source, table) in concept_tables.items():
-        concepts[name] = parse_concept(name, table, source, defaults, global_aliases)
-    for file, name, table in extra_codes:
-        base = concepts[name]
-        codes = parse_codes(table.get("codes", []), f"{file}: concepts.{name}.codes")
-        prefixes = parse_codes(table.get("prefixes", []), f"{file}: concepts.{name}.prefixes")
-        concepts[name] = Concept(**{
-            **base.__dict__,
-            "codes": base.codes | frozenset(codes),
-            "prefixes": base.prefixes + tuple(prefixes),
-        })
+    concepts = {name: parse_concept(name, table, source, defaults, global_aliases)
+                for name, (source, table) in concept_tables.items()}
+    _with_site_codes(concepts, extra_codes)
     products = dict(parse_product(token, table, file, concepts)
                     for token, (file, table) in products_raw.items())
     return concepts, global_aliases, products

@@ -69,37 +69,12 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if not has_medication_history(ctx.record):
         return result(crit, "unknown", "No medication history is recorded, so refractoriness "
                       "cannot be judged.")
-    uses = ctx.uses
-    relevant = [u for u in uses if set(u.concepts) & (steroids | required | dmards)]
+    relevant = [u for u in ctx.uses if set(u.concepts) & (steroids | required | dmards)]
     missing: list[str] = []
     gaps: list[str] = []
     evidence: list[str] = []
-    # Glucocorticoid: >= threshold mg/kg/day prednisone-equivalent for >= N days.
-    steroid_uses = [u for u in relevant if set(u.concepts) & steroids]
-    weight = _weight(ctx, p.get("weight_lookback_days", 365))
-    high: list[MedicationUse] = []
-    for use in steroid_uses:
-        per_kg = _prednisone_per_kg(ctx, use, weight)
-        if per_kg is None:
-            if use.daily_mg is None and use.daily_mg_per_kg is None:
-                gaps.append(f"dose of {use.ref} unknown")
-            elif weight is None:
-                gaps.append("no body weight for mg/kg/day")
-            continue
-        if per_kg >= p["steroid_min_mg_per_kg_day"]:
-            if use.period_known:
-                high.append(use)
-            else:
-                gaps.append(f"period of {use.ref} unknown")
-    course, course_refs = longest_course(high)
-    steroid_ok = course >= p["steroid_min_days"]
-    min_days = p["steroid_min_days"]
-    threshold = fmt(p["steroid_min_mg_per_kg_day"])
-    if steroid_ok:
-        evidence += course_refs
-    else:
-        missing.append(f"glucocorticoid >= {threshold} mg/kg/day prednisone-equivalent for "
-                       f">= {min_days} days (longest high-dose course {course} days)")
+    course = _steroid_course(ctx, crit, [u for u in relevant if set(u.concepts) & steroids],
+                             missing, gaps, evidence)
     for name in sorted(required):
         found = [u for u in relevant if name in u.concepts]
         if found:
@@ -128,6 +103,36 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return result(crit, "not-met",
                   f"The medication history does not show: {'; '.join(missing)}; no intolerance "
                   "to standard treatment is recorded.", evidence=[u.ref for u in relevant])
+
+
+def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[MedicationUse],
+                    missing: list[str], gaps: list[str], evidence: list[str]) -> int:
+    """Longest course at >= the mg/kg/day prednisone-equivalent threshold (days); adds what is
+    missing, the gaps that leave it undecided, and the evidence to the caller's lists."""
+    p = crit.params
+    weight = _weight(ctx, p.get("weight_lookback_days", 365))
+    high: list[MedicationUse] = []
+    for use in steroid_uses:
+        per_kg = _prednisone_per_kg(ctx, use, weight)
+        if per_kg is None:
+            if use.daily_mg is None and use.daily_mg_per_kg is None:
+                gaps.append(f"dose of {use.ref} unknown")
+            elif weight is None:
+                gaps.append("no body weight for mg/kg/day")
+            continue
+        if per_kg >= p["steroid_min_mg_per_kg_day"]:
+            if use.period_known:
+                high.append(use)
+            else:
+                gaps.append(f"period of {use.ref} unknown")
+    course, course_refs = longest_course(high)
+    if course >= p["steroid_min_days"]:
+        evidence += course_refs
+    else:
+        missing.append(f"glucocorticoid >= {fmt(p['steroid_min_mg_per_kg_day'])} mg/kg/day "
+                       f"prednisone-equivalent for >= {p['steroid_min_days']} days (longest "
+                       f"high-dose course {course} days)")
+    return course
 
 
 def _prednisone_per_kg(ctx: Context, use: MedicationUse, weight: Measurement | None
