@@ -182,6 +182,9 @@ class RuleSpec:
     # True when the rule's result is already the criterion's verdict (a person's confirmation,
     # a consent): an exclusion does not turn it around.
     verdict: bool = False
+    # True when the rule already says "none of these" (absence): as an exclusion it would be
+    # turned around into "excluded when none is recorded", so the loader refuses that.
+    negated: bool = False
 
     def check(self, params: Mapping[str, Any]) -> tuple[str, str] | None:
         """The first (key, message) a cross-parameter check reports, or None."""
@@ -197,8 +200,8 @@ RULES: Mapping[str, RuleSpec] = MappingProxyType(_RULES)
 
 
 def rule(name: str, params: Mapping[str, Param] | None = None,
-         checks: tuple[CrossCheck, ...] = (), *, verdict: bool = False
-         ) -> Callable[[RuleFunc], RuleFunc]:
+         checks: tuple[CrossCheck, ...] = (), *, verdict: bool = False,
+         negated: bool = False) -> Callable[[RuleFunc], RuleFunc]:
     """Register an evaluator under a rule name with its parameter declarations."""
     declared = dict(params or {})
     for key, param in declared.items():
@@ -211,7 +214,7 @@ def rule(name: str, params: Mapping[str, Param] | None = None,
             raise ValueError(f"rule {name!r} registered twice")
         _RULES[name] = RuleSpec(name=name, evaluate=func, params=MappingProxyType(declared),
                                 checks=checks, doc=(func.__doc__ or "").strip(),
-                                verdict=verdict)
+                                verdict=verdict, negated=negated)
         return func
     return register
 

@@ -114,6 +114,10 @@ def _criterion(item: Any, index: int, parent: str, seen: set[str],
     ctype = item.get("type", "inclusion")
     if ctype not in CRITERION_TYPES:
         raise MappingError(f"{where}.type: must be inclusion or exclusion")
+    if ctype == "exclusion" and RULES[rule].negated:
+        raise MappingError(f"{where}.rule: {rule!r} already means 'not excluded'; write an "
+                           "exclusion with the rule for what excludes (e.g. 'event', "
+                           "'diagnosis')")
     text = item.get("text")
     if not isinstance(text, str) or not text:
         what = "how reasons name this part" if depth else "the seed text"

@@ -133,7 +133,16 @@ def test_site_file_cannot_silently_redefine_a_concept(copy):
 def test_exclusion_criteria_are_expressible(copy):
     with (copy / "pediatric-ln-cart.toml").open("a") as handle:
         handle.write('\n[[criteria]]\nid = "no-gilbert"\ntype = "exclusion"\n'
-                     'text = "Gilbert syndrome"\nrule = "absence"\nconcepts = ["gilbert"]\n')
+                     'text = "Gilbert syndrome"\nrule = "diagnosis"\nconcept = "gilbert"\n')
     loaded = load_mappings(copy)
     crit = loaded.studies["pediatric-ln-cart"].criteria[-1]
-    assert (crit.id, crit.type, crit.rule) == ("no-gilbert", "exclusion", "absence")
+    assert (crit.id, crit.type, crit.rule) == ("no-gilbert", "exclusion", "diagnosis")
+
+
+def test_absence_written_as_an_exclusion_is_refused(copy):
+    # "excluded when none is recorded" is never what an author means (issue 12).
+    with (copy / "pediatric-ln-cart.toml").open("a") as handle:
+        handle.write('\n[[criteria]]\nid = "no-gilbert"\ntype = "exclusion"\n'
+                     'text = "Gilbert syndrome"\nrule = "absence"\nconcepts = ["gilbert"]\n')
+    with pytest.raises(MappingError, match=r"criteria\[no-gilbert\]\.rule: 'absence' already"):
+        load_mappings(copy)

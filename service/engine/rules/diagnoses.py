@@ -68,7 +68,7 @@ def display(resource: dict[str, Any], fallback: str | None = None) -> str:
 @rule("absence", {
     "concepts": Param("concepts", required=True,
                       kinds=("condition", "procedure", "medication", "immunization")),
-})
+}, negated=True)
 def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when none of the concepts is recorded: an active Condition, a Procedure done,
     a medication taken or an Immunization given, at any time up to the as-of date."""
