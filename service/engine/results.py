@@ -40,13 +40,14 @@ class CriterionResult:
     result: Result
     reason: str
     kind: Literal["automatic", "manual"] = "automatic"
-    # An exclusion is `met` when the record shows the patient is NOT excluded (api.md).
-    type: Literal["inclusion", "exclusion"] = "inclusion"
     value: Value | None = None
     evidence: tuple[str, ...] = ()
     # "x ULN" criteria: the ULN used and where it came from (observation or CALIPER table).
     uln: Value | None = None
     uln_source: str | None = None
+    # An exclusion is `met` when the record shows the patient is NOT excluded (api.md). Last,
+    # so positional construction of the fields above keeps working.
+    type: Literal["inclusion", "exclusion"] = "inclusion"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
