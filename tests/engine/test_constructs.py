@@ -14,8 +14,7 @@ from service.engine.evaluate import evaluate_patient
 from service.engine.results import CriterionResult
 from service.mappings import MappingError, load_mappings
 from service.settings import REPO_ROOT
-
-from .builders import AS_OF, HB, SPO2, birth_for, obs, patient, sledai
+from tests.support.builders import AS_OF, HB, SPO2, birth_for, obs, patient, sledai
 
 HEADER = '[study]\nkey = "constructs"\ntitle = "Constructs under test"\n'
 PARTS = {
@@ -156,7 +155,7 @@ def test_an_exclusion_of_a_diagnosis_excludes_only_the_patient_who_has_it(tmp_pa
     body = ('\n[[criteria]]\nid = "gilbert"\ntype = "exclusion"\ntext = "Gilbert syndrome"\n'
             'rule = "diagnosis"\nconcept = "gilbert"\n')
     dirs = study_dir(tmp_path, body)
-    from .builders import SCT_GILBERT, condition
+    from tests.support.builders import SCT_GILBERT, condition
     assert decide(dirs, [condition(SCT_GILBERT)], "gilbert").result == "not-met"
     assert decide(dirs, [], "gilbert").result == "met"
 
@@ -245,7 +244,7 @@ def test_the_loader_refuses_wrong_constructs_with_file_and_key(tmp_path, body, m
 # ------------------------------------------------------------------ manual confirmation scope
 
 def _confirm(focus: dict[str, Any] | None) -> dict[str, Any]:
-    from .builders import confirmation
+    from tests.support.builders import confirmation
     res = confirmation("agreed")
     if focus is not None:
         res["focus"] = [focus]
