@@ -315,7 +315,8 @@ def screen_patient(
             research_study_keys=lookup,
         )
         results = client.run_queries(queries)
-        record = record_resources(results)
+        # Only resources about this patient (subject relative or on our FHIR base).
+        record = record_resources(results, pid, client.settings.fhir_base_url)
         evaluation = evaluate_patient(
             record, mappings, as_of, studies=keys if studies else None, patient_id=pid
         )

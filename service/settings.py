@@ -111,6 +111,8 @@ class Settings:
     cds_jwt_required: bool = True
     max_body_bytes: int = 1_048_576
     log_level: str = "INFO"
+    log_format: str = "text"  # text | json (one JSON object a line)
+    job_retention_days: int = 30  # finished jobs and their results are purged after this
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -159,6 +161,8 @@ class Settings:
             "cds_jwt_required": _bool(env, "CDS_JWT_REQUIRED", True),
             "max_body_bytes": _int(env, "MAX_BODY_BYTES", cls.max_body_bytes, 1024),
             "log_level": get("LOG_LEVEL", "INFO").upper(),
+            "log_format": get("LOG_FORMAT", "text").lower(),
+            "job_retention_days": _int(env, "JOB_RETENTION_DAYS", cls.job_retention_days, 1),
         }
         settings = cls(**values)
         settings.validate()
@@ -188,6 +192,8 @@ class Settings:
             raise SettingsError(
                 f"LOG_LEVEL={self.log_level!r} must be DEBUG, INFO, WARNING or ERROR"
             )
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT={self.log_format!r} must be text or json")
         self._validate_cds_issuers()
 
     def _validate_fhir_auth(self) -> None:

@@ -127,8 +127,15 @@ def _screen_one(
 ) -> tuple[Any, bool]:
     """(PatientRow, finished): finished is False when a retry later may help."""
     from service.cli.tables import PatientRow
+    from service.fhir.queries import FHIR_ID
+    from service.log_setup import escape_controls
     from service.screening import ScreeningFailure
 
+    if not FHIR_ID.fullmatch(pid):
+        # --all takes ids from the server: a bad one is a failed row, shown escaped, and never
+        # written to the checkpoint (it could break its one-id-a-line format).
+        return PatientRow(escape_controls(pid[:80]),
+                          error="not a valid FHIR Patient id; not screened"), False
     try:
         if write:
             out = screener.screen(pid, as_of=as_of, studies=studies)
@@ -470,10 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"eligibility: bad settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=settings.log_level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from service.log_setup import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     from service.fhir.client import FhirError
     from service.mappings import MappingError
 

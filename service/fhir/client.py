@@ -28,7 +28,9 @@ from service.fhir.errors import (
     FhirProtocolError,
     FhirRecordTooLarge,
     FhirTemporaryError,
+    failed_outcome,
 )
+from service.fhir.subjects import belongs_to
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -403,7 +405,8 @@ class FhirClient:
             )
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than the parser's stack is no FHIR answer either.
             raise FhirProtocolError(
                 f"{what}: the server answered {response.status_code} with invalid JSON",
                 status=response.status_code,
@@ -421,7 +424,7 @@ class FhirClient:
         body: Any = None
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         detail = outcome_message(body)
         if detail is None and isinstance(body, Mapping) and isinstance(body.get("error"), str):
@@ -545,6 +548,11 @@ class FhirClient:
         if status is None:
             return FhirProtocolError(f"{what}: batch entry without a response status")
         if 200 <= status < 300:
+            if failed_outcome((answer or {}).get("outcome")) or failed_outcome(
+                    entry.get("resource")):
+                return FhirProtocolError(
+                    f"{what}: {status} with an error OperationOutcome (the request failed)"
+                )
             return None
         detail = outcome_message((answer or {}).get("outcome")) or outcome_message(
             entry.get("resource")
@@ -569,14 +577,24 @@ class FhirClient:
         queries = retrieval.record_queries(
             patient_id, observation_codes, page_size=self.settings.fhir_page_size
         )
-        return record_resources(self.run_queries(queries))
+        pid = retrieval.normalize_patient_id(patient_id)
+        return record_resources(self.run_queries(queries), pid, self.base_url)
 
 
 _WRITE_BACK_LABELS = frozenset({"ResearchSubject", "ResearchStudy"})
 
 
-def record_resources(results: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """The clinical record from run_queries' results: Patient first, each resource once."""
+def record_resources(
+    results: Mapping[str, list[dict[str, Any]]],
+    patient_id: str | None = None,
+    base_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """The clinical record from run_queries' results: Patient first, each resource once.
+
+    With patient_id, only resources about that patient are kept (subject relative, or
+    absolute on base_url): a server answering with another patient's resources, or with
+    resources naming no patient, never has them used for this one.
+    """
     seen: set[tuple[str, str]] = set()
     record: list[dict[str, Any]] = []
     order = ["Patient", *(label for label in results if label != "Patient")]
@@ -586,6 +604,8 @@ def record_resources(results: Mapping[str, list[dict[str, Any]]]) -> list[dict[s
         for resource in results.get(label, ()):
             key = (str(resource.get("resourceType")), str(resource.get("id")))
             if key in seen:
+                continue
+            if patient_id is not None and not belongs_to(resource, patient_id, base_url):
                 continue
             seen.add(key)
             record.append(resource)

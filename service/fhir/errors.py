@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -52,3 +53,15 @@ class FhirProtocolError(FhirFatalError):
 
 class FhirRecordTooLarge(FhirFatalError):
     """A search needs more pages or resources than allowed; never returned truncated."""
+
+
+def failed_outcome(body: Any) -> bool:
+    """Whether a value is an OperationOutcome saying something failed (severity error/fatal).
+
+    Inside a 200 answer (a searchset entry, a batch entry's response.outcome) it means the
+    search or read did not run: taking the rest of the answer as "no data" would be wrong.
+    """
+    if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
+        return False
+    return any(isinstance(i, Mapping) and i.get("severity") in ("error", "fatal")
+               for i in body.get("issue") or ())

@@ -17,7 +17,9 @@ from service.fhir.research_subject import (
 
 # FHIR R4 id: 1-64 characters of letters, digits, '-' and '.'. Anything else never reaches a URL.
 # A FHIR logical id (R4 `id` datatype); the one definition the service checks ids against.
-FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# "." and ".." match the R4 pattern but are path segments: a URL normaliser turns
+# `Patient/..` into `Patient/` (a search of every patient), so they are never ids here.
+FHIR_ID = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9\-.]{1,64}")
 
 # Clinical resource types read for every patient, with the reference each one's medication
 # lives in (so the referenced Medication comes back in the same answer via _include).

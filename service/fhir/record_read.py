@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from service.fhir import queries as retrieval
-from service.fhir.errors import FhirNotFound, FhirProtocolError, FhirRecordTooLarge
+from service.fhir.errors import (
+    FhirNotFound,
+    FhirProtocolError,
+    FhirRecordTooLarge,
+    failed_outcome,
+)
 
 if TYPE_CHECKING:
     from service.fhir.client import FhirClient
@@ -157,6 +162,14 @@ class RecordRead:
 
     def _take_entry(self, state: _SearchState, entry: Any, what: str) -> None:
         resource = entry.get("resource") if isinstance(entry, dict) else None
+        response = entry.get("response") if isinstance(entry, dict) else None
+        if failed_outcome(resource) or (
+                isinstance(response, dict) and failed_outcome(response.get("outcome"))):
+            # The search did not run: its page is no "no data". The server's text may quote
+            # records, so only that it failed is said.
+            raise FhirProtocolError(
+                f"{what}: the answer carries an error OperationOutcome (the search failed)"
+            )
         if not isinstance(resource, dict):
             return
         mode = (entry.get("search") or {}).get("mode")

@@ -42,12 +42,16 @@ from service.queue.store import (
     TaskRecord,
     new_id,
 )
+from service.log_setup import bound_request_id
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BUSY_RETRY_SECONDS = 1.0  # another worker holds the patient: look again shortly
 RETRY_BASE_SECONDS = 5.0
+# GET /screenings/{job} shows at most this many patients per answer (about 10 KB each).
+JOB_PAGE_PATIENTS = 50
+PURGE_INTERVAL_SECONDS = 3600.0  # the reaper purges expired jobs at start, then hourly
 
 
 class PatientScreener(Protocol):
@@ -174,16 +178,24 @@ class JobQueue:
 
     # ------------------------------------------------------------------ reporting
 
-    def job_status(self, job_id: str) -> dict[str, Any] | None:
-        """The GET /screenings/{job} body, or None for an unknown job."""
+    def job_status(
+        self, job_id: str, cursor: int = 0, limit: int = JOB_PAGE_PATIENTS
+    ) -> dict[str, Any] | None:
+        """The GET /screenings/{job} body, or None for an unknown job.
+
+        The summary (state, progress) covers the whole job; `patients` holds at most `limit`
+        of them from `cursor` on, and `next` is the cursor of the following page.
+        """
         job = self.store.get_job(job_id)
         if job is None:
             return None
-        tasks = self.store.job_tasks(job_id)
-        counts = {s: 0 for s in (QUEUED, RUNNING, DONE, FAILED)}
+        limit = max(1, min(limit, JOB_PAGE_PATIENTS))
+        stored = self.store.job_counts(job_id)
+        counts = {s: stored.get(s, 0) for s in (QUEUED, RUNNING, DONE, FAILED)}
+        total = sum(counts.values())
+        tasks, next_cursor = self.store.job_tasks_page(job_id, cursor, limit)
         patients = []
         for t in tasks:
-            counts[t.state] += 1
             entry: dict[str, Any] = {"patient": f"Patient/{t.patient}", "state": t.state}
             if t.attempts:
                 entry["attempts"] = t.attempts
@@ -194,7 +206,7 @@ class JobQueue:
                 entry["error"] = t.error
             patients.append(entry)
         finished = counts[DONE] + counts[FAILED]
-        if finished == len(tasks):
+        if finished == total:
             state = "done"
         elif counts[RUNNING] or finished:
             state = "running"
@@ -206,16 +218,27 @@ class JobQueue:
             "source": job.source,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.created)),
             "progress": {
-                "total": len(tasks), "done": counts[DONE], "failed": counts[FAILED],
+                "total": total, "done": counts[DONE], "failed": counts[FAILED],
                 "pending": counts[QUEUED] + counts[RUNNING],
             },
             "patients": patients,
         }
+        if next_cursor is not None:
+            body["next"] = str(next_cursor)
         if job.as_of:
             body["asOf"] = job.as_of
         if job.studies:
             body["studies"] = list(job.studies)
         return body
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete finished jobs (and their results) older than JOB_RETENTION_DAYS."""
+        now = time.time() if now is None else now
+        purged = self.store.purge_finished(now - self.settings.job_retention_days * 86400)
+        if purged:
+            log.info("purged %d finished job(s) older than %d days", purged,
+                     self.settings.job_retention_days)
+        return purged
 
     # ------------------------------------------------------------------ executing
 
@@ -232,6 +255,13 @@ class JobQueue:
         task = self.store.claim(task_id, worker, lease)
         if task is None:
             return  # a duplicate message, already done, or another worker has it
+        with bound_request_id(f"job:{task.job_id}"):
+            self._run_claimed(task, worker, lease)
+
+    def _run_claimed(self, task: TaskRecord, worker: str, lease: float) -> None:
+        """Screen a claimed task under the patient's lock, keeping the lease alive meanwhile."""
+        assert self.screener is not None
+        task_id = task.id
         patient_lock = f"patient:{task.patient}"
         if not self.store.lock(patient_lock, worker, lease):
             self.store.requeue(
@@ -319,9 +349,13 @@ class JobQueue:
 
     def _reaper_loop(self) -> None:
         interval = max(self.settings.job_lease_seconds / 3, 0.5)
+        next_purge = 0.0
         while True:
             try:
                 self.reap()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + PURGE_INTERVAL_SECONDS
+                    self.purge()
             except Exception:  # noqa: BLE001 - try again next round
                 log.warning("reaper round failed", exc_info=True)
             if self._reaper_stop.wait(interval):

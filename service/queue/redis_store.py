@@ -14,6 +14,7 @@ from service.queue.store import (
     JobRecord,
     OwnedTaskUpdates,
     TaskRecord,
+    finished_before,
 )
 
 
@@ -198,6 +199,49 @@ class RedisJobStore(OwnedTaskUpdates):
 
     def remember_once(self, key: str, ttl: float) -> bool:
         return bool(self._conn.set(self._k("once", key), b"1", nx=True, px=int(ttl * 1000)))
+
+    def job_counts(self, job_id: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        key = self._k("job", job_id, "tasks")
+        # In slices, so a large job is never held in memory at once.
+        for start in range(0, self._conn.llen(key), 500):
+            ids = [_text(i) for i in self._conn.lrange(key, start, start + 499)]
+            for raw in self._conn.mget([self._k("task", i) for i in ids]):
+                if raw:
+                    state = json.loads(raw)["state"]
+                    counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def job_tasks_page(
+        self, job_id: str, cursor: int, limit: int
+    ) -> tuple[list[TaskRecord], int | None]:
+        # The cursor is a position in the job's task list (tasks are only ever appended).
+        ids = [_text(i) for i in
+               self._conn.lrange(self._k("job", job_id, "tasks"), cursor, cursor + limit)]
+        shown = ids[:limit]
+        raws = self._conn.mget([self._k("task", i) for i in shown]) if shown else []
+        tasks = [TaskRecord.from_dict(json.loads(r)) for r in raws if r]
+        return tasks, (cursor + limit if len(ids) > limit else None)
+
+    def purge_finished(self, before: float) -> int:
+        purged = 0
+        for raw_key in self._conn.scan_iter(match=self._k("job", "*"), count=500):
+            key = _text(raw_key)
+            job_id = key[len(self._k("job", "")):]
+            if ":" in job_id:
+                continue  # the job's task list
+            job = self.get_job(job_id)
+            if job is None or job.created >= before:
+                continue
+            task_ids = [_text(i) for i in self._conn.lrange(self._k("job", job_id, "tasks"),
+                                                             0, -1)]
+            tasks = [t for t in (self._get(self._conn, i) for i in task_ids) if t is not None]
+            if not finished_before(tasks, before):
+                continue
+            self._conn.delete(key, self._k("job", job_id, "tasks"),
+                              *(self._k("task", t) for t in task_ids))
+            purged += 1
+        return purged
 
 
 def _text(raw: Any) -> str:

@@ -232,3 +232,40 @@ class SqliteJobStore(OwnedTaskUpdates):
                 return False
             conn.execute("insert into elig_once (key, expires) values (?, ?)", (key, now + ttl))
             return True
+
+    def job_counts(self, job_id: str) -> dict[str, int]:
+        rows = self._fetch(
+            "select state, count(*) from elig_task where job_id = ? group by state", (job_id,)
+        )
+        return {state: count for state, count in rows}
+
+    def job_tasks_page(
+        self, job_id: str, cursor: int, limit: int
+    ) -> tuple[list[TaskRecord], int | None]:
+        # The cursor is the rowid of the last task shown: stable while tasks change state.
+        rows = self._fetch(
+            "select rowid, data from elig_task where job_id = ? and rowid > ?"
+            " order by rowid limit ?", (job_id, cursor, limit + 1),
+        )
+        tasks = [TaskRecord.from_dict(json.loads(r[1])) for r in rows[:limit]]
+        return tasks, (rows[limit - 1][0] if len(rows) > limit else None)
+
+    def purge_finished(self, before: float) -> int:
+        with self._tx() as conn:
+            # Jobs with no task left queued or running, whose newest task changed before the
+            # cutoff (a task's `updated` lives in its JSON).
+            rows = conn.execute(
+                "select j.id from elig_job j where j.created < ? and not exists ("
+                " select 1 from elig_task t where t.job_id = j.id and (t.state in (?, ?)"
+                " or json_extract(t.data, '$.updated') >= ?))",
+                (before, QUEUED, RUNNING, before),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"delete from elig_task where job_id in ({marks})", chunk)
+                conn.execute(f"delete from elig_job where id in ({marks})", chunk)
+            conn.execute("delete from elig_once where expires < ?", (time.time(),))
+            conn.execute("delete from elig_lock where expires < ?", (time.time(),))
+            return len(ids)

@@ -14,6 +14,7 @@ from service.settings import Settings
 from service.web.auth import install_api_auth
 from service.web.problems import register_error_handlers
 from service.web.services import Services
+from service.web.request_ids import install_request_ids
 
 
 def create_app(
@@ -45,6 +46,7 @@ def create_app(
         cds_verifier=cds_verifier,
     )
     register_error_handlers(app)
+    install_request_ids(app)  # first: every log line of the request carries its id
     install_api_auth(app, settings)
     for blueprint in (health.bp, rest.bp, notify.bp, webhooks.bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(blueprint)

@@ -29,6 +29,8 @@ _KEY_TYPE = {"RS": "RSA", "ES": "EC"}
 JWKS_TTL_SECONDS = 300.0
 JWKS_REFRESH_MIN_SECONDS = 30.0  # an unknown kid refetches at most this often
 LEEWAY_SECONDS = 30
+# CDS Hooks 2.0, "Trusting CDS Clients": the JWT's exp should be at most 5 minutes after iat.
+MAX_LIFETIME_SECONDS = 300
 
 
 class CdsAuthError(Exception):
@@ -53,11 +55,18 @@ class JwksFetcher:
         if cached and refresh and now - cached[0] < JWKS_REFRESH_MIN_SECONDS:
             return cached[1]
         try:
-            response = self._session.get(url, timeout=self._timeout,
+            # Never through a redirect: the URL was checked (configured, or a jku on the
+            # issuer's origin), the place a redirect leads to was not.
+            response = self._session.get(url, timeout=self._timeout, allow_redirects=False,
                                          headers={"Accept": "application/json"})
+            if response.is_redirect or 300 <= response.status_code < 400:
+                raise CdsAuthError(f"the JWKS URL {url} redirects; keys are read only from "
+                                   "the URL itself")
             response.raise_for_status()
             keys = response.json().get("keys")
-        except (requests.RequestException, ValueError, AttributeError) as exc:
+        except CdsAuthError:
+            raise
+        except (requests.RequestException, ValueError, AttributeError, RecursionError) as exc:
             if cached:
                 return cached[1]  # keep verifying with the last good set
             raise CdsAuthError(f"cannot fetch the issuer's JWKS from {url}") from exc
@@ -121,28 +130,55 @@ class CdsJwtVerifier:
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self._issuers:
             raise CdsAuthError("the JWT issuer is not on the allow-list (CDS_ISSUERS)")
+        wanted = audience or self.audience
+        # Every check that needs no key comes first: an unsigned or stale token never makes
+        # the service fetch anything.
+        self._decode(token, None, alg, issuer, wanted)
+        self._check_lifetime(unverified)
         key = self._key_for(issuer, header, alg)
-        try:
-            claims = jwt.decode(
-                token, key=key, algorithms=[alg], audience=audience or self.audience,
-                issuer=issuer, leeway=LEEWAY_SECONDS,
-                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise CdsAuthError("the JWT has expired") from None
-        except jwt.InvalidAudienceError:
-            wanted = audience or self.audience
-            shown = wanted if isinstance(wanted, str) else " or ".join(wanted)
-            raise CdsAuthError(f"the JWT audience must be {shown}") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise CdsAuthError(f"the JWT lacks the {exc.claim!r} claim") from None
-        except jwt.PyJWTError as exc:
-            raise CdsAuthError(f"the JWT is not valid: {type(exc).__name__}") from None
+        claims = self._decode(token, key, alg, issuer, wanted)
         jti = claims["jti"]
         ttl = max(float(claims["exp"]) - time.time(), 0) + LEEWAY_SECONDS
         if not isinstance(jti, str) or not self._seen(f"cds-jti:{issuer}:{jti}", ttl):
             raise CdsAuthError("the JWT's jti was already used (replay)")
         return claims
+
+    @staticmethod
+    def _decode(token: str, key: Any, alg: str, issuer: str, audience: str | list[str]
+                ) -> dict[str, Any]:
+        """The claims, checked (iss, aud, exp, iat; the signature too when key is given)."""
+        options: dict[str, Any] = {"require": ["iss", "aud", "exp", "iat", "jti"]}
+        if key is None:
+            options.update(verify_signature=False, verify_exp=True, verify_iat=True,
+                           verify_aud=True, verify_iss=True)
+        try:
+            return jwt.decode(
+                token, key=key, algorithms=[alg], audience=audience, issuer=issuer,
+                leeway=LEEWAY_SECONDS, options=options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise CdsAuthError("the JWT has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise CdsAuthError("the JWT is issued in the future (iat)") from None
+        except jwt.InvalidAudienceError:
+            shown = audience if isinstance(audience, str) else " or ".join(audience)
+            raise CdsAuthError(f"the JWT audience must be {shown}") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise CdsAuthError(f"the JWT lacks the {exc.claim!r} claim") from None
+        except jwt.PyJWTError as exc:
+            raise CdsAuthError(f"the JWT is not valid: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _check_lifetime(claims: dict[str, Any], now: float | None = None) -> None:
+        """CDS Hooks: exp at most 5 minutes after iat; an iat long past is refused too."""
+        now = time.time() if now is None else now
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+            raise CdsAuthError("the JWT's iat and exp must be numbers")
+        if exp - iat > MAX_LIFETIME_SECONDS:
+            raise CdsAuthError(f"the JWT lives longer than {MAX_LIFETIME_SECONDS} s (exp - iat)")
+        if now - iat > MAX_LIFETIME_SECONDS + LEEWAY_SECONDS:
+            raise CdsAuthError("the JWT was issued too long ago (iat)")
 
     def _key_for(self, issuer: str, header: dict[str, Any], alg: str) -> Any:
         source = self._issuers[issuer]

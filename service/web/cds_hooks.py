@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import date
 from typing import Any
@@ -10,7 +11,10 @@ from urllib.parse import parse_qsl, quote
 
 from flask import Blueprint, Response, jsonify, request
 
+from service.fhir.errors import failed_outcome
 from service.fhir.queries import RECORD_TYPES, code_token
+from service.fhir.subjects import own_resources
+from service.log_setup import escape_controls
 from service.web import requests_in
 from service.web.auth import auth_mode
 from service.web.cds_auth import CdsAuthError
@@ -47,6 +51,7 @@ today = date.today
 
 # A card's uuid is stable for (hook instance, study) so feedback can be matched to it.
 _CARD_NAMESPACE = uuid.UUID("6f1d5c1e-8a51-4f07-9b0c-2a3e7d54c0a1")
+_CARD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
 
 
 def prefetch_templates(observation_codes: tuple[str, ...]) -> dict[str, str]:
@@ -104,7 +109,7 @@ def _authenticate(audience: str | list[str]) -> None:
     try:
         svc.cds_verifier.verify(header, audience=audience)
     except CdsAuthError as exc:
-        log.warning("CDS Hooks request refused: %s", exc)
+        log.warning("CDS Hooks request refused: %s", escape_controls(str(exc)))
         raise Problem(401, str(exc), slug="cds-jwt") from None
 
 
@@ -119,7 +124,12 @@ def _resources(value: Any) -> list[dict[str, Any]] | None:
         return None  # only the first page: treat as missing and read the whole result
     out = []
     for entry in value.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        if failed_outcome(resource) or failed_outcome((entry.get("response") or {}).get(
+                "outcome") if isinstance(entry.get("response"), dict) else None):
+            return None  # the EHR's search failed: read it ourselves, never use "no data"
         if isinstance(resource, dict) and resource.get("resourceType") != "OperationOutcome":
             out.append(resource)
     return out
@@ -185,7 +195,17 @@ def _gather(body: dict[str, Any], pid: str) -> list[dict[str, Any]]:
     if not any(p.get("id") == pid for p in patients):
         raise Problem(400, "The prefetched Patient is not the context's patient.",
                       slug="cds-patient-mismatch")
-    return resources
+    # Only what is about this patient: a relative subject, or one on the request's own
+    # (allow-listed) FHIR server; other patients' and unattributed resources are left out.
+    return own_resources(resources, pid, _own_base(body))
+
+
+def _own_base(body: dict[str, Any]) -> str | None:
+    server = body.get("fhirServer")
+    allowed = {u.rstrip("/") for u in services().settings.cds_allowed_fhir_servers}
+    if isinstance(server, str) and server.rstrip("/") in allowed:
+        return server.rstrip("/")
+    return None
 
 
 def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dict[str, Any]:
@@ -269,9 +289,13 @@ def feedback() -> Response:
     if not isinstance(items, list) or not items:
         raise Problem(400, "The body must be {\"feedback\": [...]}.", slug="invalid-body")
     for item in items:
+        # A card id is a uuid this service made: anything else (CR/LF above all, which would
+        # forge log lines) is refused, not logged.
         if not isinstance(item, dict) or not isinstance(item.get("card"), str) or \
+                not _CARD_ID.fullmatch(item["card"]) or \
                 item.get("outcome") not in ("accepted", "overridden"):
-            raise Problem(400, "Each feedback item needs card and outcome "
+            raise Problem(400, "Each feedback item needs card (the card's uuid) and outcome "
                           "(accepted or overridden).", slug="invalid-body")
-        log.info("CDS feedback: card %s %s", item["card"][:64], item["outcome"])
+    for item in items:
+        log.info("CDS feedback: card %s %s", item["card"], item["outcome"])
     return jsonify({})

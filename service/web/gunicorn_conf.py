@@ -14,6 +14,8 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 120
 accesslog = "-"
+# The request id (X-Request-ID of the answer) ties an access line to the service's own lines.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms [%({x-request-id}o)s]'
 
 
 def bind_host(address: str) -> str:

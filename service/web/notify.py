@@ -9,13 +9,14 @@ Every answer is an OperationOutcome.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from flask import Blueprint, Response, json, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.fhir.queries import FHIR_ID, RECORD_TYPES
+from service.fhir.subjects import subject_of
+from service.log_setup import escape_controls
 from service.web import requests_in
 from service.web.auth import auth_mode, bearer_token, token_matches
 from service.web.services import services
@@ -26,8 +27,9 @@ bp = Blueprint("fhir_notify", __name__)
 
 FHIR_JSON = "application/fhir+json"
 TRIGGER_TYPES: tuple[str, ...] = ("Patient", *RECORD_TYPES)
-_PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
-SUBJECT_KEYS = ("subject", "patient")
+# One notification queues at most this many patients: a Bundle naming more is refused whole
+# (a Subscription notifies one change; a bulk import should use POST /screenings).
+MAX_NOTIFY_PATIENTS = 100
 
 
 class NotifyError(Exception):
@@ -59,8 +61,9 @@ def _check_secret() -> None:
 def _parse_resource(raw: bytes) -> dict[str, Any]:
     try:
         resource = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise NotifyError(400, "structure", "the body is not JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise NotifyError(400, "structure", "the body is not JSON (or is nested too deeply)"
+                          ) from None
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         raise NotifyError(400, "structure", "the body is not a FHIR resource (no resourceType)")
     return resource
@@ -95,23 +98,21 @@ def _validate_r4(resource: dict[str, Any]) -> None:
         raise NotifyError(400, "structure", f"{rtype} is not valid FHIR R4: {text}") from None
 
 
-def patient_of(resource: dict[str, Any]) -> str | None:
-    """The logical id of the patient a resource is about (the Patient itself or its subject)."""
+def patient_of(resource: dict[str, Any], base_url: str | None) -> str | None:
+    """The logical id of our patient a resource is about (the Patient itself or its subject).
+
+    A subject on another server (an absolute URL off `base_url`) is not our patient, even
+    with the same id.
+    """
     if resource.get("resourceType") == "Patient":
         rid = resource.get("id")
         return rid if isinstance(rid, str) and FHIR_ID.fullmatch(rid) else None
-    for key in SUBJECT_KEYS:
-        ref = resource.get(key)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str):
-            match = _PATIENT_REF.search(ref["reference"].strip())
-            if match:
-                return match.group(1)
-    return None
+    return subject_of(resource, base_url)
 
 
 def _queue_for(resource: dict[str, Any]) -> Response:
     rtype = resource["resourceType"]
-    pid = patient_of(resource)
+    pid = patient_of(resource, services().settings.fhir_base_url)
     if pid is None:
         log.info("notification for a %s not about a patient; nothing queued", rtype)
         return outcome("information", "informational",
@@ -130,7 +131,7 @@ def _handled(view: Any) -> Any:
             _check_secret()
             return view(*args, **kwargs)
         except NotifyError as exc:
-            log.warning("refused FHIR notification: %s", exc.message)
+            log.warning("refused FHIR notification: %s", escape_controls(exc.message))
             return outcome("error", exc.code, exc.message, exc.status)
         except RequestEntityTooLarge:
             limit = services().settings.max_body_bytes
@@ -165,13 +166,19 @@ def notify_without_payload() -> Response:
 
 def _queue_bundle(bundle: dict[str, Any]) -> Response:
     _validate_r4(bundle)
+    base = services().settings.fhir_base_url
     patients: dict[str, None] = {}
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and resource.get("resourceType") in TRIGGER_TYPES:
-            pid = patient_of(resource)
+            pid = patient_of(resource, base)
             if pid:
                 patients[pid] = None
+    if len(patients) > MAX_NOTIFY_PATIENTS:
+        raise NotifyError(413, "too-costly",
+                          f"the Bundle names {len(patients)} patients; a notification may name "
+                          f"at most {MAX_NOTIFY_PATIENTS} (use POST /screenings for more); "
+                          "nothing was queued")
     for pid in patients:
         services().queue.enqueue_screening(pid, source="fhir-notify:Bundle")
     return outcome("information", "informational",
@@ -181,7 +188,7 @@ def _queue_bundle(bundle: dict[str, Any]) -> Response:
 def _check_type(rtype: str) -> None:
     if rtype not in TRIGGER_TYPES:
         raise NotifyError(400, "not-supported",
-                          f"{rtype[:64]} is not a resource type this service screens on")
+                          f"{rtype[:64]!r} is not a resource type this service screens on")
 
 
 @bp.put("/fhir-notify/<rtype>/<rid>")

@@ -41,7 +41,8 @@ _FHIR_ERRORS = {
 }
 _PATIENT_PARAM = {
     "name": "patient", "in": "path", "required": True,
-    "description": "FHIR logical id of the Patient ('Patient/' prefix accepted).",
+    "description": "FHIR logical id of the Patient ('Patient/' prefix accepted; "
+                   "'.' and '..' are refused).",
     "schema": {"type": "string", "pattern": r"^(Patient/)?[A-Za-z0-9\-.]{1,64}$"},
 }
 
@@ -118,6 +119,7 @@ SCHEMAS: dict[str, Any] = {
             "created": {"type": "string", "format": "date-time"},
             "asOf": {"type": "string", "format": "date"},
             "studies": {"type": "array", "items": {"type": "string"}},
+            "next": {"type": "string", "description": "cursor of the next page of patients"},
             "progress": {"type": "object", "properties": {
                 "total": {"type": "integer"}, "done": {"type": "integer"},
                 "failed": {"type": "integer"}, "pending": {"type": "integer"}}},
@@ -219,10 +221,18 @@ def build_openapi(public_url: str) -> dict[str, Any]:
         }},
         "/screenings/{job}": {"get": {
             "summary": "A screening job's progress and results", "operationId": "getScreening",
+            "description": (
+                "The summary covers the whole job; `patients` holds at most 50 of them. "
+                "When more follow, `next` (and a `Link: rel=\"next\"` header) gives the "
+                "cursor of the next page."
+            ),
             "parameters": [{"name": "job", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
+                            "schema": {"type": "string"}},
+                           {"name": "cursor", "in": "query", "required": False,
+                            "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}],
             "responses": {
                 "200": _json("The job.", {"$ref": "#/components/schemas/Job"}),
+                "400": _problem("Malformed cursor."),
                 **_AUTH_ERRORS,
                 "404": _problem("No such job."),
             },
@@ -233,7 +243,8 @@ def build_openapi(public_url: str) -> dict[str, Any]:
             "description": (
                 "Sign `{X-Timestamp}.{raw body}` with HMAC-SHA256 and WEBHOOK_SECRET; send "
                 "`X-Signature: sha256=<hex>` and `X-Timestamp: <unix seconds>`; requests more "
-                "than 5 minutes old are refused."
+                "than 5 minutes old or 30 seconds ahead are refused, and a signed request is "
+                "accepted once (409 when sent again)."
             ),
             "parameters": [
                 {"name": "X-Signature", "in": "header", "required": True,
@@ -249,6 +260,7 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                              headers={"Location": {"schema": {"type": "string"}}}),
                 "400": _problem("Malformed body or patient id."),
                 "401": _problem("Missing API token, bad signature or stale timestamp."),
+                "409": _problem("This signed request was already accepted (a replay)."),
                 "413": _problem("Body too large."),
             },
         }},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -12,6 +13,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.fhir.queries import normalize_patient_id
 from service.web.problems import Problem
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def patient_id(value: Any, *, field: str = "patient") -> str:
@@ -31,7 +34,8 @@ def as_of(value: str | None, *, field: str = "asOf") -> date | None:
     """An ISO date (YYYY-MM-DD) or None; 400 problem when malformed."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) != 10:
+    # Only YYYY-MM-DD: date.fromisoformat also takes week dates (2026-W46-7) and other forms.
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise Problem(400, f"{field} must be a date YYYY-MM-DD.", slug="invalid-date")
     try:
         return date.fromisoformat(value)
@@ -74,8 +78,10 @@ def json_body(*, required: bool = True) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "The request body is not valid JSON.", slug="invalid-body") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the parser's stack ([[[[...]]]]).
+        raise Problem(400, "The request body is not valid JSON (or is nested too deeply).",
+                      slug="invalid-body") from None
 
 
 def flag(value: str | None) -> bool:

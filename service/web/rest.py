@@ -22,6 +22,7 @@ bp = Blueprint("api", __name__)
 MAX_BATCH_PATIENTS = 10_000
 WAIT_FOR_PATIENT_SECONDS = 30.0
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
+_CURSOR = re.compile(r"[0-9]{1,18}", re.ASCII)
 
 
 @bp.get("/studies")
@@ -83,10 +84,25 @@ def create_screening() -> tuple[Response, int] | tuple[Response, int, dict[str, 
 @bp.get("/screenings/<job>")
 def get_screening(job: str) -> Response:
     """Progress of a job; per-patient results and ResearchSubject references once done."""
-    status = services().queue.job_status(job) if _JOB_ID.fullmatch(job) else None
+    cursor = _cursor(request.args.get("cursor"))
+    status = services().queue.job_status(job, cursor) if _JOB_ID.fullmatch(job) else None
     if status is None:
         raise Problem(404, "No such screening job.", slug="not-found")
-    return jsonify(status)
+    response = jsonify(status)
+    if "next" in status:
+        link = url_for("api.get_screening", job=job, cursor=status["next"])
+        response.headers["Link"] = f'<{link}>; rel="next"'
+    return response
+
+
+def _cursor(value: str | None) -> int:
+    """The page cursor of GET /screenings/{job} (from a `next`); 400 problem when malformed."""
+    if value is None:
+        return 0
+    if not _CURSOR.fullmatch(value):
+        raise Problem(400, "cursor must be the 'next' value of a previous answer.",
+                      slug="invalid-cursor")
+    return int(value)
 
 
 def _screen_now(pid: str, as_of: date, studies: tuple[str, ...] | None) -> dict[str, Any]:

@@ -5,8 +5,9 @@ Signing recipe (sender side):
     signed = timestamp.encode() + b"." + raw_body
     X-Timestamp: <timestamp>
     X-Signature: sha256=<hex HMAC-SHA256(WEBHOOK_SECRET, signed)>
-Requests whose timestamp is more than 5 minutes away from the service's clock are refused,
-so a captured request cannot be replayed later.
+A timestamp more than 5 minutes old, or more than 30 seconds ahead of the service's clock, is
+refused; every accepted signature is remembered in the job store until its timestamp is
+5 minutes old, so a captured request is refused (409) when it is sent again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
 
-MAX_SKEW_SECONDS = 300
+MAX_SKEW_SECONDS = 300  # how old a timestamp may be
+MAX_FUTURE_SECONDS = 30  # how far ahead of our clock a sender's clock may run
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
@@ -49,13 +51,20 @@ def _verify(secret: str | None, body: bytes) -> None:
             401, "X-Timestamp (unix seconds) and X-Signature (sha256=<hex>) are required.",
             slug="bad-signature",
         )
-    if abs(time.time() - int(timestamp)) > MAX_SKEW_SECONDS:
-        raise Problem(401, "X-Timestamp is more than 5 minutes from now; refusing a replay.",
-                      slug="stale-signature")
+    now = time.time()
+    if now - int(timestamp) > MAX_SKEW_SECONDS or int(timestamp) - now > MAX_FUTURE_SECONDS:
+        raise Problem(401, "X-Timestamp is more than 5 minutes old or more than 30 seconds "
+                      "ahead; refusing a replay.", slug="stale-signature")
     expected = sign(secret, timestamp, body)
     if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
         raise Problem(401, "X-Signature does not match the body and timestamp.",
                       slug="bad-signature")
+    # Remembered for as long as the timestamp would still be accepted: a replay within the
+    # window is refused, and after it the timestamp check refuses it.
+    ttl = int(timestamp) + MAX_SKEW_SECONDS - now + 1
+    if not services().queue.store.remember_once(f"webhook-signature:{expected}", ttl):
+        raise Problem(409, "This signed request was already accepted; sign a new one "
+                      "(a new X-Timestamp) to send it again.", slug="webhook-replay")
 
 
 @bp.post("/webhooks/screening")

@@ -19,6 +19,10 @@ def build() -> Flask:
     except SettingsError as exc:
         print(f"eligibility: bad settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    from service.log_setup import configure_logging
+
+    # gunicorn configures only its own loggers: without this the service's lines vanish.
+    configure_logging(settings.log_level, settings.log_format)
     # Under compose the web service starts before HAPI: wait for it, bounded by
     # FHIR_WAIT_SECONDS. If it is still down, start anyway: /readyz says why and queued
     # screenings wait and retry, which beats a restart loop.

@@ -18,6 +18,7 @@ from service.fhir.client import (
 )
 from tests.support.fhir_testkit import BASE, hapi
 
+PT1 = {"reference": "Patient/pt-1"}
 CODES = ("http://loinc.org|29463-7", "http://loinc.org|718-7", "http://loinc.org|8302-2")
 FHIR_JSON = "application/fhir+json"
 
@@ -219,11 +220,14 @@ def test_next_pages_of_several_searches_go_in_one_batch(fhir):
         if url.startswith("Condition?"):
             return _ok(
                 _searchset(
-                    {"resourceType": "Condition", "id": "c1"}, total=2, next_url=conditions_next
+                    {"resourceType": "Condition", "id": "c1", "subject": PT1},
+                    total=2, next_url=conditions_next,
                 )
             )
         if url.startswith("?_getpages=cond-1"):
-            return _ok(_searchset({"resourceType": "Condition", "id": "c2"}, total=2))
+            return _ok(
+                _searchset({"resourceType": "Condition", "id": "c2", "subject": PT1}, total=2)
+            )
         return _record_answer(url)
 
     server = BatchServer(answer)
@@ -248,7 +252,7 @@ def test_further_rounds_only_while_pages_remain(fhir):
         if url == "Condition?patient=pt-1&_offset=1":
             return _ok(
                 _searchset(
-                    {"resourceType": "Condition", "id": "c2"},
+                    {"resourceType": "Condition", "id": "c2", "subject": PT1},
                     total=3,
                     next_url=f"{BASE}/Condition?patient=pt-1&_offset=2",
                 )
@@ -256,7 +260,7 @@ def test_further_rounds_only_while_pages_remain(fhir):
         if url.startswith("Condition?"):
             return _ok(
                 _searchset(
-                    {"resourceType": "Condition", "id": "c1"},
+                    {"resourceType": "Condition", "id": "c1", "subject": PT1},
                     total=3,
                     next_url=f"{BASE}/Condition?patient=pt-1&_offset=1",
                 )
@@ -267,7 +271,7 @@ def test_further_rounds_only_while_pages_remain(fhir):
     responses.get(BASE, json=hapi("searchset-observation-page2.json"), content_type=FHIR_JSON)
     responses.get(
         f"{BASE}/Condition",
-        json=_searchset({"resourceType": "Condition", "id": "c3"}, total=3),
+        json=_searchset({"resourceType": "Condition", "id": "c3", "subject": PT1}, total=3),
         content_type=FHIR_JSON,
     )
 
@@ -286,7 +290,8 @@ def test_a_page_that_fails_inside_a_batch_is_fetched_alone(fhir):
         if url.startswith("Condition?"):
             return _ok(
                 _searchset(
-                    {"resourceType": "Condition", "id": "c1"}, total=2, next_url=conditions_next
+                    {"resourceType": "Condition", "id": "c1", "subject": PT1},
+                    total=2, next_url=conditions_next,
                 )
             )
         if url.startswith("?_getpages="):
@@ -311,7 +316,7 @@ def test_a_page_that_fails_inside_a_batch_is_fetched_alone(fhir):
     )
     responses.get(
         BASE,
-        json=_searchset({"resourceType": "Condition", "id": "c2"}, total=2),
+        json=_searchset({"resourceType": "Condition", "id": "c2", "subject": PT1}, total=2),
         content_type=FHIR_JSON,
         match=[responses.matchers.query_param_matcher({"_getpages": "cond-1"}, strict_match=False)],
     )

@@ -4,7 +4,9 @@ Faults: `down()` refuses connections (the listening socket is closed, the port k
 `inject("kill")` drops the connection half-way through the answer; `inject("slow")` holds a
 request longer than the client's timeout; `inject("storm")` answers 429/503 with Retry-After;
 `inject("fail")` answers an error status (e.g. 500 to POST transaction Bundles only, with
-`when=is_transaction`). Every request is recorded, so a test can also prove none was sent.
+`when=is_transaction`); `inject("mutate", mutate=f)` passes the server's answer body through
+`f` (a lying server: error outcomes, foreign subjects, wrong totals, truncation). Every request
+is recorded, so a test can also prove none was sent.
 Loopback only; bounded in threads, body size and delay.
 """
 
@@ -63,6 +65,7 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     diagnostics: str = "injected failure (test proxy)"
+    mutate: Callable[[bytes], bytes] | None = None
     matched: int = 0
     applied: int = 0
     released: threading.Event = field(default_factory=threading.Event)
@@ -157,6 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.action == "kill":
             self._drop_mid_answer(status, headers, payload)
             return
+        if fault is not None and fault.mutate is not None:
+            payload = fault.mutate(payload)
         self._answer(status, payload, headers)
 
     def _answer(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
@@ -267,16 +272,20 @@ class FaultProxy:
         retry_after: str | None = None,
         delay: float = 0.0,
         diagnostics: str | None = None,
+        mutate: Callable[[bytes], bytes] | None = None,
     ) -> Fault:
-        """Add a fault: "kill", "slow" (delay), "storm" (status, retry_after) or "fail" (status,
-        the OperationOutcome's diagnostics)."""
-        if action not in ("kill", "slow", "storm", "fail"):
+        """Add a fault: "kill", "slow" (delay), "storm" (status, retry_after), "fail" (status,
+        the OperationOutcome's diagnostics) or "mutate" (the answer's body through `mutate`)."""
+        if action not in ("kill", "slow", "storm", "fail", "mutate"):
             raise ValueError(f"unknown fault {action!r}")
+        if (action == "mutate") != (mutate is not None):
+            raise ValueError("mutate=... goes with the 'mutate' fault, and only with it")
         default_status = {"storm": 503, "fail": 500}.get(action, 0)
         fault = Fault(action, when or (lambda seen: True), skip, count,
                       status or default_status, retry_after, delay)
         if diagnostics is not None:
             fault.diagnostics = diagnostics
+        fault.mutate = mutate
         with self._lock:
             self._faults.append(fault)
         return fault

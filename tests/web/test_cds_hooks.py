@@ -507,3 +507,44 @@ def test_seed_record_cards_match_the_engine(make_app, jwks_file, keys, monkeypat
 def test_fake_screener_is_a_screener():
     # The fakes implement the same interface the app uses.
     assert issubclass(FakeScreener, Screener)
+
+
+# ------------------------------------------------------------------------------ hardening
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("subject", [
+    None, "Patient/p2", "https://evil.example/fhir/Patient/p1", "urn:uuid:p1"])
+def test_prefetched_resources_of_another_patient_or_none_are_not_used(cds, subject):
+    # Issue 13, finding 3: the prefetch is read like a FHIR answer, only this patient's data.
+    post, screener, _ = cds()
+    foreign = {"resourceType": "Observation", "id": "o-foreign", "status": "final",
+               "code": {"text": "x"}}
+    if subject is not None:
+        foreign["subject"] = {"reference": subject}
+    own = {"resourceType": "Observation", "id": "o-own", "status": "final",
+           "code": {"text": "x"}, "subject": {"reference": "Patient/p1"}}
+    assert post(hook_request("p1", full_prefetch("p1", [foreign, own]))).status_code == 200
+    ids = {r.get("id") for r in screener.resources_seen[0]}
+    assert "o-own" in ids and "o-foreign" not in ids
+
+
+@pytest.mark.security
+@pytest.mark.parametrize("entry", [
+    {"resource": {"resourceType": "OperationOutcome",
+                  "issue": [{"severity": "error", "code": "exception"}]}},
+    {"resource": {"resourceType": "Observation", "id": "o1", "status": "final",
+                  "code": {"text": "x"}, "subject": {"reference": "Patient/p1"}},
+     "response": {"status": "200", "outcome": {
+         "resourceType": "OperationOutcome", "issue": [{"severity": "fatal",
+                                                        "code": "exception"}]}}},
+])
+def test_a_prefetch_holding_an_error_outcome_is_not_read_as_no_data(cds, entry):
+    # Issue 13, finding 2: the EHR's search failed; without a fhirServer to read it from, the
+    # hook cannot answer (412), and never with cards computed from "no data".
+    post, screener, _ = cds()
+    prefetch = full_prefetch("p1")
+    prefetch["conditions"] = {"resourceType": "Bundle", "type": "searchset", "entry": [entry]}
+    response = post(hook_request("p1", prefetch))
+    assert response.status_code == 412
+    assert screener.calls == []

@@ -43,7 +43,9 @@ API = {"Authorization": f"Bearer {TOKEN}"}
 NOTIFY = {"Authorization": f"Bearer {NOTIFY_SECRET}", "Content-Type": "application/fhir+json"}
 
 BAD_IDS = ["../x", "a/b", "x" * 65, "pätient", "患者", "a\u200bb", "a b", "a_b", "1;DROP",
-           "Patient/../x", "Observation/1", "$everything", "a%2Fb", "a\x00b", "-" * 65]
+           "Patient/../x", "Observation/1", "$everything", "a%2Fb", "a\x00b", "-" * 65,
+           # Dot segments: `Patient/..` normalises to `Patient/`, a search of every patient.
+           ".", "..", "Patient/.", "Patient/.."]
 
 
 def signed(body: bytes) -> dict[str, str]:
@@ -162,7 +164,7 @@ def test_invalid_patient_ids_are_400_on_every_surface_before_any_fhir_request(
 def test_invalid_patient_ids_on_the_command_line_exit_2_before_any_fhir_request(proxy):
     env = {**os.environ, "FHIR_BASE_URL": proxy.base_url, "PYTHONPATH": str(REPO_ROOT),
            "LOG_LEVEL": "DEBUG"}
-    for bad in ["../x", "a/b", "x" * 65, "pätient"]:
+    for bad in ["../x", "a/b", "x" * 65, "pätient", ".", ".."]:
         done = subprocess.run([sys.executable, "-m", "service.cli.main", "screen", "ok-1", bad],
                               cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                               timeout=60)

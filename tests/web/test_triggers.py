@@ -69,7 +69,7 @@ def test_put_with_payload_queues_the_subject_patient(notify_app):
     [
         ("Patient", {"resourceType": "Patient", "id": "pat-9"}, "pat-9"),
         ("Condition", {"resourceType": "Condition", "id": "c1",
-                       "subject": {"reference": "http://ehr.example/fhir/Patient/abs-1"}},
+                       "subject": {"reference": "http://127.0.0.1:8090/fhir/Patient/abs-1"}},
          "abs-1"),
         ("MedicationRequest", {"resourceType": "MedicationRequest", "id": "m1",
                                "status": "active", "intent": "order",
