@@ -45,14 +45,17 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def _utc_stamp(record: logging.LogRecord) -> str:
+    """The record's time as ISO 8601 UTC with milliseconds (2026-11-30T00:05:30.123Z)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{stamp}.{int(record.msecs):03d}Z"
+
+
 class OneLineFormatter(logging.Formatter):
     """The text format, with control characters escaped (tracebacks stay on one line too)."""
 
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
-        return f"{stamp}.{int(record.msecs):03d}Z"
+        return _utc_stamp(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return escape_controls(super().format(record))
@@ -62,11 +65,8 @@ def _json_formatter() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
     class _Json(JsonFormatter):
-        converter = time.gmtime
-
         def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
-            return f"{stamp}.{int(record.msecs):03d}Z"
+            return _utc_stamp(record)
 
     # JSON strings escape control characters themselves: one record, one line.
     return _Json(
@@ -75,10 +75,10 @@ def _json_formatter() -> logging.Formatter:
     )
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is when a record is emitted (it may be replaced)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return sys.stderr
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from service.retrieval import FHIR_ID, RECORD_TYPES
+from service.fhir.queries import FHIR_ID, RECORD_TYPES
 
 # The keys that name the patient a clinical resource is about (R4: `subject` for most,
 # `patient` for AllergyIntolerance and Consent).

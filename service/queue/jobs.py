@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
+from service.log_setup import bound_request_id
 from service.queue.redis_store import RedisJobStore
 from service.queue.sqlite_store import SqliteJobStore
 from service.queue.store import (
@@ -42,7 +43,6 @@ from service.queue.store import (
     TaskRecord,
     new_id,
 )
-from service.log_setup import bound_request_id
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

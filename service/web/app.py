@@ -13,8 +13,8 @@ from service.screener import Screener, default_client_factory
 from service.settings import Settings
 from service.web.auth import install_api_auth
 from service.web.problems import register_error_handlers
-from service.web.services import Services
 from service.web.request_ids import install_request_ids
+from service.web.services import Services
 
 
 def create_app(

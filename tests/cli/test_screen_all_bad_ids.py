@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from surfaces_fakes import FakeClient, FakeScreener, real_mappings
 
-from service import cli
+from service.cli import main as cli
 from service.settings import Settings
+from tests.support.fakes import FakeClient, FakeScreener, real_mappings
 
 pytestmark = pytest.mark.reliability
 
@@ -27,7 +27,7 @@ def screener(monkeypatch, tmp_path):
 
     def screen_like_the_real_one(pid, **kwargs):
         # The real Screener refuses a malformed id with ValueError (what crashed the run).
-        from service.retrieval import normalize_patient_id
+        from service.fhir.queries import normalize_patient_id
 
         normalize_patient_id(pid)
         return real_screen(pid, **kwargs)
@@ -37,7 +37,7 @@ def screener(monkeypatch, tmp_path):
     patients = [{"resourceType": "Patient", "id": pid} for pid in ["a0", *BAD, "a1"]]
     fake_client = FakeClient(Settings(), resources={"Patient": patients})
     fake.client = lambda: fake_client
-    monkeypatch.setattr("service.runner.Screener", lambda settings, **kw: fake)
+    monkeypatch.setattr("service.screener.Screener", lambda settings, **kw: fake)
     return fake
 
 

@@ -16,13 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fault_proxy import Seen, is_transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from seed_population import AS_OF, oracle
 
-from service.app import create_app
 from service.settings import Settings
+from service.web.app import create_app
+from tests.support.fault_proxy import Seen, is_transaction
+from tests.support.seed_population import AS_OF, oracle
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 

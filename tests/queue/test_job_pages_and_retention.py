@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from service.app import create_app
-from service.job_store import DONE
-from service.jobs import JOB_PAGE_PATIENTS, JobQueue
+from service.queue.jobs import JOB_PAGE_PATIENTS, JobQueue
+from service.queue.store import DONE
 from service.settings import Settings
+from service.web.app import create_app
 
 pytestmark = pytest.mark.reliability
 

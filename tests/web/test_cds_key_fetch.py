@@ -20,8 +20,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from service.cds_auth import MAX_LIFETIME_SECONDS, CdsAuthError, CdsJwtVerifier
 from service.settings import Settings
+from service.web.cds_auth import MAX_LIFETIME_SECONDS, CdsAuthError, CdsJwtVerifier
 
 pytestmark = pytest.mark.security
 

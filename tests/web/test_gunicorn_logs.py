@@ -28,11 +28,11 @@ import pytest
 import requests
 
 from localfhir import LocalServer
-from service.fhir_client import FhirClient
+from service.fhir.client import FhirClient
 from service.mappings import load_mappings
 from service.seeding import load_seeds
 from service.settings import REPO_ROOT, Settings
-from service.webhooks import sign
+from service.web.webhooks import sign
 
 pytestmark = [pytest.mark.security, pytest.mark.slow]
 
@@ -100,8 +100,8 @@ class Gunicorn:
         self.log = log
         self._file = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf",
-             "service.wsgi:build()"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:service.web.gunicorn_conf",
+             "service.web.wsgi:build()"],
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "BIND": f"127.0.0.1:{self.port}",
                  **env},
             cwd=REPO_ROOT, stdout=self._file, stderr=subprocess.STDOUT)

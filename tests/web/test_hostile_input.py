@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from service.app import create_app
-from service.fhir_notify import MAX_NOTIFY_PATIENTS
 from service.settings import Settings
-from service.webhooks import sign
+from service.web.app import create_app
+from service.web.notify import MAX_NOTIFY_PATIENTS
+from service.web.webhooks import sign
 
 pytestmark = pytest.mark.security
 
@@ -82,7 +82,7 @@ def test_deeply_nested_json_is_400_on_every_json_endpoint(app, body):
 
 # ------------------------------------------------------------------------------ log forging
 
-FORGED = "Observation\r\n2026-11-30T00:00:00Z WARNING service.api forged line"
+FORGED = "Observation\r\n2026-11-30T00:00:00Z WARNING service.web.rest forged line"
 
 
 def _raw_lines(caplog: Any) -> list[str]:
@@ -106,7 +106,7 @@ def test_cr_lf_in_a_resource_type_of_the_path_is_refused_and_logged_escaped(app,
 
 
 @pytest.mark.parametrize("card", [
-    "card-1\r\n2026-11-30T00:00:00Z INFO service.cds_hooks CDS feedback: card x accepted",
+    "card-1\r\n2026-11-30T00:00:00Z INFO service.web.cds_hooks CDS feedback: card x accepted",
     "card\n", "\u2028card", "a" * 65, "card\x1b[31m",
 ])
 def test_cds_feedback_with_control_characters_is_refused_and_not_logged(app, caplog, card):

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from service.app import create_app
 from service.settings import Settings
-from service.webhooks import MAX_FUTURE_SECONDS, MAX_SKEW_SECONDS, sign
+from service.web.app import create_app
+from service.web.webhooks import MAX_FUTURE_SECONDS, MAX_SKEW_SECONDS, sign
 
 pytestmark = pytest.mark.security
 
