@@ -48,16 +48,20 @@ def test_concurrent_triggers_screen_everyone_and_never_duplicate(make_app, popul
     )
     try:
         queue.start_embedded(4)
-        triggers = [("webhook", target)] * 25 + [("api", target)] * 25
-        triggers += [("webhook", pid) for pid in others]
+        # Each webhook a request of its own (a signed request is accepted once): the 25 for the
+        # target are signed at 25 different seconds.
+        now = int(time.time())
+        triggers = [("webhook", target, now - k) for k in range(25)]
+        triggers += [("api", target, now)] * 25
+        triggers += [("webhook", pid, now) for pid in others]
         random.Random(7).shuffle(triggers)
 
-        def fire(trigger: tuple[str, str]) -> requests.Response:
-            kind, pid = trigger
+        def fire(trigger: tuple[str, str, int]) -> requests.Response:
+            kind, pid, signed_at = trigger
             if kind == "api":
                 return requests.post(f"{base}/screenings", json={"patients": [pid]}, timeout=60)
             body = f'{{"patient": "{pid}"}}'.encode()
-            stamp = str(int(time.time()))
+            stamp = str(signed_at)
             headers = {"X-Timestamp": stamp, "X-Signature": sign(SECRET, stamp, body),
                        "Content-Type": "application/json"}
             return requests.post(f"{base}/webhooks/screening", data=body, headers=headers,
