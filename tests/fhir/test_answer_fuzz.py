@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.settings import Settings
-from service.web.app import create_app
 from tests.support.fault_proxy import Seen, is_transaction
 from tests.support.seed_population import AS_OF, oracle
 
@@ -101,12 +100,11 @@ class Mutation:
 
 
 @pytest.fixture
-def service(proxy, tmp_path) -> Any:
-    app = create_app(Settings().with_overrides(
+def service(make_app, proxy, tmp_path) -> Any:
+    app, _ = make_app(Settings().with_overrides(
         fhir_base_url=proxy.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         fhir_max_retries=0))
-    yield app
-    app.extensions["eligibility"].queue.stop()
+    return app
 
 
 def _evidence(body: dict[str, Any]) -> set[str]:

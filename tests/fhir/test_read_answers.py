@@ -93,8 +93,8 @@ class Server:
         return 200, {"Content-Type": FHIR_JSON}, json.dumps(body)
 
 
-def screen(client: Any, mappings: Any, write: bool = True) -> Any:
-    return screen_patient(client, mappings, PID, as_of=AS_OF, write=write,
+def screen(fhir: Any, mappings: Any, write: bool = True) -> Any:
+    return screen_patient(fhir, mappings, PID, as_of=AS_OF, write=write,
                           research_studies=STUDY_REFS)
 
 
@@ -121,23 +121,23 @@ FAILED_ANSWERS = {
 @responses.activate
 @pytest.mark.parametrize("case", list(FAILED_ANSWERS))
 def test_an_error_outcome_inside_a_200_answer_fails_the_read_and_nothing_is_written(
-        client, mappings, case):
+        fhir, mappings, case):
     server = Server(**FAILED_ANSWERS[case])
     responses.add_callback(responses.POST, BASE, callback=server)
     with pytest.raises(FhirError) as caught:
-        screen(client, mappings)
+        screen(fhir, mappings)
     assert server.posted == ["batch"]  # read once, never a transaction
     assert "Jane Roe" not in str(caught.value)  # the server's text may quote records
 
 
 @responses.activate
-def test_a_warning_outcome_is_no_failure(client, mappings):
+def test_a_warning_outcome_is_no_failure(fhir, mappings):
     # The control: a warning about the search (HAPI's "unknown parameter ignored") is not.
     server = Server(condition_entry=ok(searchset(
         {"resource": outcome("warning"), "search": {"mode": "outcome"}},
         {"resource": sle("c1", f"Patient/{PID}"), "search": {"mode": "match"}})))
     responses.add_callback(responses.POST, BASE, callback=server)
-    assert status_of(screen(client, mappings, write=False), "sle-diagnosis") == "met"
+    assert status_of(screen(fhir, mappings, write=False), "sle-diagnosis") == "met"
 
 
 @responses.activate
@@ -150,12 +150,12 @@ def test_a_warning_outcome_is_no_failure(client, mappings):
     f"urn:uuid:{PID}",
     "Group/g1",
 ])
-def test_another_patients_or_unattributed_diagnosis_is_not_used(client, mappings, subject):
+def test_another_patients_or_unattributed_diagnosis_is_not_used(fhir, mappings, subject):
     server = Server(condition_entry=ok(searchset({"resource": sle("c-foreign", subject)})))
     responses.add_callback(responses.POST, BASE, callback=server)
-    record = client.read_patient_record(PID, mappings.observation_codes())
+    record = fhir.read_patient_record(PID, mappings.observation_codes())
     assert "c-foreign" not in {r.get("id") for r in record}
-    assert status_of(screen(client, mappings, write=False), "sle-diagnosis") != "met"
+    assert status_of(screen(fhir, mappings, write=False), "sle-diagnosis") != "met"
 
 
 @responses.activate
@@ -163,17 +163,17 @@ def test_another_patients_or_unattributed_diagnosis_is_not_used(client, mappings
     f"Patient/{PID}", f"{BASE}/Patient/{PID}",
     f"{BASE.upper().replace('/BASER4', '/baseR4')}/Patient/{PID}",  # host case is no difference
 ])
-def test_this_patients_diagnosis_is_used(client, mappings, subject):
+def test_this_patients_diagnosis_is_used(fhir, mappings, subject):
     server = Server(condition_entry=ok(searchset({"resource": sle("c-own", subject)})))
     responses.add_callback(responses.POST, BASE, callback=server)
-    assert "c-own" in {r.get("id") for r in client.read_patient_record(
+    assert "c-own" in {r.get("id") for r in fhir.read_patient_record(
         PID, mappings.observation_codes())}
-    assert status_of(screen(client, mappings, write=False), "sle-diagnosis") == "met"
+    assert status_of(screen(fhir, mappings, write=False), "sle-diagnosis") == "met"
 
 
 @responses.activate
 @pytest.mark.parametrize("status", [200, 500])
-def test_deeply_nested_answers_are_a_protocol_error_not_a_crash(client, status):
+def test_deeply_nested_answers_are_a_protocol_error_not_a_crash(fhir, status):
     # Issue 13, finding 6: the answer parser's RecursionError is a FhirProtocolError like any
     # other unreadable answer (REST: 502), also in an error answer's body.
     from service.fhir.client import FhirProtocolError, FhirTemporaryError
@@ -182,4 +182,4 @@ def test_deeply_nested_answers_are_a_protocol_error_not_a_crash(client, status):
     responses.get(f"{BASE}/Patient/{PID}", body=deep, status=status, content_type=FHIR_JSON)
     expected = FhirProtocolError if status == 200 else FhirTemporaryError
     with pytest.raises(expected):
-        client.read("Patient", PID)
+        fhir.read("Patient", PID)

@@ -14,7 +14,6 @@ import pytest
 from service.queue.jobs import JOB_PAGE_PATIENTS, JobQueue
 from service.queue.store import DONE
 from service.settings import Settings
-from service.web.app import create_app
 
 pytestmark = pytest.mark.reliability
 
@@ -84,30 +83,27 @@ def test_a_large_job_is_answered_in_pages_with_a_whole_job_summary(queue):
     assert seen == [f"Patient/{i}" for i in ids]  # every patient once, in submission order
 
 
-def test_the_http_answer_is_capped_and_links_the_next_page(queue_url, tmp_path):
-    app = create_app(Settings().with_overrides(queue_url=queue_url))
-    try:
-        queue = app.extensions["eligibility"].queue
-        job = queue.submit_batch([f"p{i}" for i in range(JOB_PAGE_PATIENTS + 3)], studies=None,
-                                 as_of=None)
-        finish(queue, job)
-        http = app.test_client()
-        first = http.get(f"/screenings/{job}")
-        assert first.status_code == 200
-        assert len(first.get_json()["patients"]) == JOB_PAGE_PATIENTS
-        # Each patient's full result is in the page; the answer stays bounded by the cap.
-        assert len(first.get_data()) < JOB_PAGE_PATIENTS * 2 * len(str(RESULT)) + 2000
-        link = first.headers["Link"]
-        assert link.startswith(f"</screenings/{job}?cursor=") and link.endswith('>; rel="next"')
-        second = http.get(link[1:link.index(">")])
-        assert [p["patient"] for p in second.get_json()["patients"]] == [
-            f"Patient/p{i}" for i in range(JOB_PAGE_PATIENTS, JOB_PAGE_PATIENTS + 3)]
-        assert "next" not in second.get_json() and "Link" not in second.headers
-        for bad in ("-1", "abc", "1" * 19, "１"):
-            answer = http.get(f"/screenings/{job}?cursor={bad}")
-            assert answer.status_code == 400, bad
-    finally:
-        app.extensions["eligibility"].queue.stop()
+def test_the_http_answer_is_capped_and_links_the_next_page(make_app, queue_url):
+    app, _ = make_app(Settings().with_overrides(queue_url=queue_url))
+    queue = app.extensions["eligibility"].queue
+    job = queue.submit_batch([f"p{i}" for i in range(JOB_PAGE_PATIENTS + 3)], studies=None,
+                             as_of=None)
+    finish(queue, job)
+    http = app.test_client()
+    first = http.get(f"/screenings/{job}")
+    assert first.status_code == 200
+    assert len(first.get_json()["patients"]) == JOB_PAGE_PATIENTS
+    # Each patient's full result is in the page; the answer stays bounded by the cap.
+    assert len(first.get_data()) < JOB_PAGE_PATIENTS * 2 * len(str(RESULT)) + 2000
+    link = first.headers["Link"]
+    assert link.startswith(f"</screenings/{job}?cursor=") and link.endswith('>; rel="next"')
+    second = http.get(link[1:link.index(">")])
+    assert [p["patient"] for p in second.get_json()["patients"]] == [
+        f"Patient/p{i}" for i in range(JOB_PAGE_PATIENTS, JOB_PAGE_PATIENTS + 3)]
+    assert "next" not in second.get_json() and "Link" not in second.headers
+    for bad in ("-1", "abc", "1" * 19, "１"):
+        answer = http.get(f"/screenings/{job}?cursor={bad}")
+        assert answer.status_code == 400, bad
 
 
 def test_finished_jobs_older_than_the_retention_are_purged_with_their_results(queue):

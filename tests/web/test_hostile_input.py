@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.settings import Settings
-from service.web.app import create_app
 from service.web.notify import MAX_NOTIFY_PATIENTS
 from service.web.webhooks import sign
 
@@ -30,15 +28,14 @@ DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Iterator[Any]:
+def app(make_app: Any, tmp_path: Path) -> Any:
     settings = Settings().with_overrides(
         fhir_base_url=BASE, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         webhook_secret=HOOK_SECRET, notify_secret=NOTIFY_SECRET, cds_jwt_required=False,
         coalesce_seconds=60.0, max_body_bytes=1_048_576,
     )
-    made = create_app(settings)
-    yield made
-    made.extensions["eligibility"].queue.stop()
+    made, _ = make_app(settings)
+    return made
 
 
 def queued(app: Any) -> list[str]:

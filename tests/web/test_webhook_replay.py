@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from service.settings import Settings
-from service.web.app import create_app
 from service.web.webhooks import MAX_FUTURE_SECONDS, MAX_SKEW_SECONDS, sign
 
 pytestmark = pytest.mark.security
@@ -23,14 +21,11 @@ SECRET = "webhook-secret-for-replay-tests-0123"
 
 
 @pytest.fixture
-def apps(queue_url: str) -> Iterator[list[Any]]:
+def apps(make_app: Any, queue_url: str) -> list[Any]:
     """Two apps on one job store, as two gunicorn workers are."""
     settings = Settings().with_overrides(queue_url=queue_url, webhook_secret=SECRET,
                                          coalesce_seconds=0.0)
-    made = [create_app(settings), create_app(settings)]
-    yield made
-    for app in made:
-        app.extensions["eligibility"].queue.stop()
+    return [make_app(settings)[0], make_app(settings)[0]]
 
 
 def signed(body: bytes, stamp: int) -> dict[str, str]:
