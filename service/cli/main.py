@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import sys
 import threading
 from collections import deque
@@ -62,6 +63,9 @@ def _as_of(value: str | None) -> date:
     if not value:
         return date.today()
     try:
+        # YYYY-MM-DD only, as the API's asOf: fromisoformat also takes week dates (2026-W46-7).
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise CliError(f"--as-of {value!r} is not a date YYYY-MM-DD") from None

@@ -1,6 +1,7 @@
 """`screen --all` takes its Patient ids from the server (issue 13, finding 8): an id that is not a
 FHIR id is a failed row, shown escaped, and the run goes on; a rerun with --checkpoint does not
-crash on it either, and it never enters the checkpoint file."""
+crash on it either, and it never enters the checkpoint file. `--as-of` is YYYY-MM-DD only, like
+the API's `asOf`."""
 
 from __future__ import annotations
 
@@ -63,3 +64,10 @@ def test_a_bad_id_from_the_server_is_a_failed_row_and_the_run_goes_on(screener, 
     assert screener.calls == []
     assert len(rows) == len(BAD)
     assert checkpoint.read_text().split() == ["a0", "a1"]
+
+
+@pytest.mark.parametrize("value", ["2026-W46-7", "20261115", "2026-320", "２０２６-11-15"])
+def test_as_of_on_the_command_line_is_yyyy_mm_dd_only(screener, capsys, value):
+    assert cli.main(["screen", "p1", "--as-of", value]) == 2
+    assert "is not a date YYYY-MM-DD" in capsys.readouterr().err
+    assert screener.calls == []
