@@ -273,7 +273,8 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 "200": _outcome("Acknowledged (informational)."),
                 "400": _outcome("Malformed or non-R4 FHIR."),
                 "401": _outcome("Missing or wrong notification secret."),
-                "413": _outcome("Body too large."),
+                "413": _outcome("Body too large, or a Bundle naming more than 100 patients "
+                                 "(nothing queued)."),
             },
         }},
         "/fhir-notify/{rtype}/{rid}": {
