@@ -126,15 +126,15 @@ class Gunicorn:
 
 
 @pytest.fixture
-def gunicorn(seeded: LocalServer, tmp_path: Path) -> Iterator[Any]:
+def gunicorn(tmp_path: Path) -> Iterator[Any]:
     started: list[Gunicorn] = []
 
-    def start(**env: str) -> Gunicorn:
+    def start(base_url: str, **env: str) -> Gunicorn:
         server = Gunicorn({
-            **SECRETS, "FHIR_BASE_URL": seeded.base_url, "FHIR_AUTH": "bearer",
+            **SECRETS, "FHIR_BASE_URL": base_url, "FHIR_AUTH": "bearer",
             "QUEUE_URL": f"sqlite:///{tmp_path / 'q.sqlite'}", "COALESCE_SECONDS": "0",
             "WEB_CONCURRENCY": "2", "EMBEDDED_WORKERS": "1", "LOG_LEVEL": "DEBUG",
-            "CDS_JWT_REQUIRED": "false", "CDS_ALLOWED_FHIR_SERVERS": seeded.base_url, **env,
+            "CDS_JWT_REQUIRED": "false", "CDS_ALLOWED_FHIR_SERVERS": base_url, **env,
         }, tmp_path / f"gunicorn-{len(started)}.log")
         started.append(server)
         return server
@@ -197,7 +197,7 @@ def drive(url: str, base_url: str, pids: list[str], request_id: str) -> list[str
 
 
 def test_gunicorn_logs_carry_time_level_logger_request_id_and_no_phi(gunicorn, seeded):
-    server = gunicorn()
+    server = gunicorn(seeded.base_url)
     pids = [p["id"] for p in seed_patients()]
     request_id = f"harden-{uuid.uuid4().hex[:12]}"
     jobs = drive(server.url, seeded.base_url, pids, request_id)
@@ -228,7 +228,9 @@ def test_gunicorn_logs_carry_time_level_logger_request_id_and_no_phi(gunicorn, s
 
 
 def test_json_lines_as_an_option(gunicorn):
-    server = gunicorn(LOG_FORMAT="json")
+    # No FHIR server needed: a refused notification is logged before anything is read.
+    server = gunicorn("http://127.0.0.1:9/fhir", LOG_FORMAT="json", EMBEDDED_WORKERS="0",
+                      WEB_CONCURRENCY="1")
     request_id = f"json-{uuid.uuid4().hex[:12]}"
     refused = requests.post(f"{server.url}/fhir-notify", data=b"{}", timeout=10,
                             headers={"Authorization": "Bearer wrong", "X-Request-ID": request_id})
