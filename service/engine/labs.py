@@ -219,6 +219,35 @@ def searched_codes(concept: Concept) -> str:
     return "; ".join(f"{system} {', '.join(codes)}" for system, codes in by_system.items())
 
 
+def _nothing_usable(concept: Concept, name: str, entries: list[Entry], after: int,
+                    undated: int, as_of: date) -> Lookup:
+    """Why no value of a concept can be used: none readable, all later, undated, or none."""
+    if entries:
+        return Lookup(None, f"no usable {name} value (result without a number)",
+                      tuple(e.ref for e in entries[:1]))
+    if after:
+        return Lookup(None, f"no {name} on or before {as_of.isoformat()} "
+                            f"({after} result(s) after that date ignored)")
+    if undated:
+        return Lookup(None, f"no dated {name} result ({undated} without a date)")
+    # Not finding a code is not evidence of absence: say what was looked for.
+    return Lookup(None, f"no {name} on record under the codes searched "
+                        f"({searched_codes(concept)})")
+
+
+def _unit_of(value: Reading, entry: Entry, concept: Concept) -> tuple[str | None, str]:
+    """The unit a reading is in, and a note when it had to be assumed."""
+    if value.unit is not None or not value.from_text:
+        return value.unit, ""
+    # A number written as text often leaves the unit to the reference range, or to the one
+    # unit every lab uses for the analyte; with a molar mass (mass or moles) the unit is
+    # ambiguous and stays missing.
+    unit = _reference_unit(entry.resource)
+    if unit is None and concept.molar_mass is None:
+        return concept.unit, " (no unit given, read as the usual unit)"
+    return unit, ""
+
+
 def latest_quantity(
     record: PatientRecord,
     concept: Concept,
@@ -238,30 +267,12 @@ def latest_quantity(
             found = (entry, value)
             break
     if found is None:
-        if entries:
-            return Lookup(None, f"no usable {name} value (result without a number)",
-                          tuple(e.ref for e in entries[:1]))
-        if after:
-            return Lookup(None, f"no {name} on or before {as_of.isoformat()} "
-                                f"({after} result(s) after that date ignored)")
-        if undated:
-            return Lookup(None, f"no dated {name} result ({undated} without a date)")
-        # Not finding a code is not evidence of absence: say what was looked for.
-        return Lookup(None, f"no {name} on record under the codes searched "
-                            f"({searched_codes(concept)})")
+        return _nothing_usable(concept, name, entries, after, undated, as_of)
     entry, value = found
     when = entry.when.day  # type: ignore[union-attr]
     number_text = (f"{fmt(value.low)}-{fmt(value.high)}" if value.high is not None
                    else f"{value.comparator or ''}{fmt(value.low)}")
-    unit = value.unit
-    assumed = ""
-    if unit is None and value.from_text:
-        # A number written as text often leaves the unit to the reference range, or to the
-        # one unit every lab uses for the analyte; with a molar mass (mass or moles) the
-        # unit is ambiguous and stays missing.
-        unit = _reference_unit(entry.resource)
-        if unit is None and concept.molar_mass is None:
-            unit, assumed = concept.unit, " (no unit given, read as the usual unit)"
+    unit, assumed = _unit_of(value, entry, concept)
     original = f"{number_text} {unit}".strip() if unit else number_text
     if not in_window(when, as_of, lookback):
         return Lookup(None, f"no {name} within {lookback} days (latest {original} on "

@@ -12,6 +12,7 @@ from typing import Any
 from service.engine import units
 from service.engine.model import Mappings, normalise_token
 from service.engine.record import (
+    FhirDate,
     PatientRecord,
     as_dict,
     as_list,
@@ -72,44 +73,65 @@ def _ingredient_concepts(
     mappings: Mappings, record: PatientRecord, resource: dict[str, Any]
 ) -> tuple[tuple[str, ...], Decimal | None]:
     """Ingredient concepts of a medication and, when known, the strength in mg per unit."""
-    found: list[str] = []
-    strength: Decimal | None = None
     sources: list[dict[str, Any]] = []
     code = resource.get("medicationCodeableConcept")
     if isinstance(code, dict):
         sources.append(code)
+    found: list[str] = []
+    strength: Decimal | None = None
     medication = record.resolve(reference_of(resource.get("medicationReference")), resource)
     if medication is not None:
         if isinstance(medication.get("code"), dict):
             sources.append(medication["code"])
-        for ingredient in as_list(medication.get("ingredient")):
-            if not isinstance(ingredient, dict):
-                continue
-            item = ingredient.get("itemCodeableConcept")
-            if not isinstance(item, dict):
-                linked = record.resolve(reference_of(ingredient.get("itemReference")), medication)
-                item = linked.get("code") if linked else None
-            if isinstance(item, dict):
-                before = len(found)
-                found.extend(_codes_to_concepts(mappings, item))
-                if len(found) > before and strength is None:
-                    strength = _strength_mg(ingredient.get("strength"))
+        found, strength = _listed_ingredients(mappings, record, medication)
     for source in sources:
         found.extend(_codes_to_concepts(mappings, source))
-        for coding in codings(source):
-            product = mappings.products.get(
-                normalise_token(coding.get("system"), coding.get("code")) or ""
-            )
-            if product is not None:
-                found.append(product.ingredient)
-                strength = strength or product.strength_mg
+        for product in _products(mappings, source):
+            found.append(product.ingredient)
+            strength = strength or product.strength_mg
     if not found:
-        text = " ".join(concept_text(s) for s in sources)
-        if text:
-            for concept in mappings.concepts.values():
-                if concept.kind == "medication" and any(n in text for n in concept.names):
-                    found.append(concept.name)
+        found = _named_medications(mappings, " ".join(concept_text(s) for s in sources))
     return tuple(dict.fromkeys(found)), strength
+
+
+def _listed_ingredients(mappings: Mappings, record: PatientRecord, medication: dict[str, Any]
+                        ) -> tuple[list[str], Decimal | None]:
+    """Concepts of a Medication's `ingredient` list and the first mapped one's strength."""
+    found: list[str] = []
+    strength: Decimal | None = None
+    for ingredient in as_list(medication.get("ingredient")):
+        if not isinstance(ingredient, dict):
+            continue
+        item = ingredient.get("itemCodeableConcept")
+        if not isinstance(item, dict):
+            linked = record.resolve(reference_of(ingredient.get("itemReference")), medication)
+            item = linked.get("code") if linked else None
+        if not isinstance(item, dict):
+            continue
+        names = _codes_to_concepts(mappings, item)
+        if names and strength is None:
+            strength = _strength_mg(ingredient.get("strength"))
+        found.extend(names)
+    return found, strength
+
+
+def _products(mappings: Mappings, code: dict[str, Any]) -> list[Any]:
+    """Product-level codes of a CodeableConcept resolved by the mapping's product table."""
+    out = []
+    for coding in codings(code):
+        product = mappings.products.get(
+            normalise_token(coding.get("system"), coding.get("code")) or "")
+        if product is not None:
+            out.append(product)
+    return out
+
+
+def _named_medications(mappings: Mappings, text: str) -> list[str]:
+    """Medication concepts named in free text (only for concepts with `names`)."""
+    if not text:
+        return []
+    return [concept.name for concept in mappings.concepts.values()
+            if concept.kind == "medication" and any(n in text for n in concept.names)]
 
 
 def _codes_to_concepts(mappings: Mappings, code: dict[str, Any]) -> list[str]:
@@ -183,51 +205,67 @@ def _per_day(timing: Any) -> Range | None:
     """Administrations per day (low, high) from Timing; (1, 1) when no timing is given.
 
     frequency..frequencyMax per period..periodMax gives a range; repeat.when and timeOfDay
-    count events a day. None when the timing is present but cannot be read.
+    count events a day; Timing.code is read when there is no repeat. None when the timing is
+    present but cannot be read.
     """
     if not isinstance(timing, dict):
         return Decimal(1), Decimal(1)
     repeat = timing.get("repeat")
     if not isinstance(repeat, dict):
-        if timing.get("code") is not None:
-            per_day = _timing_code_per_day(timing.get("code"))
-            return None if per_day is None else (per_day, per_day)
-        return Decimal(1), Decimal(1)
-    frequency = to_decimal(repeat.get("frequency"))
-    frequency_max = to_decimal(repeat.get("frequencyMax"))
-    period = to_decimal(repeat.get("period"))
-    period_max = to_decimal(repeat.get("periodMax"))
+        return _code_per_day(timing)
     unit = repeat.get("periodUnit") or "d"
     if unit not in PERIOD_DAYS:
         return None
-    events = [w for w in as_list(repeat.get("when")) if isinstance(w, str)]
-    times = [t for t in as_list(repeat.get("timeOfDay")) if isinstance(t, str)]
-    daily_events: int | None = None
-    if events:
-        daily_events = len(set(events)) if set(events) <= _DAILY_EVENTS else None
-        if daily_events is None and frequency is None:
-            return None  # "with meals" without a count: how often is not said
-    elif times:
-        daily_events = len(set(times))
+    frequency, period = to_decimal(repeat.get("frequency")), to_decimal(repeat.get("period"))
+    daily_events = _daily_events(repeat)
+    if daily_events is False:
+        return None  # "with meals" without a count: how often is not said
     if frequency is None and period is None:
         if daily_events is not None:
             return Decimal(daily_events), Decimal(daily_events)
-        if timing.get("code") is not None:
-            per_day = _timing_code_per_day(timing.get("code"))
-            return None if per_day is None else (per_day, per_day)
-    low_f = frequency if frequency is not None else Decimal(1)
-    high_f = frequency_max if frequency_max is not None and frequency_max >= low_f else low_f
-    low_p = period if period is not None else Decimal(1)
-    high_p = period_max if period_max is not None and period_max >= low_p else low_p
-    if low_f <= 0 or low_p <= 0:
+        return _code_per_day(timing)
+    low, high = _frequency_range(repeat, frequency, period, PERIOD_DAYS[unit])
+    if low is None or high is None:
         return None
-    days = PERIOD_DAYS[unit]
-    low, high = low_f / (high_p * days), high_f / (low_p * days)
-    if daily_events is not None and unit == "d" and low_p == high_p == 1:
+    per_single_day = unit == "d" and (period is None or period == 1) and (
+        repeat.get("periodMax") is None)
+    if daily_events is not None and per_single_day:
         # Events named per day and a frequency: when they disagree (e.g. once a day "morning
         # and evening") either may be meant, so both bound the range.
         low, high = min(low, Decimal(daily_events)), max(high, Decimal(daily_events))
     return low, high
+
+
+def _code_per_day(timing: dict[str, Any]) -> Range | None:
+    if timing.get("code") is None:
+        return Decimal(1), Decimal(1)
+    per_day = _timing_code_per_day(timing.get("code"))
+    return None if per_day is None else (per_day, per_day)
+
+
+def _daily_events(repeat: dict[str, Any]) -> int | None | bool:
+    """Events a day named by repeat.when or timeOfDay; None if none named, False if uncounted."""
+    events = {w for w in as_list(repeat.get("when")) if isinstance(w, str)}
+    if events:
+        if events <= _DAILY_EVENTS:
+            return len(events)
+        return False if repeat.get("frequency") is None else None
+    times = {t for t in as_list(repeat.get("timeOfDay")) if isinstance(t, str)}
+    return len(times) if times else None
+
+
+def _frequency_range(repeat: dict[str, Any], frequency: Decimal | None, period: Decimal | None,
+                     unit_days: Decimal) -> tuple[Decimal | None, Decimal | None]:
+    """(low, high) administrations per day from frequency(Max) per period(Max)."""
+    low_f = frequency if frequency is not None else Decimal(1)
+    frequency_max = to_decimal(repeat.get("frequencyMax"))
+    high_f = frequency_max if frequency_max is not None and frequency_max >= low_f else low_f
+    low_p = period if period is not None else Decimal(1)
+    period_max = to_decimal(repeat.get("periodMax"))
+    high_p = period_max if period_max is not None and period_max >= low_p else low_p
+    if low_f <= 0 or low_p <= 0:
+        return None, None
+    return low_f / (high_p * unit_days), high_f / (low_p * unit_days)
 
 
 def _dose_quantities(dosage: dict[str, Any]) -> tuple[Any, Any] | None:
@@ -290,52 +328,58 @@ def _dose(dosage: dict[str, Any], strength: Decimal | None) -> Dose | None:
     return Dose(low_mg * per_day[0], high_mg * per_day[1], low_per_kg)
 
 
-def _period(resource: dict[str, Any], rtype: str) -> tuple[date | None, date | None, bool]:
+Period = tuple[date | None, date | None, bool]
+
+
+def _period(resource: dict[str, Any], rtype: str) -> Period:
     """(start, end, ongoing) as written; ongoing means no end because still being taken."""
-    status = resource.get("status")
-    ongoing = status in ONGOING_STATUS
-    for key in ("effectivePeriod",):
-        period = resource.get(key)
-        if isinstance(period, dict):
-            start = parse_date(period.get("start"))
-            end = parse_date(period.get("end"))
-            return (start.day if start else None, end.latest if end else None,
-                    ongoing and end is None)
-    for key in ("effectiveDateTime",):
-        when = parse_date(resource.get(key))
-        if when:
-            # A single date says when, not for how long: the duration is unknown, never 0 days
-            # (criteria.md "Records as hospitals send them").
-            return when.day, None, False
+    ongoing = resource.get("status") in ONGOING_STATUS
+    period = resource.get("effectivePeriod")
+    if isinstance(period, dict):
+        start = parse_date(period.get("start"))
+        end = parse_date(period.get("end"))
+        return (start.day if start else None, end.latest if end else None,
+                ongoing and end is None)
+    when = parse_date(resource.get("effectiveDateTime"))
+    if when:
+        # A single date says when, not for how long: the duration is unknown, never 0 days
+        # (criteria.md "Records as hospitals send them").
+        return when.day, None, False
     if rtype == "MedicationRequest":
-        dispense = as_dict(resource.get("dispenseRequest"))
-        validity = dispense.get("validityPeriod") if isinstance(dispense, dict) else None
-        if isinstance(validity, dict):
-            start = parse_date(validity.get("start"))
-            end = parse_date(validity.get("end"))
+        return _request_period(resource, ongoing)
+    return None, None, ongoing
+
+
+def _open_or_closed(start: date, end: FhirDate | None, ongoing: bool) -> Period:
+    return start, end.latest if end else None, ongoing and end is None
+
+
+def _request_period(resource: dict[str, Any], ongoing: bool) -> Period:
+    """A MedicationRequest's period: validity, timing bounds, or supply x fills from authoredOn."""
+    dispense = as_dict(resource.get("dispenseRequest"))
+    validity = dispense.get("validityPeriod")
+    if isinstance(validity, dict):
+        start = parse_date(validity.get("start"))
+        if start:
+            return _open_or_closed(start.day, parse_date(validity.get("end")), ongoing)
+    authored = parse_date(resource.get("authoredOn"))
+    for dosage in as_list(resource.get("dosageInstruction")):
+        repeat = as_dict(as_dict(as_dict(dosage).get("timing")).get("repeat"))
+        bounds = repeat.get("boundsPeriod")
+        if isinstance(bounds, dict):
+            start = parse_date(bounds.get("start")) or authored
             if start:
-                return start.day, end.latest if end else None, ongoing and end is None
-        authored = parse_date(resource.get("authoredOn"))
-        for dosage in as_list(resource.get("dosageInstruction")):
-            repeat = as_dict(as_dict(as_dict(dosage).get("timing")).get("repeat"))
-            bounds = repeat.get("boundsPeriod") if isinstance(repeat, dict) else None
-            if isinstance(bounds, dict):
-                start = parse_date(bounds.get("start")) or authored
-                end = parse_date(bounds.get("end"))
-                if start:
-                    return start.day, end.latest if end else None, ongoing and end is None
-            duration = repeat.get("boundsDuration") if isinstance(repeat, dict) else None
-            days = _duration_days(duration)
-            if authored and days is not None:
-                return authored.day, authored.day + timedelta(days=days), False
-        supply = _duration_days(dispense.get("expectedSupplyDuration")) if isinstance(
-            dispense, dict) else None
-        if authored and supply is not None:
-            repeats = dispense.get("numberOfRepeatsAllowed")
-            count = 1 + (repeats if isinstance(repeats, int) and repeats > 0 else 0)
-            return authored.day, authored.day + timedelta(days=supply * count), False
-        if authored:
-            return authored.day, None, ongoing
+                return _open_or_closed(start.day, parse_date(bounds.get("end")), ongoing)
+        days = _duration_days(repeat.get("boundsDuration"))
+        if authored and days is not None:
+            return authored.day, authored.day + timedelta(days=days), False
+    supply = _duration_days(dispense.get("expectedSupplyDuration"))
+    if authored and supply is not None:
+        repeats = dispense.get("numberOfRepeatsAllowed")
+        count = 1 + (repeats if isinstance(repeats, int) and repeats > 0 else 0)
+        return authored.day, authored.day + timedelta(days=supply * count), False
+    if authored:
+        return authored.day, None, ongoing
     return None, None, ongoing
 
 
@@ -371,23 +415,34 @@ def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
             start, end, ongoing = _period(resource, rtype)
             if start is not None and start > as_of:
                 continue  # started after the as-of date: not yet part of the history
-            if end is None and ongoing and start is not None:
-                end = as_of
-            if end is not None:
-                end = min(end, as_of)
-                if start is not None and end < start:
-                    start, end = None, None
-            dose: Dose | None = None
-            dosages = resource.get(dose_key)
-            if isinstance(dosages, dict):
-                dosages = [dosages]
-            for dosage in as_list(dosages):
-                if isinstance(dosage, dict):
-                    dose = _dose(dosage, strength)
-                    if dose is not None:
-                        break
+            start, end = _clipped(start, end, ongoing, as_of)
+            dose = _first_dose(resource.get(dose_key), strength)
             uses.append(_use(ref_key(resource), concepts, start, end, dose))
     return uses
+
+
+def _clipped(start: date | None, end: date | None, ongoing: bool, as_of: date
+             ) -> tuple[date | None, date | None]:
+    """The period as of a date: an ongoing use runs to it, a later end is cut at it."""
+    if end is None and ongoing and start is not None:
+        end = as_of
+    if end is not None:
+        end = min(end, as_of)
+        if start is not None and end < start:
+            return None, None
+    return start, end
+
+
+def _first_dose(dosages: Any, strength: Decimal | None) -> Dose | None:
+    """The daily dose of the first readable Dosage (MedicationAdministration has one object)."""
+    if isinstance(dosages, dict):
+        dosages = [dosages]
+    for dosage in as_list(dosages):
+        if isinstance(dosage, dict):
+            dose = _dose(dosage, strength)
+            if dose is not None:
+                return dose
+    return None
 
 
 def _use(ref: str, concepts: tuple[str, ...], start: date | None, end: date | None,
