@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 from service.engine import units
-from service.engine.model import Concept
+from service.engine.model import Concept, normalise_token
 from service.engine.record import (
     USABLE_OBSERVATION,
     Entry,
     PatientRecord,
     as_dict,
     as_list,
+    codings,
     to_decimal,
 )
 
@@ -126,8 +128,21 @@ def _text_reading(text: str) -> Reading | None:
     return Reading(low, high, unit or None, "range" if high is not None else comparator, True)
 
 
-def reading(resource: dict[str, Any]) -> Reading | None:
-    """The numeric value of an Observation: valueQuantity, valueInteger, valueRange or text."""
+def _coded_number(value: Any, answers: Mapping[str, Decimal]) -> Reading | None:
+    """A coded answer that stands for a number (ECOG LA9624-3 = 2), from the mapping."""
+    for coding in codings(value):
+        number = answers.get(normalise_token(coding.get("system"), coding.get("code")) or "")
+        if number is not None:
+            return Reading(number, None, None, None, False)
+    return None
+
+
+def reading(resource: dict[str, Any], answers: Mapping[str, Decimal] | None = None
+            ) -> Reading | None:
+    """The numeric value of an Observation: valueQuantity, valueInteger, valueRange, text,
+    or a coded answer the concept's `answers` give a number."""
+    if answers and isinstance(resource.get("valueCodeableConcept"), dict):
+        return _coded_number(resource["valueCodeableConcept"], answers)
     quantity = resource.get("valueQuantity")
     if isinstance(quantity, dict):
         number = to_decimal(quantity.get("value"))
@@ -261,7 +276,7 @@ def latest_quantity(
     undated = sum(1 for e in record.entries(concept.name) if e.when is None)
     found: tuple[Entry, Reading] | None = None
     for entry in entries:
-        value = reading(entry.resource)
+        value = reading(entry.resource, concept.answers)
         if value is not None:
             # Entries are newest first: the first with a number is the one used.
             found = (entry, value)

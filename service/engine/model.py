@@ -21,11 +21,31 @@ CriterionKind = Literal["automatic", "manual"]
 CriterionType = Literal["inclusion", "exclusion"]
 
 
+# Other spellings of a code system that mean the same system: HL7 OIDs (as CDA-derived
+# exports send them, e.g. urn:oid:2.16.840.1.113883.6.1 for LOINC) and trailing slashes.
+# OIDs as registered for these systems in the HL7 OID registry (FHIR terminology pages).
+SYSTEM_SYNONYMS = {
+    "urn:oid:2.16.840.1.113883.6.1": "http://loinc.org",
+    "http://loinc.org/": "http://loinc.org",
+    "https://loinc.org": "http://loinc.org",
+    "urn:oid:2.16.840.1.113883.6.96": "http://snomed.info/sct",
+    "http://snomed.info/sct/": "http://snomed.info/sct",
+    "urn:oid:2.16.840.1.113883.6.88": "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "urn:oid:2.16.840.1.113883.6.90": "http://hl7.org/fhir/sid/icd-10-cm",
+    "urn:oid:2.16.840.1.113883.6.3": "http://hl7.org/fhir/sid/icd-10",
+    "urn:oid:2.16.840.1.113883.6.12": "http://www.ama-assn.org/go/cpt",
+    "urn:oid:2.16.840.1.113883.6.4": "http://www.cms.gov/Medicare/Coding/ICD10",
+    "urn:oid:2.16.840.1.113883.6.73": "http://www.whocc.no/atc",
+}
+LOINC_OID = "urn:oid:2.16.840.1.113883.6.1"
+
+
 def normalise_token(system: str | None, code: str | None) -> str | None:
     """A `system|code` token in the form the index uses (ICD-10 system and code normalised)."""
     if not system or not code or not isinstance(system, str) or not isinstance(code, str):
         return None
     system = system.strip()
+    system = SYSTEM_SYNONYMS.get(system, system)
     code = code.strip()
     if system in ICD10_SYSTEMS:
         # ICD-10 codes are written with or without the dot and in either case.
@@ -57,6 +77,8 @@ class Concept:
     plausible_range: tuple[Decimal, Decimal] | None = None
     # How reasons name the concept ("anti-dsDNA"); None falls back to the engine's labels.
     display: str | None = None
+    # Coded answers that stand for a number (ECOG LOINC answers LA9622-7 = 0 ...).
+    answers: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -161,4 +183,8 @@ class Mappings:
                 system, _, code = token.partition("|")
                 # A wildcard code is searched by system alone (`code=system|`).
                 tokens.add(f"{system}|" if code == WILDCARD else token)
+                if system == "http://loinc.org" and code != WILDCARD:
+                    # Exports derived from CDA name LOINC by its OID; servers match systems
+                    # literally, so that spelling is searched too.
+                    tokens.add(f"{LOINC_OID}|{code}")
         return tuple(sorted(tokens))

@@ -23,6 +23,7 @@ from service.mappings.errors import MappingError
 CONCEPT_KEYS = {
     "kind", "codes", "prefixes", "unit", "lookback_days", "molar_mass", "unit_aliases",
     "prednisone_equivalent", "names", "search", "caliper", "plausible_range", "display",
+    "answers",
 }
 
 
@@ -76,6 +77,18 @@ def _unit(raw: dict[str, Any], where: str) -> tuple[str | None, dict[str, str]]:
                 f"{where}.unit_aliases.{alias}: {target!r} cannot be converted to {unit!r}"
             )
     return unit, aliases
+
+
+def _answers(raw: dict[str, Any], where: str) -> Mapping[str, Decimal]:
+    """`answers`: coded answers that stand for a number ("system|code" = number)."""
+    table = raw.get("answers", {})
+    if not isinstance(table, dict):
+        raise MappingError(f"{where}.answers: expected a table of 'system|code' = number")
+    out: dict[str, Decimal] = {}
+    for token, value in table.items():
+        parsed = parse_codes([token], f"{where}.answers")[0]
+        out[parsed] = decimal(value, f"{where}.answers.{token}")
+    return MappingProxyType(out)
 
 
 def parse_concept(
@@ -136,6 +149,7 @@ def parse_concept(
         wildcard_systems=wildcard_systems,
         plausible_range=plausible_range,
         display=display.strip() if display else None,
+        answers=_answers(raw, where),
     )
 
 

@@ -8,9 +8,12 @@ import pytest
 
 from tests.support.builders import (
     ALT,
+    ANA,
     BILI,
+    ECOG,
     EGFR,
     HB,
+    ICD10CM,
     LN,
     LVEF,
     LYMPH,
@@ -22,8 +25,11 @@ from tests.support.builders import (
     RX_PREDNISONE,
     RX_TAC,
     SCT_CLASS_IV,
+    SCT_KIDNEY_BIOPSY,
+    SCT_LN,
     SCT_SLE,
     SLE,
+    SNOMED,
     UPCR,
     WBC,
     WEIGHT,
@@ -69,9 +75,7 @@ def dose_range(low: float, high: float) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- dosing frequency
 # 40 kg: >= 40 mg prednisone a day is 1 mg/kg/day (the threshold).
 
-# A dose range whose ends agree decides once refractory-disease reads MedicationUse's range
-# bounds; until then it stays unknown (never a guess from one end).
-RANGE_MET, RANGE_NOT_MET = "unknown", "unknown"
+RANGE_MET, RANGE_NOT_MET = "met", "not-met"   # a range whose ends agree decides
 
 TIMING_TABLE = [
     ("timing.code BID, 20 mg", {"doseAndRate": dose(20),
@@ -311,9 +315,148 @@ def test_missing_lab_names_the_codes_searched(crit):
     assert "718-7" in r.reason and "LOINC" in r.reason and "searched" in r.reason
 
 
-def test_lvef_range_is_never_decided_by_one_end(crit):
-    # Until every rule passes a range's high end, a range gives unknown, never a guess.
+def test_loinc_oid_system_is_loinc(crit):
+    o = obs(HB, 11.5, "g/dL", day(5), system="urn:oid:2.16.840.1.113883.6.1")
+    assert crit([patient(birth_for(10, 30), "male"), o], LN, "hemoglobin").result == "met"
+
+
+def test_loinc_oid_is_searched_on_the_server(mappings):
+    tokens = mappings.observation_codes()
+    assert "urn:oid:2.16.840.1.113883.6.1|718-7" in tokens
+    assert "http://loinc.org|718-7" in tokens
+
+
+# --------------------------------------------------------------------------- ranges
+
+RANGE_TABLE = [
+    # (LVEF low, high, expected against >= 55 %)
+    (60, 65, "met"), (55, 60, "met"), (50, 60, "unknown"), (40, 50, "not-met"),
+]
+
+
+@pytest.mark.parametrize("low,high,expected", RANGE_TABLE)
+def test_value_range_decides_only_when_both_ends_agree(crit, low, high, expected):
     o = obs(LVEF, date=day(5))
-    o["valueRange"] = {"low": {"value": 50, "unit": "%", "code": "%"},
-                       "high": {"value": 60, "unit": "%", "code": "%"}}
-    assert crit([P, o], SLE, "lvef").result == "unknown"
+    o["valueRange"] = {"low": {"value": low, "unit": "%", "code": "%"},
+                       "high": {"value": high, "unit": "%", "code": "%"}}
+    r = crit([P, o], SLE, "lvef")
+    assert r.result == expected, r.reason
+    assert f"{low}-{high}" in r.reason
+
+
+def test_range_written_as_text(crit):
+    o = obs(LVEF, value_string="60-65 %", date=day(5))
+    assert crit([P, o], SLE, "lvef").result == "met"
+
+
+# --------------------------------------------------------------------------- coded values
+
+ECOG_ANSWERS = [("LA9622-7", "met"), ("LA9623-5", "met"), ("LA9624-3", "met"),
+                ("LA9625-0", "not-met"), ("LA9626-8", "not-met"), ("LA9627-6", "not-met")]
+
+
+@pytest.mark.parametrize("answer,expected", ECOG_ANSWERS)
+def test_ecog_as_loinc_answer_codes(crit, answer, expected):
+    o = obs(ECOG, value_concept=cc(answer, "http://loinc.org"), date=day(5))
+    r = crit([patient(birth_for(10, 30), "male"), o], LN, "ecog")
+    assert r.result == expected, r.reason
+
+
+ANA_STRINGS = [
+    ("1:160 speckled", "met"), ("1:80 (homogeneous)", "met"), ("1:320, nucleolar", "met"),
+    ("1:40 speckled", "not-met"), ("<1:40", "not-met"), ("<1:80", "not-met"),
+    ("negative", "not-met"), ("Negative at 1:80", "not-met"), ("<1:160", "unknown"),
+    (">1:640", "met"),
+]
+
+
+@pytest.mark.parametrize("text,expected", ANA_STRINGS)
+def test_ana_strings(crit, text, expected):
+    o = obs(ANA, value_string=text, date=day(10))
+    r = crit([patient(birth_for(10, 30), "male"), o], LN, "ana")
+    assert r.result == expected, r.reason
+
+
+def test_no_ana_names_the_codes_searched(crit):
+    r = crit([patient(birth_for(10, 30), "male")], LN, "ana")
+    assert r.result == "unknown" and "5048-4" in r.reason
+
+
+# --------------------------------------------------------------------------- diagnoses
+
+@pytest.mark.parametrize("status", ["provisional", "differential", "unconfirmed"])
+def test_tentative_diagnosis_is_unknown_never_met(crit, status):
+    r = crit([P, condition(SCT_SLE, verification=status)], SLE, "sle-diagnosis")
+    assert r.result == "unknown", r.reason
+    assert status in r.reason
+
+
+def test_confirmed_diagnosis_beside_a_provisional_one_is_met(crit):
+    res = [P, condition(SCT_SLE, verification="provisional"), condition(SCT_SLE)]
+    assert crit(res, SLE, "sle-diagnosis").result == "met"
+
+
+TEXT_DIAGNOSES = [
+    ({"text": "Systemic lupus erythematosus"}, "unknown"),
+    ({"text": "SLE"}, "unknown"),
+    ({"coding": [{"system": "http://hospital.example/dx", "code": "L1",
+                  "display": "Systemic Lupus Erythematosus"}]}, "unknown"),
+    ({"text": "Drug-induced lupus erythematosus"}, "not-met"),
+    ({"text": "Asthma"}, "not-met"),
+]
+
+
+@pytest.mark.parametrize("code,expected", TEXT_DIAGNOSES,
+                         ids=[str(c)[:40] for c, _ in TEXT_DIAGNOSES])
+def test_diagnosis_written_as_text_is_not_missing(crit, code, expected):
+    dx = condition(SCT_SLE)
+    dx["code"] = code
+    r = crit([P, dx], SLE, "sle-diagnosis")
+    assert r.result == expected, r.reason
+    if expected == "unknown":
+        assert f"Condition/{dx['id']}" in r.evidence
+
+
+LN_CLASS_TABLE = [
+    # (conditions, biopsy days before as-of, expected)
+    ([("M32.14", ICD10CM)], 60, "unknown"),          # LN, class not recorded, biopsy in window
+    ([("M3214", ICD10CM)], 60, "unknown"),
+    ([(SCT_LN, SNOMED)], 60, "unknown"),
+    ([("M32.14", ICD10CM)], 400, "not-met"),         # biopsy too old
+    ([("M32.14", ICD10CM)], None, "not-met"),        # no biopsy at all
+]
+
+
+@pytest.mark.parametrize("codes,biopsy_days,expected", LN_CLASS_TABLE)
+def test_lupus_nephritis_without_class(crit, codes, biopsy_days, expected):
+    res = [patient(birth_for(10, 30), "male"), condition(SCT_SLE),
+           *[condition(c, s) for c, s in codes]]
+    if biopsy_days is not None:
+        res.append(procedure(SCT_KIDNEY_BIOPSY, day(biopsy_days)))
+    r = crit(res, LN, "ln-biopsy")
+    assert r.result == expected, r.reason
+    if expected == "unknown":
+        assert "class is not recorded" in r.reason
+
+
+def test_provisional_class_iv_is_unknown(crit):
+    res = [patient(birth_for(10, 30), "male"), condition(SCT_SLE),
+           condition(SCT_CLASS_IV, verification="provisional"),
+           procedure(SCT_KIDNEY_BIOPSY, day(30))]
+    r = crit(res, LN, "ln-biopsy")
+    assert r.result == "unknown" and "provisional" in r.reason
+
+
+# --------------------------------------------------------------------------- DMARDs
+
+def test_dmard_with_a_single_date_does_not_count_for_refractory_disease(crit):
+    single = med_statement(RX_MMF, dose=(1000, "mg"))
+    single["effectiveDateTime"] = day(30)
+    aza = med_statement(RX_AZA, day(400), day(50), dose=(100, "mg"))
+    hcq = med_statement(RX_HCQ, day(400), status="active", dose=(200, "mg"))
+    pred = med_statement(RX_PREDNISONE, day(130), day(10), dose=(40, "mg"))
+    r = crit([P, W40, pred, hcq, aza, single], SLE, "refractory-disease")
+    assert r.result == "unknown", r.reason
+    assert "duration" in r.reason
+    tac = med_statement(RX_TAC, day(300), day(20), dose=(2, "mg"))
+    assert crit([P, W40, pred, hcq, aza, tac, single], SLE, "refractory-disease").result == "met"

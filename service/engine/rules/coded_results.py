@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from service.engine.ages import age_range
@@ -16,10 +17,12 @@ from service.engine.labs import (
     latest_entries,
     observation_value,
     ratio_denominator,
+    searched_codes,
+    titer_below,
 )
 from service.engine.model import CriterionMapping
 from service.engine.reasons import cap, day, result
-from service.engine.record import as_dict, as_list, to_decimal
+from service.engine.record import Entry, as_dict, as_list, to_decimal
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
 
@@ -83,7 +86,10 @@ def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         assert entry.when is not None
         denominator, shown = ratio_denominator(entry.resource)
         if denominator is None:
-            continue
+            below = titer_below(entry.resource)
+            if below is None:
+                continue
+            return _below(crit, entry, below, minimum, lookback, ctx.as_of)
         if not in_window(entry.when.day, ctx.as_of, lookback):
             return result(crit, "unknown", f"No ANA titer within {lookback} days (latest "
                           f"{shown} on {day(entry.when.day)} is stale).", evidence=[entry.ref])
@@ -101,7 +107,33 @@ def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         ref = ctx.record.entries(presence)[0].ref
         return result(crit, "unknown", "Only an ANA presence result is recorded; a titer is "
                       f"needed to show >= 1:{fmt(minimum)}.", evidence=[ref])
-    return result(crit, "unknown", "No ANA titer on record.")
+    return result(crit, "unknown", "No ANA titer on record under the codes searched "
+                  f"({searched_codes(concept)}).")
+
+
+def _below(crit: CriterionMapping, entry: Entry, below: tuple[Decimal, str], minimum: Decimal,
+           lookback: int, as_of: date) -> CriterionResult:
+    """A titer reported below a dilution ("<1:40") or negative."""
+    assert entry.when is not None
+    denominator, shown = below
+    when = day(entry.when.day)
+    if not in_window(entry.when.day, as_of, lookback):
+        return result(crit, "unknown", f"No ANA titer within {lookback} days (latest "
+                      f"{shown} on {when} is stale).", evidence=[entry.ref])
+    if shown == "negative":
+        # Negative is below the laboratory's screening dilution, 1:40 or 1:80 on HEp-2 cells
+        # (the 2019 EULAR/ACR entry criterion is ANA >= 1:80): below any minimum from 1:80.
+        if minimum >= 80:
+            return result(crit, "not-met", f"ANA reported negative on {when}: below "
+                          f"1:{fmt(minimum)}.", value=Value("negative"), evidence=[entry.ref])
+        return result(crit, "unknown", f"ANA reported negative on {when}, without the "
+                      f"screening dilution; 1:{fmt(minimum)} cannot be judged.",
+                      evidence=[entry.ref])
+    if denominator <= minimum:
+        return result(crit, "not-met", f"ANA titer {shown} on {when} is below "
+                      f"1:{fmt(minimum)}.", value=Value(shown), evidence=[entry.ref])
+    return result(crit, "unknown", f"ANA titer {shown} on {when} may or may not reach "
+                  f"1:{fmt(minimum)}.", value=Value(shown), evidence=[entry.ref])
 
 
 ANSWERS = ("positive", "negative")

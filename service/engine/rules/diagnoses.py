@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.engine.conditions import (
+    TENTATIVE_VERIFICATION,
+    condition_tentative,
+    has_coding,
+    uncoded_mentions,
+)
 from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.model import CriterionMapping
 from service.engine.reasons import cap, day, result
-from service.engine.record import Entry, codings, condition_active
+from service.engine.record import Entry, codes_of, codings, condition_active, ref_key
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult, Value
 
@@ -30,23 +36,58 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     exclude = crit.params.get("exclude", ())
     excluded_refs = {e.ref for ex in exclude for e in conditions(ctx, ex)}
     found = [e for e in conditions(ctx, name) if e.ref not in excluded_refs]
-    active = [e for e in found if condition_active(e.resource)]
+    confirmed = [e for e in found if not condition_tentative(e.resource)]
+    active = [e for e in confirmed if condition_active(e.resource)]
     if active:
         entry = active[0]
         return result(crit, "met", f"{display(entry.resource)} is recorded ({entry.ref}).",
                       evidence=[e.ref for e in active])
-    if found:
+    if confirmed:
         return result(crit, "met",
-                      f"{display(found[0].resource)} is recorded, though not marked active "
-                      f"({found[0].ref}).", evidence=[e.ref for e in found])
+                      f"{display(confirmed[0].resource)} is recorded, though not marked active "
+                      f"({confirmed[0].ref}).", evidence=[e.ref for e in confirmed])
     wanted = label(ctx.concept(name)) if ctx.concept(name).display else (
         name.upper() if len(name) <= 4 else name)
+    unproven = not_proven(ctx, crit, found, (name,), exclude)
+    if unproven is not None:
+        return unproven
     if excluded_refs:
         others = " or ".join(label(ctx.concept(ex)) for ex in exclude)
         return result(crit, "not-met",
                       f"Only {others} is recorded, which does not count as {wanted}.",
                       evidence=sorted(excluded_refs))
     return result(crit, "not-met", f"No {wanted} diagnosis is recorded.")
+
+
+def not_proven(ctx: Context, crit: CriterionMapping, found: list[Entry],
+               names: tuple[str, ...], unless: tuple[str, ...] = ()) -> CriterionResult | None:
+    """`unknown` when the diagnosis is only provisional/differential/unconfirmed, or only
+    written as text naming it (criteria.md "Records as hospitals send them"); else None."""
+    tentative = [e for e in found if condition_tentative(e.resource)]
+    if tentative:
+        entry = tentative[0]
+        status = sorted(codes_of(entry.resource.get("verificationStatus"))
+                        & TENTATIVE_VERIFICATION)[0]
+        return result(crit, "unknown",
+                      f"{display(entry.resource)} is recorded as {status} ({entry.ref}), which "
+                      "does not prove the diagnosis: a clinician must confirm it.",
+                      evidence=[e.ref for e in tentative])
+    words = [n for name in names for n in _names(ctx, name)]
+    mentions = uncoded_mentions(ctx.record, words, [n for ex in unless for n in _names(ctx, ex)])
+    if mentions:
+        first = mentions[0]
+        how = "recorded as text only" if not has_coding(first) else (
+            "recorded under a code the mappings do not know")
+        return result(crit, "unknown",
+                      f"{display(first)} is {how} ({ref_key(first)}): it is not missing, but a "
+                      "coded diagnosis or a person's review is needed.",
+                      evidence=[ref_key(r) for r in mentions])
+    return None
+
+
+def _names(ctx: Context, name: str) -> tuple[str, ...]:
+    concept = ctx.concept(name)
+    return concept.names if concept.kind == "condition" else ()
 
 
 def display(resource: dict[str, Any], fallback: str | None = None) -> str:
@@ -75,9 +116,13 @@ def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     names = crit.params["concepts"]
     found = [e for name in names for e in conditions(ctx, name)
              if condition_active(e.resource)]
-    if found:
-        return result(crit, "not-met", f"{display(found[0].resource)} is recorded.",
-                      evidence=[e.ref for e in found])
+    confirmed = [e for e in found if not condition_tentative(e.resource)]
+    if confirmed:
+        return result(crit, "not-met", f"{display(confirmed[0].resource)} is recorded.",
+                      evidence=[e.ref for e in confirmed])
+    unproven = not_proven(ctx, crit, found, names)
+    if unproven is not None:
+        return unproven
     other = [e for e in recorded(ctx, names) if e.resource.get("resourceType") != "Condition"]
     if other:
         return result(crit, "not-met", f"{display(other[0].resource)} is recorded.",
@@ -115,6 +160,9 @@ def recorded(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
     "classes": Param("concepts", required=True, kinds=("condition",)),
     "biopsy": Param("concepts", required=True, kinds=("procedure",)),
     "max_age_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
+    # Lupus nephritis without a class (e.g. ICD-10-CM M32.14): with a biopsy in the window the
+    # class is "not recorded" (unknown), not absent (criteria.md "Records as hospitals...").
+    "nephritis": Param("concept", kinds=("condition",)),
 })
 def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Class III/IV nephritis and a kidney biopsy within the window.
@@ -123,15 +171,12 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     the class and the biopsy, which two independent parts of an all-of cannot express.
     """
     p = crit.params
-    classes = [
+    recorded_classes = [
         e for name in p["classes"] for e in ctx.record.entries(name)
         if (e.when is None or e.when.day <= ctx.as_of)
         and (e.resource.get("resourceType") != "Condition" or condition_active(e.resource))
     ]
-    if not classes:
-        return result(crit, "not-met",
-                      "No active class III or IV lupus nephritis is recorded (Condition or "
-                      "pathology conclusion).")
+    classes = [e for e in recorded_classes if not condition_tentative(e.resource)]
     biopsies = [
         e for name in p["biopsy"] for e in ctx.record.entries(name)
         if e.resource.get("resourceType") in ("Procedure", "DiagnosticReport")
@@ -139,6 +184,8 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     dated = sorted(
         {e.ref: e for e in biopsies if e.when is not None and e.when.day <= ctx.as_of}.values(),
         key=lambda e: e.when.day, reverse=True)  # type: ignore[union-attr]
+    if not classes:
+        return _no_class(ctx, crit, recorded_classes, dated)
     class_refs = [e.ref for e in classes]
     if not dated:
         # Undated biopsies are cited (a date would decide); ones after the as-of date are not.
@@ -158,3 +205,26 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"The latest kidney biopsy ({day(latest.when.day)}) is {age} days before "
                   f"screening, more than {limit} days.", value=Value(age, "d"),
                   evidence=class_refs + [latest.ref])
+
+
+def _no_class(ctx: Context, crit: CriterionMapping, tentative: list[Entry],
+              dated: list[Entry]) -> CriterionResult:
+    """No confirmed class III/IV: tentative only, class not recorded, or absent."""
+    p = crit.params
+    recent = [e for e in dated if e.when is not None
+              and (ctx.as_of - e.when.day).days <= p["max_age_days"]]
+    if tentative:
+        unproven = not_proven(ctx, crit, tentative, ())
+        assert unproven is not None
+        return unproven
+    nephritis = [e for e in conditions(ctx, p["nephritis"])
+                 if condition_active(e.resource) and not condition_tentative(e.resource)
+                 ] if "nephritis" in p else []
+    if nephritis and recent and recent[0].when is not None:
+        return result(crit, "unknown",
+                      f"Lupus nephritis is recorded ({nephritis[0].ref}) with a kidney biopsy on "
+                      f"{day(recent[0].when.day)}, but the class is not recorded (class III or "
+                      "IV is required).", evidence=[nephritis[0].ref, recent[0].ref])
+    return result(crit, "not-met",
+                  "No active class III or IV lupus nephritis is recorded (Condition or "
+                  "pathology conclusion).")

@@ -34,9 +34,9 @@ def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     how = ""
     if reported.measurement is not None:
         m = reported.measurement
-        value, comparator, when = m.value, m.comparator, m.when
+        value, comparator, when, high = m.value, m.comparator, m.when, m.high
         evidence = [m.ref]
-        how = f"Reported eGFR {m.comparator or ''}{fmt(m.value)} {unit} on {day(when)}"
+        how = f"Reported eGFR {m.shown} {unit} on {day(when)}"
     else:
         schwartz, problem, refs = _schwartz(ctx, crit)
         if schwartz is None:
@@ -45,8 +45,9 @@ def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                           f"{missing[0].upper() + missing[1:]}, and bedside Schwartz cannot be "
                           f"computed: {problem}.", evidence=refs)
         value, comparator, when, how = schwartz
+        high = None
         evidence = refs
-    verdict = compare(value, comparator, ">=", limit)
+    verdict = compare(value, comparator, ">=", limit, high)
     # A computed eGFR is shown to one decimal; the comparison above used the exact value.
     shown_value = value if reported.measurement is not None else value.quantize(Decimal("0.1"))
     out_value = Value(shown_value, unit)

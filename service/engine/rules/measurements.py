@@ -71,8 +71,8 @@ def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if washed is not None:
         return washed
     op, limit = crit.params["operator"], crit.params["threshold"]
-    verdict = compare(m.value, m.comparator, op, limit)
-    shown = with_unit(f"{m.comparator or ''}{fmt(m.value)}", m.unit)
+    verdict = compare(m.value, m.comparator, op, limit, m.high)
+    shown = with_unit(m.shown, m.unit)
     name = label(concept)
     limit_text = with_unit(fmt(limit), concept.unit)
     if verdict is None:
@@ -117,13 +117,13 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         evidence += [e.ref for e in alternative]
         why = f" (limit for {display(alternative[0].resource)})"
     limit = uln.value * multiple
-    ratio = (m.value / uln.value) if uln.value else None
+    ratio = (m.value / uln.value) if uln.value and m.high is None else None
     ratio_text = f" = {fmt(ratio)} x ULN" if ratio is not None else ""
-    shown = with_unit(f"{m.comparator or ''}{fmt(m.value)}", m.unit)
+    shown = with_unit(m.shown, m.unit)
     uln_shown = with_unit(fmt(uln.value), uln.unit)
     text = (f"{cap(name)} {shown} on {day(m.when)}{ratio_text} (ULN {uln_shown} from "
             f"{uln.source})")
-    verdict = compare(m.value, m.comparator, "<=", limit)
+    verdict = compare(m.value, m.comparator, "<=", limit, m.high)
     value, uln_value, uln_source = _value(m), Value(uln.value, uln.unit), uln.source
 
     def said(outcome: Result, reason: str, refs: list[str]) -> CriterionResult:
@@ -177,8 +177,8 @@ def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     candidates.sort(key=lambda c: c[0].when, reverse=True)
     m, limit, concept = candidates[0]
     name = label(concept)
-    verdict = compare(m.value, m.comparator, ">=", limit)
-    text = f"{cap(name)} {with_unit(fmt(m.value), m.unit)} on {day(m.when)}"
+    verdict = compare(m.value, m.comparator, ">=", limit, m.high)
+    text = f"{cap(name)} {with_unit(m.shown, m.unit)} on {day(m.when)}"
     if verdict is None:
         return result(crit, "unknown", f"{text} cannot be compared with {fmt(limit)}.",
                       value=_value(m), evidence=[m.ref])
@@ -208,8 +208,8 @@ def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         return result(crit, "unknown", cap("; ".join(problems)) + ".")
     found.sort(key=lambda f: f[0].when, reverse=True)
     m, concept = found[0]
-    text = f"{cap(label(concept))} {with_unit(fmt(m.value), m.unit)} on {day(m.when)}"
-    verdict = compare(m.value, m.comparator, ">", Decimal(0))
+    text = f"{cap(label(concept))} {with_unit(m.shown, m.unit)} on {day(m.when)}"
+    verdict = compare(m.value, m.comparator, ">", Decimal(0), m.high)
     if verdict is None:
         return result(crit, "unknown", f"{text} cannot be read as positive or not.",
                       value=_value(m), evidence=[m.ref])
@@ -292,10 +292,10 @@ def normal_limit(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     op = crit.params["operator"]
     what = "ULN" if side == "high" else "LLN"
     limit_text = (f"{fmt(multiple)} x " if multiple != 1 else "") + what
-    shown = with_unit(f"{m.comparator or ''}{fmt(m.value)}", m.unit)
+    shown = with_unit(m.shown, m.unit)
     bound_text = with_unit(fmt(bound.value), bound.unit)
     text = f"{cap(name)} {shown} on {day(m.when)} ({what} {bound_text} from {bound.source})"
-    verdict = compare(m.value, m.comparator, op, bound.value * multiple)
+    verdict = compare(m.value, m.comparator, op, bound.value * multiple, m.high)
     if verdict is None:
         return result(crit, "unknown", f"{text} cannot be compared with {limit_text}.",
                       value=_value(m), evidence=[m.ref])

@@ -81,15 +81,7 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             evidence += [u.ref for u in found]
         else:
             missing.append(name)
-    dmard_found: dict[str, list[str]] = {}
-    for use in relevant:
-        for name in {agent_of[c] for c in set(use.concepts) & dmards}:
-            dmard_found.setdefault(name, []).append(use.ref)
-    if len(dmard_found) >= p["min_dmards"]:
-        evidence += [r for refs in dmard_found.values() for r in refs]
-    else:
-        missing.append(f"at least {p['min_dmards']} DMARDs (found {len(dmard_found)}"
-                       + (f": {', '.join(sorted(dmard_found))})" if dmard_found else ")"))
+    dmard_found = _dmards(relevant, agent_of, p["min_dmards"], missing, gaps, evidence)
     if not missing:
         return result(crit, "met",
                       f"High-dose glucocorticoid for {course} days, "
@@ -105,6 +97,27 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   "to standard treatment is recorded.", evidence=[u.ref for u in relevant])
 
 
+def _dmards(relevant: list[MedicationUse], agent_of: dict[str, str], minimum: int,
+            missing: list[str], gaps: list[str], evidence: list[str]) -> dict[str, list[str]]:
+    """DMARD agents shown taken. A use with a single date and no period has an unknown
+    duration (criteria.md): it does not show the agent was taken as a therapy, so the agent
+    counts only towards `unknown`, never towards `met`."""
+    taken: dict[str, list[str]] = {}
+    undated: dict[str, list[str]] = {}
+    for use in relevant:
+        for name in {agent_of[c] for c in set(use.concepts) & set(agent_of)}:
+            (taken if use.period_known else undated).setdefault(name, []).append(use.ref)
+    unsure = sorted(set(undated) - set(taken))
+    if len(taken) >= minimum:
+        evidence += [r for refs in taken.values() for r in refs]
+        return taken
+    missing.append(f"at least {minimum} DMARDs (found {len(taken)}"
+                   + (f": {', '.join(sorted(taken))})" if taken else ")"))
+    if len(taken) + len(unsure) >= minimum:
+        gaps.append(f"duration of {', '.join(unsure)} not recorded")
+    return taken
+
+
 def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[MedicationUse],
                     missing: list[str], gaps: list[str], evidence: list[str]) -> int:
     """Longest course at >= the mg/kg/day prednisone-equivalent threshold (days); adds what is
@@ -112,15 +125,20 @@ def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[Med
     p = crit.params
     weight = _weight(ctx, p.get("weight_lookback_days", 365))
     high: list[MedicationUse] = []
+    minimum = p["steroid_min_mg_per_kg_day"]
     for use in steroid_uses:
         per_kg = _prednisone_per_kg(ctx, use, weight)
         if per_kg is None:
-            if use.daily_mg is None and use.daily_mg_per_kg is None:
+            if use.daily_mg_range is None and use.daily_mg_per_kg_range is None:
                 gaps.append(f"dose of {use.ref} unknown")
             elif weight is None:
                 gaps.append("no body weight for mg/kg/day")
             continue
-        if per_kg >= p["steroid_min_mg_per_kg_day"]:
+        low, high_end = per_kg
+        if low < minimum <= high_end:
+            # A dose or frequency range whose ends fall on both sides of the threshold.
+            gaps.append(f"dose range of {use.ref} spans {fmt(minimum)} mg/kg/day")
+        elif low >= minimum:
             if use.period_known:
                 high.append(use)
             else:
@@ -136,14 +154,17 @@ def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[Med
 
 
 def _prednisone_per_kg(ctx: Context, use: MedicationUse, weight: Measurement | None
-                       ) -> Decimal | None:
+                       ) -> tuple[Decimal, Decimal] | None:
+    """(low, high) prednisone-equivalent mg/kg/day; both ends equal for an exact dose."""
     equivalents = [factor for n in use.concepts
                    if (factor := ctx.concept(n).prednisone_equivalent) is not None]
     if not equivalents:
         return None
     factor = equivalents[0]
-    if use.daily_mg_per_kg is not None:
-        return use.daily_mg_per_kg * factor
-    if use.daily_mg is None or weight is None or weight.value <= 0:
+    if use.daily_mg_per_kg_range is not None:
+        low, high = use.daily_mg_per_kg_range
+        return low * factor, high * factor
+    if use.daily_mg_range is None or weight is None or weight.value <= 0:
         return None
-    return use.daily_mg * factor / weight.value
+    low, high = use.daily_mg_range
+    return low * factor / weight.value, high * factor / weight.value
