@@ -116,7 +116,8 @@ class _Matcher:
             if not getattr(concept, "search", True):
                 continue
             names = {*getattr(concept, "names", ()), concept.name.replace("-", " "),
-                     LABELS.get(concept.name, "").lower()}
+                     LABELS.get(concept.name, "").lower(),
+                     (getattr(concept, "display", None) or "").lower()}
             for name in sorted(n for n in names if n):
                 # Whole words only: "alt" must not match "salt".
                 pattern = re.compile(r"(?<![a-z0-9])" + re.escape(name.lower()) + r"(?![a-z0-9])")

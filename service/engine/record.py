@@ -319,6 +319,23 @@ def _concepts_of(mappings: Mappings, code: Any) -> tuple[str, ...]:
 
 def _index(record: PatientRecord, mappings: Mappings) -> None:
     index = record.by_concept
+    for entry in _observation_entries(record, mappings):
+        for name in entry.concepts:
+            index.setdefault(name, []).append(entry)
+    for rtype, key in (("Condition", "code"), ("Procedure", "code"),
+                       ("DiagnosticReport", "code"), ("Immunization", "vaccineCode")):
+        for resource in record.by_type.get(rtype, []):
+            names = _coded_concepts(mappings, rtype, key, resource)
+            if not names:
+                continue
+            entry = Entry(resource, names, clinical_date(resource))
+            for name in entry.concepts:
+                index.setdefault(name, []).append(entry)
+    for entries in index.values():
+        entries.sort(key=lambda e: e.when.day if e.when else date.min, reverse=True)
+
+
+def _observation_entries(record: PatientRecord, mappings: Mappings) -> Iterator[Entry]:
     for resource in record.by_type.get("Observation", []):
         if status_of(resource) in IGNORED_STATUSES:
             continue
@@ -328,27 +345,21 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
         # effective[x], else the date of the report that lists it, else `issued`.
         when = (_observation_date(resource) or record.report_dates.get(ref_key(resource))
                 or parse_date(resource.get("issued")))
-        entry = Entry(resource, names, when)
-        for name in names:
-            index.setdefault(name, []).append(entry)
-    for rtype, key in (("Condition", "code"), ("Procedure", "code"),
-                       ("DiagnosticReport", "code"), ("Immunization", "vaccineCode")):
-        for resource in record.by_type.get(rtype, []):
-            if status_of(resource) in IGNORED_STATUSES or status_of(resource) == "not-done":
-                continue
-            if rtype == "Condition" and _condition_excluded(resource):
-                continue
-            names = _concepts_of(mappings, resource.get(key))
-            if rtype == "DiagnosticReport":
-                for conclusion in as_list(resource.get("conclusionCode")):
-                    names = names + _concepts_of(mappings, conclusion)
-            if not names:
-                continue
-            entry = Entry(resource, tuple(dict.fromkeys(names)), clinical_date(resource))
-            for name in entry.concepts:
-                index.setdefault(name, []).append(entry)
-    for entries in index.values():
-        entries.sort(key=lambda e: e.when.day if e.when else date.min, reverse=True)
+        yield Entry(resource, names, when)
+
+
+def _coded_concepts(mappings: Mappings, rtype: str, key: str, resource: dict[str, Any]
+                    ) -> tuple[str, ...]:
+    """Concepts of a Condition, Procedure, report (with its conclusions) or Immunization."""
+    if status_of(resource) in IGNORED_STATUSES or status_of(resource) == "not-done":
+        return ()
+    if rtype == "Condition" and _condition_excluded(resource):
+        return ()
+    names = _concepts_of(mappings, resource.get(key))
+    if rtype == "DiagnosticReport":
+        for conclusion in as_list(resource.get("conclusionCode")):
+            names = names + _concepts_of(mappings, conclusion)
+    return tuple(dict.fromkeys(names))
 
 
 def _condition_excluded(resource: dict[str, Any]) -> bool:
