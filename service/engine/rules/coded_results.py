@@ -67,7 +67,8 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if entries:
         return result(crit, "unknown", "The latest pregnancy test has no readable result.",
                       evidence=[entries[0].ref])
-    return result(crit, "unknown", f"No pregnancy test within {window} days.")
+    return result(crit, "unknown", f"No pregnancy test within {window} days under the codes "
+                  f"searched ({searched_codes(concept)}).")
 
 
 @rule("titer", {
