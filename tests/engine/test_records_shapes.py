@@ -266,7 +266,16 @@ EQUIVALENT_LOINC = [
     ("neutrophils", "753-4", 2, "10*3/uL"), ("lymphocytes", "732-8", 2, "10*3/uL"),
     ("inr", "38875-1", 1.0, "{INR}"), ("inr", "46418-0", 1.0, "{INR}"),
     ("pt", "5964-2", 12, "s"), ("spo2", "2710-2", 98, "%"),
+    ("upcr", "34366-5", 100, "mg/mmol"), ("upcr", "13801-6", 0.9, "g/g"),
 ]
+
+
+@pytest.mark.parametrize("code", ["2110-5", "2112-1", "80384-1", "80385-8"])
+def test_equivalent_pregnancy_test_codes(crit, code):
+    from tests.support.builders import SCT_NEGATIVE
+    o = obs(code, value_concept=cc(SCT_NEGATIVE, display="Negative"), date=day(3))
+    r = crit([patient(birth_for(12, 40), "female"), o], SLE, "pregnancy")
+    assert r.result == "met", r.reason
 
 
 @pytest.mark.parametrize("concept,code,value,unit", EQUIVALENT_LOINC,
