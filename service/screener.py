@@ -74,13 +74,15 @@ class Screener:
         return tuple(self.mappings.studies)
 
     def studies_json(self) -> list[dict[str, Any]]:
-        """GET /studies: each study with its criteria (id, text, automatic or manual)."""
+        """GET /studies: each study with its criteria (id, text, automatic or manual,
+        inclusion or exclusion)."""
         return [
             {
                 "study": s.key,
                 "title": s.title,
                 "registryId": s.registry_id,
-                "criteria": [{"id": c.id, "text": c.text, "kind": c.kind} for c in s.criteria],
+                "criteria": [{"id": c.id, "text": c.text, "kind": c.kind, "type": c.type}
+                             for c in s.criteria],
             }
             for s in self.mappings.studies.values()
         ]

@@ -22,6 +22,7 @@ from service.fhir.errors import (
     FhirProtocolError,
 )
 from service.fhir.queries import normalize_patient_id, query_string, record_queries
+from service.fhir.research_study import with_enrollment
 
 if TYPE_CHECKING:
     from service.mappings import Mappings
@@ -220,6 +221,8 @@ def _create_research_studies(
         # Conditional create: a study created meanwhile (another worker, the seed loader)
         # is found instead of doubled, and a study someone edited is never overwritten.
         resource.pop("id", None)
+        # Its criteria for other FHIR tools: a contained Group in `enrollment`.
+        resource = with_enrollment(resource, study) or resource
         request = {
             "method": "POST",
             "url": "ResearchStudy",
@@ -238,13 +241,43 @@ def _create_research_studies(
     return created
 
 
+def _publish_criteria(client: FhirClient, mappings: Mappings,
+                      resources: Sequence[Mapping[str, Any]], found: Mapping[str, str]) -> None:
+    """Bring each found ResearchStudy's criteria Group up to date (one versioned update each,
+    in one transaction; nothing when all are current). Someone's concurrent edit wins: the
+    update is skipped with a warning and tried again at the next start."""
+    by_ref = {f"ResearchStudy/{r.get('id')}": r for r in resources}
+    entries = []
+    for key, ref in found.items():
+        stored = by_ref.get(ref)
+        updated = with_enrollment(stored, mappings.studies[key]) if stored else None
+        if updated is None:
+            continue
+        request: dict[str, Any] = {"method": "PUT", "url": ref}
+        version = (stored or {}).get("meta", {}).get("versionId")
+        if version:
+            request["ifMatch"] = f'W/"{version}"'
+        updated.pop("meta", None)
+        entries.append({"resource": updated, "request": request})
+    if not entries:
+        return
+    try:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    except FhirConflict:
+        log.warning("ResearchStudy criteria not updated: changed meanwhile; retried next start")
+        return
+    log.info("published the criteria of %d ResearchStudy resources", len(entries))
+
+
 def ensure_research_studies(
     client: FhirApi, mappings: Mappings, seeds_dir: Path | None = None
 ) -> dict[str, str]:
     """study key -> 'ResearchStudy/<id>', finding each by identifier or creating it (2 requests)."""
     keys = list(mappings.studies)
     token = ",".join(f"{rs.STUDY_SYSTEM}|{k}" for k in keys)
-    found = _studies_by_key(list(client.search("ResearchStudy", {"identifier": token})), keys)
+    resources = list(client.search("ResearchStudy", {"identifier": token}))
+    found = _studies_by_key(resources, keys)
+    _publish_criteria(client, mappings, resources, found)
     missing = [k for k in keys if k not in found]
     if missing:
         found.update(_create_research_studies(client, mappings, missing, seeds_dir))
@@ -317,10 +350,12 @@ def screen_patient(
         results = client.run_queries(queries)
         # Only resources about this patient (subject relative or on our FHIR base).
         record = record_resources(results, pid, client.settings.fhir_base_url)
-        evaluation = evaluate_patient(
-            record, mappings, as_of, studies=keys if studies else None, patient_id=pid
-        )
         refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
+        # A confirmation naming a study by its ResearchStudy reference counts for it only.
+        evaluation = evaluate_patient(
+            record, mappings, as_of, studies=keys if studies else None, patient_id=pid,
+            research_studies=refs,
+        )
         if not write:
             return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
         missing = [k for k in keys if k not in refs]

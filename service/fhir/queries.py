@@ -39,7 +39,12 @@ RECORD_TYPES: tuple[str, ...] = (
     "Consent",
     # Pathology reports carry the biopsy's conclusion and date (ln-biopsy).
     "DiagnosticReport",
+    # Vaccinations (e.g. a live vaccine within 28 days as an exclusion).
+    "Immunization",
 )
+# This patient's ResearchSubjects in every study, read as part of the record (enrolment in
+# another study as a criterion); apart from the write-back state labelled "ResearchSubject".
+ENROLMENT_LABEL = "Enrolment"
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ def record_queries(
     patient = query_string([("patient", pid)])
     for resource_type, tail in _search_tails(tuple(observation_codes), page_size):
         queries.append(Query(resource_type, f"{resource_type}?{patient}&{tail}"))
+    queries.append(Query(ENROLMENT_LABEL, f"ResearchSubject?{patient}&{query_string([count])}"))
     if research_subject_studies:
         values = ",".join(
             f"{RESEARCH_SUBJECT_SYSTEM}|{_escape_token(research_subject_identifier_value(k, pid))}"

@@ -11,10 +11,11 @@ from service.fhir.queries import FHIR_ID, RECORD_TYPES
 
 # The keys that name the patient a clinical resource is about (R4: `subject` for most,
 # `patient` for AllergyIntolerance and Consent).
-SUBJECT_KEYS = ("subject", "patient")
+SUBJECT_KEYS = ("subject", "patient", "individual")  # individual: ResearchSubject
 # Types read per patient: each must name this patient, or it is not used (a resource without
 # a subject could be anyone's).
-PATIENT_TYPES = frozenset(RECORD_TYPES)
+# (The patient's ResearchSubjects in every study are read for criteria on enrolment elsewhere.)
+PATIENT_TYPES = frozenset(RECORD_TYPES) | {"ResearchSubject"}
 _RELATIVE = re.compile(r"Patient/([^/]+)(?:/_history/[^/]+)?")
 
 

@@ -224,9 +224,11 @@ def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dic
     for heading, items in (("Not met", not_met), ("Unknown: to confirm", unknown)):
         if items:
             lines += ["", f"**{heading}:**"]
-            lines += [f"- `{c.id}`: {c.reason}" for c in items]
+            # An exclusion's reason already says "Excluded: ..." or why it cannot tell.
+            lines += [f"- `{c.id}`{' (exclusion)' if c.type == 'exclusion' else ''}: {c.reason}"
+                      for c in items]
     if not not_met and not unknown:
-        lines += ["", "All inclusion criteria are met in the record."]
+        lines += ["", "All criteria are met in the record."]
     link = f"{svc.settings.public_url}/patients/{pid}/eligibility?study={study.study}"
     return {
         "uuid": str(uuid.uuid5(_CARD_NAMESPACE, f"{hook_instance}|{study.study}")),

@@ -76,6 +76,8 @@ SCHEMAS: dict[str, Any] = {
             "result": {"enum": ["met", "not-met", "unknown"]},
             "reason": {"type": "string"},
             "kind": {"enum": ["automatic", "manual"]},
+            "type": {"enum": ["inclusion", "exclusion"],
+                     "description": "An exclusion is met when the patient is not excluded."},
             "value": {"type": "object", "properties": {
                 "value": {"type": ["number", "string"]}, "unit": {"type": "string"}}},
             "uln": {"type": "object"},

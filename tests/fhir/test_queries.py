@@ -84,7 +84,10 @@ def test_record_queries_cover_every_type_with_patient_search_and_mapping_codes()
     by_label = {q.label: q.url for q in queries}
 
     assert by_label["Patient"] == "Patient/pt-1"
-    assert set(by_label) == {"Patient", *retrieval.RECORD_TYPES}
+    assert set(by_label) == {"Patient", *retrieval.RECORD_TYPES, retrieval.ENROLMENT_LABEL}
+    # Vaccinations and this patient's ResearchSubjects in every study are in the same batch.
+    assert by_label["Immunization"].startswith("Immunization?")
+    assert by_label[retrieval.ENROLMENT_LABEL].startswith("ResearchSubject?")
     for label, url in by_label.items():
         if label == "Patient":
             continue
