@@ -42,7 +42,8 @@ def mappings():
 
 
 def test_studies_and_criteria_ids_match_the_spec(mappings):
-    assert list(mappings.studies) == list(SPEC_IDS)
+    # The seed studies come first in seed order; a site may load more after them.
+    assert list(mappings.studies)[:2] == list(SPEC_IDS)
     for key, ids in SPEC_IDS.items():
         assert [c.id for c in mappings.studies[key].criteria] == ids
 

@@ -34,7 +34,7 @@ PUBLIC = "https://elig.example.org"
 AUD = f"{PUBLIC}/cds-services/trial-eligibility"
 ISSUER = "https://ehr.example.org"
 EHR_FHIR = "https://ehr.example.org/fhir"
-SLE, LN = list(real_mappings().studies)
+SLE, LN = "refractory-sle-cart", "pediatric-ln-cart"  # the seed studies (any others may be loaded)
 
 
 # ------------------------------------------------------------------------------ keys
