@@ -241,7 +241,7 @@ def _create_research_studies(
     return created
 
 
-def _publish_criteria(client: FhirClient, mappings: Mappings,
+def _publish_criteria(client: FhirApi, mappings: Mappings,
                       resources: Sequence[Mapping[str, Any]], found: Mapping[str, str]) -> None:
     """Bring each found ResearchStudy's criteria Group up to date (one versioned update each,
     in one transaction; nothing when all are current). Someone's concurrent edit wins: the
