@@ -17,7 +17,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from service.engine import units
-from service.engine.labs import LABELS
 from service.fhir.errors import FhirRecordTooLarge
 
 # What is read of each type: only the elements that carry a code (and the unit).
@@ -116,7 +115,6 @@ class _Matcher:
             if not getattr(concept, "search", True):
                 continue
             names = {*getattr(concept, "names", ()), concept.name.replace("-", " "),
-                     LABELS.get(concept.name, "").lower(),
                      (getattr(concept, "display", None) or "").lower()}
             for name in sorted(n for n in names if n):
                 # Whole words only: "alt" must not match "salt".

@@ -92,20 +92,9 @@ def fmt(value: Decimal) -> str:
     return text
 
 
-LABELS = {
-    "alt": "ALT", "ast": "AST", "egfr": "eGFR", "wbc": "WBC", "inr": "INR", "pt": "PT",
-    "spo2": "SpO2", "lvef": "LVEF", "sledai-2k": "SLEDAI-2K score", "hcg": "hCG test",
-    "ecog": "ECOG score", "upcr": "urine protein/creatinine ratio",
-    "urine-protein-24h": "24 h urine protein", "cd19-percent": "CD19+ B cell percentage",
-    "cd19-count": "CD19+ B cell count", "ana-titer": "ANA titer",
-    "hemoglobin": "haemoglobin", "bilirubin": "total bilirubin",
-    "body-height": "body height", "body-weight": "body weight",
-}
-
-
 def label(concept: Concept) -> str:
-    """How a concept is named in reasons: its mapping's display name, else a known label."""
-    return concept.display or LABELS.get(concept.name) or concept.name.replace("-", " ")
+    """How a concept is named in reasons: its mapping's `display`, else its name."""
+    return concept.display or concept.name.replace("-", " ")
 
 
 def _quantity_unit(quantity: dict[str, Any]) -> str | None:

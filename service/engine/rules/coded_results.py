@@ -80,6 +80,7 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
 })
 def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     concept = ctx.concept(crit.params["concept"])
+    name = label(concept)
     minimum = crit.params["min_denominator"]
     lookback = crit.params.get("lookback_days", concept.lookback_days)
     entries, _ = latest_entries(ctx.record, concept, ctx.as_of)
@@ -92,23 +93,23 @@ def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                 continue
             return _below(crit, entry, below, minimum, lookback, ctx.as_of)
         if not in_window(entry.when.day, ctx.as_of, lookback):
-            return result(crit, "unknown", f"No ANA titer within {lookback} days (latest "
+            return result(crit, "unknown", f"No {name} within {lookback} days (latest "
                           f"{shown} on {day(entry.when.day)} is stale).", evidence=[entry.ref])
         value = Value(f"1:{fmt(denominator)}")
         if denominator >= minimum:
-            return result(crit, "met", f"ANA titer {shown} on {day(entry.when.day)} is at least "
+            return result(crit, "met", f"{cap(name)} {shown} on {day(entry.when.day)} is at least "
                           f"1:{fmt(minimum)}.", value=value, evidence=[entry.ref])
-        return result(crit, "not-met", f"ANA titer {shown} on {day(entry.when.day)} is below "
+        return result(crit, "not-met", f"{cap(name)} {shown} on {day(entry.when.day)} is below "
                       f"1:{fmt(minimum)}.", value=value, evidence=[entry.ref])
     if entries:
-        return result(crit, "unknown", "The latest ANA result has no readable titer.",
+        return result(crit, "unknown", f"The latest {name} result has no readable titer.",
                       evidence=[entries[0].ref])
     presence = crit.params.get("presence_concept")
     if presence and ctx.record.entries(presence):
         ref = ctx.record.entries(presence)[0].ref
-        return result(crit, "unknown", "Only an ANA presence result is recorded; a titer is "
-                      f"needed to show >= 1:{fmt(minimum)}.", evidence=[ref])
-    return result(crit, "unknown", "No ANA titer on record under the codes searched "
+        return result(crit, "unknown", f"Only {label(ctx.concept(presence))} is recorded; a "
+                      f"titer is needed to show >= 1:{fmt(minimum)}.", evidence=[ref])
+    return result(crit, "unknown", f"No {name} on record under the codes searched "
                   f"({searched_codes(concept)}).")
 
 

@@ -13,7 +13,7 @@ from service.engine.reasons import day, result
 from service.engine.record import Entry, PatientRecord
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
-from service.engine.rules.diagnoses import conditions
+from service.engine.rules.diagnoses import conditions, display
 
 
 @rule("egfr", {
@@ -60,9 +60,9 @@ def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     review = [e for n in crit.params.get("review_if", ()) for e in conditions(ctx, n)]
     if review:
         return result(crit, "unknown",
-                      f"{how} is below {fmt(limit)}, but lupus nephritis is recorded "
-                      f"({review[0].ref}): renal dysfunction from SLE is a protocol exception, "
-                      "so the investigator must review.", value=out_value,
+                      f"{how} is below {fmt(limit)}, but {display(review[0].resource)} is "
+                      f"recorded ({review[0].ref}): the protocol makes an exception for it, so "
+                      "the investigator must review.", value=out_value,
                       evidence=evidence + [e.ref for e in review])
     return result(crit, "not-met", f"{how} is below {fmt(limit)}.", value=out_value,
                   evidence=evidence)

@@ -37,17 +37,18 @@ def _washout(ctx: Context, crit: CriterionMapping, m: Measurement) -> CriterionR
         if not set(use.concepts) & set(names):
             continue
         start, end = use.start, use.end or use.start
+        agent = cap(label(ctx.concept(next(n for n in use.concepts if n in names))))
         if start is None:
             return result(
                 crit, "unknown",
-                f"G-CSF is recorded without a date ({use.ref}), so the {days}-day washout before "
+                f"{agent} is recorded without a date ({use.ref}), so the {days}-day washout before "
                 f"the count on {day(m.when)} cannot be checked.",
                 value=_value(m), evidence=[m.ref, use.ref])
         if start <= m.when and (end or start) >= window_start:
             return result(
                 crit, "unknown",
                 f"{cap(label(ctx.concept(crit.params['concept'])))} {m.original} on "
-                f"{day(m.when)} was measured within {days} days of G-CSF ({use.ref}); repeat "
+                f"{day(m.when)} was measured within {days} days of {agent} ({use.ref}); repeat "
                 "the count after washout.",
                 value=_value(m), evidence=[m.ref, use.ref])
     return None
@@ -139,8 +140,8 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if review:
         return said("unknown",
                     f"{text} is above {fmt(multiple)} x ULN, but {display(review[0].resource)} "
-                    "is recorded: the protocol exempts an elevation from inflammatory myopathy, "
-                    "so the investigator must review.", evidence + [e.ref for e in review])
+                    "is recorded: the protocol makes an exception for it, so the investigator "
+                    "must review.", evidence + [e.ref for e in review])
     return said("not-met", f"{text} is above {fmt(multiple)} x ULN{why}.", evidence)
 
 
@@ -183,9 +184,10 @@ def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         return result(crit, "unknown", f"{text} cannot be compared with {fmt(limit)}.",
                       value=_value(m), evidence=[m.ref])
     if verdict:
-        return result(crit, "met", f"{text} is at least {fmt(limit)} {m.unit}: proteinuria "
-                      "persists.", value=_value(m), evidence=[m.ref])
-    return result(crit, "not-met", f"{text} is below {fmt(limit)} {m.unit} (renal response).",
+        return result(crit, "met", f"{text} is at least {fmt(limit)} {m.unit}.",
+                      value=_value(m), evidence=[m.ref])
+    # What it means ("proteinuria persists", "renal response") is the mapping's `wording`.
+    return result(crit, "not-met", f"{text} is below {fmt(limit)} {m.unit}.",
                   value=_value(m), evidence=[m.ref])
 
 
