@@ -281,6 +281,8 @@ def test_kidney_transplant(check, resources, expected):
     ([], "met"),
     ([condition("B20", ICD10CM)], "not-met"),
     ([condition("86406008")], "not-met"),
+    # A provisional diagnosis alone does not prove it, nor rule it out (criteria.md).
+    ([condition("86406008", verification="provisional")], "unknown"),
     ([obs("75622-1", value_concept=POSITIVE, date=day(3000))], "not-met"),   # ever
     ([obs("75622-1", value_concept=NEGATIVE, date=day(3000))], "met"),
     ([obs("75622-1", value_string="see report", date=day(30))], "unknown"),

@@ -9,6 +9,7 @@ from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.model import CriterionMapping
 from service.engine.reasons import cap, day, result
+from service.engine.record import condition_tentative
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult
 from service.engine.rules.diagnoses import display, recorded
@@ -26,6 +27,8 @@ class Event:
     start: date | None
     end: date | None
     verb: str
+    # A provisional, differential or unconfirmed Condition does not prove it (criteria.md).
+    tentative: bool = False
 
 
 def _events(ctx: Context, names: tuple[str, ...]) -> list[Event]:
@@ -37,7 +40,8 @@ def _events(ctx: Context, names: tuple[str, ...]) -> list[Event]:
         end = entry.when.latest if entry.when else None
         concept = next(n for n in entry.concepts if n in names)
         what = display(entry.resource, cap(label(ctx.concept(concept))))
-        found.append(Event(what, entry.ref, start, end, VERBS[rtype]))
+        tentative = rtype == "Condition" and condition_tentative(entry.resource)
+        found.append(Event(what, entry.ref, start, end, VERBS[rtype], tentative))
     for use in ctx.uses:
         shared = [n for n in use.concepts if n in names]
         if shared:
@@ -49,6 +53,8 @@ def _events(ctx: Context, names: tuple[str, ...]) -> list[Event]:
 
 def _placed(event: Event, since: date | None) -> bool | None:
     """Whether the event falls inside the window from `since` (None = ever); None = unsure."""
+    if event.tentative:
+        return None if since is None or event.start is None or event.start >= since else False
     if since is None:
         return True
     if event.start is None:
@@ -82,9 +88,11 @@ def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         return result(crit, "met", f"{first.what} {first.verb}{when} ({first.ref}){window}.",
                       evidence=[e.ref for e in inside])
     if unsure:
-        return result(crit, "unknown",
-                      f"{unsure[0].what} is recorded ({unsure[0].ref}), but its date does not "
-                      f"show whether it falls{window}.", evidence=[e.ref for e in unsure])
+        first = unsure[0]
+        why = ("it is recorded as tentative (provisional, differential or unconfirmed)"
+               if first.tentative else f"its date does not show whether it falls{window}")
+        return result(crit, "unknown", f"{first.what} is recorded ({first.ref}), but {why}.",
+                      evidence=[e.ref for e in unsure])
     looked = " or ".join(label(ctx.concept(n)) for n in names)
     older = sorted((e for e in events if e.start), key=lambda e: e.start or date.min)
     tail = f" (the latest, {older[-1].ref}, is older)" if older else ""
