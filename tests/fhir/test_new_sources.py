@@ -11,14 +11,26 @@ from pathlib import Path
 import pytest
 
 from service.fhir.client import FhirClient
+from service.fhir.subjects import belongs_to
 from service.mappings import load_mappings
 from service.screening import screen_patient
 
-pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 15)
 
 
+def test_only_this_patients_research_subjects_and_immunizations_are_used():
+    def subject(ref: str) -> dict:
+        return {"resourceType": "ResearchSubject", "individual": {"reference": ref}}
+
+    assert belongs_to(subject("Patient/p1"), "p1", None)
+    assert not belongs_to(subject("Patient/p2"), "p1", None)
+    assert not belongs_to({"resourceType": "ResearchSubject"}, "p1", None)   # names no one
+    assert not belongs_to({"resourceType": "Immunization",
+                           "patient": {"reference": "Patient/p2"}}, "p1", None)
+
+
+@pytest.mark.integration
 def test_a_recent_live_vaccine_and_enrolment_elsewhere_exclude(fhir_server, fhir_settings):
     mappings = load_mappings(f"{REPO / 'mappings'}:{REPO / 'mappings' / 'conformance'}")
     pid = f"conf-{uuid.uuid4().hex[:8]}"
