@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from service.engine.conditions import condition_tentative
 from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.model import CriterionMapping
 from service.engine.reasons import cap, day, result
-from service.engine.record import condition_tentative
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult
 from service.engine.rules.diagnoses import display, recorded
