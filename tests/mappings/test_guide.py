@@ -14,10 +14,16 @@ def _guide() -> str:
     return text[start:text.index("\n## ", start + 1)]
 
 
-def test_every_registered_rule_is_in_the_guide_table():
-    listed = set(re.findall(r"^\| ([^|]+) \|", _guide(), re.M))
+def test_every_rule_in_the_guide_table_exists():
+    # A new rule needs no README edit (one engine file and one test file); the registry, with
+    # each rule's docstring, is the reference. What the guide names must exist, though.
+    listed = set(re.findall(r"^\| ([^|]+) \|", _guide(), re.M)) - {"rule", "---"}
     names = {name for row in listed for name in re.findall(r"`([a-z0-9-]+)`", row)}
-    assert set(RULES) <= names, sorted(set(RULES) - names)
+    assert names and names <= set(RULES), sorted(names - set(RULES))
+
+
+def test_every_rule_says_when_it_is_met():
+    assert not [name for name, spec in RULES.items() if not spec.doc]
 
 
 def test_the_guide_example_is_the_shipped_conformance_mapping():

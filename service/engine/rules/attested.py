@@ -82,6 +82,9 @@ def _manual_observations(ctx: Context, criterion_id: str, scope: str) -> list[En
 }, checks=(needs("normal", "interpretation"), needs("abnormal", "interpretation")),
     verdict=True)
 def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when a person confirmed it in the record (within the look-back, in its scope), or a
+    coded interpretation decides.
+    """
     lookback = crit.params.get("lookback_days", 90)
     interpretation = crit.params.get("interpretation")
     if interpretation:
@@ -152,6 +155,7 @@ def _research_scope(resource: dict[str, Any]) -> bool:
 
 @rule("consent", verdict=True)
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the newest signed, refused or withdrawn Consent for this study is active."""
     policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
     found = []
     general = []

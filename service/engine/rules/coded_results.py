@@ -33,6 +33,9 @@ from service.engine.results import CriterionResult, Value
     "window_days": Param("int", minimum=0, maximum=MAX_DAYS),
 })
 def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met with a negative hCG in the window for females from the minimum age; males and younger
+    girls: not applicable.
+    """
     gender = ctx.record.gender
     min_age = crit.params.get("min_age_years", 10)
     ref = f"Patient/{ctx.record.patient_id}"
@@ -79,6 +82,7 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "lookback_days": LOOKBACK,
 })
 def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the newest titer (ratio, quantity or text) reaches 1:min_denominator."""
     concept = ctx.concept(crit.params["concept"])
     name = label(concept)
     minimum = crit.params["min_denominator"]

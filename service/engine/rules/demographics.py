@@ -15,6 +15,9 @@ from service.engine.results import CriterionResult, Value
     "max_years": Param("int", minimum=0, maximum=MAX_YEARS),
 }, checks=(one_of("min_years", "max_years"), ordered("min_years", "max_years")))
 def age(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when every whole-year age the (possibly partial) birth date allows is within the
+    bounds.
+    """
     birth = ctx.record.birth_date
     ref = f"Patient/{ctx.record.patient_id}"
     low = crit.params.get("min_years")

@@ -32,6 +32,7 @@ def conditions(ctx: Context, concept: str) -> list[Entry]:
     "exclude": Param("concepts", kinds=("condition",)),
 })
 def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the Condition is recorded (and is not only one of the excluded ones)."""
     name = crit.params["concept"]
     exclude = crit.params.get("exclude", ())
     excluded_refs = {e.ref for ex in exclude for e in conditions(ctx, ex)}

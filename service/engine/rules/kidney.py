@@ -26,6 +26,7 @@ from service.engine.rules.diagnoses import conditions, display
     "lookback_days": LOOKBACK,
 })
 def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the reported eGFR, else bedside Schwartz, reaches the threshold."""
     limit = crit.params["threshold"]
     unit = ctx.concept("egfr").unit or "mL/min/{1.73_m2}"
     reported = latest_quantity(ctx.record, ctx.concept("egfr"), ctx.as_of,

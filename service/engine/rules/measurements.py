@@ -63,6 +63,7 @@ def _washout(ctx: Context, crit: CriterionMapping, m: Measurement) -> CriterionR
     "washout_days": Param("int", minimum=1, maximum=MAX_DAYS),
 }, checks=(together("washout_concepts", "washout_days"),))
 def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the newest value in the look-back compares true against an absolute limit."""
     concept = ctx.concept(crit.params["concept"])
     lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
     if lookup.measurement is None:
@@ -98,6 +99,7 @@ def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "alternative_max_multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
 }, checks=(together("alternative_if", "alternative_max_multiple"),))
 def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the newest value is at most a multiple of its ULN (own range, else table)."""
     concept = ctx.concept(crit.params["concept"])
     name = label(concept)
     lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
@@ -230,6 +232,7 @@ def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "lookback_days": LOOKBACK,
 }, checks=(together("equivalents", "equivalence"),))
 def ecog(ctx: Context, crit: CriterionMapping) -> CriterionResult:
+    """Met when the newest ECOG (or an equivalent score converted) is at most the maximum."""
     p = crit.params
     maximum = p["max_score"]
     candidates: list[tuple[Measurement, Decimal, str]] = []
