@@ -81,33 +81,6 @@ def _studies(screener: Any, wanted: Sequence[str] | None) -> tuple[str, ...] | N
     return tuple(dict.fromkeys(wanted))
 
 
-class Progress:
-    """A one-line progress bar on stderr (a line every 10 % when stderr is not a terminal)."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, width: int = 30) -> None:
-        stream = stream or sys.stderr
-        self.total, self.stream, self.width = total, stream, width
-        self.done = 0
-        self._tty = hasattr(stream, "isatty") and stream.isatty()
-        self._last_decile = -1
-        self._lock = threading.Lock()
-
-    def step(self, failed: bool = False) -> None:
-        with self._lock:
-            self.done += 1
-            fraction = self.done / self.total if self.total else 1.0
-            if self._tty:
-                filled = int(fraction * self.width)
-                bar = "#" * filled + "." * (self.width - filled)
-                self.stream.write(f"\rscreening [{bar}] {self.done}/{self.total}")
-                if self.done == self.total:
-                    self.stream.write("\n")
-            elif int(fraction * 10) != self._last_decile:
-                self._last_decile = int(fraction * 10)
-                self.stream.write(f"screened {self.done}/{self.total}\n")
-            self.stream.flush()
-
-
 class Checkpoint:
     """Patient ids already finished, one per line; appended as screenings finish."""
 
@@ -193,56 +166,72 @@ class _ResultSink:
 # ------------------------------------------------------------------------------ commands
 
 
+def _population(settings: Settings, screener: Any, args: argparse.Namespace,
+                studies: tuple[str, ...] | None) -> list[str]:
+    """Whom `--all` screens: the candidates (api.md), or with --every-patient every Patient."""
+    from service.candidates import candidate_ids, every_patient_id
+
+    client, size = screener.client(), settings.fhir_page_size
+    if args.every_patient:
+        return list(every_patient_id(client, page_size=size))
+    ids = candidate_ids(client, screener.mappings, studies, page_size=size)
+    print(f"{len(ids)} candidate(s): patients with a diagnosis the studies look for, or a "
+          "ResearchSubject of ours (--every-patient screens every Patient)", file=sys.stderr)
+    return ids
+
+
 def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
-    """Screen patients given on the command line, or every patient of the server (--all)."""
+    """Screen patients given on the command line, or the population (--all)."""
+    from service.progress import ScreeningProgress
     from service.screener import Screener
 
-    if bool(args.patients) == bool(args.all):
+    population = args.all or args.every_patient
+    if bool(args.patients) == bool(population):
         raise CliError("give patient ids or --all (not both)")
     as_of = _as_of(args.as_of)
     ids = _patient_ids(args.patients) if args.patients else []
     screener = Screener(settings)
     studies = _studies(screener, args.study)
-    if args.all:
-        ids = [
-            r["id"] for r in screener.client().search(
-                "Patient", {"_count": str(settings.fhir_page_size), "_elements": "id"}
-            ) if r.get("resourceType") == "Patient" and r.get("id")
-        ]
+    if population:
+        ids = _population(settings, screener, args, studies)
     checkpoint = Checkpoint(Path(args.checkpoint) if args.checkpoint else None)
     todo = [pid for pid in ids if pid not in checkpoint.done]
     if len(todo) < len(ids):
         print(f"skipping {len(ids) - len(todo)} patient(s) done in {args.checkpoint}",
               file=sys.stderr)
-    progress = Progress(len(todo)) if args.all else None
+    progress = ScreeningProgress(len(todo)) if population else None
     sink = _ResultSink(args, todo, studies or tuple(screener.mappings.studies))
     summary = SummaryCounter()
     # A bounded window of screenings in flight, taken in order: results come out in the
     # order of the ids, and memory stays flat however many patients the server holds.
     window = 4 * max(1, args.workers)
     remaining = iter(todo)
-    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        pending: deque[Any] = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+            pending: deque[Any] = deque()
 
-        def submit_next() -> None:
-            pid = next(remaining, None)
-            if pid is not None:
-                pending.append(pool.submit(
-                    _screen_one, screener, pid, as_of, studies, not args.no_write))
+            def submit_next() -> None:
+                pid = next(remaining, None)
+                if pid is not None:
+                    pending.append(pool.submit(
+                        _screen_one, screener, pid, as_of, studies, not args.no_write))
 
-        for _ in range(window):
-            submit_next()
-        while pending:
-            row, finished = pending.popleft().result()
-            submit_next()
-            if finished:
-                checkpoint.add(row.patient)
-            if progress:
-                progress.step(failed=bool(row.error))
-            sink.write(row)
-            summary.add(row)
+            for _ in range(window):
+                submit_next()
+            while pending:
+                row, finished = pending.popleft().result()
+                submit_next()
+                if finished:
+                    checkpoint.add(row.patient)
+                if progress:
+                    progress.step(failed=bool(row.error), patient=row.patient, reason=row.error)
+                sink.write(row)
+                summary.add(row)
+    finally:
+        if progress:
+            progress.close()
     sink.finish()
-    if args.all and sink.format == "table":
+    if population and sink.format == "table":
         print()
         print(summary.render())
     return EXIT_FAILURES if summary.errors else EXIT_OK
@@ -438,7 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     screen = sub.add_parser("screen", help="screen patients and print the results")
     screen.add_argument("patients", nargs="*", metavar="PATIENT", help="Patient ids")
-    screen.add_argument("--all", action="store_true", help="every patient of the FHIR server")
+    screen.add_argument("--all", action="store_true",
+                        help="the candidates: patients with a diagnosis a study looks for, "
+                             "or a ResearchSubject of ours")
+    screen.add_argument("--every-patient", action="store_true",
+                        help="with --all: every Patient of the FHIR server")
     screen.add_argument("--as-of", help="evaluate as of this date (YYYY-MM-DD; default today)")
     screen.add_argument("--study", action="append", help="study key (repeatable; default all)")
     screen.add_argument("--no-write", action="store_true", help="do not write ResearchSubjects")

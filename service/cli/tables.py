@@ -1,15 +1,18 @@
-"""Render screening results for the terminal (aligned tables) and for files (CSV)."""
+"""Render screening results for the terminal (rich tables, fit to its width) and files (CSV)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
-import textwrap
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 STATUS_ORDER = ("eligible", "potential-candidate", "ineligible")
 
@@ -45,6 +48,17 @@ def _issues(study: dict[str, Any]) -> list[str]:
 
 TABLE_HEADERS = ("PATIENT", "STUDY", "STATUS", "NOT MET OR UNKNOWN")
 STATUS_WIDTH = len("potential-candidate *")
+# Colours only show on a terminal; rich leaves them out when the output is a file or a pipe.
+STATUS_STYLE = {"eligible": "green", "potential-candidate": "yellow", "ineligible": "red",
+                "error": "bold red"}
+FALLBACK_WIDTH = 120  # columns when the output is not a terminal (a file keeps long lines)
+
+
+def console_for(out: TextIO, width: int | None = None) -> Console:
+    """A rich Console on `out`: the terminal's width, or FALLBACK_WIDTH for files and pipes."""
+    terminal = hasattr(out, "isatty") and out.isatty()
+    return Console(file=out, width=width or (None if terminal else FALLBACK_WIDTH),
+                   highlight=False, emoji=False, soft_wrap=False)
 
 
 def _table_lines(row: PatientRow) -> list[list[str]]:
@@ -65,39 +79,43 @@ def _table_lines(row: PatientRow) -> list[list[str]]:
 
 
 class TableWriter:
-    """Writes the results table row by row, so a population run holds no table in memory.
-
-    Column widths are fixed up front from the patient ids and study keys to come.
-    """
+    """Writes the results table patient by patient (rich), so a population run holds no table
+    in memory. Column widths are fixed up front from the ids and study keys to come; the last
+    column takes the rest of the terminal's width and wraps."""
 
     def __init__(self, out: TextIO, patient_ids: Iterable[str], study_keys: Iterable[str],
                  width: int | None = None) -> None:
-        self.out = out
+        self.console = console_for(out, width)
         self.widths = [
             max([len(TABLE_HEADERS[0]), *(len(p) for p in patient_ids)]),
             max([len(TABLE_HEADERS[1]), *(len(k) for k in study_keys)]),
             max(len(TABLE_HEADERS[2]), STATUS_WIDTH),
         ]
-        self.indent = sum(self.widths) + 2 * len(self.widths)
-        total = width or shutil.get_terminal_size((120, 24)).columns
-        self.last_width = max(30, total - self.indent)
         self.written_any = False
-        head = "  ".join(h.ljust(w) for h, w in zip(TABLE_HEADERS, self.widths, strict=False))
-        rule = "  ".join("-" * w for w in self.widths)
-        out.write(f"{head}  {TABLE_HEADERS[-1]}\n{rule}  {'-' * len(TABLE_HEADERS[-1])}\n")
+        header = self._table(show_header=True)
+        self.console.print(header)
+
+    def _table(self, *, show_header: bool = False) -> Table:
+        table = Table(box=box.SIMPLE_HEAD, show_header=show_header,
+                      show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), expand=True,
+                      header_style="bold")
+        for name, width in zip(TABLE_HEADERS, self.widths, strict=False):
+            table.add_column(name, width=width, no_wrap=True, overflow="ellipsis")
+        table.add_column(TABLE_HEADERS[-1], ratio=1, overflow="fold")
+        return table
 
     def write(self, row: PatientRow) -> None:
         self.written_any = self.written_any or bool(row.research_subjects)
+        table = self._table()
         for cells in _table_lines(row):
-            lead = "  ".join(c.ljust(w) for c, w in zip(cells[:-1], self.widths, strict=False))
-            lines = textwrap.wrap(cells[-1], self.last_width, subsequent_indent="  ") or [""]
-            self.out.write(f"{lead}  {lines[0]}".rstrip() + "\n")
-            for line in lines[1:]:
-                self.out.write(f"{' ' * self.indent}{line}".rstrip() + "\n")
+            style = STATUS_STYLE.get(cells[2].removesuffix(" *"), "")
+            table.add_row(Text(cells[0]), Text(cells[1]), Text(cells[2], style=style),
+                          Text(cells[3]))
+        self.console.print(table)
 
     def finish(self) -> None:
         if self.written_any:
-            self.out.write("(* ResearchSubject written)\n")
+            self.console.print("(* ResearchSubject written)")
 
 
 def results_table(rows: Iterable[PatientRow], width: int | None = None) -> str:
@@ -109,7 +127,7 @@ def results_table(rows: Iterable[PatientRow], width: int | None = None) -> str:
     for row in rows:
         writer.write(row)
     writer.finish()
-    return buffer.getvalue().rstrip("\n")
+    return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
 
 
 class SummaryCounter:
@@ -131,17 +149,22 @@ class SummaryCounter:
                 self.studies.append(study["study"])
             self.counts[(study["study"], study["status"])] += 1
 
-    def render(self) -> str:
-        headers = ["STUDY", *(s.upper() for s in STATUS_ORDER)]
-        widths = [max([len(headers[0]), *(len(s) for s in self.studies)])] + [
-            len(h) for h in headers[1:]]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-        lines.append("  ".join("-" * w for w in widths))
+    def table(self) -> Table:
+        """The counts as a rich Table (study x status)."""
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold",
+                      caption=f"{self.patients} patient(s) screened, {self.errors} error(s)",
+                      caption_justify="left")
+        table.add_column("STUDY")
+        for status in STATUS_ORDER:
+            table.add_column(status.upper(), justify="right", style=STATUS_STYLE[status])
         for study in self.studies:
-            cells = [study, *(str(self.counts[(study, s)]) for s in STATUS_ORDER)]
-            lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
-        lines.append(f"{self.patients} patient(s) screened, {self.errors} error(s)")
-        return "\n".join(line.rstrip() for line in lines)
+            table.add_row(study, *(str(self.counts[(study, s)]) for s in STATUS_ORDER))
+        return table
+
+    def render(self, width: int | None = None) -> str:
+        buffer = io.StringIO()
+        console_for(buffer, width).print(self.table())
+        return "\n".join(line.rstrip() for line in buffer.getvalue().rstrip("\n").splitlines())
 
 
 def summary_table(rows: Iterable[PatientRow]) -> str:

@@ -508,6 +508,45 @@ class FhirClient:
                 return
             bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
 
+    def search_population(
+        self, resource_type: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every match of a search over the whole server (`screen --all`), page by page.
+
+        Unlike `search` (one patient's record) no page or resource cap applies: a hospital's
+        Patients or Conditions fill thousands of pages, and only one page is held at a time.
+        A page short of the reported total without a next link, or a next link that repeats,
+        is an error, never a silently shorter population.
+        """
+        if not _RESOURCE_TYPE_RE.fullmatch(resource_type):
+            raise ValueError(f"not a FHIR resource type: {resource_type!r}")
+        what = f"search {resource_type} (population)"
+        bundle = self._request("GET", f"{self.base_url}/{resource_type}", params=params, what=what)
+        matched, total, links = 0, None, set()
+        while True:
+            if (not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle"
+                    or bundle.get("type") != "searchset"):
+                raise FhirProtocolError(f"{what}: a search answer is not a searchset Bundle")
+            if total is None and isinstance(bundle.get("total"), int):
+                total = bundle["total"]
+            for entry in bundle.get("entry") or ():
+                resource = entry.get("resource") if isinstance(entry, dict) else None
+                if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+                    matched += 1
+                    yield resource
+            next_link = next((str(link["url"]) for link in bundle.get("link") or ()
+                              if isinstance(link, dict) and link.get("relation") == "next"
+                              and link.get("url")), None)
+            if next_link is None:
+                if total is not None and matched < total:
+                    raise FhirProtocolError(f"{what}: the server reported {total} matches but "
+                                            f"returned {matched} and no next link")
+                return
+            if next_link in links:
+                raise FhirProtocolError(f"{what}: the server repeated a next link")
+            links.add(next_link)
+            bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
+
     def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         """POST a batch Bundle; per-entry failures stay in the batch-response."""
         return self._post_bundle(bundle, "batch")

@@ -111,19 +111,21 @@ def test_all_pages_through_patients_with_progress_summary_and_checkpoint(
     screener.client = lambda: fake_client
     screener.errors["a3"] = FhirTemporaryError("server busy")
     checkpoint = tmp_path / "done.txt"
-    code = cli.main(["screen", "--all", "--workers", "3", "--checkpoint", str(checkpoint)])
+    code = cli.main(["screen", "--all", "--every-patient", "--workers", "3",
+                     "--checkpoint", str(checkpoint)])
     assert code == 1
     captured = capsys.readouterr()
     (kind, (rtype, params)), = fake_client.requests
     assert rtype == "Patient" and params["_elements"] == "id" and int(params["_count"]) > 0
     assert "screened 5/5" in captured.err
+    assert "failed Patient/a3: FHIR server unavailable" in captured.err  # as it happens
     assert "5 patient(s) screened, 1 error(s)" in captured.out
     assert SLE in captured.out.split("STUDY", 2)[-1]  # the summary table lists the studies
     assert sorted(checkpoint.read_text().split()) == ["a0", "a1", "a2", "a4"]
     # The rerun after the interruption screens only what is not done yet.
     del screener.errors["a3"]
     screener.calls.clear()
-    assert cli.main(["screen", "--all", "--checkpoint", str(checkpoint)]) == 0
+    assert cli.main(["screen", "--every-patient", "--checkpoint", str(checkpoint)]) == 0
     assert [c[1] for c in screener.calls] == ["a3"]
     assert "skipping 4 patient(s)" in capsys.readouterr().err
     assert sorted(checkpoint.read_text().split()) == ["a0", "a1", "a2", "a3", "a4"]
@@ -236,7 +238,7 @@ def test_all_keeps_a_bounded_window_in_flight_and_writes_in_order(screener, caps
 
     monkeypatch.setattr(cli, "_screen_one", counting)
     monkeypatch.setattr(cli._ResultSink, "write", recording)
-    assert cli.main(["screen", "--all", "--workers", "2", "--csv"]) == 0
+    assert cli.main(["screen", "--all", "--every-patient", "--workers", "2", "--csv"]) == 0
     assert written == [p["id"] for p in patients]
     assert most[0] <= 4 * 2 + 1  # the window, plus the one submitted as a result is taken
     lines = capsys.readouterr().out.splitlines()

@@ -121,6 +121,10 @@ class FakeClient:
         self.requests.append(("search", (rtype, params)))
         return iter(self.resources.get(rtype, []))
 
+    def search_population(self, rtype: str, params: Any = None) -> Any:
+        self.requests.append(("search", (rtype, params)))
+        return iter(self.resources.get(rtype, []))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
