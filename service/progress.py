@@ -22,8 +22,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-# Plain mode (not a terminal: a log file, CI, a pipe): a line at every tenth of the run, but
-# at least every PLAIN_EVERY_SECONDS so a slow run still shows it is moving.
+# Plain mode (not a terminal: a log file, CI, a pipe): a line after the first patient and at
+# every tenth of the run, and at least every PLAIN_EVERY_SECONDS so a slow run shows it moves.
 PLAIN_EVERY_SECONDS = 30.0
 
 
@@ -103,7 +103,7 @@ class ScreeningProgress:
                 return
             now = self.clock()
             tenth = self.done * 10 // self.total if self.total else 10
-            if (tenth >= self._next_tenth or self.done == self.total
+            if (tenth >= self._next_tenth or self.done in (1, self.total)
                     or now - self._last_line >= PLAIN_EVERY_SECONDS):
                 self._next_tenth = tenth + 1
                 self._last_line = now

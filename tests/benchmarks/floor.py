@@ -2,9 +2,9 @@
 
 Run as a subprocess by the population benchmark, configured from the environment like the CLI:
     FHIR_BASE_URL=... python -m tests.benchmarks.floor --workers 2
-It lists the patients the way `screen --all` does, then per patient sends the same read batch a
-screening sends (record searches plus the ResearchSubject lookup), from the same thread pool,
-and prints the same progress lines, so the two runs differ only by evaluation and write-back.
+It lists the patients the way `screen --every-patient` does, then per patient sends the same read
+batch a screening sends (record searches plus the ResearchSubject lookup), from the same thread
+pool, and prints the same progress lines, so the two runs differ only by evaluation and write-back.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from service.cli.main import Progress
+from service.candidates import every_patient_id
 from service.fhir.client import FhirClient, record_resources
 from service.fhir.queries import record_queries
 from service.mappings import load_mappings
+from service.progress import ScreeningProgress
 from service.settings import Settings
 
 
@@ -31,11 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     codes = mappings.observation_codes()
     keys = list(mappings.studies)
     client = FhirClient(settings)
-    ids = [
-        r["id"] for r in client.search(
-            "Patient", {"_count": str(settings.fhir_page_size), "_elements": "id"}
-        ) if r.get("resourceType") == "Patient" and r.get("id")
-    ]
+    ids = list(every_patient_id(client, page_size=settings.fhir_page_size))
 
     def fetch(pid: str) -> int:
         queries = record_queries(
@@ -43,13 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return len(record_resources(client.run_queries(queries)))
 
-    progress = Progress(len(ids))
+    progress = ScreeningProgress(len(ids), what="screened")
     failures = 0
     with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
         for future in as_completed([pool.submit(fetch, pid) for pid in ids]):
             if future.exception() is not None:
                 failures += 1
-            progress.step()
+            progress.step(failed=future.exception() is not None)
     print(f"{len(ids)} patient(s) fetched, {failures} error(s)")
     return 1 if failures else 0
 

@@ -22,7 +22,7 @@ from tests.benchmarks import fhir_server as bench_fhir
 from tests.benchmarks import synthetic
 
 REPO_ROOT = synthetic.REPO_ROOT
-_PROGRESS = re.compile(r"^(?:screened) (\d+)/(\d+)$")
+_PROGRESS = re.compile(r"^screened (\d+)/(\d+)\b")  # service/progress.py's plain lines
 _LAUNCHED = re.compile(r"^bench-rss: pid (\d+)$")
 _SUMMARY = re.compile(r"(\d+) patient\(s\) (?:screened|fetched), (\d+) error\(s\)")
 
@@ -156,12 +156,15 @@ def child_env(base_url: str) -> dict[str, str]:
 
 def run_cli(base_url: str, workers: int, as_of: date, *, what_if: str | None = None,
             server_pid: int | None = None) -> RunResult:
-    """`eligibility screen --all --workers N --as-of D` (with write-back) as a subprocess."""
+    """`eligibility screen --every-patient --workers N --as-of D` (with write-back) as a
+    subprocess: the same patients the floor fetches."""
     prefix = [sys.executable, "-m", "service.cli.main"]
     if what_if:
         prefix = [sys.executable, "-m", "tests.benchmarks.whatif_cli", "--what-if", what_if]
-    argv = [*prefix, "screen", "--all", "--workers", str(workers), "--as-of", as_of.isoformat()]
-    return _run(argv, child_env(base_url), workers, "eligibility screen --all", server_pid)
+    argv = [*prefix, "screen", "--every-patient", "--workers", str(workers),
+            "--as-of", as_of.isoformat()]
+    return _run(argv, child_env(base_url), workers, "eligibility screen --every-patient",
+                server_pid)
 
 
 def run_floor(base_url: str, workers: int, *, server_pid: int | None = None) -> RunResult:
