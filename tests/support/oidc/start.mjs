@@ -13,7 +13,9 @@
 //   resourceServers       { "<resource URL>": { scope, accessTokenTTL?, audience?,
 //                           accessTokenFormat? ("jwt" default), jwtAlg? } }; the first one is
 //                         the default resource of client_credentials requests without `resource`
-//   accounts              { "<sub>": { claims } } for sign-in (any password; devInteractions)
+//   accounts              { "<sub>": { claims } } for sign-in through the built-in login form
+//                         (devInteractions: any password); with accounts given, any other
+//                         login ends in an error answer, never a code
 //   claims                oidc-provider `claims` (scope -> claim names), e.g. {"profile": ["name"]}
 //   ttl                   seconds per token kind, e.g. {"ClientCredentials": 300}
 //   clockTolerance        seconds of clock skew accepted in client assertions (default 5)
