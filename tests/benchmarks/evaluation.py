@@ -68,6 +68,41 @@ def measure_record(resources: list[dict[str, Any]], mappings: Mappings, *, reps:
     }
 
 
+def measure_write_check(record: list[dict[str, Any]], mappings: Mappings, *, reps: int,
+                        model_reps: int) -> dict[str, Any]:
+    """Milliseconds per ResearchSubject of the write path's check (compiled R4 JSON Schema)
+    against the fhir.resources R4B model it replaced, on the resources built for `record`,
+    timed in turns."""
+    from datetime import UTC, datetime
+
+    from service import research_subject as rs
+
+    evaluation = evaluate_patient(record, mappings, synthetic.AS_OF)
+    built = [rs.build_research_subject(
+        study, patient_id=evaluation.patient_id, as_of=synthetic.AS_OF,
+        research_study="ResearchStudy/bench", evaluated_at=datetime.now(UTC))
+        for study in evaluation.studies]
+    for resource in built:  # warm: compile the schema, import the model
+        rs.validate_research_subject(resource)
+        rs.validate_with_model(resource)
+    schema: list[float] = []
+    model: list[float] = []
+    for i in range(reps):
+        schema.append(_clock(lambda: [rs.validate_research_subject(r) for r in built]))
+        if i < model_reps:
+            model.append(_clock(lambda: [rs.validate_with_model(r) for r in built]))
+    schema_ms = statistics.median(schema) * 1000 / len(built)
+    model_ms = statistics.median(model) * 1000 / len(built)
+    return {
+        "resources": len(built),
+        "extensions": sum(len(r.get("extension") or ()) for r in built),
+        "schema_ms": round(schema_ms, 3),
+        "model_ms": round(model_ms, 2),
+        "model_over_schema": round(model_ms / schema_ms, 1) if schema_ms else None,
+        "reps": reps,
+    }
+
+
 def run_evaluation(mappings: Mappings, *, years: int, reps: int, validate_reps: int
                    ) -> dict[str, Any]:
     """The heavy record and a typical seed patient (seed-sle-eligible)."""
@@ -81,4 +116,6 @@ def run_evaluation(mappings: Mappings, *, years: int, reps: int, validate_reps: 
         "typical": measure_record(typical, mappings, reps=max(reps, 20) * 5,
                                   validate_reps=max(validate_reps, 5)),
         "typical_patient": TYPICAL,
+        "write_check": measure_write_check(typical, mappings, reps=max(reps, 20) * 5,
+                                           model_reps=max(validate_reps, 5) * 4),
     }

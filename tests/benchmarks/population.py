@@ -217,11 +217,11 @@ def pair(base_url: str, workers: int, as_of: date, *, what_if: str | None = None
 
 def breakdown(client: FhirClient, mappings: Mappings, ids: Sequence[str], as_of: date
               ) -> dict[str, float]:
-    """Milliseconds per patient in-process: FHIR read, FHIR write, ResearchSubject model check,
+    """Milliseconds per patient in-process: FHIR read, FHIR write, ResearchSubject check,
     and the rest (evaluation, building, JSON), over `ids` screened with write-back."""
     from service.fhir import research_subject as rs
 
-    spent = {"read": 0.0, "write": 0.0, "rs_model_validation": 0.0}
+    spent = {"read": 0.0, "write": 0.0, "rs_check": 0.0}
     original = (client.run_queries, client.transaction, rs.validate_research_subject)
 
     def timed(name: str, func: Any) -> Any:
@@ -236,7 +236,7 @@ def breakdown(client: FhirClient, mappings: Mappings, ids: Sequence[str], as_of:
     refs = ensure_research_studies(client, mappings, synthetic.SEEDS_DIR)
     client.run_queries = timed("read", original[0])  # type: ignore[method-assign]
     client.transaction = timed("write", original[1])  # type: ignore[method-assign]
-    rs.validate_research_subject = timed("rs_model_validation", original[2])
+    rs.validate_research_subject = timed("rs_check", original[2])
     try:
         started = time.perf_counter()
         for pid in ids:

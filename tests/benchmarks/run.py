@@ -38,6 +38,7 @@ from tests.benchmarks.evaluation import run_evaluation  # noqa: E402
 from tests.benchmarks.http_service import CdsKey, start_service  # noqa: E402
 from tests.benchmarks.latency import run_latency  # noqa: E402
 from tests.benchmarks.population import run_population  # noqa: E402
+from tests.benchmarks.prevalence import run_prevalence  # noqa: E402
 from tests.benchmarks.roundtrips import run_roundtrips  # noqa: E402
 from tests.benchmarks.triggers import run_triggers  # noqa: E402
 
@@ -64,13 +65,18 @@ class Scale:
     notifications: int = 500
     trigger_patients: int = 100
     coalesce_seconds: float = 5.0
+    prevalence_patients: int = 100_000
+    prevalence_workers: int = 4
 
 
-FULL = Scale()
+# The what-if (dropping the R4B model check) is applied: the write path checks a compiled JSON
+# Schema now. `--what-if` still runs tests/benchmarks/whatif_cli.py's changes on request.
+FULL = Scale(what_if=False)
 QUICK = Scale(patients=40, small=10, workers=(1, 2), breakdown_sample=5, population_reps=1,
               heavy_years=1, eval_reps=3, validate_reps=1, clients=4, latency_seconds=2.0,
               cds_requests=10, cds_seconds=1.0, notifications=20, trigger_patients=5,
-              coalesce_seconds=1.0)
+              coalesce_seconds=1.0, prevalence_patients=200, prevalence_workers=2,
+              what_if=False)
 
 
 def seed_patient_ids() -> list[str]:
@@ -150,6 +156,9 @@ def run(scale: Scale, *, mode: str = "full", log: Any = print) -> dict[str, Any]
                 service.stop()
     finally:
         server.stop()
+    log(f"prevalence: {scale.prevalence_patients} patients, candidates vs --every-patient ...")
+    figures["prevalence"] = run_prevalence(patients=scale.prevalence_patients,
+                                           workers=scale.prevalence_workers, log=log)
     figures["run"] = {
         "mode": mode,
         "seconds": round(time.perf_counter() - started, 1),
@@ -168,10 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="JSON figures (default var/bench-results.json)")
     parser.add_argument("--no-what-if", action="store_true",
                         help="skip the what-if population run")
+    parser.add_argument("--what-if", action="store_true",
+                        help="also run the population with tests/benchmarks/whatif_cli.py")
     for name, kind in (("patients", int), ("small", int), ("clients", int),
                        ("latency-seconds", float), ("notifications", int),
                        ("trigger-patients", int), ("coalesce-seconds", float),
-                       ("heavy-years", int)):
+                       ("heavy-years", int), ("prevalence-patients", int),
+                       ("prevalence-workers", int)):
         parser.add_argument(f"--{name}", type=kind, help="override the mode's value")
     parser.add_argument("--workers", help="comma-separated worker counts (e.g. 1,2,4)")
     return parser
@@ -184,13 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides: dict[str, Any] = {
         field: getattr(args, field) for field in
         ("patients", "small", "clients", "latency_seconds", "notifications",
-         "trigger_patients", "coalesce_seconds", "heavy_years")
+         "trigger_patients", "coalesce_seconds", "heavy_years", "prevalence_patients",
+         "prevalence_workers")
         if getattr(args, field) is not None
     }
     if args.workers:
         overrides["workers"] = tuple(int(w) for w in args.workers.split(","))
     if args.no_what_if:
         overrides["what_if"] = False
+    if args.what_if:
+        overrides["what_if"] = True
     scale = replace(scale, **overrides)
     if scale.small > scale.patients:
         scale = replace(scale, small=scale.patients)

@@ -40,7 +40,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
     code = run.main([
         "--quick", "--out", str(out), "--patients", "8", "--small", "4", "--workers", "1,2",
         "--latency-seconds", "0.5", "--notifications", "6", "--trigger-patients", "3",
-        "--coalesce-seconds", "0.5",
+        "--coalesce-seconds", "0.5", "--prevalence-patients", "60",
     ])
     printed = capsys.readouterr().out
     assert code == 0
@@ -48,7 +48,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
     assert report.missing_keys(figures) == []
     # The table shows every section.
     for heading in ("1 Round trips", "2 Evaluate", "3 Population", "4 GET eligibility",
-                    "5 6 webhooks"):
+                    "5 6 webhooks", "6 Population 60 at 0.2% prevalence"):
         assert heading in printed
     # Counts that are facts about the run, not timings.
     assert figures["population"]["patients"] == 8
@@ -58,6 +58,10 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
     assert figures["checks"]["mismatches"] == []
     assert figures["triggers"]["research_subjects_written"] == 3 * 2
     assert figures["latency"]["eligibility"]["errors"] == 0
+    prevalence = figures["prevalence"]
+    assert prevalence["candidates"]["non_candidates_written"] == 0
+    assert prevalence["candidates"]["patients"] == prevalence["lupus_patients"] == 1
+    assert prevalence["every_patient"]["patients"] == 60
 
 
 @pytest.mark.integration
