@@ -10,7 +10,7 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -169,7 +169,7 @@ class _ResultSink:
 def _population(settings: Settings, screener: Any, args: argparse.Namespace,
                 studies: tuple[str, ...] | None) -> list[str]:
     """Whom `--all` screens: the candidates (api.md), or with --every-patient every Patient."""
-    from service.candidates import candidate_ids, every_patient_id
+    from service.fhir.candidates import candidate_ids, every_patient_id
 
     client, size = screener.client(), settings.fhir_page_size
     if args.every_patient:
@@ -182,7 +182,7 @@ def _population(settings: Settings, screener: Any, args: argparse.Namespace,
 
 def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
     """Screen patients given on the command line, or the population (--all)."""
-    from service.progress import ScreeningProgress
+    from service.cli.progress import ScreeningProgress
     from service.screener import Screener
 
     population = args.all or args.every_patient
@@ -202,31 +202,13 @@ def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
     progress = ScreeningProgress(len(todo)) if population else None
     sink = _ResultSink(args, todo, studies or tuple(screener.mappings.studies))
     summary = SummaryCounter()
-    # A bounded window of screenings in flight, taken in order: results come out in the
-    # order of the ids, and memory stays flat however many patients the server holds.
-    window = 4 * max(1, args.workers)
-    remaining = iter(todo)
+
+    def emit(row: Any) -> None:
+        sink.write(row)
+        summary.add(row)
+
     try:
-        with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-            pending: deque[Any] = deque()
-
-            def submit_next() -> None:
-                pid = next(remaining, None)
-                if pid is not None:
-                    pending.append(pool.submit(
-                        _screen_one, screener, pid, as_of, studies, not args.no_write))
-
-            for _ in range(window):
-                submit_next()
-            while pending:
-                row, finished = pending.popleft().result()
-                submit_next()
-                if finished:
-                    checkpoint.add(row.patient)
-                if progress:
-                    progress.step(failed=bool(row.error), patient=row.patient, reason=row.error)
-                sink.write(row)
-                summary.add(row)
+        _screen_in_order(screener, todo, as_of, studies, args, checkpoint, progress, emit)
     finally:
         if progress:
             progress.close()
@@ -240,6 +222,35 @@ def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
         if sent is not None:
             print(f"{sent} FHIR request(s) sent", file=sys.stderr)
     return EXIT_FAILURES if summary.errors else EXIT_OK
+
+
+def _screen_in_order(screener: Any, todo: Sequence[str], as_of: date,
+                     studies: tuple[str, ...] | None, args: argparse.Namespace,
+                     checkpoint: Checkpoint, progress: Any,
+                     emit: Callable[[Any], None]) -> None:
+    """Screen `todo` from a thread pool with a bounded window in flight, taken in order: results
+    come out in the order of the ids, and memory stays flat however many patients there are."""
+    window = 4 * max(1, args.workers)
+    remaining = iter(todo)
+    with ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        pending: deque[Any] = deque()
+
+        def submit_next() -> None:
+            pid = next(remaining, None)
+            if pid is not None:
+                pending.append(pool.submit(
+                    _screen_one, screener, pid, as_of, studies, not args.no_write))
+
+        for _ in range(window):
+            submit_next()
+        while pending:
+            row, finished = pending.popleft().result()
+            submit_next()
+            if finished:
+                checkpoint.add(row.patient)
+            if progress:
+                progress.step(failed=bool(row.error), patient=row.patient, reason=row.error)
+            emit(row)
 
 
 def _refuse_open_listen(settings: Settings, host: str) -> None:

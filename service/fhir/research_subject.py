@@ -10,8 +10,8 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
-from service import resource_schema
 from service.engine.results import CriterionResult, StudyResult, Value
+from service.fhir import resource_schema
 
 RESEARCH_SUBJECT_SYSTEM = "urn:trial-eligibility:research-subject"
 STUDY_SYSTEM = "urn:trial-eligibility:study"

@@ -75,7 +75,7 @@ def measure_write_check(record: list[dict[str, Any]], mappings: Mappings, *, rep
     timed in turns."""
     from datetime import UTC, datetime
 
-    from service import research_subject as rs
+    from service.fhir import research_subject as rs
 
     evaluation = evaluate_patient(record, mappings, synthetic.AS_OF)
     built = [rs.build_research_subject(

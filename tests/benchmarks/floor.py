@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from service.candidates import every_patient_id
+from service.cli.progress import ScreeningProgress
+from service.fhir.candidates import every_patient_id
 from service.fhir.client import FhirClient, record_resources
 from service.fhir.queries import record_queries
 from service.mappings import load_mappings
-from service.progress import ScreeningProgress
 from service.settings import Settings
 
 

@@ -25,9 +25,9 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
-from service import candidates  # noqa: E402
-from service import research_subject as rs  # noqa: E402
-from service.fhir_client import FhirClient  # noqa: E402
+from service.fhir import candidates  # noqa: E402
+from service.fhir import research_subject as rs  # noqa: E402
+from service.fhir.client import FhirClient  # noqa: E402
 from tests.benchmarks import fhir_server as bench_fhir  # noqa: E402
 from tests.benchmarks import synthetic  # noqa: E402
 from tests.benchmarks.population import child_env, run_measured  # noqa: E402
@@ -78,7 +78,7 @@ def subjects_by_patient(client: FhirClient) -> dict[str, int]:
 
 def run_mode(base_url: str, flag: str, workers: int, server_pid: int | None) -> dict[str, Any]:
     """One CLI run (`screen --all` or `--every-patient`) with its requests, time, RSS."""
-    argv = [sys.executable, "-m", "service.cli", "screen", flag, "--workers", str(workers),
+    argv = [sys.executable, "-m", "service.cli.main", "screen", flag, "--workers", str(workers),
             "--as-of", synthetic.AS_OF.isoformat()]
     run = run_measured(argv, child_env(base_url), server_pid)
     requests = next((int(m.group(1)) for line in run.stderr if (m := _REQUESTS.match(line))),

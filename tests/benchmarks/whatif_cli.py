@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from service.cli import main as cli
+from service.cli.main import main as cli
 from service.fhir import research_subject as rs
 
 CHANGES = ("no-rs-model-validation", "switch-interval-1ms")

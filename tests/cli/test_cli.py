@@ -118,7 +118,7 @@ def test_all_pages_through_patients_with_progress_summary_and_checkpoint(
     (kind, (rtype, params)), = fake_client.requests
     assert rtype == "Patient" and params["_elements"] == "id" and int(params["_count"]) > 0
     assert "screened 5/5" in captured.err
-    assert "failed Patient/a3: FHIR server unavailable" in captured.err  # as it happens
+    assert "failed Patient/a3: " in captured.err  # as it happens, with its reason
     assert "5 patient(s) screened, 1 error(s)" in captured.out
     assert SLE in captured.out.split("STUDY", 2)[-1]  # the summary table lists the studies
     assert sorted(checkpoint.read_text().split()) == ["a0", "a1", "a2", "a4"]

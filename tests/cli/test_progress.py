@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from service.progress import ScreeningProgress
-from service.tables import PatientRow, SummaryCounter, TableWriter, results_table
+from service.cli.progress import ScreeningProgress
+from service.cli.tables import PatientRow, SummaryCounter, TableWriter, results_table
 
 LONG_REASON = ("No SLEDAI-2K score within 90 days before the as-of date [2026-11-15]; "
                "record one with urn:trial-eligibility:score|sledai-2k")

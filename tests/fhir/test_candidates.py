@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from service import candidates
-from service import research_subject as rs
-from service.fhir_client import FhirClient, FhirProtocolError
+from service.fhir import candidates
+from service.fhir import research_subject as rs
+from service.fhir.client import FhirClient, FhirProtocolError
 from service.mappings import load_mappings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ def _subjects_by_patient(client: FhirClient) -> dict[str, int]:
 @pytest.mark.integration
 def test_screen_all_writes_for_candidates_only_and_every_patient_for_all(
         population, monkeypatch, capsys):
-    from service import cli
+    from service.cli import main as cli
 
     monkeypatch.setenv("FHIR_BASE_URL", population.fhir_base_url)
     monkeypatch.setenv("FHIR_PAGE_SIZE", "2")

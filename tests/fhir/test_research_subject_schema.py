@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from research_subject_schema import FULL_SCHEMA, extract
 
-from service import research_subject as rs
-from service import resource_schema
 from service.engine.results import CriterionResult, StudyResult, Value
+from service.fhir import research_subject as rs
+from service.fhir import resource_schema
+from tests.support.research_subject_schema import FULL_SCHEMA, extract
 
 AS_OF = date(2026, 11, 15)
 WHEN = datetime(2026, 11, 15, 8, 30, tzinfo=UTC)
@@ -171,7 +171,7 @@ def test_an_invalid_research_subject_is_never_written(fhir_settings, monkeypatch
     """A bug that builds an invalid resource stops the screening before the transaction."""
     from pathlib import Path
 
-    from service.fhir_client import FhirClient
+    from service.fhir.client import FhirClient
     from service.mappings import load_mappings
     from service.screening import ensure_research_studies, screen_patient
 

@@ -17,10 +17,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from oidc_provider import OidcProviderUnavailable, start_oidc_provider
-from smart_resource_server import SmartResourceServer
 
-from service.fhir_client import FhirAuthError, FhirClient
+from service.fhir.client import FhirAuthError, FhirClient
+from tests.support.oidc_provider import OidcProviderUnavailable, start_oidc_provider
+from tests.support.smart_resource_server import SmartResourceServer
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 

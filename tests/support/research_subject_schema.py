@@ -118,4 +118,5 @@ def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(ROOT / "service/research_subject.schema.json"))
+    default = ROOT / "service" / "fhir" / "research_subject.schema.json"
+    main(sys.argv[1] if len(sys.argv) > 1 else str(default))

@@ -37,44 +37,64 @@ class SchemaError(ValueError):
         return SchemaError(self.problem, (segment, *self.path))
 
 
-def _primitive(schema: dict[str, Any]) -> Check:
-    kind = schema.get("type")
+def _string(schema: dict[str, Any]) -> Check:
     pattern = re.compile(schema["pattern"]) if "pattern" in schema else None
     enum = frozenset(schema["enum"]) if "enum" in schema else None
-    # JSON Schema: "pattern" applies to strings only, so it is checked for kind "string" only.
-    if kind == "string":
-        def check_string(value: Any) -> None:
-            if type(value) is not str:
-                raise SchemaError("must be a string")
-            if pattern is not None and pattern.search(value) is None:
-                raise SchemaError(f"{value[:40]!r} is not a valid FHIR value of this type")
-            if enum is not None and value not in enum:
-                raise SchemaError(f"{value!r} is not one of {', '.join(sorted(enum))}")
-        if enum is None:
-            # Objects check such strings inline with this pattern (no call per string).
-            check_string.pattern = pattern or _ANY  # type: ignore[attr-defined]
-        return check_string
-    if kind == "number":
-        text = schema.get("pattern", "")
-        integer = bool(text) and "." not in text  # integer, positiveInt, unsignedInt
-        # positiveInt starts at 1, unsignedInt at 0 (their patterns say so).
-        least = 1 if text.startswith("^[1-9]") else 0 if text.startswith("^[0]") else None
 
-        def check_number(value: Any) -> None:
-            if integer:
-                if type(value) is not int:
-                    raise SchemaError("must be an integer")
-                if least is not None and value < least:
-                    raise SchemaError(f"must be at least {least}")
-            elif type(value) not in (int, float) or not math.isfinite(value):
-                raise SchemaError("must be a finite number")
-        return check_number
-    if kind == "boolean":
-        def check_boolean(value: Any) -> None:
-            if type(value) is not bool:
-                raise SchemaError("must be true or false")
-        return check_boolean
-    if enum is not None:  # a code with a required value set (e.g. ResearchSubject.status)
+    def check_string(value: Any) -> None:
+        if type(value) is not str:
+            raise SchemaError("must be a string")
+        if pattern is not None and pattern.search(value) is None:
+            raise SchemaError(f"{value[:40]!r} is not a valid FHIR value of this type")
+        if enum is not None and value not in enum:
+            raise SchemaError(f"{value!r} is not one of {', '.join(sorted(enum))}")
+    if enum is None:
+        # Objects check such strings inline with this pattern (no call per string).
+        check_string.pattern = pattern or _ANY  # type: ignore[attr-defined]
+    return check_string
+
+
+def _number(schema: dict[str, Any]) -> Check:
+    text = schema.get("pattern", "")
+    integer = bool(text) and "." not in text  # integer, positiveInt, unsignedInt
+    # positiveInt starts at 1, unsignedInt at 0 (their patterns say so).
+    least = 1 if text.startswith("^[1-9]") else 0 if text.startswith("^[0]") else None
+
+    def check_number(value: Any) -> None:
+        if integer:
+            if type(value) is not int:
+                raise SchemaError("must be an integer")
+            if least is not None and value < least:
+                raise SchemaError(f"must be at least {least}")
+        elif type(value) not in (int, float) or not math.isfinite(value):
+            raise SchemaError("must be a finite number")
+    return check_number
+
+
+def _boolean(schema: dict[str, Any]) -> Check:
+    def check_boolean(value: Any) -> None:
+        if type(value) is not bool:
+            raise SchemaError("must be true or false")
+    return check_boolean
+
+
+def _loose_object(schema: dict[str, Any]) -> Check:
+    # A contained resource: an object with the required keys (the model checks the rest).
+    required = tuple(schema.get("required", ()))
+
+    def check_loose_object(value: Any) -> None:
+        if type(value) is not dict:
+            raise SchemaError("must be an object")
+        for key in required:
+            if key not in value:
+                raise SchemaError(f"{key} is required")
+    return check_loose_object
+
+
+def _enum_or_const(schema: dict[str, Any]) -> Check:
+    if "enum" in schema:  # a code with a required value set (e.g. ResearchSubject.status)
+        enum = frozenset(schema["enum"])
+
         def check_enum(value: Any) -> None:
             if type(value) is not str or value not in enum:
                 raise SchemaError(f"{value!r} is not one of {', '.join(sorted(enum))}")
@@ -86,17 +106,36 @@ def _primitive(schema: dict[str, Any]) -> Check:
             if value != constant:
                 raise SchemaError(f"must be {constant!r}")
         return check_const
-    if kind == "object":  # e.g. a contained resource: an object with the required keys
-        required = tuple(schema.get("required", ()))
+    return lambda value: None  # no constraint
 
-        def check_loose_object(value: Any) -> None:
-            if type(value) is not dict:
-                raise SchemaError("must be an object")
-            for key in required:
-                if key not in value:
-                    raise SchemaError(f"{key} is required")
-        return check_loose_object
-    return lambda value: None  # no constraint (e.g. xhtml's type is string: handled above)
+
+# JSON Schema: "pattern" applies to strings only, so only the string check uses it.
+_BY_TYPE: dict[str, Callable[[dict[str, Any]], Check]] = {
+    "string": _string, "number": _number, "boolean": _boolean, "object": _loose_object,
+}
+
+
+def _primitive(schema: dict[str, Any]) -> Check:
+    return _BY_TYPE.get(schema.get("type", ""), _enum_or_const)(schema)
+
+
+def _missing(value: dict[str, Any], required: tuple[str, ...],
+             primitives: tuple[tuple[str, str], ...]) -> None:
+    for key in required:
+        if key not in value:
+            raise SchemaError(f"{key} is required")
+    for key, extended in primitives:
+        if key not in value and extended not in value:
+            raise SchemaError(f"{key} is required")
+
+
+def _extension_rule(value: dict[str, Any]) -> None:
+    # ext-1 and value[x]: one value, or nested extensions, never both. url + one more key
+    # cannot break it, so only larger extensions are counted.
+    if len(value) > 2:
+        values = sum(1 for key in value if key.startswith("value"))
+        if values > 1 or (values and "extension" in value):
+            raise SchemaError("an extension has one value[x] or nested extensions, not both")
 
 
 def _compiling(value: Any) -> None:
@@ -158,12 +197,7 @@ class _Compiler:
                 raise SchemaError("must be an object")
             if not value:
                 raise SchemaError("must not be empty (FHIR: no empty elements)")
-            for key in required:
-                if key not in value:
-                    raise SchemaError(f"{key} is required")
-            for key, extended in primitives:
-                if key not in value and extended not in value:
-                    raise SchemaError(f"{key} is required")
+            _missing(value, required, primitives)
             for key, element in value.items():
                 pattern = strings.get(key)
                 if pattern is not None and type(element) is str and pattern.search(element):
@@ -179,12 +213,8 @@ class _Compiler:
                     check(element)
                 except SchemaError as exc:
                     raise exc.under(key) from None
-            if extension and len(value) > 2:  # url + one more key cannot break the rule
-                values = sum(1 for key in value if key.startswith("value"))
-                if values > 1 or (values and "extension" in value):
-                    # ext-1 and value[x]: one value, or nested extensions, never both.
-                    raise SchemaError(
-                        "an extension has one value[x] or nested extensions, not both")
+            if extension:
+                _extension_rule(value)
         return check_object
 
 
