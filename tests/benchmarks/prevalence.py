@@ -102,7 +102,10 @@ def run_prevalence(*, patients: int, workers: int, prevalence: float = PREVALENC
     started = time.perf_counter()
     server = bench_fhir.start_server()
     try:
-        client = FhirClient(bench_fhir.settings_for(server.base_url))
+        # Counting every ResearchSubject of a large server is one slow search on the local
+        # server (no index for a system-only identifier): a long timeout, no retries.
+        client = FhirClient(bench_fhir.settings_for(server.base_url, fhir_timeout=900,
+                                                    fhir_max_retries=0))
         lupus_ids: set[str] = set()
         loaded = 0
 
@@ -122,13 +125,13 @@ def run_prevalence(*, patients: int, workers: int, prevalence: float = PREVALENC
         lupus_server_ids = {ours_to_server[i] for i in lupus_ids}
 
         cand = run_mode(server.base_url, "--all", workers, server.pid)
+        log(f"prevalence: candidates mode: {json.dumps(cand)}")
         after_candidates = subjects_by_patient(client)
-        log(f"prevalence: candidates mode: {cand['patients']} screened, {cand['requests']} "
-            f"requests, {cand['wall_seconds']} s")
+        log(f"prevalence: after candidates mode: {sum(after_candidates.values())} "
+            "ResearchSubjects")
         every = run_mode(server.base_url, "--every-patient", workers, server.pid)
+        log(f"prevalence: --every-patient: {json.dumps(every)}")
         after_every = subjects_by_patient(client)
-        log(f"prevalence: --every-patient: {every['patients']} screened, {every['requests']} "
-            f"requests, {every['wall_seconds']} s")
     finally:
         server.stop()
     cand["research_subjects_written"] = sum(after_candidates.values())
