@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from service.engine.model import ICD10_SYSTEMS, WILDCARD, Mappings
 from service.fhir.research_subject import RESEARCH_SUBJECT_SYSTEM
-from service.mappings import ICD10_SYSTEMS, WILDCARD, Mappings
 
 _PATIENT_REF = re.compile(r"(?:^|/)Patient/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
 # An ICD-10 prefix (M32.1) stands for itself and its children one character longer (M32.10 ..
