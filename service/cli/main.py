@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -174,9 +175,11 @@ def _population(settings: Settings, screener: Any, args: argparse.Namespace,
     client, size = screener.client(), settings.fhir_page_size
     if args.every_patient:
         return list(every_patient_id(client, page_size=size))
+    started = time.monotonic()
     ids = candidate_ids(client, screener.mappings, studies, page_size=size)
-    print(f"{len(ids)} candidate(s): patients with a diagnosis the studies look for, or a "
-          "ResearchSubject of ours (--every-patient screens every Patient)", file=sys.stderr)
+    print(f"{len(ids)} candidate(s) found in {time.monotonic() - started:.1f} s: patients with "
+          "a diagnosis the studies look for, or a ResearchSubject of ours (--every-patient "
+          "screens every Patient)", file=sys.stderr)
     return ids
 
 

@@ -34,7 +34,7 @@ from tests.benchmarks.population import child_env, run_measured  # noqa: E402
 
 PREVALENCE = 0.002  # 0.2 %: childhood-onset SLE is rarer; a rheumatology-heavy hospital
 _REQUESTS = re.compile(r"^(\d+) FHIR request\(s\) sent$")
-_CANDIDATES = re.compile(r"^(\d+) candidate\(s\)")
+_CANDIDATES = re.compile(r"^(\d+) candidate\(s\)(?: found in ([\d.]+) s)?")
 _SUMMARY = re.compile(r"(\d+) patient\(s\) screened, (\d+) error\(s\)")
 
 
@@ -83,8 +83,9 @@ def run_mode(base_url: str, flag: str, workers: int, server_pid: int | None) -> 
     run = run_measured(argv, child_env(base_url), server_pid)
     requests = next((int(m.group(1)) for line in run.stderr if (m := _REQUESTS.match(line))),
                     None)
-    listed = next((int(m.group(1)) for line in run.stderr if (m := _CANDIDATES.match(line))),
-                  None)
+    found = next((m for line in run.stderr if (m := _CANDIDATES.match(line))), None)
+    listed = int(found.group(1)) if found else None
+    finding = float(found.group(2)) if found and found.group(2) else None
     summary = _SUMMARY.search(run.stdout)
     if requests is None or summary is None:
         tail = "\n".join(run.stderr[-15:])
@@ -92,7 +93,7 @@ def run_mode(base_url: str, flag: str, workers: int, server_pid: int | None) -> 
                            f"(exit {run.exit_code}):\n{tail}")
     return {"flag": flag, "workers": workers, "exit_code": run.exit_code,
             "patients": int(summary.group(1)), "errors": int(summary.group(2)),
-            "candidates": listed, "requests": requests,
+            "candidates": listed, "finding_seconds": finding, "requests": requests,
             "wall_seconds": round(run.wall_seconds, 2), "rss_mb": round(run.rss_mb, 1)}
 
 

@@ -219,6 +219,15 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         f"p50 {_fmt(cc['p50_ms'], ' ms')}, p99 {_fmt(cc['p99_ms'], ' ms')}, "
         f"{cc['errors']} errors", "p99 < 500 ms", cc["p99_ms"] < 500 and cc["errors"] == 0)
 
+    tr = f["triggers"]
+    done = tr["seconds_until_all_written"]
+    add(f"5 {tr['notifications']} webhooks, {tr['patients']} patients: all written after",
+        f"{_fmt(done, ' s')} (first after {_fmt(tr['seconds_until_first_written'], ' s')}; "
+        f"coalescing window {_fmt(tr['coalesce_seconds'], ' s')}, "
+        f"{tr['embedded_workers']} worker)", "all written",
+        done is not None and tr["errors"] == 0)
+    add("  screenings run (coalescing)", f"{tr['screenings_run']} for {tr['patients']} patients",
+        f"{tr['patients']}", tr["screenings_run"] == tr["patients"])
     pv = f["prevalence"]
     cand, every, ratio = pv["candidates"], pv["every_patient"], pv["ratios"]
     add(f"6 Population {pv['patients']} at {pv['prevalence'] * 100:.1f}% prevalence "
@@ -233,16 +242,9 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         f"{every['research_subjects_written']}; {cand['non_candidates_written']} for "
         "non-candidates", "0 for non-candidates", cand["non_candidates_written"] == 0)
     add("  peak RSS", f"{_fmt(cand['rss_mb'], ' MB')} vs {_fmt(every['rss_mb'], ' MB')}")
+    if cand.get("finding_seconds") is not None:
+        add("  finding the candidates (two searches)", _fmt(cand["finding_seconds"], " s"))
 
-    tr = f["triggers"]
-    done = tr["seconds_until_all_written"]
-    add(f"5 {tr['notifications']} webhooks, {tr['patients']} patients: all written after",
-        f"{_fmt(done, ' s')} (first after {_fmt(tr['seconds_until_first_written'], ' s')}; "
-        f"coalescing window {_fmt(tr['coalesce_seconds'], ' s')}, "
-        f"{tr['embedded_workers']} worker)", "all written",
-        done is not None and tr["errors"] == 0)
-    add("  screenings run (coalescing)", f"{tr['screenings_run']} for {tr['patients']} patients",
-        f"{tr['patients']}", tr["screenings_run"] == tr["patients"])
     return out
 
 

@@ -1,7 +1,7 @@
-"""`screen --all` takes its Patient ids from the server (issue 13, finding 8): an id that is not a
-FHIR id is a failed row, shown escaped, and the run goes on; a rerun with --checkpoint does not
-crash on it either, and it never enters the checkpoint file. `--as-of` is YYYY-MM-DD only, like
-the API's `asOf`."""
+"""`screen --every-patient` takes its Patient ids from the server (issue 13, finding 8): an id
+that is not a FHIR id is a failed row, shown escaped, and the run goes on; a rerun with
+--checkpoint does not crash on it either, and it never enters the checkpoint file. `--as-of` is
+YYYY-MM-DD only, like the API's `asOf`."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def screener(monkeypatch, tmp_path):
 def test_a_bad_id_from_the_server_is_a_failed_row_and_the_run_goes_on(screener, capsys,
                                                                        tmp_path):
     checkpoint = tmp_path / "done.txt"
-    code = cli.main(["screen", "--all", "--json", "--checkpoint", str(checkpoint)])
+    code = cli.main(["screen", "--every-patient", "--json", "--checkpoint", str(checkpoint)])
     out = capsys.readouterr().out
     rows = json.loads(out)
     assert code == 1  # some rows failed
@@ -58,7 +58,7 @@ def test_a_bad_id_from_the_server_is_a_failed_row_and_the_run_goes_on(screener, 
 
     # The rerun skips what is done and reports the bad ids again; it does not crash.
     screener.calls.clear()
-    code = cli.main(["screen", "--all", "--json", "--checkpoint", str(checkpoint)])
+    code = cli.main(["screen", "--every-patient", "--json", "--checkpoint", str(checkpoint)])
     rows = json.loads(capsys.readouterr().out)
     assert code == 1
     assert screener.calls == []
