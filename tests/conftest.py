@@ -23,6 +23,9 @@ from service.web.app import create_app
 from tests.support.fakes import FakeClient, FakeScreener
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 
+# `oidc_provider`: a real OpenID provider per test (tests/support/oidc/), for SMART and sign-in.
+pytest_plugins = ("tests.support.oidc_provider",)
+
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 LIVE_SWITCH = "LIVE_FHIR_TESTS"
 LIVE_BASE_URL = os.environ.get("LIVE_FHIR_BASE_URL", "https://hapi.fhir.org/baseR4").rstrip("/")

@@ -186,7 +186,7 @@ def test_requests_without_a_token_are_refused_by_the_resource_server(smart_setup
     assert guarded.refused == ["no bearer token"]
 
 
-def test_the_same_provider_signs_a_person_in_with_code_and_pkce(fhir_server):
+def test_the_same_provider_signs_a_person_in_with_code_and_pkce(oidc_provider):
     """The harness serves browser sign-in too (coordinator pages): a configured account logs in
     through the provider's login form; an unknown one cannot."""
     import base64
@@ -197,54 +197,46 @@ def test_the_same_provider_signs_a_person_in_with_code_and_pkce(fhir_server):
     import requests
 
     redirect = "http://127.0.0.1:9/callback"  # never contacted: the code is read off the URL
-    try:
-        provider = start_oidc_provider({
-            "clients": [{"client_id": "pages", "client_secret": "pages-secret",
-                         "redirect_uris": [redirect], "grant_types": ["authorization_code"],
-                         "response_types": ["code"], "scope": "openid profile"}],
-            "accounts": {"coordinator-1": {"claims": {"name": "Coordinator One"}}},
-            "claims": {"openid": ["sub"], "profile": ["name"]},
-        })
-    except OidcProviderUnavailable as exc:
-        if IN_CI:
-            pytest.fail(f"CI must run the OpenID provider tests but: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    try:
-        def sign_in(login: str) -> requests.Response:
-            verifier = "v" * 50
-            challenge = base64.urlsafe_b64encode(
-                hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            browser = requests.Session()
-            answer = browser.get(provider.discovery["authorization_endpoint"], params={
-                "client_id": "pages", "redirect_uri": redirect, "response_type": "code",
-                "scope": "openid profile", "code_challenge": challenge,
-                "code_challenge_method": "S256", "state": "s-1"}, allow_redirects=False)
-            for _ in range(8):  # login form, consent form, back to the callback
-                location = answer.headers.get("location")
-                if location:
-                    if location.startswith(redirect):
-                        code = parse_qs(urlsplit(location).query)["code"][0]
-                        return requests.post(provider.token_endpoint, data={
-                            "grant_type": "authorization_code", "code": code,
-                            "redirect_uri": redirect, "code_verifier": verifier},
-                            auth=("pages", "pages-secret"), timeout=10)
-                    answer = browser.get(urljoin(answer.url, location), allow_redirects=False)
-                    continue
-                form = re.search(r'action="([^"]+)"', answer.text)
-                if form is None:  # an error page: no sign-in
-                    return answer
-                action = form.group(1)
-                prompt = re.search(r'name="prompt" value="([^"]+)"', answer.text).group(1)
-                answer = browser.post(urljoin(answer.url, action), allow_redirects=False,
-                                      data={"prompt": prompt, "login": login, "password": "x"})
-            return answer
+    provider = oidc_provider({  # the fixture: skipped without Node, stopped after the test
+        "clients": [{"client_id": "pages", "client_secret": "pages-secret",
+                     "redirect_uris": [redirect], "grant_types": ["authorization_code"],
+                     "response_types": ["code"], "scope": "openid profile"}],
+        "accounts": {"coordinator-1": {"claims": {"name": "Coordinator One"}}},
+        "claims": {"openid": ["sub"], "profile": ["name"]},
+    })
+    def sign_in(login: str) -> requests.Response:
+        verifier = "v" * 50
+        challenge = base64.urlsafe_b64encode(
+            hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        browser = requests.Session()
+        answer = browser.get(provider.discovery["authorization_endpoint"], params={
+            "client_id": "pages", "redirect_uri": redirect, "response_type": "code",
+            "scope": "openid profile", "code_challenge": challenge,
+            "code_challenge_method": "S256", "state": "s-1"}, allow_redirects=False)
+        for _ in range(8):  # login form, consent form, back to the callback
+            location = answer.headers.get("location")
+            if location:
+                if location.startswith(redirect):
+                    code = parse_qs(urlsplit(location).query)["code"][0]
+                    return requests.post(provider.token_endpoint, data={
+                        "grant_type": "authorization_code", "code": code,
+                        "redirect_uri": redirect, "code_verifier": verifier},
+                        auth=("pages", "pages-secret"), timeout=10)
+                answer = browser.get(urljoin(answer.url, location), allow_redirects=False)
+                continue
+            form = re.search(r'action="([^"]+)"', answer.text)
+            if form is None:  # an error page: no sign-in
+                return answer
+            action = form.group(1)
+            prompt = re.search(r'name="prompt" value="([^"]+)"', answer.text).group(1)
+            answer = browser.post(urljoin(answer.url, action), allow_redirects=False,
+                                  data={"prompt": prompt, "login": login, "password": "x"})
+        return answer
 
-        tokens = sign_in("coordinator-1").json()
-        claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
-        assert claims["sub"] == "coordinator-1" and claims["aud"] == "pages"
-        assert claims["iss"] == provider.issuer
-        refused = sign_in("stranger")
-        # An account the config does not name gets an error page, never a code or a token.
-        assert refused.status_code >= 400 and "error" in refused.json()
-    finally:
-        provider.stop()
+    tokens = sign_in("coordinator-1").json()
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert claims["sub"] == "coordinator-1" and claims["aud"] == "pages"
+    assert claims["iss"] == provider.issuer
+    refused = sign_in("stranger")
+    # An account the config does not name gets an error page, never a code or a token.
+    assert refused.status_code >= 400 and "error" in refused.json()
