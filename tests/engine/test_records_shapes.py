@@ -388,6 +388,13 @@ def test_ana_strings(crit, text, expected):
     assert r.result == expected, r.reason
 
 
+@pytest.mark.parametrize("code", ["33253-6"])
+def test_equivalent_ana_titer_codes(crit, code):
+    r = crit([patient(birth_for(10, 30), "male"), obs(code, value_string="1:160", date=day(10))],
+             LN, "ana")
+    assert r.result == "met", r.reason
+
+
 def test_no_ana_names_the_codes_searched(crit):
     r = crit([patient(birth_for(10, 30), "male")], LN, "ana")
     assert r.result == "unknown" and "5048-4" in r.reason

@@ -131,6 +131,9 @@ DSDNA, C3, C4 = "5130-0", "4485-9", "4498-2"
       _lab(C4, 10, "mg/dL", low=10)], "met", "anti-dsDNA positive"),
     ([_lab(DSDNA, 10, "[IU]/mL", high=10), _lab(C3, 90, "mg/dL", low=90),
       _lab(C4, 10, "mg/dL", low=10)], "not-met", None),
+    # 32677-7: anti-dsDNA by immunoassay, an equivalent code (concepts.toml).
+    ([_lab("32677-7", 10.1, "[IU]/mL", high=10), _lab(C3, 90, "mg/dL", low=90),
+      _lab(C4, 10, "mg/dL", low=10)], "met", "anti-dsDNA positive"),
     # C3 / C4 strictly below their own referenceRange.low (g/L converted to mg/dL).
     ([obs(DSDNA, value_concept=NEGATIVE), _lab(C3, 89.9, "mg/dL", low=90)], "met",
      "C3 below normal"),
