@@ -31,6 +31,13 @@ R4_RESEARCH_SUBJECT_STATUSES = frozenset(
         "potential-candidate", "screening", "withdrawn",
     }
 )  # fmt: skip
+# The statuses the service computes (criteria.md). Any other R4 status on a stored
+# ResearchSubject is a person's workflow decision (api.md) and is never overwritten.
+COMPUTED_STATUSES = frozenset({"eligible", "potential-candidate", "ineligible"})
+WORKFLOW_STATUSES = (
+    "screening", "pending-on-study", "on-study", "on-study-intervention",
+    "on-study-observation", "follow-up", "off-study", "withdrawn", "not-registered",
+)  # fmt: skip
 _UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, RESEARCH_SUBJECT_SYSTEM)
 
 
@@ -57,6 +64,27 @@ def has_identifier(resource: Mapping[str, Any], system: str, value: str) -> bool
     )
 
 
+def workflow_status(resource: Mapping[str, Any] | None) -> str | None:
+    """The workflow status a person set on a stored ResearchSubject, else None."""
+    status = (resource or {}).get("status")
+    if isinstance(status, str) and status in R4_RESEARCH_SUBJECT_STATUSES:
+        return None if status in COMPUTED_STATUSES else status
+    return None
+
+
+def computed_status(resource: Mapping[str, Any]) -> str | None:
+    """The computed status of a stored ResearchSubject (screening extension, else status)."""
+    for ext in resource.get("extension") or ():
+        if isinstance(ext, Mapping) and ext.get("url") == SCREENING_EXTENSION:
+            for part in ext.get("extension") or ():
+                if isinstance(part, Mapping) and part.get("url") == "status":
+                    code = part.get("valueCode")
+                    return code if code in COMPUTED_STATUSES else None
+    # Written before the status sub-extension existed: status was always the computed one.
+    status = resource.get("status")
+    return status if status in COMPUTED_STATUSES else None
+
+
 def _value_part(name: str, value: Value) -> dict[str, Any]:
     raw = value.value
     if isinstance(raw, bool):
@@ -78,6 +106,11 @@ def criterion_extension(criterion: CriterionResult) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [
         {"url": "id", "valueCode": criterion.id},
         {"url": "kind", "valueCode": criterion.kind},
+    ]
+    kind_of_criterion = getattr(criterion, "type", None)  # inclusion | exclusion (api.md)
+    if kind_of_criterion:
+        parts.append({"url": "type", "valueCode": kind_of_criterion})
+    parts += [
         {"url": "result", "valueCode": criterion.result},
         {"url": "reason", "valueString": criterion.reason},
     ]
@@ -150,10 +183,14 @@ def build_research_subject(
     screening = {
         "url": SCREENING_EXTENSION,
         "extension": [
+            {"url": "status", "valueCode": study.status},
             {"url": "asOf", "valueDate": as_of.isoformat()},
             {"url": "evaluated", "valueDateTime": evaluated_at.isoformat(timespec="seconds")},
         ],
     }
+    # A person's workflow status (on-study, withdrawn, ...) is data: a re-screen keeps it and
+    # the computed status lives in the screening extension only (api.md).
+    status = workflow_status(existing) or study.status
     if narrative:
         resource["text"] = _narrative(study, as_of)
     resource.update(
@@ -163,7 +200,7 @@ def build_research_subject(
             + [screening]
             + [criterion_extension(c) for c in study.criteria],
             "identifier": [{"system": RESEARCH_SUBJECT_SYSTEM, "value": ours}, *foreign_ids],
-            "status": study.status,
+            "status": status,
             "study": {"reference": research_study, "display": study.title},
             "individual": {"reference": f"Patient/{patient_id}"},
         }

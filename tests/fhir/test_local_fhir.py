@@ -351,3 +351,58 @@ def test_screening_creates_missing_research_studies_itself(
         again = screen_patient(fresh, mappings, patient, as_of=AS_OF, write=True)
         assert again.research_studies == outcome.research_studies
         assert len(list(fresh.search("ResearchStudy", {}))) == len(mappings.studies)
+
+
+def test_a_workflow_status_survives_a_rescreen_that_changes_the_computed_status(
+    mappings, studies, client
+):
+    patient = _load_patient(client, "seed-ln-eligible")
+    key = "pediatric-ln-cart"
+    first = screen_patient(
+        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+    )
+    (stored,) = _subjects(client, key, patient)
+    ref = first.research_subjects[key]
+    # a coordinator moves the candidate on study (any client writing the R4 status)
+    client.transaction(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": {**stored, "status": "on-study"},
+                       "request": {"method": "PUT", "url": ref}}],
+        }
+    )
+    # a new haemoglobin below 60 g/L makes the computed status ineligible
+    client.transaction(
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{
+                "resource": {
+                    "resourceType": "Observation", "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
+                    "subject": {"reference": f"Patient/{patient}"},
+                    "effectiveDateTime": "2026-11-14",
+                    "valueQuantity": {"value": 5.1, "unit": "g/dL",
+                                      "system": "http://unitsofmeasure.org", "code": "g/dL"},
+                },
+                "request": {"method": "POST", "url": "Observation"},
+            }],
+        }
+    )
+
+    second = screen_patient(
+        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+    )
+
+    assert second.write_back[key] == "updated"
+    (after,) = _subjects(client, key, patient)
+    assert after["status"] == "on-study"
+    assert rs.computed_status(after) == "ineligible"
+    # and an unchanged re-screen writes nothing, status still the person's
+    third = screen_patient(
+        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+    )
+    assert third.write_back[key] == "unchanged"
+    (last,) = _subjects(client, key, patient)
+    assert last["status"] == "on-study" and last["meta"]["versionId"] == after["meta"]["versionId"]

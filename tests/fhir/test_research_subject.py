@@ -113,6 +113,7 @@ def test_every_criterion_is_readable_from_the_resource_alone():
     assert {
         p["url"]: next(iter(v for k, v in p.items() if k != "url")) for p in screening["extension"]
     } == {
+        "status": "ineligible",
         "asOf": "2026-11-15",
         "evaluated": "2026-11-15T08:30:00+00:00",
     }
@@ -296,3 +297,46 @@ def test_research_study_for_a_study_without_seed():
         {"system": "https://clinicaltrials.gov", "value": "NCT00000001"},
     ]
     assert study["status"] == "active"
+
+
+def _screening_parts(resource: dict) -> dict:
+    (ext,) = [x for x in resource["extension"] if x["url"] == rs.SCREENING_EXTENSION]
+    return {
+        p["url"]: next(v for k, v in p.items() if k.startswith("value"))
+        for p in ext["extension"]
+    }
+
+
+def test_the_computed_status_is_always_in_the_screening_extension():
+    resource = _build(_study(HB_LOW, ALT_OK))
+    assert _screening_parts(resource)["status"] == "ineligible"
+    assert resource["status"] == "ineligible"  # no workflow status yet: status is the computed one
+    assert rs.computed_status(resource) == "ineligible"
+    assert rs.workflow_status(resource) is None
+
+
+@pytest.mark.parametrize("workflow", rs.WORKFLOW_STATUSES)
+def test_a_workflow_status_set_by_a_person_survives_a_rescreen(workflow):
+    stored = {**_build(_study(HB_LOW)), "id": "77", "status": workflow}
+    resource = _build(_study(ALT_OK), existing=stored)
+    assert resource["status"] == workflow
+    assert _screening_parts(resource)["status"] == "eligible"
+    assert rs.computed_status(resource) == "eligible" and rs.workflow_status(resource) == workflow
+    rs.validate_research_subject(resource)
+    # the computed status changed: that is a change to write, but the workflow status stays
+    assert not rs.unchanged(resource, stored)
+
+
+def test_a_computed_status_on_the_stored_resource_is_replaced():
+    stored = {**_build(_study(HB_LOW)), "id": "77"}
+    resource = _build(_study(ALT_OK), existing=stored)
+    assert resource["status"] == "eligible"
+
+
+def test_a_resource_written_before_the_status_part_reads_its_computed_status_from_status():
+    old = _build(_study(HB_LOW))
+    for ext in old["extension"]:
+        if ext["url"] == rs.SCREENING_EXTENSION:
+            ext["extension"] = [p for p in ext["extension"] if p["url"] != "status"]
+    assert rs.computed_status(old) == "ineligible"
+    assert rs.computed_status({**old, "status": "on-study"}) is None
