@@ -6,6 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -57,6 +58,15 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}={raw!r} must be true or false")
+
+
+def _date(raw: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"SCREEN_AS_OF={raw!r} is not a date YYYY-MM-DD") from None
 
 
 def _http_url(name: str, value: str) -> str:
@@ -113,6 +123,17 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # text | json (one JSON object a line)
     job_retention_days: int = 30  # finished jobs and their results are purged after this
+    # Coordinator pages (README "Coordinator pages").
+    users_db: Path = REPO_ROOT / "var" / "users.sqlite"
+    session_secret: str | None = field(default=None, repr=False)
+    session_idle_minutes: int = 30
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_roles_claim: str = "roles"
+    frame_ancestors: str = "'self'"
+    sledai_window_days: int = 30
+    screen_as_of: date | None = None  # pages screen as of this date (demo); None: today
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -163,6 +184,16 @@ class Settings:
             "log_level": get("LOG_LEVEL", "INFO").upper(),
             "log_format": get("LOG_FORMAT", "text").lower(),
             "job_retention_days": _int(env, "JOB_RETENTION_DAYS", cls.job_retention_days, 1),
+            "users_db": Path(get("USERS_DB", str(cls.users_db))),
+            "session_secret": get("SESSION_SECRET") or None,
+            "session_idle_minutes": _int(env, "SESSION_IDLE_MINUTES", cls.session_idle_minutes, 1),
+            "oidc_issuer": get("OIDC_ISSUER").rstrip("/") or None,
+            "oidc_client_id": get("OIDC_CLIENT_ID") or None,
+            "oidc_client_secret": get("OIDC_CLIENT_SECRET") or None,
+            "oidc_roles_claim": get("OIDC_ROLES_CLAIM", cls.oidc_roles_claim),
+            "frame_ancestors": get("FRAME_ANCESTORS", cls.frame_ancestors),
+            "sledai_window_days": _int(env, "SLEDAI_WINDOW_DAYS", cls.sledai_window_days, 1),
+            "screen_as_of": _date(get("SCREEN_AS_OF")),
         }
         settings = cls(**values)
         settings.validate()
@@ -195,6 +226,17 @@ class Settings:
         if self.log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT={self.log_format!r} must be text or json")
         self._validate_cds_issuers()
+        self._validate_pages()
+
+    def _validate_pages(self) -> None:
+        if self.oidc_issuer:
+            _http_url("OIDC_ISSUER", self.oidc_issuer)
+            if not self.oidc_client_id or not self.oidc_client_secret:
+                raise SettingsError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        if any(c in self.frame_ancestors for c in ";,\r\n"):
+            raise SettingsError(
+                f"FRAME_ANCESTORS={self.frame_ancestors!r}: space-separated sources only"
+            )
 
     def _validate_fhir_auth(self) -> None:
         if self.fhir_auth not in ("none", "bearer", "smart"):

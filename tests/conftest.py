@@ -60,7 +60,8 @@ def fresh_fhir_server() -> Iterator[LocalServer]:
 
 def _settings_for(base_url: str, tmp_path: Path) -> Settings:
     return Settings().with_overrides(
-        fhir_base_url=base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}"
+        fhir_base_url=base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
+        users_db=tmp_path / "users.sqlite",
     )
 
 
@@ -163,6 +164,7 @@ def settings(tmp_path: Path) -> Settings:
         queue_url=f"sqlite:///{tmp_path / 'queue.sqlite'}",
         coalesce_seconds=0.0,
         public_url="https://elig.example.org",
+        users_db=tmp_path / "users.sqlite",
     )
 
 

@@ -408,11 +408,14 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
     _refuse_open_listen(settings, args.host)
     wait_for_fhir(settings)
+    ids, as_of = _manifest(settings)
+    if settings.screen_as_of is None:
+        # The pages screen as of the seeds' date too, so the demo stays consistent.
+        settings = settings.with_overrides(screen_as_of=as_of)
     app = create_app(settings)
     screener = app.extensions["eligibility"].screener
     print(load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings),
           file=sys.stderr)
-    ids, as_of = _manifest(settings)
     rows = [_screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
     print(f"Seed patients screened as of {as_of.isoformat()} against "
           f"{', '.join(screener.study_keys())}:")
@@ -420,6 +423,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     print(flush=True)
     print(f"Try: curl 'http://{args.host}:{args.port}/patients/{ids[0]}/eligibility"
           f"?asOf={as_of.isoformat()}'", flush=True)
+    from service.cli.users import demo_coordinator
+
+    print(demo_coordinator(settings, f"http://{args.host}:{args.port}"), flush=True)
     return _serve_app(settings, args.host, args.port, app=app)
 
 
@@ -481,6 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(func=cmd_demo)
+
+    from service.cli import users
+
+    users.add_parser(sub)
     return parser
 
 

@@ -12,6 +12,7 @@ from service.queue.jobs import JobQueue
 from service.screener import Screener, default_client_factory
 from service.settings import Settings
 from service.web.auth import install_api_auth
+from service.web.pages import install_pages
 from service.web.problems import register_error_handlers
 from service.web.request_ids import install_request_ids
 from service.web.services import Services
@@ -24,6 +25,7 @@ def create_app(
     queue: JobQueue | None = None,
     client_factory: Callable[[Settings], Any] | None = None,
     cds_verifier: Any = None,
+    accounts: Any = None,
 ) -> Flask:
     """Build the app for these settings; pass fakes for screener/queue/client_factory in tests."""
     from service.web import cds_hooks, health, notify, openapi, rest, webhooks
@@ -50,4 +52,5 @@ def create_app(
     install_api_auth(app, settings)
     for blueprint in (health.bp, rest.bp, notify.bp, webhooks.bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(blueprint)
+    install_pages(app, settings, accounts=accounts)  # coordinator pages (their own sign-in)
     return app

@@ -30,6 +30,9 @@ NOTIFY_SECRET = "notify-secret-0123456789abcdef-api"
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/cds-services")}
 OWN_SECRET = {"/fhir-notify", "/fhir-notify/<rtype>/<rid>"}
 CDS_JWT = {"/cds-services/trial-eligibility", "/cds-services/trial-eligibility/feedback"}
+# The coordinator pages have their own sign-in (session cookie), not the API token.
+SIGN_IN_PAGES = {("GET", "/login"), ("GET", "/login/oidc"), ("GET", "/auth/callback"),
+                 ("GET", "/assets/<path:filename>")}
 
 
 @pytest.fixture
@@ -43,14 +46,16 @@ def app(make_app, proxy, tmp_path: Path) -> Iterator[Any]:
     yield made
 
 
-def routes(app: Any) -> list[tuple[str, str, str]]:
-    """(method, rule, url) of every route of the app."""
+def routes(app: Any) -> list[tuple[str, str, str, str]]:
+    """(method, rule, url, endpoint) of every route of the app."""
     found = []
     for rule in app.url_map.iter_rules():
         url = (rule.rule.replace("<path:patient>", "p1").replace("<job>", "0" * 32)
-               .replace("<rtype>", "Observation").replace("<rid>", "o1"))
+               .replace("<rtype>", "Observation").replace("<rid>", "o1")
+               .replace("<raw_id>", "p1").replace("<key>", "pediatric-ln-cart")
+               .replace("<path:filename>", "pages.css"))
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            found.append((method, rule.rule, url))
+            found.append((method, rule.rule, url, rule.endpoint))
     return found
 
 
@@ -58,10 +63,21 @@ def test_every_route_but_the_public_ones_needs_credentials(app, proxy):
     http = app.test_client()
     seen = set()
     body = b'{"patients": ["p1"]}' + b" " * 2_000_000  # never read: refused before the body
-    for method, rule, url in routes(app):
+    for method, rule, url, endpoint in routes(app):
         seen.add((method, rule))
         response = http.open(url, method=method, data=body,
                              headers={"Content-Type": "application/json"})
+        if endpoint.startswith("pages."):
+            # Pages: a sign-in page, or sent to sign in (GET), or refused (POST: no session,
+            # no CSRF token, or too large), never served.
+            if (method, rule) in SIGN_IN_PAGES:
+                continue
+            if method == "GET":
+                assert response.status_code == 302, (method, url, response.status_code)
+                assert "/login" in response.headers["Location"]
+            else:
+                assert response.status_code in (400, 401, 413), (method, url)
+            continue
         if (method, rule) in PUBLIC:
             assert response.status_code != 401, (method, url)
             continue
@@ -76,8 +92,9 @@ def test_every_route_but_the_public_ones_needs_credentials(app, proxy):
 
 def test_the_api_token_opens_every_route_it_guards(app):
     http = app.test_client()
-    for method, rule, url in routes(app):
-        if (method, rule) in PUBLIC or rule in OWN_SECRET | CDS_JWT:
+    for method, rule, url, endpoint in routes(app):
+        if (method, rule) in PUBLIC or rule in OWN_SECRET | CDS_JWT or endpoint.startswith(
+                "pages."):
             continue
         headers = {"Authorization": f"Bearer {TOKENS[1]}"}
         data = b"{}"

@@ -177,7 +177,7 @@ def test_one_card_per_eligible_or_potential_study(cds):
     assert real_mappings().studies[SLE].title[:40] in card["summary"] + card["detail"]
     assert card["links"] == [{
         "label": "Open the coordinator view", "type": "absolute",
-        "url": f"{PUBLIC}/patients/p1/eligibility?study={SLE}",
+        "url": f"{PUBLIC}/patients/p1#study-{SLE}",
     }]
     assert screener.calls[0][:2] == ("cds", "p1")
 
@@ -191,7 +191,7 @@ def test_potential_candidate_card_lists_unknown_criteria_with_reasons(cds):
     assert f"`{unknown}`" in cards[0]["detail"]
     assert f"no {unknown} on record" in cards[0]["detail"]
     assert "to confirm" in cards[0]["detail"].lower()
-    assert cards[0]["links"][0]["url"].endswith(f"study={LN}")
+    assert cards[0]["links"][0]["url"].endswith(f"#study-{LN}")  # the patient page, this study
 
 
 def test_no_cards_when_ineligible_everywhere(cds):
@@ -496,7 +496,7 @@ def test_seed_record_cards_match_the_engine(make_app, jwks_file, keys, monkeypat
     expected = evaluate_patient(resources, real_mappings(), as_of, patient_id=pid)
     wanted = [s.study for s in expected.studies
               if s.status in ("eligible", "potential-candidate")]
-    assert [c["links"][0]["url"].rsplit("=", 1)[1] for c in cards] == wanted
+    assert [c["links"][0]["url"].rsplit("#study-", 1)[1] for c in cards] == wanted
     for card, study in zip(cards, [s for s in expected.studies if s.study in wanted],
                            strict=True):
         for crit in study.criteria:

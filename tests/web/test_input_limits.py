@@ -77,7 +77,8 @@ def body_routes(app: Any) -> list[tuple[str, str]]:
     found = []
     for rule in app.url_map.iter_rules():
         for method in sorted(rule.methods & {"POST", "PUT", "PATCH"}):
-            url = rule.rule.replace("<rtype>", "Observation").replace("<rid>", "o1")
+            url = (rule.rule.replace("<rtype>", "Observation").replace("<rid>", "o1")
+                   .replace("<raw_id>", "p1"))
             found.append((method, url))
     return found
 

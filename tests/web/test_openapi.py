@@ -16,6 +16,8 @@ METHODS = {"get", "post", "put", "delete", "patch"}
 def _routes(app) -> set[tuple[str, str]]:
     found = set()
     for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("pages."):
+            continue  # the coordinator's HTML pages are not part of the JSON API
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             found.add((path, method.lower()))

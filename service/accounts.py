@@ -1,0 +1,155 @@
+"""Local coordinator accounts (argon2 hashes in SQLite) and each user's last worklist visit."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+ROLES = ("coordinator", "viewer")
+# Names end up in FHIR identifiers (urn:trial-eligibility:user) and in logs: keep them plain.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
+MIN_PASSWORD = 12  # NIST SP 800-63B: at least 8; 12 for an account that writes to records
+
+
+class AccountError(ValueError):
+    """A bad user name, role or password (the message names which)."""
+
+
+@dataclass(frozen=True)
+class User:
+    """A signed-in person: stable name (identifier value), display name and role."""
+
+    name: str
+    display: str
+    role: str
+    source: str = "local"  # local | oidc
+
+    @property
+    def can_write(self) -> bool:
+        """Coordinators confirm criteria and change workflow; viewers only read."""
+        return self.role == "coordinator"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+  name TEXT PRIMARY KEY, display TEXT NOT NULL, role TEXT NOT NULL, hash TEXT NOT NULL,
+  created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS visits (
+  user TEXT NOT NULL, page TEXT NOT NULL, seen REAL NOT NULL, PRIMARY KEY (user, page));
+"""
+
+
+class Accounts:
+    """The account store of one SQLite file (created on first use, mode 0600)."""
+
+    def __init__(self, path: Path, hasher: PasswordHasher | None = None) -> None:
+        self.path = Path(path)
+        self._hasher = hasher or PasswordHasher()
+        self._lock = threading.Lock()
+        # Verifying an unknown name costs as much as a known one (no user enumeration by time).
+        self._dummy = self._hasher.hash("not a password of anyone")
+        self._ready = False
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if not self._ready:
+                # Created on first use (an app that never signs anyone in leaves no file).
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.touch(mode=0o600, exist_ok=True)
+                self.path.chmod(0o600)
+                with sqlite3.connect(self.path, timeout=10) as init:
+                    init.executescript(_SCHEMA)
+                init.close()
+                self._ready = True
+            db = sqlite3.connect(self.path, timeout=10)
+            try:
+                with db:
+                    yield db
+            finally:
+                db.close()
+
+    def add(self, name: str, role: str, password: str, display: str | None = None) -> User:
+        """Create or replace an account (a new password replaces the old hash)."""
+        if not NAME_RE.fullmatch(name):
+            raise AccountError(
+                f"user name {name!r}: use 1-64 lower-case letters, digits, '.', '_', '@' or '-'"
+            )
+        if role not in ROLES:
+            raise AccountError(f"role {role!r} must be one of: {', '.join(ROLES)}")
+        if len(password) < MIN_PASSWORD:
+            raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
+        shown = (display or name).strip()[:100] or name
+        with self._db() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO users (name, display, role, hash, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (name, shown, role, self._hasher.hash(password), time.time()),
+            )
+        return User(name=name, display=shown, role=role)
+
+    def exists(self, name: str) -> bool:
+        """True when the account exists."""
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
+
+    def get(self, name: str) -> User | None:
+        """The account, or None."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT name, display, role FROM users WHERE name = ?", (name,)
+            ).fetchone()
+        return User(*row) if row else None
+
+    def list(self) -> list[User]:
+        """Every account, by name."""
+        with self._db() as db:
+            rows = db.execute("SELECT name, display, role FROM users ORDER BY name").fetchall()
+        return [User(*r) for r in rows]
+
+    def remove(self, name: str) -> bool:
+        """Delete the account; True when it existed."""
+        with self._db() as db:
+            return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+
+    def verify(self, name: str, password: str) -> User | None:
+        """The account when the password matches, else None (same cost either way)."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT name, display, role, hash FROM users WHERE name = ?", (name,)
+            ).fetchone()
+        stored = row[3] if row else self._dummy
+        try:
+            self._hasher.verify(stored, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if row is None:
+            return None
+        if self._hasher.check_needs_rehash(stored):
+            with self._db() as db:
+                db.execute(
+                    "UPDATE users SET hash = ? WHERE name = ?",
+                    (self._hasher.hash(password), name),
+                )
+        return User(name=row[0], display=row[1], role=row[2])
+
+    def swap_visit(self, user: str, page: str, now: float) -> float | None:
+        """Record a visit of `page` now; the previous visit's time (None the first time)."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT seen FROM visits WHERE user = ? AND page = ?", (user, page)
+            ).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO visits (user, page, seen) VALUES (?, ?, ?)",
+                (user, page, now),
+            )
+        return row[0] if row else None

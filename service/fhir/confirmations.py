@@ -1,0 +1,225 @@
+"""What a person records through the pages: confirmations, undo, workflow status, scores.
+
+Each write is one transaction holding the resource and a Provenance naming the user
+(api.md "Manual confirmations"); the resources are built here (pure) and sent by the caller's
+FHIR client.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+CRITERION_SYSTEM = "urn:trial-eligibility:criterion"
+USER_SYSTEM = "urn:trial-eligibility:user"
+SCORE_SYSTEM = "urn:trial-eligibility:score"
+SLEDAI_DESCRIPTOR_SYSTEM = "urn:trial-eligibility:sledai-2k-descriptor"
+NOTE_EXTENSION = "urn:trial-eligibility:extension:note"
+CONSENT_POLICY_PREFIX = "urn:trial-eligibility:study:"
+_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+_PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+MAX_NOTE = 2000
+
+
+class ConfirmationError(ValueError):
+    """A confirmation that cannot be recorded as asked (nothing is written)."""
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who records: the signed-in user's stable name and display name."""
+
+    name: str
+    display: str
+
+    def reference(self) -> dict[str, Any]:
+        """A Reference by identifier (system urn:trial-eligibility:user)."""
+        return {"identifier": {"system": USER_SYSTEM, "value": self.name}, "display": self.display}
+
+
+def _uuid() -> str:
+    return f"urn:uuid:{uuid.uuid4()}"
+
+
+def provenance(target: str, author: Author, recorded: datetime, activity: str) -> dict[str, Any]:
+    """A Provenance: `author` did `activity` (CREATE, UPDATE, NULLIFY) to `target` at `recorded`."""
+    if recorded.tzinfo is None:
+        raise ConfirmationError("recorded must carry a time zone")
+    return {
+        "resourceType": "Provenance",
+        "target": [{"reference": target}],
+        "recorded": recorded.isoformat(timespec="seconds"),
+        "activity": {"coding": [{"system": _OPERATION, "code": activity}]},
+        "agent": [
+            {
+                "type": {"coding": [{"system": _PARTICIPANT, "code": "author"}]},
+                "who": author.reference(),
+            }
+        ],
+    }
+
+
+def _transaction(
+    resource: Mapping[str, Any], request: Mapping[str, Any], prov: Mapping[str, Any], full_url: str
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": full_url, "resource": dict(resource), "request": dict(request)},
+            {"fullUrl": _uuid(), "resource": dict(prov),
+             "request": {"method": "POST", "url": "Provenance"}},
+        ],
+    }
+
+
+def confirmation_observation(
+    *,
+    patient_id: str,
+    criterion_id: str,
+    criterion_text: str,
+    met: bool,
+    when: date,
+    author: Author,
+    note: str = "",
+    study: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Observation of a manual criterion; `study` = (ResearchStudy ref, title) if per study."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {
+            "coding": [{"system": CRITERION_SYSTEM, "code": criterion_id,
+                        "display": criterion_text[:250]}],
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when.isoformat(),
+        "performer": [author.reference()],
+        "valueBoolean": met,
+    }
+    if study is not None:
+        resource["focus"] = [{"reference": study[0], "display": study[1]}]
+    if note.strip():
+        resource["note"] = [{"authorString": author.display, "text": note.strip()[:MAX_NOTE]}]
+    return resource
+
+
+def consent_resource(
+    *, patient_id: str, study_key: str, signed: bool, when: date, author: Author, note: str = ""
+) -> dict[str, Any]:
+    """A research Consent for one study: active (signed) or rejected (refused)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Consent",
+        "status": "active" if signed else "rejected",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "research"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0",
+                                  "display": "Patient Consent"}]}],
+        "patient": {"reference": f"Patient/{patient_id}"},
+        "dateTime": when.isoformat(),
+        # api.md: every confirmation names who recorded it in `performer`.
+        "performer": [author.reference()],
+        "policy": [{"uri": f"{CONSENT_POLICY_PREFIX}{study_key}"}],
+    }
+    if note.strip():
+        resource["extension"] = [{"url": NOTE_EXTENSION, "valueString": note.strip()[:MAX_NOTE]}]
+    return resource
+
+
+def create_with_provenance(
+    resource: Mapping[str, Any], author: Author, recorded: datetime
+) -> dict[str, Any]:
+    """The transaction creating `resource` with its Provenance."""
+    full_url = _uuid()
+    prov = provenance(full_url, author, recorded, "CREATE")
+    request = {"method": "POST", "url": str(resource["resourceType"])}
+    return _transaction(resource, request, prov, full_url)
+
+
+def _update(
+    resource: Mapping[str, Any], author: Author, recorded: datetime, activity: str
+) -> dict[str, Any]:
+    kind, rid = resource["resourceType"], resource.get("id")
+    if not rid:
+        raise ConfirmationError("the resource to update has no id")
+    ref = f"{kind}/{rid}"
+    request: dict[str, Any] = {"method": "PUT", "url": ref}
+    version = (resource.get("meta") or {}).get("versionId")
+    if version:
+        # Optimistic locking: a change made meanwhile by someone else is not overwritten.
+        request["ifMatch"] = f'W/"{version}"'
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    return _transaction(body, request, provenance(ref, author, recorded, activity), ref)
+
+
+def entered_in_error(
+    resource: Mapping[str, Any], author: Author, recorded: datetime
+) -> dict[str, Any]:
+    """Undo: the transaction marking a confirmation entered-in-error (nothing is deleted)."""
+    if resource.get("resourceType") not in ("Observation", "Consent"):
+        raise ConfirmationError("only Observations and Consents are undone")
+    if resource.get("status") == "entered-in-error":
+        raise ConfirmationError("this confirmation was already undone")
+    return _update({**resource, "status": "entered-in-error"}, author, recorded, "NULLIFY")
+
+
+def workflow_update(
+    subject: Mapping[str, Any], status: str, author: Author, recorded: datetime
+) -> dict[str, Any]:
+    """The transaction setting a ResearchSubject's workflow status (computed one untouched)."""
+    if subject.get("resourceType") != "ResearchSubject":
+        raise ConfirmationError("not a ResearchSubject")
+    return _update({**subject, "status": status}, author, recorded, "UPDATE")
+
+
+def sledai_observation(
+    *,
+    patient_id: str,
+    when: date,
+    author: Author,
+    scored: Sequence[tuple[str, str, int, bool]],
+    derived_from: Sequence[str],
+    note: str = "",
+) -> dict[str, Any]:
+    """A SLEDAI-2K score: `scored` = (key, label, weight, present) for all 24 descriptors."""
+    total = sum(weight for _, _, weight, present in scored if present)
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey"}]}],
+        "code": {"coding": [{"system": SCORE_SYSTEM, "code": "sledai-2k", "display": "SLEDAI-2K"}],
+                 "text": "SLEDAI-2K"},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when.isoformat(),
+        "performer": [author.reference()],
+        "valueInteger": total,
+        "derivedFrom": [{"reference": ref} for ref in dict.fromkeys(derived_from)],
+        "component": [
+            {
+                "code": {"coding": [{"system": SLEDAI_DESCRIPTOR_SYSTEM, "code": key,
+                                     "display": label}]},
+                "valueInteger": weight if present else 0,
+            }
+            for key, label, weight, present in scored
+        ],
+    }
+    if not resource["derivedFrom"]:
+        del resource["derivedFrom"]
+    if note.strip():
+        resource["note"] = [{"authorString": author.display, "text": note.strip()[:MAX_NOTE]}]
+    return resource
+
+
+def created_reference(answer: Mapping[str, Any]) -> str:
+    """'Type/id' of the first entry of a transaction-response."""
+    entries = answer.get("entry") or []
+    location = str(((entries[0] if entries else {}).get("response") or {}).get("location") or "")
+    parts = location.split("/_history/")[0].rstrip("/").split("/")
+    if len(parts) < 2:
+        raise ConfirmationError("the FHIR server did not say where it stored the resource")
+    return f"{parts[-2]}/{parts[-1]}"

@@ -1,0 +1,109 @@
+"""Coordinator pages: server-rendered worklist, patient page, confirmations, SLEDAI-2K, log."""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app
+
+from service.accounts import Accounts
+from service.settings import Settings
+
+bp = Blueprint(
+    "pages", __name__, template_folder="templates", static_folder="static",
+    static_url_path="/assets",
+)
+
+
+@dataclass
+class Pages:
+    """What the pages need besides the Services: accounts, sign-in, clock."""
+
+    settings: Settings
+    accounts: Accounts
+    oauth: Any = None  # Authlib client when OIDC_ISSUER is set
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def today(self) -> date:
+        """The date screenings from the pages are made as of (SCREEN_AS_OF pins it)."""
+        return self.settings.screen_as_of or self.clock().date()
+
+
+def pages() -> Pages:
+    """The Pages of the current app."""
+    return current_app.extensions["pages"]
+
+
+def _secret_key(settings: Settings) -> str:
+    # One key shared by every process of this installation: from the settings, else a file
+    # beside the accounts created once (0600), so sessions survive restarts.
+    if settings.session_secret:
+        return settings.session_secret
+    path = Path(settings.users_db).with_name("session.key")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def install_pages(
+    app: Flask,
+    settings: Settings,
+    *,
+    accounts: Accounts | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> None:
+    """Register the pages blueprint, its sessions, CSRF and sign-in on the app."""
+    from datetime import timedelta
+
+    from flask_wtf.csrf import CSRFProtect
+
+    from service.web.pages import (  # noqa: F401  (the modules register their views)
+        layout,
+        log_page,
+        patient,
+        signin,
+        sledai_page,
+        worklist,
+    )
+
+    app.secret_key = _secret_key(settings)
+    app.config.update(
+        SESSION_COOKIE_NAME="eligibility_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",  # the OIDC callback is a top-level GET from the IdP
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_idle_minutes),
+        SESSION_REFRESH_EACH_REQUEST=True,
+        WTF_CSRF_TIME_LIMIT=None,  # bound to the session, which has its own idle timeout
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked by the pages only: the JSON API has tokens
+    )
+    CSRFProtect(app)
+    state = Pages(settings=settings, accounts=accounts or Accounts(settings.users_db))
+    if clock is not None:
+        state.clock = clock
+    if settings.oidc_issuer:
+        state.oauth = signin.oidc_client(app, settings)
+    app.extensions["pages"] = state
+    app.register_blueprint(bp)
+    # The pages authenticate with their own sign-in, not the API token.
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.startswith("pages."):
+            if not hasattr(view, "__dict__") or inspect.ismethod(view):
+                view = _as_function(view)  # the static files view is a bound method
+                app.view_functions[endpoint] = view
+            setattr(view, "auth_mode", "own")  # noqa: B010 (views carry no such field)
+
+
+def _as_function(view: Callable[..., Any]) -> Callable[..., Any]:
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs)
+
+    return plain

@@ -1,0 +1,211 @@
+"""Sign-in for the pages: local accounts or OpenID Connect, roles, idle timeout, CSRF."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Flask,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, validate_csrf
+
+from service.accounts import User
+from service.settings import Settings
+from service.web.pages import bp, pages
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_user() -> User | None:
+    """The signed-in user of this request, or None."""
+    return g.get("user")
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this site: never an open redirect to another host.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("pages.worklist")
+
+
+@bp.before_app_request
+def _load_user() -> Any:
+    g.user = None
+    data = session.get("user")
+    if not isinstance(data, dict):
+        return None
+    now = pages().clock().timestamp()
+    idle = pages().settings.session_idle_minutes * 60
+    seen = session.get("seen")
+    if not isinstance(seen, (int, float)) or now - seen > idle:
+        session.clear()
+        flash(f"You were signed out after {idle // 60} minutes without activity.", "info")
+        return None
+    session["seen"] = now
+    session.permanent = True
+    g.user = User(**data)
+    return None
+
+
+@bp.before_request
+def _csrf() -> None:
+    # Every state-changing request of the pages carries the session's CSRF token.
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        # Read (and so size-check: 413 over MAX_BODY_BYTES) the body whatever its type first.
+        request.get_data(cache=True, parse_form_data=True)
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except Exception as exc:  # ValidationError: missing, expired or wrong token
+            raise CSRFError(str(exc)) from None
+
+
+def signed_in(view: F) -> F:
+    """Pages for anyone signed in (viewers and coordinators)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            if request.method == "GET":
+                return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+            abort(401)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def coordinator(view: F) -> F:
+    """Actions for coordinators only: confirm, undo, change workflow, score, screen."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = current_user()
+        if user is None:
+            abort(401)
+        if not user.can_write:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return signed_in(cast(F, wrapper))
+
+
+def _start_session(user: User) -> None:
+    session.clear()  # a fresh session (and CSRF token) for every sign-in
+    session["user"] = {"name": user.name, "display": user.display, "role": user.role,
+                       "source": user.source}
+    session["seen"] = pages().clock().timestamp()
+    session.permanent = True
+    log.info("user %s signed in (%s, %s)", user.name, user.source, user.role)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """The sign-in page: a local account form, or the identity provider's button."""
+    state = pages()
+    oidc = state.oauth is not None
+    if request.method == "POST":
+        if oidc:
+            abort(404)
+        name = request.form.get("username", "").strip().lower()
+        password = request.form.get("password", "")
+        user = state.accounts.verify(name, password) if name and password else None
+        if user is None:
+            log.info("failed local sign-in")
+            return render_template(
+                "login.html", oidc=False, error="Wrong user name or password.",
+                next=request.form.get("next", ""),
+            ), 401
+        _start_session(user)
+        return redirect(_safe_next(request.form.get("next")))
+    return render_template("login.html", oidc=oidc, error=None, next=request.args.get("next", ""))
+
+
+@bp.route("/login/oidc")
+def login_oidc() -> Any:
+    """Send the browser to the identity provider (authorization code flow with PKCE)."""
+    state = pages()
+    if state.oauth is None:
+        abort(404)
+    session["after_login"] = _safe_next(request.args.get("next"))
+    redirect_uri = f"{state.settings.public_url}{url_for('pages.oidc_callback')}"
+    return state.oauth.authorize_redirect(redirect_uri)
+
+
+def _oidc_role(claims: dict[str, Any], claim: str) -> str | None:
+    value = claims.get(claim)
+    values = value if isinstance(value, list) else [value]
+    if "coordinator" in values:
+        return "coordinator"
+    if "viewer" in values:
+        return "viewer"
+    return None
+
+
+@bp.route("/auth/callback")
+def oidc_callback() -> Any:
+    """The identity provider's answer: verify it, map the roles claim, start the session."""
+    state = pages()
+    if state.oauth is None:
+        abort(404)
+    try:
+        token = state.oauth.authorize_access_token()
+    except Exception as exc:  # authlib raises OAuthError and others on a bad answer
+        log.warning("OIDC sign-in failed: %s", type(exc).__name__)
+        return render_template("login.html", oidc=True, next="",
+                               error="The sign-in with your identity provider failed."), 401
+    claims = dict(token.get("userinfo") or {})
+    claim = state.settings.oidc_roles_claim
+    if claim not in claims:
+        # No userinfo endpoint: the ID token's claims are all there is.
+        with contextlib.suppress(Exception):
+            claims.update(state.oauth.userinfo(token=token))
+    role = _oidc_role(claims, claim)
+    name = str(claims.get("preferred_username") or claims.get("email") or claims.get("sub"))
+    if role is None:
+        log.info("OIDC user %s has no role for this service", name)
+        return render_template(
+            "login.html", oidc=True, next="",
+            error=f"Your account has no role for this service (claim '{claim}' must hold "
+                  "'coordinator' or 'viewer').",
+        ), 403
+    display = str(claims.get("name") or name)
+    after = session.get("after_login")
+    _start_session(User(name=name, display=display, role=role, source="oidc"))
+    return redirect(_safe_next(after))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout() -> Any:
+    """Sign out (a POST with the CSRF token, so no other site can sign a user out)."""
+    user = current_user()
+    session.clear()
+    if user is not None:
+        log.info("user %s signed out", user.name)
+    flash("You are signed out.", "info")
+    return redirect(url_for("pages.login"))
+
+
+def oidc_client(app: Flask, settings: Settings) -> Any:
+    """The Authlib client of the configured identity provider (discovery, PKCE, nonce)."""
+    from authlib.integrations.flask_client import OAuth
+
+    oauth = OAuth(app)
+    return oauth.register(
+        "idp",
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        server_metadata_url=f"{settings.oidc_issuer}/.well-known/openid-configuration",
+        client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
+    )

@@ -1,0 +1,67 @@
+"""The SLEDAI-2K worksheet: lab descriptors pre-filled from the record, saved as a score."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+
+from service.engine import sledai
+from service.fhir.confirmations import create_with_provenance, created_reference, sledai_observation
+from service.web.pages import bp, pages
+from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404
+from service.web.pages.signin import coordinator, signed_in
+from service.web.pages.subjects import patient_name
+from service.web.services import services
+
+log = logging.getLogger(__name__)
+
+
+def findings_for(pid: str) -> dict[str, sledai.Finding]:
+    """The lab descriptors read from the patient's Observations in the window."""
+    state = pages()
+    as_of = state.today()
+    window = state.settings.sledai_window_days
+    start = as_of - timedelta(days=window)
+    codes = ",".join(sorted(sledai.ALL_LAB_CODES))
+    params = [("subject", f"Patient/{pid}"), ("code", codes), ("date", f"gt{start.isoformat()}")]
+    resources = list(services().screener.client().search("Observation", params))
+    return sledai.lab_findings(resources, as_of, window)
+
+
+@bp.route("/patients/<raw_id>/sledai")
+@signed_in
+def sledai_worksheet(raw_id: str) -> Any:
+    """The worksheet: 24 descriptors with weights; lab ones ticked when the record shows them."""
+    pid = patient_id_or_404(raw_id)
+    patient = services().screener.client().read("Patient", pid)
+    findings = findings_for(pid)
+    total, _ = sledai.lower_bound(findings)
+    return render_template(
+        "sledai.html", pid=pid, name=patient_name(patient), descriptors=sledai.DESCRIPTORS,
+        findings=findings, lab_total=total, today=pages().today().isoformat(),
+        window=pages().settings.sledai_window_days,
+    )
+
+
+@bp.route("/patients/<raw_id>/sledai", methods=["POST"])
+@coordinator
+def sledai_save(raw_id: str) -> Any:
+    """Save the score (Observation + Provenance), then re-screen."""
+    pid = patient_id_or_404(raw_id)
+    day = _form_date(request.form.get("date"))
+    ticked = set(request.form.getlist("descriptor")) & set(sledai.BY_KEY)
+    findings = findings_for(pid)
+    derived = [ref for key in sorted(ticked) if key in findings for ref in findings[key].evidence]
+    scored = [(d.key, d.label, d.weight, d.key in ticked) for d in sledai.DESCRIPTORS]
+    who = author()
+    resource = sledai_observation(patient_id=pid, when=day, author=who, scored=scored,
+                                  derived_from=derived, note=request.form.get("note", ""))
+    answer = services().screener.client().transaction(
+        create_with_provenance(resource, who, pages().clock()))
+    ref = created_reference(answer)
+    log.info("user %s recorded a SLEDAI-2K score for Patient/%s as %s", who.name, pid, ref)
+    flash(f"SLEDAI-2K {resource['valueInteger']} recorded ({ref}). " + _rescreen(pid), "success")
+    return redirect(url_for("pages.patient_page", raw_id=pid))
