@@ -174,7 +174,7 @@ def test_cds_hook_reads_the_allow_listed_server(live_app, seeded, monkeypatch):
     evaluation = http.get(f"/patients/seed-ln-eligible/eligibility?asOf={AS_OF}").get_json()
     wanted = [s["study"] for s in evaluation["studies"]
               if s["status"] in ("eligible", "potential-candidate")]
-    assert [c["links"][0]["url"].rsplit("=", 1)[1] for c in cards] == wanted
+    assert [c["links"][0]["url"].rsplit("#study-", 1)[1] for c in cards] == wanted
 
 
 def test_subscribe_is_idempotent(seeded, fhir_settings, monkeypatch, capsys):

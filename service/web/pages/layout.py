@@ -21,6 +21,7 @@ _HEADINGS = {
     403: ("Not allowed", "Your role does not allow this: viewers can read but not change."),
     404: ("Not found", "There is no such page, patient or study."),
     405: ("Not allowed", "This address does not accept that request."),
+    413: ("Too large", "What was sent is larger than the service accepts."),
 }
 
 

@@ -24,6 +24,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from service.accounts import User
 from service.settings import Settings
 from service.web.pages import bp, pages
+from service.web.requests_in import raw_body
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,8 +65,9 @@ def _load_user() -> Any:
 def _csrf() -> None:
     # Every state-changing request of the pages carries the session's CSRF token.
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-        # Read (and so size-check: 413 over MAX_BODY_BYTES) the body whatever its type first.
-        request.get_data(cache=True, parse_form_data=True)
+        # Read the body whatever its type first: 413 over MAX_BODY_BYTES, declared or
+        # streamed; the form is then parsed from the cached body.
+        raw_body()
         try:
             validate_csrf(request.form.get("csrf_token"))
         except Exception as exc:  # ValidationError: missing, expired or wrong token
