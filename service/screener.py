@@ -25,6 +25,8 @@ class ScreeningService(Protocol):
 
     def client(self) -> FhirApi: ...
 
+    def research_study_refs(self) -> dict[str, str]: ...
+
     def evaluate(
         self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
     ) -> dict[str, Any]: ...
@@ -93,6 +95,10 @@ class Screener:
             if self._client is None:
                 self._client = self.client_factory(self.settings)
             return self._client
+
+    def research_study_refs(self) -> dict[str, str]:
+        """study key -> 'ResearchStudy/<id>' on the FHIR server (the coordinator pages)."""
+        return self._research_study_refs(self.client())
 
     def _research_study_refs(self, client: FhirApi) -> dict[str, str]:
         """study key -> ResearchStudy reference, found or created once per process."""

@@ -106,8 +106,8 @@ def _confirmations(pid: str) -> list[dict[str, Any]]:
             "undone": r.get("status") == "entered-in-error",
             "note": "; ".join(str(n.get("text")) for n in r.get("note") or ()),
         })
-    items.sort(key=lambda i: i["date"], reverse=True)
-    items.sort(key=lambda i: i["undone"])  # stable: undone ones last, each newest first
+    items.sort(key=lambda i: str(i["date"]), reverse=True)
+    items.sort(key=lambda i: bool(i["undone"]))  # stable: undone ones last, newest first
     return items
 
 
@@ -192,7 +192,7 @@ def confirm(raw_id: str) -> Any:
     crit_id = request.form.get("criterion", "")
     study = mappings.studies.get(key)
     crit = next((c for c in study.criteria if c.id == crit_id), None) if study else None
-    if crit is None or crit.kind != "manual":
+    if study is None or crit is None or crit.kind != "manual":
         abort(400, "Unknown study or criterion that is not confirmed by a person.")
     answer = request.form.get("answer")
     if answer not in ("met", "not-met"):

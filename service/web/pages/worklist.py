@@ -19,8 +19,7 @@ FILTERS = ("all", "eligible", "potential-candidate", "ineligible", "flagged")
 
 def study_refs() -> dict[str, str]:
     """study key -> ResearchStudy reference (found or created once per process)."""
-    screener = services().screener
-    return screener._research_study_refs(screener.client())
+    return services().screener.research_study_refs()
 
 
 def read_rows(study_ref: str) -> list[Row]:
