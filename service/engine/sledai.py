@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from service.engine.results import CriterionResult
 
 
 @dataclass(frozen=True)
@@ -323,13 +325,11 @@ def lower_bound_reason(findings: Mapping[str, Finding]) -> str:
 
 
 def with_lab_lower_bound(
-    unknown: Any, resources: Iterable[Mapping[str, Any]], as_of: date,
+    unknown: CriterionResult, resources: Iterable[Mapping[str, Any]], as_of: date,
     window_days: int = WINDOW_DAYS,
-) -> Any:
+) -> CriterionResult:
     """The `unknown` sledai-2k result of a record without a score, its reason giving the lab
     lower bound and its evidence the lab results; it stays `unknown` (a person attributes)."""
-    from dataclasses import replace
-
     findings = lab_findings(resources, as_of, window_days)
     total, _ = lower_bound(findings)
     refs = tuple(r for f in findings.values() if f.present for r in f.evidence)

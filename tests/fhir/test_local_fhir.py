@@ -354,17 +354,17 @@ def test_screening_creates_missing_research_studies_itself(
 
 
 def test_a_workflow_status_survives_a_rescreen_that_changes_the_computed_status(
-    mappings, studies, client
+    mappings, studies, fhir
 ):
-    patient = _load_patient(client, "seed-ln-eligible")
+    patient = _load_patient(fhir, "seed-ln-eligible")
     key = "pediatric-ln-cart"
     first = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
-    (stored,) = _subjects(client, key, patient)
+    (stored,) = _subjects(fhir, key, patient)
     ref = first.research_subjects[key]
-    # a coordinator moves the candidate on study (any client writing the R4 status)
-    client.transaction(
+    # a coordinator moves the candidate on study (any fhir writing the R4 status)
+    fhir.transaction(
         {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -373,7 +373,7 @@ def test_a_workflow_status_survives_a_rescreen_that_changes_the_computed_status(
         }
     )
     # a new haemoglobin below 60 g/L makes the computed status ineligible
-    client.transaction(
+    fhir.transaction(
         {
             "resourceType": "Bundle",
             "type": "transaction",
@@ -392,17 +392,17 @@ def test_a_workflow_status_survives_a_rescreen_that_changes_the_computed_status(
     )
 
     second = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
 
     assert second.write_back[key] == "updated"
-    (after,) = _subjects(client, key, patient)
+    (after,) = _subjects(fhir, key, patient)
     assert after["status"] == "on-study"
     assert rs.computed_status(after) == "ineligible"
     # and an unchanged re-screen writes nothing, status still the person's
     third = screen_patient(
-        client, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
+        fhir, mappings, patient, as_of=AS_OF, write=True, research_studies=studies
     )
     assert third.write_back[key] == "unchanged"
-    (last,) = _subjects(client, key, patient)
+    (last,) = _subjects(fhir, key, patient)
     assert last["status"] == "on-study" and last["meta"]["versionId"] == after["meta"]["versionId"]

@@ -12,6 +12,7 @@ from service.engine.reasons import FAIL_WORDS, OPERATOR_WORDS, cap, day, result,
 from service.engine.registry import LOOKBACK, MAX_DAYS, Param, rule, together
 from service.engine.results import CriterionResult, Result, Value
 from service.engine.rules.diagnoses import conditions, display
+from service.engine.sledai import with_lab_lower_bound
 from service.engine.uln import find_lln, find_uln
 
 # A limit above 100 x ULN is no eligibility limit.
@@ -67,6 +68,9 @@ def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     concept = ctx.concept(crit.params["concept"])
     lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
     if lookup.measurement is None:
+        if concept.name == "sledai-2k":  # no score: the reason gives the lab items' lower bound
+            return with_lab_lower_bound(lookup_unknown(crit, lookup),
+                                        ctx.record.by_type.get("Observation", []), ctx.as_of)
         return lookup_unknown(crit, lookup)
     m = lookup.measurement
     washed = _washout(ctx, crit, m)
