@@ -10,12 +10,8 @@ import pytest
 from localfhir import start_local_server
 from tests.support.browser import launch
 from tests.support.live_app import free_port, serve
+from tests.support.oidc_provider import oidc_provider  # noqa: F401  (the fixture)
 from tests.support.workspace import workspace
-
-try:  # the OpenID provider of tests/support/oidc (shared with the SMART tests)
-    from tests.support.oidc_provider import oidc_provider  # noqa: F401  (the fixture)
-except ImportError:  # pragma: no cover - until that support lands
-    pytest.skip("tests/support/oidc_provider.py is not there yet", allow_module_level=True)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow,
               pytest.mark.security]
@@ -36,7 +32,7 @@ def browser() -> Iterator[Any]:
 def signed_in_app(oidc_provider, tmp_path):  # noqa: F811
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    provider = oidc_provider({
+    issuer = oidc_provider({
         "clients": [{
             "client_id": "eligibility-pages", "client_secret": SECRET,
             "redirect_uris": [f"{public}/auth/callback"], "grant_types": ["authorization_code"],
@@ -47,11 +43,11 @@ def signed_in_app(oidc_provider, tmp_path):  # noqa: F811
         "claims": {"openid": ["sub"], "profile": ["name", "preferred_username", "roles"],
                    "email": ["email"]},
         "accounts": ACCOUNTS,
-    })
+    }).issuer
     fhir = start_local_server()
     try:
         with workspace(fhir.base_url, tmp_path, public_url=public,
-                       oidc_issuer=provider.issuer, oidc_client_id="eligibility-pages",
+                       oidc_issuer=issuer, oidc_client_id="eligibility-pages",
                        oidc_client_secret=SECRET) as w, serve(w.app, port=port) as url:
             yield w, url
     finally:
