@@ -275,12 +275,23 @@ def ensure_research_studies(
     """study key -> 'ResearchStudy/<id>', finding each by identifier or creating it (2 requests)."""
     keys = list(mappings.studies)
     token = ",".join(f"{rs.STUDY_SYSTEM}|{k}" for k in keys)
-    resources = list(client.search("ResearchStudy", {"identifier": token}))
-    found = _studies_by_key(resources, keys)
-    _publish_criteria(client, mappings, resources, found)
-    missing = [k for k in keys if k not in found]
-    if missing:
-        found.update(_create_research_studies(client, mappings, missing, seeds_dir))
+    for attempt in (1, 2):
+        resources = list(client.search("ResearchStudy", {"identifier": token}))
+        found = _studies_by_key(resources, keys)
+        if attempt == 1:
+            _publish_criteria(client, mappings, resources, found)
+        missing = [k for k in keys if k not in found]
+        if not missing:
+            break
+        try:
+            found.update(_create_research_studies(client, mappings, missing, seeds_dir))
+            break
+        except FhirConflict as exc:
+            # HAPI answers 409 to an ifNoneExist that lost a race: the winner's study is
+            # found by the next search.
+            if attempt == 2 or not lost_a_race(exc):
+                raise
+            log.info("creating ResearchStudies raced with another writer (HTTP 409); again")
     return {k: found[k] for k in keys}
 
 
@@ -311,6 +322,14 @@ def _existing_subjects(
     return out
 
 
+def lost_a_race(exc: BaseException) -> bool:
+    """True for HAPI's 409: a conditional create or update lost a race (HAPI-0550).
+
+    (412, several matches, is a different conflict: retrying cannot help.)
+    """
+    return isinstance(exc, FhirConflict) and exc.status == 409
+
+
 def screen_patient(
     client: FhirApi,
     mappings: Mappings,
@@ -327,72 +346,98 @@ def screen_patient(
 
     A FHIR failure while reading raises before anything is written. Write-back is one
     transaction of conditional updates, skipping studies whose stored result is unchanged;
-    screenings of one patient in this process are serialised.
+    screenings of one patient in this process are serialised. When the write loses a race
+    with another writer (HAPI answers 409), the record is read again and the write retried
+    once, so it builds on what the other writer stored.
     """
-    from service.engine.evaluate import evaluate_patient
-
     pid = normalize_patient_id(patient_id)
     keys = list(studies) if studies else list(mappings.studies)
     unknown = [k for k in keys if k not in mappings.studies]
     if unknown:
         raise ValueError(f"unknown study key(s): {', '.join(unknown)}")
-    known_refs = dict(research_studies or {})
-    lookup = [k for k in keys if k not in known_refs]
     guard = (locks or _PATIENT_LOCKS).hold(pid) if write else nullcontext()
     with guard:
-        queries = record_queries(
-            pid,
-            mappings.observation_codes(),
-            page_size=client.settings.fhir_page_size,
-            research_subject_studies=keys if write else (),
-            research_study_keys=lookup,
+        try:
+            return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
+                                write=write, research_studies=research_studies,
+                                evaluated_at=evaluated_at)
+        except FhirConflict as exc:
+            if not (write and lost_a_race(exc)):
+                raise
+            log.info("Patient/%s: a concurrent write won (HTTP 409); reading again", pid)
+        return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
+                            write=write, research_studies=research_studies,
+                            evaluated_at=evaluated_at)
+
+
+def _screen_once(
+    client: FhirApi,
+    mappings: Mappings,
+    pid: str,
+    keys: list[str],
+    *,
+    as_of: date,
+    studies: Sequence[str] | None,
+    write: bool,
+    research_studies: Mapping[str, str] | None,
+    evaluated_at: datetime | None,
+) -> ScreeningOutcome:
+    """One read, evaluation and (with write=True) write-back of screen_patient."""
+    from service.engine.evaluate import evaluate_patient
+
+    known_refs = dict(research_studies or {})
+    lookup = [k for k in keys if k not in known_refs]
+    queries = record_queries(
+        pid,
+        mappings.observation_codes(),
+        page_size=client.settings.fhir_page_size,
+        research_subject_studies=keys if write else (),
+        research_study_keys=lookup,
+    )
+    results = client.run_queries(queries)
+    # Only resources about this patient (subject relative or on our FHIR base).
+    record = record_resources(results, pid, client.settings.fhir_base_url)
+    refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
+    # The refs let a confirmation that names a study in Observation.focus count for it.
+    evaluation = evaluate_patient(
+        record, mappings, as_of, studies=keys if studies else None, patient_id=pid,
+        research_studies=refs,
+    )
+    if not write:
+        return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
+    missing = [k for k in keys if k not in refs]
+    if missing:
+        refs.update(_create_research_studies(client, mappings, missing, client.settings.seeds_dir))
+    existing = _existing_subjects(results.get("ResearchSubject", []), keys, pid)
+    now = evaluated_at or datetime.now(UTC)
+    subjects: dict[str, str] = {}
+    write_back: dict[str, str] = {}
+    to_write: list[tuple[str, str, dict[str, Any]]] = []
+    for study in evaluation.studies:
+        stored = existing.get(study.study)
+        resource = rs.build_research_subject(
+            study,
+            patient_id=pid,
+            as_of=as_of,
+            research_study=refs[study.study],
+            evaluated_at=now,
+            existing=stored,
+            narrative=False,  # built below, only for what is written
         )
-        results = client.run_queries(queries)
-        # Only resources about this patient (subject relative or on our FHIR base).
-        record = record_resources(results, pid, client.settings.fhir_base_url)
-        refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
-        # A confirmation naming a study by its ResearchStudy reference counts for it only.
-        evaluation = evaluate_patient(
-            record, mappings, as_of, studies=keys if studies else None, patient_id=pid,
-            research_studies=refs,
-        )
-        if not write:
-            return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
-        missing = [k for k in keys if k not in refs]
-        if missing:
-            refs.update(
-                _create_research_studies(client, mappings, missing, client.settings.seeds_dir)
-            )
-        existing = _existing_subjects(results.get("ResearchSubject", []), keys, pid)
-        now = evaluated_at or datetime.now(UTC)
-        subjects: dict[str, str] = {}
-        write_back: dict[str, str] = {}
-        to_write: list[tuple[str, str, dict[str, Any]]] = []
-        for study in evaluation.studies:
-            stored = existing.get(study.study)
-            resource = rs.build_research_subject(
-                study,
-                patient_id=pid,
-                as_of=as_of,
-                research_study=refs[study.study],
-                evaluated_at=now,
-                existing=stored,
-                narrative=False,  # built below, only for what is written
-            )
-            if stored is not None and rs.unchanged(resource, stored):
-                subjects[study.study] = f"ResearchSubject/{stored.get('id')}"
-                write_back[study.study] = "unchanged"
-                continue
-            resource = rs.with_narrative(resource, study, as_of)
-            rs.validate_research_subject(resource)
-            to_write.append((study.study, pid, resource))
-        if to_write:
-            answer = client.transaction(rs.write_transaction(to_write))
-            for (key, _, _), written in zip(
-                to_write, rs.parse_write_response(answer, len(to_write)), strict=True
-            ):
-                subjects[key] = written.reference
-                write_back[key] = "created" if written.created else "updated"
+        if stored is not None and rs.unchanged(resource, stored):
+            subjects[study.study] = f"ResearchSubject/{stored.get('id')}"
+            write_back[study.study] = "unchanged"
+            continue
+        resource = rs.with_narrative(resource, study, as_of)
+        rs.validate_research_subject(resource)
+        to_write.append((study.study, pid, resource))
+    if to_write:
+        answer = client.transaction(rs.write_transaction(to_write))
+        for (key, _, _), written in zip(
+            to_write, rs.parse_write_response(answer, len(to_write)), strict=True
+        ):
+            subjects[key] = written.reference
+            write_back[key] = "created" if written.created else "updated"
     log.info(
         "screened Patient/%s against %d studies; %d ResearchSubjects written",
         pid,

@@ -116,6 +116,9 @@ class Settings:
     mappings_dir: Path = REPO_ROOT / "mappings"
     seeds_dir: Path = REPO_ROOT / "seeds"
     public_url: str = "http://127.0.0.1:8000"
+    # Where the FHIR server reaches /fhir-notify (the Subscription endpoint); None: public_url.
+    # In compose HAPI calls http://service:8000 while browsers use PUBLIC_URL.
+    notify_base_url: str | None = None
     cds_allowed_fhir_servers: tuple[str, ...] = ()
     cds_issuers: tuple[str, ...] = ()  # entries "issuer" or "issuer|jwks-url"
     cds_jwt_required: bool = True
@@ -134,6 +137,11 @@ class Settings:
     frame_ancestors: str = "'self'"
     sledai_window_days: int = 30
     screen_as_of: date | None = None  # pages screen as of this date (demo); None: today
+
+    @property
+    def notify_endpoint_base(self) -> str:
+        """Base URL the FHIR server's Subscriptions call: NOTIFY_BASE_URL, else PUBLIC_URL."""
+        return self.notify_base_url or self.public_url
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -174,6 +182,10 @@ class Settings:
             "mappings_dir": Path(get("MAPPINGS_DIR", str(cls.mappings_dir))),
             "seeds_dir": Path(get("SEEDS_DIR", str(cls.seeds_dir))),
             "public_url": _http_url("PUBLIC_URL", get("PUBLIC_URL", cls.public_url)),
+            "notify_base_url": (
+                _http_url("NOTIFY_BASE_URL", get("NOTIFY_BASE_URL"))
+                if get("NOTIFY_BASE_URL") else None
+            ),
             "cds_allowed_fhir_servers": tuple(
                 _http_url("CDS_ALLOWED_FHIR_SERVERS", u)
                 for u in _split(get("CDS_ALLOWED_FHIR_SERVERS"))

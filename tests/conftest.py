@@ -20,6 +20,7 @@ from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_loca
 from service.queue.jobs import JobQueue
 from service.settings import Settings
 from service.web.app import create_app
+from tests.support import hapi_server as hapi_support
 from tests.support.fakes import FakeClient, FakeScreener
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 
@@ -97,6 +98,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = getattr(item, "fixturenames", ())
         if "fhir_server" in fixtures or "fresh_fhir_server" in fixtures:
             item.add_marker(pytest.mark.integration)
+        if "hapi_server" in fixtures:
+            item.add_marker(pytest.mark.hapi)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -201,3 +204,73 @@ def http(make_app: Callable[..., Any]) -> Any:
     app, _ = make_app()
     return app.test_client()
 
+
+# ------------------------------------------------------------------------------ HAPI
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """When `hapi` tests were selected, build hapi/ and launch HAPI before the first test.
+
+    Here the build (minutes on a fresh machine: Maven downloads HAPI) counts against no test's
+    timeout, and HAPI starts while the tests before the `hapi` ones run.
+    """
+    if session.config.option.collectonly or hapi_support.missing_tools():
+        return
+    if any(item.get_closest_marker("hapi") for item in session.items):
+        try:
+            hapi_support.build()
+            session.config.stash[_HAPI_LAUNCHED] = hapi_support.launch()
+        except hapi_support.HapiError as exc:
+            session.config.stash[_HAPI_BUILD_ERROR] = str(exc)
+
+
+_HAPI_BUILD_ERROR = pytest.StashKey[str]()
+_HAPI_LAUNCHED = pytest.StashKey[hapi_support.HapiServer]()
+
+
+@pytest.fixture(scope="session")
+def hapi_server(request: pytest.FixtureRequest) -> Iterator[hapi_support.HapiServer]:
+    """HAPI FHIR JPA R4 8.4.0 (hapi/) on a free loopback port, shared by the session.
+
+    Skips where Java or Maven is missing, except in CI, which must run the `hapi` tier.
+    """
+    reason = hapi_support.missing_tools()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI must run the hapi tests but: {reason}", pytrace=False)
+        pytest.skip(reason)
+    build_error = request.config.stash.get(_HAPI_BUILD_ERROR, None)
+    if build_error:
+        pytest.fail(build_error, pytrace=False)
+    try:
+        server = request.config.stash.get(_HAPI_LAUNCHED, None)
+        if server is None:
+            hapi_support.build()
+            server = hapi_support.launch()
+        server.wait_ready()
+    except hapi_support.HapiError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def hapi_base_url(hapi_server: hapi_support.HapiServer) -> str:
+    """Base URL of the session's HAPI server, e.g. http://127.0.0.1:41234/fhir."""
+    return hapi_server.base_url
+
+
+@pytest.fixture(scope="session")
+def hapi_seeded(hapi_base_url: str) -> dict[str, Any]:
+    """The seeds loaded once into the session's HAPI: {"base_url", "studies", "patients"}."""
+    from service.fhir.client import FhirClient
+    from service.mappings import load_mappings
+    from service.seeding import load_seeds
+    from service.settings import REPO_ROOT
+
+    settings = Settings().with_overrides(fhir_base_url=hapi_base_url, queue_url="memory://")
+    with FhirClient(settings) as fhir:
+        report = load_seeds(fhir, REPO_ROOT / "seeds",
+                            mappings=load_mappings(settings.mappings_dir))
+    return {"base_url": hapi_base_url, "studies": dict(report.studies),
+            "patients": list(report.patients)}

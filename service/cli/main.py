@@ -324,21 +324,41 @@ def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
-    """Create or update the rest-hook Subscriptions on the FHIR server (idempotent)."""
-    from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscriptions_transaction
+    """Create or update the rest-hook Subscriptions, then wait until each is `active`."""
+    from service.fhir.subscriptions import (
+        SUBSCRIBED_TYPES,
+        SubscriptionNotActive,
+        await_active,
+        subscription_reference,
+        subscriptions_transaction,
+    )
     from service.screener import default_client_factory
 
     if not settings.notify_secret:
         raise CliError("subscribe needs FHIR_NOTIFY_SECRET (sent back in the channel header)")
-    if is_loopback(settings.public_url.split("://", 1)[1].split("/")[0].rsplit(":", 1)[0]):
-        print("note: PUBLIC_URL is a loopback address; the FHIR server must run on this host "
-              "to reach it", file=sys.stderr)
-    answer = default_client_factory(settings).transaction(
-        subscriptions_transaction(settings.public_url, settings.notify_secret)
-    )
+    endpoint = settings.notify_endpoint_base
+    if is_loopback(endpoint.split("://", 1)[1].split("/")[0].rsplit(":", 1)[0]):
+        print(f"note: the Subscription endpoint {endpoint} is a loopback address; the FHIR "
+              "server must run on this host to reach it (set NOTIFY_BASE_URL)", file=sys.stderr)
+    wait_for_fhir(settings)
+    client = default_client_factory(settings)
+    answer = client.transaction(subscriptions_transaction(endpoint, settings.notify_secret))
+    refs = []
     for rtype, entry in zip(SUBSCRIBED_TYPES, answer.get("entry") or [], strict=False):
         response = entry.get("response") or {}
-        print(f"{rtype:20} {response.get('status', '?'):12} {response.get('location', '')}")
+        location = str(response.get("location") or "")
+        print(f"{rtype:20} {response.get('status', '?'):12} {location}")
+        try:
+            refs.append(subscription_reference(location))
+        except SubscriptionNotActive as exc:
+            raise CliError(f"{rtype}: {exc}", EXIT_FAILURES) from None
+    if args.no_wait:
+        return EXIT_OK
+    try:
+        await_active(client.read, refs, timeout=args.timeout)
+    except SubscriptionNotActive as exc:
+        raise CliError(str(exc), EXIT_FAILURES) from None
+    print(f"{len(refs)} Subscriptions active, delivering to {endpoint}/fhir-notify")
     return EXIT_OK
 
 
@@ -472,6 +492,14 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.set_defaults(func=cmd_load_seeds)
 
     subscribe = sub.add_parser("subscribe", help="register the FHIR rest-hook Subscriptions")
+    subscribe.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS",
+        help="wait this long for the FHIR server to mark every Subscription active (default 60)",
+    )
+    subscribe.add_argument(
+        "--no-wait", action="store_true",
+        help="do not wait for `active` (servers that never change a Subscription's status)",
+    )
     subscribe.set_defaults(func=cmd_subscribe)
 
     codes = sub.add_parser(

@@ -335,6 +335,10 @@ class FhirClient:
         refreshed = False
         while True:
             headers = {"Accept": accept, "User-Agent": USER_AGENT}
+            if not token_endpoint:
+                # HAPI answers an identical search within 60 s from its stored result unless
+                # told not to; a batch's entries inherit the batch request's headers.
+                headers["Cache-Control"] = "no-cache"
             if payload is not None:
                 headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
             used_token = None

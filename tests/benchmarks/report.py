@@ -245,6 +245,11 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     if cand.get("finding_seconds") is not None:
         add("  finding the candidates (two searches)", _fmt(cand["finding_seconds"], " s"))
 
+    if "hapi" in f:  # --hapi: the same round trips and latency on real HAPI
+        from tests.benchmarks.hapi_column import rows as hapi_rows
+
+        for name, value in hapi_rows(dict(f)):
+            add(name, value)
     return out
 
 

@@ -35,6 +35,7 @@ from service.settings import Settings  # noqa: E402
 from tests.benchmarks import fhir_server as bench_fhir  # noqa: E402
 from tests.benchmarks import report, synthetic  # noqa: E402
 from tests.benchmarks.evaluation import run_evaluation  # noqa: E402
+from tests.benchmarks.hapi_column import run_hapi, screening_latency  # noqa: E402
 from tests.benchmarks.http_service import CdsKey, start_service  # noqa: E402
 from tests.benchmarks.latency import run_latency  # noqa: E402
 from tests.benchmarks.population import run_population  # noqa: E402
@@ -108,7 +109,8 @@ def check_retrieval(client: FhirClient, mappings: Mappings) -> dict[str, Any]:
             "mismatches": mismatches}
 
 
-def run(scale: Scale, *, mode: str = "full", log: Any = print) -> dict[str, Any]:
+def run(scale: Scale, *, mode: str = "full", log: Any = print, hapi: bool = False
+        ) -> dict[str, Any]:
     """Every benchmark in turn on one local FHIR server; the figures as a dict."""
     started = time.perf_counter()
     figures: dict[str, Any] = {"machine": report.machine(), "scale": asdict(scale)}
@@ -133,6 +135,8 @@ def run(scale: Scale, *, mode: str = "full", log: Any = print) -> dict[str, Any]
         figures["roundtrips"] = run_roundtrips(server.base_url, mappings, seeds,
                                                heavy_id=heavy_id)
         figures["checks"] = check_retrieval(client, mappings)
+        if hapi:  # the local side of the HAPI column, measured the same way
+            figures["screening_latency"] = screening_latency(server.base_url, mappings, seeds)
         trigger_ids = bench_fhir.load_population(
             client, synthetic.population(scale.trigger_patients, start=900_000))[1]
         with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
@@ -159,6 +163,9 @@ def run(scale: Scale, *, mode: str = "full", log: Any = print) -> dict[str, Any]
     log(f"prevalence: {scale.prevalence_patients} patients, candidates vs --every-patient ...")
     figures["prevalence"] = run_prevalence(patients=scale.prevalence_patients,
                                            workers=scale.prevalence_workers, log=log)
+    if hapi:
+        figures["hapi"] = run_hapi(mappings, seed_patient_ids(), heavy_years=scale.heavy_years,
+                                   log=log)
     figures["run"] = {
         "mode": mode,
         "seconds": round(time.perf_counter() - started, 1),
@@ -186,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("prevalence-workers", int)):
         parser.add_argument(f"--{name}", type=kind, help="override the mode's value")
     parser.add_argument("--workers", help="comma-separated worker counts (e.g. 1,2,4)")
+    parser.add_argument("--hapi", action="store_true",
+                        help="also measure round trips and latency on HAPI (hapi/, Java + Maven)")
     return parser
 
 
@@ -213,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)
 
-    figures = run(scale, mode="quick" if args.quick else "full", log=log)
+    figures = run(scale, mode="quick" if args.quick else "full", log=log, hapi=args.hapi)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(report.table(figures))

@@ -1,0 +1,143 @@
+"""The trigger path end to end on real HAPI (hapi/): `eligibility subscribe` makes HAPI's
+Subscriptions `active`; a new Observation written to HAPI makes HAPI call our /fhir-notify; the
+queued screening updates the ResearchSubject with that Observation as evidence, within the 60 s
+in which HAPI would otherwise answer the screening's searches from its cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from service.cli import main as cli
+from service.fhir import research_subject as rs
+from service.fhir.client import FhirClient
+from service.fhir.subscriptions import SUBSCRIPTION_TAG_SYSTEM
+from service.settings import Settings
+from service.web.app import create_app
+from tests.benchmarks import synthetic
+from tests.benchmarks.fhir_server import load_population
+from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.hapi
+
+SECRET = "notify-secret-for-the-hapi-trigger-test-0123"
+STUDY = "refractory-sle-cart"
+CACHE_WINDOW = 60.0  # HAPI's reuse_cached_search_results_millis default (hapi/ keeps it)
+
+
+def _criterion(subject: dict[str, Any], cid: str) -> dict[str, Any]:
+    """The criterion extension `cid` of a stored ResearchSubject as {id, result, evidence}."""
+    for ext in subject.get("extension") or ():
+        if ext.get("url") != "urn:trial-eligibility:extension:criterion":
+            continue
+        parts = ext.get("extension") or []
+        values = {p["url"]: p for p in parts}
+        if values.get("id", {}).get("valueCode") == cid:
+            return {"result": values["result"]["valueCode"],
+                    "evidence": [p["valueReference"]["reference"] for p in parts
+                                 if p["url"] == "evidence"]}
+    raise AssertionError(f"no criterion {cid} in ResearchSubject/{subject.get('id')}")
+
+
+@pytest.fixture
+def service_on_loopback(hapi_seeded, tmp_path):
+    """The service over real HTTP (HAPI must reach it) with one embedded queue worker."""
+    settings = Settings().with_overrides(
+        fhir_base_url=hapi_seeded["base_url"], queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
+        notify_secret=SECRET, coalesce_seconds=0.0,
+    )
+    app = create_app(settings)
+    queue = app.extensions["eligibility"].queue
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    queue.start_embedded(1)
+    yield settings, f"http://127.0.0.1:{server.server_port}"
+    queue.stop()
+    server.shutdown()
+
+
+@pytest.fixture
+def subscribed(service_on_loopback, monkeypatch, capsys):
+    """`eligibility subscribe` against HAPI, endpoint NOTIFY_BASE_URL; removed afterwards."""
+    settings, notify_base = service_on_loopback
+    monkeypatch.setenv("FHIR_BASE_URL", settings.fhir_base_url)
+    monkeypatch.setenv("FHIR_NOTIFY_SECRET", SECRET)
+    monkeypatch.setenv("NOTIFY_BASE_URL", notify_base)
+    monkeypatch.setenv("PUBLIC_URL", "https://elig.example.org")  # browsers only
+    assert cli.main(["subscribe", "--timeout", "120"]) == 0
+    assert "Subscriptions active" in capsys.readouterr().out
+    with FhirClient(settings) as client:
+        subs = [s for s in client.search("Subscription", {})
+                if any(t.get("system") == SUBSCRIPTION_TAG_SYSTEM
+                       for t in (s.get("meta") or {}).get("tag", []))]
+    yield settings, notify_base, subs
+    with FhirClient(settings) as client:  # later tests write to HAPI: nobody listens any more
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"request": {"method": "DELETE", "url": f"Subscription/{s['id']}"}} for s in subs]})
+
+
+def test_subscribe_makes_hapis_subscriptions_active_with_the_notify_endpoint(subscribed):
+    _, notify_base, subs = subscribed
+    assert len(subs) == 6
+    assert {s["status"] for s in subs} == {"active"}
+    assert {s["channel"]["endpoint"] for s in subs} == {f"{notify_base}/fhir-notify"}
+
+
+def test_a_new_observation_on_hapi_updates_the_research_subject_within_the_cache_window(
+        subscribed):
+    settings, notify_base, _ = subscribed
+    seeds = synthetic.seed_records()
+    index = next(i for i, rec in enumerate(seeds)
+                 if any(r["resourceType"] == "Patient" and r["id"] == "seed-potential"
+                        for r in rec))
+    with FhirClient(settings.with_overrides(fhir_timeout=120)) as client:
+        _, (pid,) = load_population(
+            client, [synthetic.lupus_patient(f"trig-{uuid.uuid4().hex[:8]}", index, seeds)])
+    identifier = (f"{rs.RESEARCH_SUBJECT_SYSTEM}|"
+                  f"{rs.research_subject_identifier_value(STUDY, pid)}")
+
+    # A screening through the service (as of today, as triggers screen): it writes the
+    # ResearchSubject and leaves HAPI holding the results of exactly the searches the
+    # triggered screening will make.
+    warmed = time.monotonic()
+    answer = requests.post(f"{notify_base}/screenings?wait=true", json={"patients": [pid]},
+                           timeout=120)
+    assert answer.status_code == 200, answer.text
+    with FhirClient(settings) as client:
+        (before,) = client.search("ResearchSubject", {"identifier": identifier})
+    assert _criterion(before, "ecg")["result"] == "unknown"
+
+    # Ask HAPI the question a stale read would ask, then record the ECG confirmation.
+    probe = f"{settings.fhir_base_url}/Observation"
+    probe_params = {"subject": f"Patient/{pid}", "code": "urn:trial-eligibility:criterion|ecg"}
+    assert requests.get(probe, params=probe_params, timeout=30).json().get("total") == 0
+    observation = {
+        "resourceType": "Observation", "status": "final",
+        "code": {"coding": [{"system": "urn:trial-eligibility:criterion", "code": "ecg"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": date.today().isoformat(), "valueBoolean": True,
+    }
+    created = requests.post(probe, json=observation, timeout=30,
+                            headers={"Content-Type": "application/fhir+json"})
+    assert created.status_code == 201, created.text
+    obs_ref = f"Observation/{created.json()['id']}"
+    # HAPI's cache is live: without Cache-Control: no-cache the same search misses it.
+    assert requests.get(probe, params=probe_params, timeout=30).json().get("total") == 0
+
+    def updated() -> dict[str, Any] | None:
+        with FhirClient(settings) as client:
+            (subject,) = client.search("ResearchSubject", {"identifier": identifier})
+        ecg = _criterion(subject, "ecg")
+        return ecg if ecg["result"] == "met" else None
+
+    ecg = wait_until(updated, timeout=CACHE_WINDOW - (time.monotonic() - warmed),
+                     what="HAPI's notification to re-screen with the new Observation")
+    assert obs_ref in ecg["evidence"]
+    assert time.monotonic() - warmed < CACHE_WINDOW
