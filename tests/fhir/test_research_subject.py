@@ -119,6 +119,16 @@ def test_every_criterion_is_readable_from_the_resource_alone():
     }
 
 
+def test_each_criterion_says_whether_it_is_an_inclusion_or_an_exclusion():
+    hiv = CriterionResult(id="hiv", result="not-met", reason="Excluded: HIV infection recorded",
+                          evidence=("Condition/3",), type="exclusion")
+    resource = _build(_study(HB_LOW, hiv))
+    crit = _criteria(resource)
+    assert crit["hemoglobin"]["type"] == ["inclusion"]
+    assert crit["hiv"]["type"] == ["exclusion"]
+    assert crit["hiv"]["result"] == ["not-met"]  # not-met: the exclusion applies (api.md)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
