@@ -332,7 +332,26 @@ def _index(record: PatientRecord, mappings: Mappings) -> None:
             for name in entry.concepts:
                 index.setdefault(name, []).append(entry)
     for entries in index.values():
-        entries.sort(key=lambda e: e.when.day if e.when else date.min, reverse=True)
+        entries.sort(key=_newest_first_key, reverse=True)
+
+
+def _newest_first_key(entry: Entry) -> tuple[date, str, str]:
+    """Day, then the time as written, then the id: the same order whatever order the server
+    sent the resources in (two results on one day must not be decided by arrival order)."""
+    resource = entry.resource
+    written = ""
+    for key in ("effectiveDateTime", "effectiveInstant", "issued", "performedDateTime",
+                "onsetDateTime", "recordedDate", "occurrenceDateTime"):
+        value = resource.get(key)
+        if isinstance(value, str):
+            written = value
+            break
+    else:
+        period = resource.get("effectivePeriod")
+        if isinstance(period, dict) and isinstance(period.get("start"), str):
+            written = period["start"]
+    day = entry.when.day if entry.when else date.min
+    return day, written, str(resource.get("id") or "")
 
 
 def _observation_entries(record: PatientRecord, mappings: Mappings) -> Iterator[Entry]:

@@ -111,3 +111,34 @@ def test_unconvertible_unit_is_unknown(unit, value):
     hb = next(c for c in evaluation.studies[0].criteria if c.id == "hemoglobin")
     assert hb.result == "unknown"
     assert "cannot be converted" in hb.reason
+
+
+def test_the_order_resources_arrive_in_never_changes_a_result():
+    """Two results of one concept on one day: the same one decides whichever the server sent
+    first (a HAPI read and an in-memory read of one record gave different lymphocytes)."""
+    from datetime import date
+
+    from service.engine.evaluate import evaluate_patient
+    from service.mappings import load_mappings
+    from service.settings import REPO_ROOT
+
+    mappings = load_mappings(REPO_ROOT / "mappings")
+    patient = {"resourceType": "Patient", "id": "p", "birthDate": "2015-01-01",
+               "gender": "female"}
+
+    def lymphocytes(oid: str, when: str, value: str) -> dict:
+        return {"resourceType": "Observation", "id": oid, "status": "final",
+                "subject": {"reference": "Patient/p"}, "effectiveDateTime": when,
+                "code": {"coding": [{"system": "http://loinc.org", "code": "731-0"}]},
+                "valueQuantity": {"value": float(value), "unit": "10*9/L",
+                                  "system": "http://unitsofmeasure.org", "code": "10*9/L"}}
+
+    low = lymphocytes("a", "2026-11-10T08:00:00Z", "0.5")
+    high = lymphocytes("b", "2026-11-10T16:00:00Z", "1.5")
+    results = set()
+    for order in ([patient, low, high], [patient, high, low]):
+        evaluation = evaluate_patient(order, mappings, date(2026, 11, 15), ["pediatric-ln-cart"],
+                                      patient_id="p")
+        crit = {c.id: c for c in evaluation.studies[0].criteria}["lymphocytes"]
+        results.add((crit.result, crit.evidence))
+    assert results == {("met", ("Observation/b",))}  # the later one, the same both ways
