@@ -75,6 +75,12 @@ def test_what_we_build_passes_both_the_schema_and_the_model():
         rs.validate_with_model(resource)
 
 
+def _part(resource: dict[str, Any], index: int, url: str) -> dict[str, Any]:
+    """The sub-extension `url` of the resource's extension number `index` (found by name, so
+    a part added to the criterion extension does not shift what a mutation touches)."""
+    return next(p for p in resource["extension"][index]["extension"] if p["url"] == url)
+
+
 INVALID = {
     "unknown status": lambda r: r.update(status="maybe"),
     "no individual": lambda r: r.pop("individual"),
@@ -82,19 +88,15 @@ INVALID = {
     "unknown element": lambda r: r.update(colour="blue"),
     "empty reference": lambda r: r["study"].update(reference=""),
     "identifier not a list": lambda r: r.update(identifier=r["identifier"][0]),
-    "number as string": lambda r: r["extension"][1]["extension"][4]["valueQuantity"].update(
-        value="59"),
-    "code with a space at the end": lambda r: r["extension"][1]["extension"][2].update(
-        valueCode="met "),
-    "date that is no date": lambda r: r["extension"][0]["extension"][0].update(
-        valueDate="15.11.2026"),
-    "dateTime without zone": lambda r: r["extension"][0]["extension"][1].update(
+    "number as string": lambda r: _part(r, 1, "value")["valueQuantity"].update(value="59"),
+    "code with a space at the end": lambda r: _part(r, 1, "result").update(valueCode="met "),
+    "date that is no date": lambda r: _part(r, 0, "asOf").update(valueDate="15.11.2026"),
+    "dateTime without zone": lambda r: _part(r, 0, "evaluated").update(
         valueDateTime="2026-11-15T08:30:00"),
     "two values in one extension": lambda r: r["extension"][1]["extension"][0].update(
         valueString="x"),
     "extension without url": lambda r: r["extension"][1]["extension"][0].pop("url"),
-    "integer that is a float": lambda r: r["extension"][4]["extension"][4].update(
-        valueInteger=1.5),
+    "integer that is a float": lambda r: _part(r, 4, "value").update(valueInteger=1.5),
     "boolean as string": lambda r: r["extension"][1]["extension"].append(
         {"url": "flag", "valueBoolean": "true"}),
     "null element": lambda r: r.update(assignedArm=None),
