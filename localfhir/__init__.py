@@ -93,16 +93,7 @@ class LocalServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the server by pid (SIGTERM, then SIGKILL after `timeout` seconds)."""
         _running.discard(self)
-        if self._process.poll() is not None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self._process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
+        terminate(self._process, timeout)
 
     def __enter__(self) -> LocalServer:
         return self
@@ -184,3 +175,18 @@ def start_local_server(
     reason = "exited" if process.poll() is not None else f"was not ready after {timeout:.0f} s"
     last = "\n".join(list(output)[-20:]) or "(no output)"
     raise LocalFhirError(f"the local FHIR server {reason}:\n{last}")
+
+
+def terminate(process: subprocess.Popen[str], timeout: float) -> None:
+    """Stop a child by its pid: SIGTERM, then SIGKILL after `timeout` seconds (the test servers
+    of tests/support stop their processes this way too)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass

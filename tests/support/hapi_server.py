@@ -7,13 +7,14 @@ import collections
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from localfhir import terminate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HAPI_DIR = REPO_ROOT / "hapi"
@@ -120,16 +121,7 @@ class HapiServer:
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM by pid (Jetty and the database shut down), SIGKILL after `timeout` s."""
         _running.discard(self)
-        if self._process.poll() is not None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self._process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
+        terminate(self._process, timeout)
 
     def __repr__(self) -> str:
         return f"HapiServer(base_url={self.base_url!r}, pid={self.pid})"

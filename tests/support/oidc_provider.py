@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from localfhir import terminate
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 START_SCRIPT = OIDC_DIR / "start.mjs"
@@ -77,16 +78,7 @@ class OidcProvider:
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the provider by pid: SIGTERM, then SIGKILL after `timeout` seconds."""
-        if self._process.poll() is not None:
-            return
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-            self._process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self._process.wait(timeout=timeout)
-        except ProcessLookupError:
-            pass
+        terminate(self._process, timeout)
 
     def __repr__(self) -> str:
         return f"OidcProvider(issuer={self.issuer!r}, pid={self.pid})"
