@@ -163,6 +163,19 @@ def _weight(kg: float, days_before: int = 10) -> dict[str, Any]:
     return obs("29463-7", kg, "kg", day(days_before))
 
 
+def _ranged(statement: dict[str, Any], low: float, high: float) -> dict[str, Any]:
+    """The statement with a once-daily doseRange of low-high mg."""
+    dose_range = {"low": quantity(low, "mg"), "high": quantity(high, "mg")}
+    timing = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    return statement | {"dosage": [{"timing": timing, "doseAndRate": [{"doseRange": dose_range}]}]}
+
+
+def _twice_or_thrice(mg: float) -> dict[str, Any]:
+    """A Dosage of `mg` two to three times a day (frequencyMax)."""
+    repeat = {"frequency": 2, "frequencyMax": 3, "period": 1, "periodUnit": "d"}
+    return {"timing": {"repeat": repeat}, "doseAndRate": [{"doseQuantity": quantity(mg, "mg")}]}
+
+
 @pytest.mark.parametrize(("resources", "expected"), [
     # Mycophenolate mofetil >= 1500 mg/day for >= 90 days inside the last 365 days.
     ([med_statement(RX_MMF, day(100), day(10), dose=(750, "mg"), frequency=2)], "met"),
@@ -177,6 +190,18 @@ def _weight(kg: float, days_before: int = 10) -> dict[str, Any]:
     ([med_statement(RX_AZA, day(100), day(10), dose=(90, "mg")), _weight(60, 366)],
      "unknown"),
     ([med_statement(RX_AZA, day(100), day(10), dose=(1.5, "mg/kg"))], "met"),
+    # A dose or frequency range decides only when every dose it allows gives the same answer
+    # (criteria.md); a range across the threshold is unknown, never met or not-met.
+    ([_ranged(med_statement(RX_MMF, day(100), day(10)), 1500, 2000)], "met"),
+    ([_ranged(med_statement(RX_MMF, day(100), day(10)), 500, 1000)], "not-met"),
+    ([_ranged(med_statement(RX_MMF, day(100), day(10)), 1000, 2000)], "unknown"),
+    ([med_statement(RX_MMF, day(100), day(10), dose=(750, "mg"), frequency=2)
+      | {"dosage": [_twice_or_thrice(750)]}], "met"),
+    ([med_statement(RX_MMF, day(100), day(10))
+      | {"dosage": [_twice_or_thrice(500)]}], "unknown"),          # 1000-1500 mg/day
+    ([_ranged(med_statement(RX_AZA, day(100), day(10)), 90, 120), _weight(60)], "met"),
+    ([_ranged(med_statement(RX_AZA, day(100), day(10)), 60, 120), _weight(60)], "unknown"),
+    ([_ranged(med_statement(RX_AZA, day(100), day(10)), 30, 60), _weight(60)], "not-met"),
     # A dose that cannot be read: unknown, never met or not-met.
     ([med_statement(RX_MMF, day(100), day(10))], "unknown"),
     ([], "unknown"),   # no medication history at all

@@ -37,8 +37,11 @@ def _names(ctx: Context, names: tuple[str, ...]) -> str:
 
 
 def _dose(ctx: Context, crit: CriterionMapping, use: MedicationUse, kg: Measurement | None
-          ) -> tuple[Decimal | None, str | None]:
-    """The use's daily dose in the rule's unit (mg/day or mg/kg/day), or why it is unknown."""
+          ) -> tuple[tuple[Decimal, Decimal] | None, str | None]:
+    """The use's daily dose as (lowest, highest) in the rule's unit (mg/day or mg/kg/day), both
+    ends equal for an exact dose; or None and why it is unknown. A dose or frequency range
+    (doseRange, frequencyMax, periodMax) keeps both ends so that it decides only when every
+    value it allows gives the same answer (criteria.md)."""
     factor = Decimal(1)
     if crit.params.get("equivalent") == "prednisone":
         factors = [f for n in use.concepts
@@ -48,18 +51,29 @@ def _dose(ctx: Context, crit: CriterionMapping, use: MedicationUse, kg: Measurem
             return None, f"no prednisone equivalent for {use.ref}"
         factor = factors[0]
     per_kg_wanted = "min_mg_per_kg_day" in crit.params
-    if use.daily_mg is None and use.daily_mg_per_kg is None:
+    mg, mg_per_kg = _bounds(use.daily_mg, use.daily_mg_range), _bounds(
+        use.daily_mg_per_kg, use.daily_mg_per_kg_range)
+    if mg is None and mg_per_kg is None:
         return None, f"dose of {use.ref} unknown"
-    if per_kg_wanted and use.daily_mg_per_kg is not None:
-        return use.daily_mg_per_kg * factor, None
-    if not per_kg_wanted and use.daily_mg is not None:
-        return use.daily_mg * factor, None
+    if per_kg_wanted and mg_per_kg is not None:
+        return _scaled(mg_per_kg, factor), None
+    if not per_kg_wanted and mg is not None:
+        return _scaled(mg, factor), None
     if kg is None or kg.value <= 0:
         return None, "no body weight to convert between mg and mg/kg"
-    if per_kg_wanted and use.daily_mg is not None:
-        return use.daily_mg * factor / kg.value, None
-    assert use.daily_mg_per_kg is not None
-    return use.daily_mg_per_kg * factor * kg.value, None
+    if per_kg_wanted and mg is not None:
+        return _scaled(mg, factor / kg.value), None
+    assert mg_per_kg is not None
+    return _scaled(mg_per_kg, factor * kg.value), None
+
+
+def _bounds(exact: Decimal | None, span: tuple[Decimal, Decimal] | None
+            ) -> tuple[Decimal, Decimal] | None:
+    return (exact, exact) if exact is not None else span
+
+
+def _scaled(bounds: tuple[Decimal, Decimal], factor: Decimal) -> tuple[Decimal, Decimal]:
+    return bounds[0] * factor, bounds[1] * factor
 
 
 @rule("daily-dose", {
@@ -99,7 +113,12 @@ def daily_dose(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         if dose is None:
             gaps.append(problem or f"dose of {use.ref} unknown")
             continue
-        if dose < minimum:
+        lowest, highest = dose
+        if highest < minimum:
+            continue
+        if lowest < minimum:  # a range whose ends fall on both sides of the threshold
+            gaps.append(f"dose range of {use.ref} ({fmt(lowest)}-{fmt(highest)} {unit}) "
+                        f"spans {fmt(minimum)} {unit}")
             continue
         if not use.period_known:
             gaps.append(f"period of {use.ref} unknown")
