@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
-from service.fhir.client import ClientFactory, FhirApi
+from service.fhir.api import ClientFactory, FhirApi
 from service.mappings import Mappings, load_mappings
 from service.settings import Settings
 

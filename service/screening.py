@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.engine.results import PatientEvaluation
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirApi, record_resources
+from service.fhir.api import FhirApi
 from service.fhir.errors import (
     FhirConflict,
     FhirError,
@@ -22,6 +22,7 @@ from service.fhir.errors import (
     FhirProtocolError,
 )
 from service.fhir.queries import normalize_patient_id, query_string, record_queries
+from service.fhir.record_read import record_resources
 from service.fhir.research_study import with_enrollment
 
 if TYPE_CHECKING:

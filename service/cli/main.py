@@ -534,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from service.log_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    from service.fhir.client import FhirError
+    from service.fhir.errors import FhirError
     from service.mappings import MappingError
 
     try:

@@ -1,8 +1,7 @@
-"""The one HTTP boundary to the FHIR R4 server: retries, errors, paging, auth, record reads."""
+"""The one HTTP boundary to the FHIR R4 server: requests, paging, auth, record reads."""
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
@@ -11,147 +10,34 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-import urllib3
 
 from service.fhir import queries as retrieval
-from service.fhir import smart_auth
+from service.fhir import retries
+from service.fhir.api import ClientFactory, FhirApi
 from service.fhir.errors import (
     FhirAuthError,
-    FhirConflict,
     FhirError,
-    FhirFatalError,
-    FhirNotFound,
     FhirProtocolError,
-    FhirRecordTooLarge,
     FhirTemporaryError,
+    error_class,
     failed_outcome,
+    outcome_message,
+    status_of,
 )
-from service.fhir.subjects import belongs_to
+from service.fhir.record_read import record_resources
+from service.fhir.smart_tokens import SmartTokens
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 USER_AGENT = "trial-eligibility/0.1"
-# Exponential backoff: 0.5 s, 1 s, 2 s, ... capped, with full jitter so workers spread out.
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 30.0
-# A server asking us to wait longer than this gets a temporary error instead of a blocked
-# worker; the error carries retry_after so the job queue (or a 503 answer) can pass it on.
-MAX_RETRY_AFTER_SECONDS = 60.0
 _RESOURCE_TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_TRANSPORT_ERRORS = (
-    requests.Timeout,
-    requests.ConnectionError,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
 
-
-def outcome_message(body: Any) -> str | None:
-    """The human-readable text of an OperationOutcome (most severe issues first)."""
-    if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
-        return None
-    order = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
-    issues = [i for i in body.get("issue") or () if isinstance(i, Mapping)]
-    issues.sort(key=lambda i: order.get(str(i.get("severity")), 4))
-    texts = []
-    for issue in issues:
-        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
-        text = text or issue.get("code")
-        if isinstance(text, str) and text.strip() and text.strip() not in texts:
-            texts.append(text.strip())
-    if not texts:
-        return None
-    message = "; ".join(texts)
-    return message if len(message) <= 500 else message[:497] + "..."
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-def _status_of(entry_status: Any) -> int | None:
-    # Bundle entry statuses look like "200 OK" (HAPI) or "200" (others).
-    match = re.match(r"\s*(\d{3})", str(entry_status or ""))
-    return int(match.group(1)) if match else None
-
-
-def _error_class(status: int) -> type[FhirError]:
-    if status in (404, 410):
-        return FhirNotFound
-    if status in (401, 403):
-        return FhirAuthError
-    if status in (409, 412):
-        return FhirConflict
-    if status in (408, 429) or status >= 500:
-        return FhirTemporaryError
-    return FhirFatalError
-
-
-def _never_sent(exc: Exception) -> bool:
-    # True when the request surely did not reach the server (safe to retry even a POST).
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.NewConnectionError) or isinstance(
-        exc.args[0] if exc.args else None, urllib3.exceptions.NewConnectionError
-    )
-
-
-def _idempotent_bundle(bundle: Mapping[str, Any]) -> bool:
-    for entry in bundle.get("entry") or ():
-        request = entry.get("request") or {}
-        method = str(request.get("method", "")).upper()
-        if method == "POST" and not request.get("ifNoneExist"):
-            return False
-        if method not in ("GET", "HEAD", "PUT", "DELETE", "POST"):
-            return False
-    return True
-
-
-class FhirApi(Protocol):
-    """What the use cases need of a FHIR client: FhirClient, or a test's fake."""
-
-    settings: Settings
-
-    def capabilities(self) -> dict[str, Any]: ...
-
-    def read(self, resource_type: str, resource_id: str) -> dict[str, Any]: ...
-
-    def search(
-        self,
-        resource_type: str,
-        params: Mapping[str, Any] | Sequence[tuple[str, str]] | None = None,
-    ) -> Iterator[dict[str, Any]]: ...
-
-    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def transaction(self, bundle: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def run_queries(
-        self, queries: Sequence[retrieval.Query]
-    ) -> dict[str, list[dict[str, Any]]]: ...
-
-
-# The seam where tests swap the FHIR client (settings in, a client out).
-ClientFactory = Callable[[Settings], FhirApi]
 
 
 class FhirClient:
@@ -186,17 +72,9 @@ class FhirClient:
         self._lock = threading.Lock()
         self._request_count = 0
         self._token_request_count = 0
-        self._token_lock = threading.Lock()
-        self._token: smart_auth.AccessToken | None = None
-        self._token_url = settings.smart_token_url
-        self._key: smart_auth.PrivateKey | None = None
+        self._tokens: SmartTokens | None = None
         if settings.fhir_auth == "smart":
-            try:
-                self._key = smart_auth.load_private_key(
-                    settings.smart_private_key_path or "", settings.smart_alg
-                )
-            except smart_auth.SmartAuthError as exc:
-                raise FhirAuthError(str(exc)) from None
+            self._tokens = SmartTokens(settings, self._request, clock)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -233,68 +111,9 @@ class FhirClient:
         if mode == "bearer":
             return {"Authorization": f"Bearer {self.settings.fhir_bearer_token}"}
         if mode == "smart":
-            return {"Authorization": f"Bearer {self._smart_token()}"}
+            assert self._tokens is not None
+            return {"Authorization": f"Bearer {self._tokens.current()}"}
         return {}
-
-    def _smart_token(self) -> str:
-        # One thread fetches, the others wait and reuse the cached token.
-        with self._token_lock:
-            if self._token is None or not self._token.usable(self._clock()):
-                self._token = self._fetch_token()
-            return self._token.value
-
-    def _drop_token(self, used: str | None) -> None:
-        with self._token_lock:
-            if self._token is not None and self._token.value == used:
-                self._token = None
-
-    def _discover_token_url(self) -> str:
-        config = self._request(
-            "GET",
-            f"{self.base_url}/.well-known/smart-configuration",
-            what="SMART discovery",
-            authenticate=False,
-            accept="application/json",
-        )
-        try:
-            return smart_auth.token_endpoint_from_configuration(config, self.settings.smart_alg)
-        except smart_auth.SmartAuthError as exc:
-            raise FhirAuthError(f"SMART discovery: {exc}") from None
-
-    def _fetch_token(self) -> smart_auth.AccessToken:
-        if not self._token_url:
-            self._token_url = self._discover_token_url()
-        token_url = self._token_url
-        settings = self.settings
-        assert self._key is not None
-
-        def form() -> dict[str, str]:
-            # A new assertion (new jti, fresh exp) for every attempt: servers reject replays.
-            assertion = smart_auth.client_assertion(
-                client_id=settings.smart_client_id or "",
-                token_url=token_url,
-                key=self._key,  # type: ignore[arg-type]
-                alg=settings.smart_alg,
-                kid=settings.smart_key_id,
-                now=self._clock(),
-            )
-            return smart_auth.token_request_form(assertion, settings.smart_scope)
-
-        body = self._request(
-            "POST",
-            token_url,
-            form=form,
-            what="SMART token request",
-            authenticate=False,
-            accept="application/json",
-            token_endpoint=True,
-        )
-        try:
-            token = smart_auth.parse_token_response(body, self._clock())
-        except smart_auth.SmartAuthError as exc:
-            raise FhirAuthError(f"SMART token request: {exc}") from None
-        log.info("SMART access token obtained (valid for %.0f s)", token.expires_at - self._clock())
-        return token
 
     # ------------------------------------------------------------------ transport
 
@@ -304,14 +123,6 @@ class FhirClient:
                 self._token_request_count += 1
             else:
                 self._request_count += 1
-
-    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
-        if retry_after is not None:
-            if retry_after > MAX_RETRY_AFTER_SECONDS:
-                return None
-            return retry_after
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt))
-        return ceiling * self._jitter()
 
     def _request(
         self,
@@ -358,12 +169,12 @@ class FhirClient:
                     timeout=self.settings.fhir_timeout,
                     allow_redirects=False,
                 )
-            except _TRANSPORT_ERRORS as exc:
+            except retries.TRANSPORT_ERRORS as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
                 error: FhirError = FhirTemporaryError(
                     f"{what}: connection to {urlsplit(url).netloc} {kind} ({type(exc).__name__})"
                 )
-                may_retry = idempotent or _never_sent(exc)
+                may_retry = idempotent or retries.never_sent(exc)
             else:
                 status = response.status_code
                 if (
@@ -374,7 +185,8 @@ class FhirClient:
                 ):
                     # The token may have been revoked or expired early: one fresh token, once.
                     refreshed = True
-                    self._drop_token(used_token)
+                    assert self._tokens is not None
+                    self._tokens.drop(used_token)
                     log.info("%s: 401, refreshing the SMART access token once", what)
                     continue
                 if 200 <= status < 300:
@@ -383,7 +195,7 @@ class FhirClient:
                 may_retry = error.retryable and (idempotent or status in (429, 503))
             if not may_retry or attempt >= self.settings.fhir_max_retries:
                 raise error
-            delay = self._backoff(attempt, error.retry_after)
+            delay = retries.backoff_delay(attempt, error.retry_after, self._jitter)
             if delay is None:
                 raise error
             attempt += 1
@@ -420,11 +232,11 @@ class FhirClient:
         self, response: requests.Response, what: str, *, token_endpoint: bool = False
     ) -> FhirError:
         status = response.status_code
-        cls = _error_class(status)
+        cls = error_class(status)
         if token_endpoint and 400 <= status < 500 and cls is not FhirTemporaryError:
             # invalid_client, invalid_scope, unauthorized_client...: the credentials are wrong.
             cls = FhirAuthError
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+        retry_after = retries.parse_retry_after(response.headers.get("Retry-After"), self._clock())
         body: Any = None
         try:
             body = response.json()
@@ -567,7 +379,7 @@ class FhirClient:
             self.base_url,
             json_body=bundle,
             what=what,
-            idempotent=_idempotent_bundle(bundle),
+            idempotent=retries.idempotent_bundle(bundle),
         )
         self._check_bundle_answer(answer, f"{kind}-response", entries, what)
         return answer
@@ -587,7 +399,7 @@ class FhirClient:
 
     def _entry_error(self, entry: Any, what: str) -> FhirError | None:
         answer = entry.get("response") if isinstance(entry, dict) else None
-        status = _status_of((answer or {}).get("status"))
+        status = status_of((answer or {}).get("status"))
         if status is None:
             return FhirProtocolError(f"{what}: batch entry without a response status")
         if 200 <= status < 300:
@@ -600,7 +412,7 @@ class FhirClient:
         detail = outcome_message((answer or {}).get("outcome")) or outcome_message(
             entry.get("resource")
         )
-        cls = _error_class(status)
+        cls = error_class(status)
         return cls(f"{what}: {status}: {detail or 'no OperationOutcome'}", status=status)
 
     def run_queries(self, queries: Sequence[retrieval.Query]) -> dict[str, list[dict[str, Any]]]:
@@ -624,46 +436,4 @@ class FhirClient:
         return record_resources(self.run_queries(queries), pid, self.base_url)
 
 
-_WRITE_BACK_LABELS = frozenset({"ResearchSubject", "ResearchStudy"})
-
-
-def record_resources(
-    results: Mapping[str, list[dict[str, Any]]],
-    patient_id: str | None = None,
-    base_url: str | None = None,
-) -> list[dict[str, Any]]:
-    """The clinical record from run_queries' results: Patient first, each resource once.
-
-    With patient_id, only resources about that patient are kept (subject relative, or
-    absolute on base_url): a server answering with another patient's resources, or with
-    resources naming no patient, never has them used for this one.
-    """
-    seen: set[tuple[str, str]] = set()
-    record: list[dict[str, Any]] = []
-    order = ["Patient", *(label for label in results if label != "Patient")]
-    for label in order:
-        if label in _WRITE_BACK_LABELS:
-            continue
-        for resource in results.get(label, ()):
-            key = (str(resource.get("resourceType")), str(resource.get("id")))
-            if key in seen:
-                continue
-            if patient_id is not None and not belongs_to(resource, patient_id, base_url):
-                continue
-            seen.add(key)
-            record.append(resource)
-    return record
-
-
-__all__ = [
-    "FhirAuthError",
-    "FhirClient",
-    "FhirConflict",
-    "FhirError",
-    "FhirFatalError",
-    "FhirNotFound",
-    "FhirProtocolError",
-    "FhirRecordTooLarge",
-    "FhirTemporaryError",
-    "record_resources",
-]
+__all__ = ["ClientFactory", "FhirApi", "FhirClient"]

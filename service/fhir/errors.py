@@ -1,7 +1,9 @@
-"""FHIR errors as a tree: `retryable` says whether trying again later can help."""
+"""FHIR errors as a tree (`retryable` says whether trying again later can help), and the
+reading of a server's error answer into one of them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,3 +67,42 @@ def failed_outcome(body: Any) -> bool:
         return False
     return any(isinstance(i, Mapping) and i.get("severity") in ("error", "fatal")
                for i in body.get("issue") or ())
+
+
+def outcome_message(body: Any) -> str | None:
+    """The human-readable text of an OperationOutcome (most severe issues first)."""
+    if not isinstance(body, Mapping) or body.get("resourceType") != "OperationOutcome":
+        return None
+    order = {"fatal": 0, "error": 1, "warning": 2, "information": 3}
+    issues = [i for i in body.get("issue") or () if isinstance(i, Mapping)]
+    issues.sort(key=lambda i: order.get(str(i.get("severity")), 4))
+    texts = []
+    for issue in issues:
+        text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+        text = text or issue.get("code")
+        if isinstance(text, str) and text.strip() and text.strip() not in texts:
+            texts.append(text.strip())
+    if not texts:
+        return None
+    message = "; ".join(texts)
+    return message if len(message) <= 500 else message[:497] + "..."
+
+
+def status_of(entry_status: Any) -> int | None:
+    """The code of a Bundle entry status."""
+    # Bundle entry statuses look like "200 OK" (HAPI) or "200" (others).
+    match = re.match(r"\s*(\d{3})", str(entry_status or ""))
+    return int(match.group(1)) if match else None
+
+
+def error_class(status: int) -> type[FhirError]:
+    """The error class of an HTTP status: temporary (retry may help) or fatal."""
+    if status in (404, 410):
+        return FhirNotFound
+    if status in (401, 403):
+        return FhirAuthError
+    if status in (409, 412):
+        return FhirConflict
+    if status in (408, 429) or status >= 500:
+        return FhirTemporaryError
+    return FhirFatalError

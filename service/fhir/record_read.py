@@ -1,9 +1,10 @@
-"""One patient-record read: a batch of searches, then rounds of next pages, with the caps held."""
+"""One patient-record read: a batch of searches, then rounds of next pages, with the caps held;
+and the record it gives (each resource once, only this patient's)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from service.fhir.errors import (
     FhirRecordTooLarge,
     failed_outcome,
 )
+from service.fhir.subjects import belongs_to
 
 if TYPE_CHECKING:
     from service.fhir.client import FhirClient
@@ -233,3 +235,34 @@ def _next_link(bundle: dict[str, Any]) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
             next_link = str(link["url"])
     return next_link
+
+
+_WRITE_BACK_LABELS = frozenset({"ResearchSubject", "ResearchStudy"})
+
+
+def record_resources(
+    results: Mapping[str, list[dict[str, Any]]],
+    patient_id: str | None = None,
+    base_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """The clinical record from run_queries' results: Patient first, each resource once.
+
+    With patient_id, only resources about that patient are kept (subject relative, or
+    absolute on base_url): a server answering with another patient's resources, or with
+    resources naming no patient, never has them used for this one.
+    """
+    seen: set[tuple[str, str]] = set()
+    record: list[dict[str, Any]] = []
+    order = ["Patient", *(label for label in results if label != "Patient")]
+    for label in order:
+        if label in _WRITE_BACK_LABELS:
+            continue
+        for resource in results.get(label, ()):
+            key = (str(resource.get("resourceType")), str(resource.get("id")))
+            if key in seen:
+                continue
+            if patient_id is not None and not belongs_to(resource, patient_id, base_url):
+                continue
+            seen.add(key)
+            record.append(resource)
+    return record

@@ -163,7 +163,7 @@ def _fhir_client(body: dict[str, Any]) -> Any:
 
 def _gather(body: dict[str, Any], pid: str) -> list[dict[str, Any]]:
     """Prefetched resources, with whatever is missing read from the allow-listed fhirServer."""
-    from service.fhir.client import FhirError
+    from service.fhir.errors import FhirError
 
     prefetch = body.get("prefetch") or {}
     if not isinstance(prefetch, dict):

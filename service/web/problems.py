@@ -82,7 +82,7 @@ def problem_response(problem: Problem) -> Response:
 
 def problem_from_fhir_error(exc: Exception, *, patient_id: str | None = None) -> Problem:
     """Map FhirNotFound -> 404, FhirTemporaryError -> 503 + Retry-After, other FhirError -> 502."""
-    from service.fhir.client import FhirNotFound, FhirTemporaryError
+    from service.fhir.errors import FhirNotFound, FhirTemporaryError
 
     if isinstance(exc, FhirNotFound):
         what = f"Patient/{patient_id}" if patient_id else "The resource"
@@ -134,7 +134,7 @@ def retry_after_seconds(exc: Exception, default: int = 30) -> int:
 
 def register_error_handlers(app: Flask) -> None:
     """Answer every error, including Flask's own and unexpected ones, as problem+json."""
-    from service.fhir.client import FhirError
+    from service.fhir.errors import FhirError
 
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app
 
-from service.fhir.client import ClientFactory
+from service.fhir.api import ClientFactory
 from service.queue.jobs import JobQueue
 from service.screener import ScreeningService
 from service.settings import Settings

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from service.cli.progress import ScreeningProgress
 from service.fhir.candidates import every_patient_id
-from service.fhir.client import FhirClient, record_resources
+from service.fhir.client import FhirClient
 from service.fhir.queries import record_queries
+from service.fhir.record_read import record_resources
 from service.mappings import load_mappings
 from service.settings import Settings
 

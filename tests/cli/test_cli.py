@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from service.cli import main as cli
-from service.fhir.client import FhirTemporaryError
+from service.fhir.errors import FhirTemporaryError
 from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscriptions_transaction
 from service.settings import REPO_ROOT, Settings, is_loopback
 from service.web import gunicorn_conf
@@ -97,7 +97,7 @@ def test_usage_errors_exit_2(screener, args):
 
 
 def test_errors_are_rows_and_exit_1(screener, capsys):
-    from service.fhir.client import FhirNotFound
+    from service.fhir.errors import FhirNotFound
 
     screener.errors["gone"] = FhirNotFound("no", status=404)
     assert cli.main(["screen", "p1", "gone"]) == 1

@@ -10,7 +10,8 @@ import pytest
 import responses
 
 from service.cli.main import _queue_label
-from service.fhir.client import FhirClient, FhirProtocolError
+from service.fhir.client import FhirClient
+from service.fhir.errors import FhirProtocolError
 from service.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.security

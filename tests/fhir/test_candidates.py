@@ -9,7 +9,8 @@ import pytest
 
 from service.fhir import candidates
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirClient, FhirProtocolError
+from service.fhir.client import FhirClient
+from service.fhir.errors import FhirProtocolError
 from service.mappings import load_mappings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,7 @@ import pytest
 import requests
 import responses
 
-from service.fhir.client import (
-    BACKOFF_BASE_SECONDS,
+from service.fhir.errors import (
     FhirAuthError,
     FhirConflict,
     FhirError,
@@ -21,8 +20,8 @@ from service.fhir.client import (
     FhirRecordTooLarge,
     FhirTemporaryError,
     outcome_message,
-    parse_retry_after,
 )
+from service.fhir.retries import BACKOFF_BASE_SECONDS, parse_retry_after
 from tests.support.fhir_testkit import BASE, hapi
 
 FHIR_JSON = "application/fhir+json;charset=utf-8"

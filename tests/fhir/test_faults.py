@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.fhir import client as fhir_client
+from service.fhir import retries as fhir_retries
 from service.queue import jobs
 from service.settings import Settings
 from tests.support.fault_proxy import FaultProxy, is_read, is_transaction
@@ -32,7 +32,7 @@ FAST = {
 
 @pytest.fixture(autouse=True)
 def _short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fhir_client, "BACKOFF_BASE_SECONDS", 0.02)
+    monkeypatch.setattr(fhir_retries, "BACKOFF_BASE_SECONDS", 0.02)
 
 
 @pytest.fixture

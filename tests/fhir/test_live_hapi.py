@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from service.fhir.client import FhirClient, FhirRecordTooLarge
+from service.fhir.client import FhirClient
+from service.fhir.errors import FhirRecordTooLarge
 
 pytestmark = pytest.mark.live
 

@@ -16,7 +16,8 @@ import requests
 from fhir.resources.R4B.researchsubject import ResearchSubject
 
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirClient, FhirNotFound, FhirTemporaryError
+from service.fhir.client import FhirClient
+from service.fhir.errors import FhirNotFound, FhirTemporaryError
 from service.mappings import load_mappings
 from service.screening import ensure_research_studies, screen_patient
 

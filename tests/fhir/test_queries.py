@@ -9,13 +9,8 @@ import pytest
 import responses
 
 from service.fhir import queries as retrieval
-from service.fhir.client import (
-    FhirFatalError,
-    FhirNotFound,
-    FhirProtocolError,
-    FhirTemporaryError,
-    record_resources,
-)
+from service.fhir.errors import FhirFatalError, FhirNotFound, FhirProtocolError, FhirTemporaryError
+from service.fhir.record_read import record_resources
 from tests.support.fhir_testkit import BASE, hapi
 
 PT1 = {"reference": "Patient/pt-1"}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import responses
 
-from service.fhir.client import FhirError
+from service.fhir.errors import FhirError
 from service.mappings import load_mappings
 from service.screening import screen_patient
 from tests.support.fhir_testkit import BASE
@@ -176,7 +176,7 @@ def test_this_patients_diagnosis_is_used(fhir, mappings, subject):
 def test_deeply_nested_answers_are_a_protocol_error_not_a_crash(fhir, status):
     # Issue 13, finding 6: the answer parser's RecursionError is a FhirProtocolError like any
     # other unreadable answer (REST: 502), also in an error answer's body.
-    from service.fhir.client import FhirProtocolError, FhirTemporaryError
+    from service.fhir.errors import FhirProtocolError, FhirTemporaryError
 
     deep = b"[" * 200_000 + b"]" * 200_000
     responses.get(f"{BASE}/Patient/{PID}", body=deep, status=status, content_type=FHIR_JSON)

@@ -14,7 +14,7 @@ import responses
 
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirConflict, FhirNotFound, FhirTemporaryError
+from service.fhir.errors import FhirConflict, FhirNotFound, FhirTemporaryError
 from service.mappings import load_mappings
 from service.screening import PatientLocks, screen_patient
 from tests.support.fhir_testkit import BASE, hapi

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from service.fhir import smart_auth
-from service.fhir.client import FhirAuthError
+from service.fhir.errors import FhirAuthError
 from tests.support.fhir_testkit import BASE, hapi
 
 TOKEN_URL = "http://hapi.test/auth/token"

@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from service.fhir.client import FhirAuthError, FhirClient
+from service.fhir.client import FhirClient
+from service.fhir.errors import FhirAuthError
 from tests.support.oidc_provider import OidcProviderUnavailable, start_oidc_provider
 from tests.support.smart_resource_server import SmartResourceServer
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from service.fhir.client import FhirNotFound, FhirTemporaryError
+from service.fhir.errors import FhirNotFound, FhirTemporaryError
 from service.queue import jobs
 from service.queue.jobs import JobQueue
 from service.settings import REPO_ROOT, Settings

@@ -106,7 +106,7 @@ class FakeClient:
         self.requests: list[tuple[str, Any]] = []
 
     def capabilities(self) -> dict[str, Any]:
-        from service.fhir.client import FhirTemporaryError
+        from service.fhir.errors import FhirTemporaryError
 
         self.requests.append(("metadata", None))
         if not self.up:

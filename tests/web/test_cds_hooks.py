@@ -304,7 +304,7 @@ def test_fhir_server_failure_is_412(make_app, jwks_file, keys):
 
     class Failing(FakeClient):
         def read(self, rtype, rid):
-            from service.fhir.client import FhirTemporaryError
+            from service.fhir.errors import FhirTemporaryError
             raise FhirTemporaryError("timeout")
 
     app.extensions["eligibility"].client_factory = lambda s: Failing(s)

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from service.engine.record import RecordError
-from service.fhir.client import FhirFatalError, FhirNotFound, FhirTemporaryError
+from service.fhir.errors import FhirFatalError, FhirNotFound, FhirTemporaryError
 from tests.support.fakes import real_mappings, wait_until
 
 TOKEN = "s3cret-token-for-tests-0123456789"

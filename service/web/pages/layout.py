@@ -9,7 +9,7 @@ from flask import Response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from service.fhir.client import FhirError, FhirNotFound
+from service.fhir.errors import FhirError, FhirNotFound
 from service.web.pages import bp, pages
 from service.web.services import services
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Response, abort, render_template
 from markupsafe import Markup, escape
 
-from service.fhir.client import FhirError
+from service.fhir.errors import FhirError
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
 from service.web.pages.subjects import Row, label

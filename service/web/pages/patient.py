@@ -10,7 +10,6 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirError, FhirNotFound, FhirTemporaryError
 from service.fhir.confirmations import (
     CONSENT_POLICY_PREFIX,
     CRITERION_SYSTEM,
@@ -24,6 +23,7 @@ from service.fhir.confirmations import (
     entered_in_error,
     workflow_update,
 )
+from service.fhir.errors import FhirError, FhirNotFound, FhirTemporaryError
 from service.fhir.queries import FHIR_ID, batch_bundle, normalize_patient_id
 from service.web.pages import bp, pages
 from service.web.pages.evidence import Evidence, summarize
