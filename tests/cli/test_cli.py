@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from service.cli import main as cli
+from service.cli import screen as screen_cmd
 from service.fhir.errors import FhirTemporaryError
 from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscriptions_transaction
 from service.settings import REPO_ROOT, Settings, is_loopback
@@ -223,21 +224,21 @@ def test_all_keeps_a_bounded_window_in_flight_and_writes_in_order(screener, caps
     fake_client = FakeClient(Settings(), resources={"Patient": patients})
     screener.client = lambda: fake_client
     started, written, most = [], [], [0]
-    real_screen_one = cli._screen_one
+    real_screen_one = screen_cmd.screen_one
 
     def counting(screener_, pid, *rest):
         started.append(pid)
         most[0] = max(most[0], len(started) - len(written))
         return real_screen_one(screener_, pid, *rest)
 
-    real_write = cli._ResultSink.write
+    real_write = screen_cmd.ResultSink.write
 
     def recording(self, row):
         written.append(row.patient)
         return real_write(self, row)
 
-    monkeypatch.setattr(cli, "_screen_one", counting)
-    monkeypatch.setattr(cli._ResultSink, "write", recording)
+    monkeypatch.setattr(screen_cmd, "screen_one", counting)
+    monkeypatch.setattr(screen_cmd.ResultSink, "write", recording)
     assert cli.main(["screen", "--all", "--every-patient", "--workers", "2", "--csv"]) == 0
     assert written == [p["id"] for p in patients]
     assert most[0] <= 4 * 2 + 1  # the window, plus the one submitted as a result is taken
