@@ -117,7 +117,8 @@ class Screener:
         self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """The api.md eligibility body; reads only (never writes to the FHIR server)."""
-        from service.screening import failures_classified, screen_patient
+        from service.screening import screen_patient
+        from service.screening_failures import failures_classified
 
         with self._lock:
             known = dict(self._research_studies or {})
@@ -132,7 +133,8 @@ class Screener:
         self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """Evaluate and write the ResearchSubjects; {"result": body, "researchSubjects": refs}."""
-        from service.screening import failures_classified, screen_patient
+        from service.screening import screen_patient
+        from service.screening_failures import failures_classified
 
         client = self.client()
         with failures_classified():
@@ -155,7 +157,7 @@ class Screener:
     ) -> Any:
         """Evaluate resources already in hand (CDS Hooks prefetch): a PatientEvaluation."""
         from service.engine.evaluate import evaluate_patient
-        from service.screening import failures_classified
+        from service.screening_failures import failures_classified
 
         with failures_classified():
             return evaluate_patient(

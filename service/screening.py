@@ -17,8 +17,6 @@ from service.fhir import research_subject as rs
 from service.fhir.api import FhirApi
 from service.fhir.errors import (
     FhirConflict,
-    FhirError,
-    FhirNotFound,
     FhirProtocolError,
 )
 from service.fhir.queries import normalize_patient_id, query_string, record_queries
@@ -29,77 +27,6 @@ if TYPE_CHECKING:
     from service.mappings import Mappings
 
 log = logging.getLogger(__name__)
-
-
-class ScreeningFailure(Exception):
-    """A screening that could not be done, classified once for every surface.
-
-    `kind` is one of not-found, unavailable (retrying later may help), fhir-error, record
-    (this patient's record cannot be evaluated) or write-back. `reason` is public: it never
-    quotes the FHIR server's own message, which may quote other patients' records.
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        reason: str,
-        *,
-        retryable: bool = False,
-        retry_after: float | None = None,
-        status: int | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.status = status
-
-
-def classify_failure(exc: BaseException) -> ScreeningFailure | None:
-    """The ScreeningFailure an exception means, or None when it is a bug (not a known failure)."""
-    from service.engine.record import RecordError
-
-    if isinstance(exc, ScreeningFailure):
-        return exc
-    if isinstance(exc, FhirNotFound):
-        return ScreeningFailure("not-found", "patient not found on the FHIR server",
-                                status=exc.status)
-    if isinstance(exc, FhirError):
-        if exc.status is not None:
-            # The server's own message may quote records: give its status only.
-            reason = f"the FHIR server answered HTTP {exc.status} ({type(exc).__name__})"
-        else:  # errors of our own making (transport, paging, oversized record): no status
-            reason = _first_line(exc)
-        return ScreeningFailure(
-            "unavailable" if exc.retryable else "fhir-error", reason,
-            retryable=exc.retryable, retry_after=exc.retry_after, status=exc.status,
-        )
-    if isinstance(exc, RecordError):
-        # No Patient, STU3/R5 data: the message is about this patient's own record.
-        return ScreeningFailure("record", _first_line(exc))
-    if isinstance(exc, rs.WriteBackError):
-        return ScreeningFailure("write-back", _first_line(exc))
-    return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:300]
-
-
-@contextmanager
-def failures_classified() -> Iterator[None]:
-    """Turn the known failures of a screening into ScreeningFailure; let bugs through."""
-    try:
-        yield
-    except ScreeningFailure:
-        raise
-    except Exception as exc:
-        failure = classify_failure(exc)
-        if failure is None:
-            raise
-        raise failure from exc
 
 
 class PatientLocks:

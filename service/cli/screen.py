@@ -80,7 +80,7 @@ def screen_one(
     from service.cli.tables import PatientRow
     from service.fhir.queries import FHIR_ID
     from service.log_setup import escape_controls
-    from service.screening import ScreeningFailure
+    from service.screening_failures import ScreeningFailure
 
     if not FHIR_ID.fullmatch(pid):
         # --all takes ids from the server: a bad one is a failed row, shown escaped, and never

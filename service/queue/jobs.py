@@ -290,7 +290,7 @@ class JobQueue:
             self.store.unlock(patient_lock, worker)
 
     def _handle_failure(self, task: TaskRecord, worker: str, exc: Exception) -> None:
-        from service.screening import classify_failure
+        from service.screening_failures import classify_failure
 
         failure = classify_failure(exc)
         kind = "bug" if failure is None else "temporary" if failure.retryable else "fatal"

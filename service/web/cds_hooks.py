@@ -245,7 +245,7 @@ def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dic
 @auth_mode("cds")
 def patient_view() -> Response:
     """Cards for the studies the patient is eligible for or a potential candidate of."""
-    from service.screening import ScreeningFailure
+    from service.screening_failures import ScreeningFailure
 
     svc = services()
     _authenticate(f"{svc.settings.public_url}/cds-services/{SERVICE_ID}")

@@ -12,7 +12,7 @@ from typing import Any
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult, Value
 from service.mappings import Mappings, load_mappings
 from service.screener import Screener
-from service.screening import failures_classified
+from service.screening_failures import failures_classified
 from service.settings import REPO_ROOT, Settings
 from tests.support.polling import wait_until  # noqa: F401 - re-exported for the web and queue tests
 
