@@ -239,14 +239,14 @@ def _nothing_usable(concept: Concept, name: str, entries: list[Entry], after: in
                         f"({searched_codes(concept)})")
 
 
-def _unit_of(value: Reading, entry: Entry, concept: Concept) -> tuple[str | None, str]:
+def unit_of(value: Reading, resource: dict[str, Any], concept: Concept) -> tuple[str | None, str]:
     """The unit a reading is in, and a note when it had to be assumed."""
     if value.unit is not None or not value.from_text:
         return value.unit, ""
     # A number written as text often leaves the unit to the reference range, or to the one
     # unit every lab uses for the analyte; with a molar mass (mass or moles) the unit is
     # ambiguous and stays missing.
-    unit = _reference_unit(entry.resource)
+    unit = _reference_unit(resource)
     if unit is None and concept.molar_mass is None:
         return concept.unit, " (no unit given, read as the usual unit)"
     return unit, ""
@@ -276,7 +276,7 @@ def latest_quantity(
     when = entry.when.day  # type: ignore[union-attr]
     number_text = (f"{fmt(value.low)}-{fmt(value.high)}" if value.high is not None
                    else f"{value.comparator or ''}{fmt(value.low)}")
-    unit, assumed = _unit_of(value, entry, concept)
+    unit, assumed = unit_of(value, entry.resource, concept)
     original = f"{number_text} {unit}".strip() if unit else number_text
     if not in_window(when, as_of, lookback):
         return Lookup(None, f"no {name} within {lookback} days (latest {original} on "

@@ -3,7 +3,8 @@
 The UCUM grammar and unit table come from `ucumvert` (a maintained UCUM parser on top of
 pint). pint computes in floats, so only the *factor* between two units is taken from it,
 rounded to 12 significant digits, cached per unit pair, and applied to the value as a
-Decimal: values are never compared across units or in binary floating point.
+Decimal: values are never compared across units or in binary floating point. Units on an
+offset scale (Cel, [degF]) convert by a slope and an offset taken the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Context, Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -121,6 +122,22 @@ def _to_decimal(value: float) -> Decimal:
     return Decimal(f"{value:.12g}")
 
 
+# Microscope fields: a count per high power field is not a count per low power field, but the
+# UCUM table gives both fields no dimension, so pint would convert them into each other and into
+# plain numbers ("%" to "/[HPF]"). A unit with a field converts only to the same unit.
+_FIELDS = ("[HPF]", "[LPF]")
+
+
+def _field_check(source: str, target: str) -> bool:
+    """True when both are the same per-field unit (annotations aside); UnitError when a field
+    unit would be converted to anything else; False when no field unit is involved."""
+    if not any(f in source or f in target for f in _FIELDS):
+        return False
+    if _ANNOTATION.sub("", source) == _ANNOTATION.sub("", target):
+        return True
+    raise UnitError(f"cannot convert {source!r} to {target!r} (counts per microscope field)")
+
+
 @lru_cache(maxsize=4096)
 def factor(source: str, target: str, molar_mass: Decimal | None = None) -> Decimal:
     """Decimal factor so that value[source] * factor = value[target]; UnitError if impossible.
@@ -129,7 +146,7 @@ def factor(source: str, target: str, molar_mass: Decimal | None = None) -> Decim
     umol/L to mg/dL, mmol/L to g/L (haemoglobin), mg/mmol to g/g (a ratio to creatinine, whose
     molar mass the concept then carries). Nothing else crosses dimensions.
     """
-    if source == target:
+    if source == target or _field_check(source, target):
         return Decimal(1)
     try:
         return _to_decimal(_factor_float(source, target))
@@ -151,10 +168,45 @@ def factor(source: str, target: str, molar_mass: Decimal | None = None) -> Decim
         raise UnitError(f"cannot convert {source!r} to {target!r}") from None
 
 
+# Significant digits an offset-scale conversion is rounded to: the slope and offset come from
+# pint in binary floating point (as factors do), so 100.4 [degF] gives 38.0000000000224 Cel
+# before rounding and exactly 38 after, and a boundary is decided on the value, not float noise.
+_OFFSET_DIGITS = Context(prec=12)
+
+
+@lru_cache(maxsize=256)
+def offset_scale(source: str, target: str) -> tuple[Decimal, Decimal]:
+    """(slope, offset) so that value[source] * slope + offset = value[target], for units on an
+    offset scale (UCUM's Cel and [degF]); UnitError if impossible."""
+    registry = _ureg()
+    try:
+        src, dst = _quantity(source), _quantity(target)
+        zero = registry.Quantity(0.0 * src.magnitude, src.units).to(dst.units).magnitude
+        one = registry.Quantity(1.0 * src.magnitude, src.units).to(dst.units).magnitude
+    except UnitError:
+        raise
+    except Exception:  # noqa: BLE001 - pint's DimensionalityError and friends
+        raise UnitError(f"cannot convert {source!r} to {target!r}") from None
+    scale = float(dst.magnitude)
+    return _to_decimal((one - zero) / scale), _to_decimal(zero / scale)
+
+
+def _convert_one(value: Decimal, source: str, target: str, molar_mass: Decimal | None
+                 ) -> Decimal:
+    """One spelling converted: by a factor, else (offset scales) by slope and offset."""
+    if _field_check(source, target):
+        return value
+    try:
+        return value * factor(source, target, molar_mass)
+    except UnitError:
+        slope, offset = offset_scale(source, target)
+        return _OFFSET_DIGITS.plus(value * slope + offset)
+
+
 def convertible(source: str, target: str, molar_mass: Decimal | None) -> bool:
     """Whether `source` converts to `target` (with the molar mass when given)."""
     try:
-        factor(source, target, molar_mass)
+        _convert_one(Decimal(1), source, target, molar_mass)
     except UnitError:
         return False
     return True
@@ -174,7 +226,7 @@ def convert(
         raise UnitError(f"no unit given; cannot compare with {target!r}")
     for spelled in candidates:
         try:
-            return value * factor(spelled, target, molar_mass)
+            return _convert_one(value, spelled, target, molar_mass)
         except UnitError:
             continue
     raise UnitError(f"cannot convert {source!r} to {target!r}")

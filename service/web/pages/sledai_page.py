@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from service.engine import sledai
+from service.engine import sledai, sledai_labs
+from service.engine.record import build_record
+from service.fhir.client import record_resources
 from service.fhir.confirmations import create_with_provenance, created_reference, sledai_observation
+from service.fhir.queries import record_queries
 from service.web.pages import bp, pages
 from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404
 from service.web.pages.signin import coordinator, signed_in
@@ -19,16 +21,18 @@ from service.web.services import services
 log = logging.getLogger(__name__)
 
 
-def findings_for(pid: str) -> dict[str, sledai.Finding]:
-    """The lab descriptors read from the patient's Observations in the window."""
+def findings_for(pid: str) -> dict[str, sledai_labs.Finding]:
+    """The lab descriptors of the patient's record: the engine's own record read (every mapped
+    code, one batch) and the engine's own function, so the worksheet and the `sledai-2k`
+    reason agree."""
     state = pages()
-    as_of = state.today()
-    window = state.settings.sledai_window_days
-    start = as_of - timedelta(days=window)
-    codes = ",".join(sorted(sledai.ALL_LAB_CODES))
-    params = [("subject", f"Patient/{pid}"), ("code", codes), ("date", f"gt{start.isoformat()}")]
-    resources = list(services().screener.client().search("Observation", params))
-    return sledai.lab_findings(resources, as_of, window)
+    screener = services().screener
+    client = screener.client()
+    queries = record_queries(pid, screener.mappings.observation_codes(),
+                             page_size=client.settings.fhir_page_size)
+    resources = record_resources(client.run_queries(queries), pid, client.settings.fhir_base_url)
+    record = build_record(resources, screener.mappings, pid)
+    return sledai_labs.lab_findings(record, state.today(), state.settings.sledai_window_days)
 
 
 @bp.route("/patients/<raw_id>/sledai")
