@@ -9,9 +9,9 @@ from flask import flash, redirect, render_template, request, url_for
 
 from service.engine import sledai, sledai_labs
 from service.engine.record import build_record
-from service.fhir.client import record_resources
 from service.fhir.confirmations import create_with_provenance, created_reference, sledai_observation
 from service.fhir.queries import record_queries
+from service.fhir.record_read import record_resources
 from service.web.pages import bp, pages
 from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404
 from service.web.pages.signin import coordinator, signed_in
