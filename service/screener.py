@@ -161,5 +161,6 @@ class Screener:
 
         with failures_classified():
             return evaluate_patient(
-                resources, self.mappings, as_of, studies, patient_id=patient_id
+                resources, self.mappings, as_of, studies, patient_id=patient_id,
+                sledai_window_days=self.settings.sledai_window_days,
             )

@@ -329,7 +329,7 @@ def _screen_once(
     # The refs let a confirmation that names a study in Observation.focus count for it.
     evaluation = evaluate_patient(
         record, mappings, as_of, studies=keys if studies else None, patient_id=pid,
-        research_studies=refs,
+        research_studies=refs, sledai_window_days=client.settings.sledai_window_days,
     )
     if not write:
         return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})

@@ -10,6 +10,7 @@ from types import MappingProxyType
 from service.engine.medications import MedicationUse, medication_uses
 from service.engine.model import Concept, Mappings
 from service.engine.record import PatientRecord
+from service.engine.sledai_labs import WINDOW_DAYS
 
 
 @dataclass
@@ -24,6 +25,9 @@ class Context:
     # Study key -> "ResearchStudy/<id>" on the FHIR server, when the caller knows them
     # (a confirmation's Observation.focus names a study by such a reference).
     research_studies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Days of laboratory results the SLEDAI-2K lower bound reads (SLEDAI_WINDOW_DAYS), the
+    # same window as the worksheet's, so that the two always give the same total.
+    sledai_window_days: int = WINDOW_DAYS
 
     def concept(self, name: str) -> Concept:
         """The concept of that name (the loader checked every name a criterion uses)."""

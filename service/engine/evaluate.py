@@ -13,6 +13,7 @@ from service.engine.decide import decide
 from service.engine.model import Mappings
 from service.engine.record import PatientRecord, RecordError, build_record
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult
+from service.engine.sledai_labs import WINDOW_DAYS
 
 __all__ = ["RecordError", "UnknownStudyError", "evaluate_patient", "evaluate_record"]
 
@@ -38,11 +39,13 @@ def _select(mappings: Mappings, studies: Sequence[str] | None) -> list[str]:
 
 def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
                     studies: Sequence[str] | None = None, *, strict: bool = False,
-                    research_studies: Mapping[str, str] | None = None) -> PatientEvaluation:
+                    research_studies: Mapping[str, str] | None = None,
+                    sledai_window_days: int = WINDOW_DAYS) -> PatientEvaluation:
     """Evaluate an already built PatientRecord.
 
     `research_studies` maps study keys to their "ResearchStudy/<id>" on the FHIR server, so
     a confirmation naming a study by that reference counts for that study only.
+    `sledai_window_days` is the look-back of the SLEDAI-2K laboratory lower bound.
     """
     keys = _select(mappings, studies)
     results = []
@@ -51,7 +54,8 @@ def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
         study = mappings.studies[key]
         # Medication uses do not depend on the study: computed once for all of them.
         ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key, _uses=uses,
-                      research_studies=MappingProxyType(dict(research_studies or {})))
+                      research_studies=MappingProxyType(dict(research_studies or {})),
+                      sledai_window_days=sledai_window_days)
         criteria = []
         for crit in study.criteria:
             try:
@@ -79,6 +83,7 @@ def evaluate_patient(
     aliases: Iterable[str] = (),
     strict: bool = False,
     research_studies: Mapping[str, str] | None = None,
+    sledai_window_days: int = WINDOW_DAYS,
 ) -> PatientEvaluation:
     """Decide every criterion of the chosen studies (all by default) for one patient.
 
@@ -88,4 +93,5 @@ def evaluate_patient(
     _select(mappings, studies)
     record = build_record(resources, mappings, patient_id=patient_id, aliases=aliases)
     return evaluate_record(record, mappings, as_of, studies, strict=strict,
-                           research_studies=research_studies)
+                           research_studies=research_studies,
+                           sledai_window_days=sledai_window_days)

@@ -145,9 +145,11 @@ def with_lab_lower_bound(
     findings = lab_findings(record, as_of, window_days)
     total, _ = lower_bound(findings)
     refs = evidence_of(findings.values())
+    window = f"results of the last {window_days} days"
     reason = (f"{unknown.reason.rstrip('.')}; {lower_bound_reason(findings)} "
-              f"(a lower bound: score the clinical items with the SLEDAI-2K worksheet).")
+              f"({window}; a lower bound: score the clinical items with the SLEDAI-2K "
+              "worksheet).")
     if total == 0:
-        reason = (f"{unknown.reason.rstrip('.')}; lab items alone score 0 (score the clinical "
-                  "items with the SLEDAI-2K worksheet).")
+        reason = (f"{unknown.reason.rstrip('.')}; lab items alone score 0 ({window}; score the "
+                  "clinical items with the SLEDAI-2K worksheet).")
     return replace(unknown, reason=reason, evidence=tuple(dict.fromkeys(unknown.evidence + refs)))

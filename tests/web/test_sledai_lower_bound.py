@@ -51,14 +51,14 @@ LABS = [
 ]
 
 
-@pytest.fixture
-def app(fresh_fhir_server, tmp_path: Path) -> Iterator[Any]:
+@pytest.fixture(params=[30], ids=["window-30-days"])
+def app(request, fresh_fhir_server, tmp_path: Path) -> Iterator[Any]:
     from service.web.app import create_app
 
     settings = Settings().with_overrides(
         fhir_base_url=fresh_fhir_server.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
         users_db=tmp_path / "users.sqlite", screen_as_of=AS_OF, embedded_workers=0,
-        session_secret="test-session-secret-" + "x" * 32)
+        session_secret="test-session-secret-" + "x" * 32, sledai_window_days=request.param)
     application = create_app(settings)
     screener = application.extensions["eligibility"].screener
     for pid, labs in ((PLAIN, []), (WITH_LABS, LABS)):
@@ -117,3 +117,16 @@ def test_the_worksheet_and_the_engine_agree_on_the_same_record(app):
     for key in ("fever", "thrombocytopenia", "hematuria", "proteinuria"):
         assert re.search(rf'value="{key}" checked', page), key
     assert not re.search(r'value="leukopenia" checked', page)
+
+
+@pytest.mark.parametrize("app", [4], ids=["window-4-days"], indirect=True)
+def test_sledai_window_days_sets_the_window_of_the_engine_and_the_worksheet_alike(app):
+    """SLEDAI_WINDOW_DAYS=4: the fever of 3 days ago counts, the platelets and urine of 5 days
+    ago do not, on the ResearchSubject and on the worksheet alike."""
+    criterion = _sledai_criterion(app, LN, WITH_LABS)
+    assert "lab items alone score 1: fever 1 (results of the last 4 days;" in criterion.reason
+    assert f"Observation/{WITH_LABS}-plt" not in criterion.evidence
+    page = _signed_in(app).get(f"/patients/{WITH_LABS}/sledai").get_data(as_text=True)
+    assert re.search(r"alone score <strong>1</strong>", page)
+    assert re.search(r'value="fever" checked', page)
+    assert not re.search(r'value="thrombocytopenia" checked', page)

@@ -69,7 +69,8 @@ def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     lookup = latest_quantity(ctx.record, concept, ctx.as_of, crit.params.get("lookback_days"))
     if lookup.measurement is None:
         if concept.name == "sledai-2k":  # no score: the reason gives the lab items' lower bound
-            return with_lab_lower_bound(lookup_unknown(crit, lookup), ctx.record, ctx.as_of)
+            return with_lab_lower_bound(lookup_unknown(crit, lookup), ctx.record, ctx.as_of,
+                                        ctx.sledai_window_days)
         return lookup_unknown(crit, lookup)
     m = lookup.measurement
     washed = _washout(ctx, crit, m)
