@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.benchmarks import hapi_column
 from tests.benchmarks.synthetic import REPO_ROOT
 
 # Every figure the JSON must hold (dotted paths); the smoke test checks them all.
@@ -95,10 +96,11 @@ def get(figures: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def missing_keys(figures: Mapping[str, Any]) -> list[str]:
-    """FIGURE_KEYS absent from the figures."""
+def missing_keys(figures: Mapping[str, Any], *, keys: tuple[str, ...] = FIGURE_KEYS,
+                 hapi: bool = False) -> list[str]:
+    """`keys` (and with `hapi` the HAPI column's) absent from the figures."""
     out = []
-    for path in FIGURE_KEYS:
+    for path in keys + (hapi_column.FIGURE_KEYS if hapi else ()):
         try:
             get(figures, path)
         except KeyError:
@@ -246,9 +248,7 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         add("  finding the candidates (two searches)", _fmt(cand["finding_seconds"], " s"))
 
     if "hapi" in f:  # --hapi: the same round trips and latency on real HAPI
-        from tests.benchmarks.hapi_column import rows as hapi_rows
-
-        for name, value in hapi_rows(dict(f)):
+        for name, value in hapi_column.rows(dict(f)):
             add(name, value)
     return out
 

@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 from service.mappings import load_mappings  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from tests.benchmarks import report, run, synthetic  # noqa: E402
+from tests.benchmarks import hapi_column, report, run, synthetic  # noqa: E402
 from tests.benchmarks.fhir_server import CountingSession, start_server  # noqa: E402
 from tests.benchmarks.roundtrips import naive_requests  # noqa: E402
 
@@ -62,6 +62,31 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
     assert prevalence["candidates"]["non_candidates_written"] == 0
     assert prevalence["candidates"]["patients"] == prevalence["lupus_patients"] == 1
     assert prevalence["every_patient"]["patients"] == 60
+
+
+@pytest.mark.hapi
+def test_hapi_column_produces_every_figure(hapi_server, hapi_seeded) -> None:
+    """The `--hapi` column at its smallest (one seed copy, a one-year heavy record, one
+    repetition) on the session's HAPI: every figure is there and the table prints them."""
+    from service.fhir.client import FhirClient
+
+    mappings = load_mappings(Settings().mappings_dir)
+    client = FhirClient(run.bench_fhir.settings_for(hapi_server.base_url, fhir_timeout=300))
+    seed = synthetic.seed_records()[0]
+    _, ids = run.bench_fhir.load_population(
+        client, [synthetic.lupus_patient("bench-hapi-smoke", 0, [seed])])
+    figures = {"hapi": hapi_column.measure(hapi_server.base_url, mappings, ids, heavy_years=1,
+                                           reps=1, log=lambda _: None)}
+    figures["hapi"].update(start_seconds=hapi_server.ready_seconds, java_opts="test tier")
+    assert report.missing_keys(figures, keys=(), hapi=True) == []
+    hapi = figures["hapi"]
+    # Counts that are facts about HAPI, not timings: the read budget holds there too.
+    assert (hapi["ours"]["reads"], hapi["ours"]["rescreen_writes"]) == (1, 0)
+    assert hapi["naive"]["reads"] > hapi["ours"]["reads"]
+    assert hapi["heavy"]["reads"] >= 1 and hapi["latency"]["patients"] == 1
+    printed = hapi_column.rows(figures)
+    assert printed[0][0].startswith("7 On HAPI 8.4.0")
+    assert all(value and "None" not in value for _, value in printed[1:])
 
 
 @pytest.mark.integration
