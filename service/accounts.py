@@ -60,7 +60,8 @@ class Accounts:
         self._ready = False
 
     @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection to the store inside one transaction (every process shares the file)."""
         with self._lock:
             if not self._ready:
                 # Created on first use (an app that never signs anyone in leaves no file).
@@ -89,7 +90,7 @@ class Accounts:
         if len(password) < MIN_PASSWORD:
             raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
         shown = (display or name).strip()[:100] or name
-        with self._db() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO users (name, display, role, hash, created) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -99,12 +100,12 @@ class Accounts:
 
     def exists(self, name: str) -> bool:
         """True when the account exists."""
-        with self._db() as db:
+        with self.transaction() as db:
             return db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone() is not None
 
     def get(self, name: str) -> User | None:
         """The account, or None."""
-        with self._db() as db:
+        with self.transaction() as db:
             row = db.execute(
                 "SELECT name, display, role FROM users WHERE name = ?", (name,)
             ).fetchone()
@@ -112,18 +113,18 @@ class Accounts:
 
     def list(self) -> list[User]:
         """Every account, by name."""
-        with self._db() as db:
+        with self.transaction() as db:
             rows = db.execute("SELECT name, display, role FROM users ORDER BY name").fetchall()
         return [User(*r) for r in rows]
 
     def remove(self, name: str) -> bool:
         """Delete the account; True when it existed."""
-        with self._db() as db:
+        with self.transaction() as db:
             return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
     def verify(self, name: str, password: str) -> User | None:
         """The account when the password matches, else None (same cost either way)."""
-        with self._db() as db:
+        with self.transaction() as db:
             row = db.execute(
                 "SELECT name, display, role, hash FROM users WHERE name = ?", (name,)
             ).fetchone()
@@ -135,7 +136,7 @@ class Accounts:
         if row is None:
             return None
         if self._hasher.check_needs_rehash(stored):
-            with self._db() as db:
+            with self.transaction() as db:
                 db.execute(
                     "UPDATE users SET hash = ? WHERE name = ?",
                     (self._hasher.hash(password), name),
@@ -144,7 +145,7 @@ class Accounts:
 
     def swap_visit(self, user: str, page: str, now: float) -> float | None:
         """Record a visit of `page` now; the previous visit's time (None the first time)."""
-        with self._db() as db:
+        with self.transaction() as db:
             row = db.execute(
                 "SELECT seen FROM visits WHERE user = ? AND page = ?", (user, page)
             ).fetchone()

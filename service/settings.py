@@ -137,6 +137,16 @@ class Settings:
     frame_ancestors: str = "'self'"
     sledai_window_days: int = 30
     screen_as_of: date | None = None  # pages screen as of this date (demo); None: today
+    # Failed password sign-ins (local accounts): this many within the window lock the user
+    # name, or the client address, for the lock-out period (OWASP authentication cheat sheet).
+    signin_max_failures: int = 5
+    # An address may be a ward's shared workstation or NAT: a higher bound than per name.
+    signin_max_failures_per_address: int = 20
+    signin_window_minutes: int = 15
+    signin_lockout_minutes: int = 15
+    # Reverse proxies in front of the service that append X-Forwarded-For (0: the socket
+    # peer is the client; only trusted hops are read, so a client cannot forge its address).
+    trusted_proxy_hops: int = 0
 
     @property
     def notify_endpoint_base(self) -> str:
@@ -206,6 +216,17 @@ class Settings:
             "frame_ancestors": get("FRAME_ANCESTORS", cls.frame_ancestors),
             "sledai_window_days": _int(env, "SLEDAI_WINDOW_DAYS", cls.sledai_window_days, 1),
             "screen_as_of": _date(get("SCREEN_AS_OF")),
+            "signin_max_failures": _int(env, "SIGNIN_MAX_FAILURES", cls.signin_max_failures, 1),
+            "signin_max_failures_per_address": _int(
+                env, "SIGNIN_MAX_FAILURES_PER_ADDRESS", cls.signin_max_failures_per_address, 1
+            ),
+            "signin_window_minutes": _int(
+                env, "SIGNIN_WINDOW_MINUTES", cls.signin_window_minutes, 1
+            ),
+            "signin_lockout_minutes": _int(
+                env, "SIGNIN_LOCKOUT_MINUTES", cls.signin_lockout_minutes, 1
+            ),
+            "trusted_proxy_hops": _int(env, "TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
         }
         settings = cls(**values)
         settings.validate()
@@ -245,6 +266,15 @@ class Settings:
             _http_url("OIDC_ISSUER", self.oidc_issuer)
             if not self.oidc_client_id or not self.oidc_client_secret:
                 raise SettingsError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        for name, value, minimum in (
+            ("SIGNIN_MAX_FAILURES", self.signin_max_failures, 1),
+            ("SIGNIN_MAX_FAILURES_PER_ADDRESS", self.signin_max_failures_per_address, 1),
+            ("SIGNIN_WINDOW_MINUTES", self.signin_window_minutes, 1),
+            ("SIGNIN_LOCKOUT_MINUTES", self.signin_lockout_minutes, 1),
+            ("TRUSTED_PROXY_HOPS", self.trusted_proxy_hops, 0),
+        ):
+            if value < minimum:
+                raise SettingsError(f"{name}={value} must be >= {minimum}")
         if any(c in self.frame_ancestors for c in ";,\r\n"):
             raise SettingsError(
                 f"FRAME_ANCESTORS={self.frame_ancestors!r}: space-separated sources only"

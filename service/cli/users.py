@@ -1,4 +1,4 @@
-"""`eligibility users add|list|remove`: local accounts of the coordinator pages."""
+"""`eligibility users add|list|remove|unlock`: local accounts of the coordinator pages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from service.accounts import ROLES, AccountError, Accounts
 from service.settings import Settings
+from service.signin_throttle import SignInThrottle
 
 DEMO_USER = "demo"
 
@@ -30,6 +31,9 @@ def add_parser(sub: Any) -> None:
     remove = action.add_parser("remove", help="delete an account")
     remove.add_argument("name")
     remove.set_defaults(func=cmd_users_remove)
+    unlock = action.add_parser("unlock", help="lift a sign-in lock after failed attempts")
+    unlock.add_argument("name")
+    unlock.set_defaults(func=cmd_users_unlock)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -67,6 +71,15 @@ def cmd_users_remove(settings: Settings, args: argparse.Namespace) -> int:
         print(f"account {args.name} removed")
         return 0
     print(f"eligibility users: no account {args.name}", file=sys.stderr)
+    return 1
+
+
+def cmd_users_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    """Lift the lock and failure count of a user name (exit 1 when there was none)."""
+    if SignInThrottle(Accounts(settings.users_db)).unlock(args.name.strip().lower()):
+        print(f"sign-in for {args.name} unlocked")
+        return 0
+    print(f"eligibility users: no lock or failed sign-in for {args.name}", file=sys.stderr)
     return 1
 
 

@@ -53,4 +53,12 @@ def create_app(
     for blueprint in (health.bp, rest.bp, notify.bp, webhooks.bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     install_pages(app, settings, accounts=accounts)  # coordinator pages (their own sign-in)
+    if settings.trusted_proxy_hops:
+        # The client address (sign-in throttling) is the one the trusted proxies saw; only
+        # X-Forwarded-For is read, PUBLIC_URL already says the scheme and host.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=0, x_host=0
+        )
     return app

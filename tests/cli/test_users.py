@@ -1,4 +1,4 @@
-"""`eligibility users add|list|remove` and the demo coordinator."""
+"""`eligibility users add|list|remove|unlock` and the demo coordinator."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from service.accounts import Accounts
 from service.cli.main import main
 from service.cli.users import demo_coordinator
 from service.settings import Settings
+from service.signin_throttle import Limits, SignInThrottle
 
 
 def test_users_add_list_remove(tmp_path, monkeypatch, capsys):
@@ -33,3 +34,16 @@ def test_the_demo_coordinator_can_sign_in_with_the_printed_password(tmp_path):
     password = message.split("sign in as demo / ")[1].split()[0]
     user = Accounts(settings.users_db).verify("demo", password)
     assert user is not None and user.role == "coordinator"
+
+
+def test_users_unlock_lifts_a_sign_in_lock(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "users.sqlite"
+    monkeypatch.setenv("USERS_DB", str(db))
+    throttle = SignInThrottle(Accounts(db), Limits(per_name=2))
+    for _ in range(2):
+        throttle.failed("casey", "10.0.0.1", now=1000.0)
+    assert throttle.locked_for("casey", "10.0.0.2", now=1001.0) > 0
+    assert main(["users", "unlock", "Casey"]) == 0
+    assert "unlocked" in capsys.readouterr().out
+    assert throttle.locked_for("casey", "10.0.0.2", now=1001.0) == 0
+    assert main(["users", "unlock", "casey"]) == 1

@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, current_app
 
 from service.accounts import Accounts
 from service.settings import Settings
+from service.signin_throttle import Limits, SignInThrottle
 
 bp = Blueprint(
     "pages", __name__, template_folder="templates", static_folder="static",
@@ -27,6 +28,7 @@ class Pages:
 
     settings: Settings
     accounts: Accounts
+    throttle: SignInThrottle
     oauth: Any = None  # Authlib client when OIDC_ISSUER is set
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -86,7 +88,15 @@ def install_pages(
         WTF_CSRF_CHECK_DEFAULT=False,  # checked by the pages only: the JSON API has tokens
     )
     CSRFProtect(app)
-    state = Pages(settings=settings, accounts=accounts or Accounts(settings.users_db))
+    accounts = accounts or Accounts(settings.users_db)
+    limits = Limits(
+        per_name=settings.signin_max_failures,
+        per_address=settings.signin_max_failures_per_address,
+        window_seconds=settings.signin_window_minutes * 60,
+        lockout_seconds=settings.signin_lockout_minutes * 60,
+    )
+    state = Pages(settings=settings, accounts=accounts,
+                  throttle=SignInThrottle(accounts, limits))
     if clock is not None:
         state.clock = clock
     if settings.oidc_issuer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -21,13 +22,16 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError, validate_csrf
 
-from service.accounts import User
+from service.accounts import NAME_RE, User
 from service.settings import Settings
+from service.signin_throttle import client_key
 from service.web.pages import bp, pages
 from service.web.requests_in import raw_body
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+# argon2 takes any length, but a megabyte of "password" is a request to burn CPU.
+MAX_PASSWORD_CHARS = 1024
 
 
 def current_user() -> User | None:
@@ -120,18 +124,62 @@ def login() -> Any:
     if request.method == "POST":
         if oidc:
             abort(404)
-        name = request.form.get("username", "").strip().lower()
-        password = request.form.get("password", "")
-        user = state.accounts.verify(name, password) if name and password else None
-        if user is None:
-            log.info("failed local sign-in")
-            return render_template(
-                "login.html", oidc=False, error="Wrong user name or password.",
-                next=request.form.get("next", ""),
-            ), 401
-        _start_session(user)
-        return redirect(_safe_next(request.form.get("next")))
+        return _password_sign_in()
     return render_template("login.html", oidc=oidc, error=None, next=request.args.get("next", ""))
+
+
+def _refused(error: str, status: int, **headers: str) -> Any:
+    page = render_template("login.html", oidc=False, error=error,
+                           next=request.form.get("next", ""))
+    return page, status, headers
+
+
+def _password_sign_in() -> Any:
+    """Check the form, then the locks, then the password; count what fails."""
+    state = pages()
+    name = request.form.get("username", "").strip().lower()
+    password = request.form.get("password", "")
+    if not NAME_RE.fullmatch(name) or not password or len(password) > MAX_PASSWORD_CHARS:
+        # No account can have this name or password: nothing is checked, counted or locked.
+        log.info("malformed sign-in form")
+        return _refused("Enter your user name and password.", 400)
+    address = client_key(request.remote_addr)
+    now = state.clock().timestamp()
+    wait = state.throttle.locked_for(name, address, now)
+    if wait:
+        # Refused before the password is looked at, for existing and unknown names alike.
+        log.warning("sign-in refused while locked (%s) from %s", _who(name), address)
+        return _locked(wait)
+    user = state.accounts.verify(name, password)
+    if user is None:
+        failure = state.throttle.failed(name, address, now)
+        limits = state.throttle.limits
+        log.info("failed local sign-in (%s) from %s: %d of %d for the name, %d of %d for the "
+                 "address", _who(name), address, failure.name_failures, limits.per_name,
+                 failure.address_failures, limits.per_address)
+        if failure.locked:
+            log.warning("sign-in locked for %d minutes: too many failures for the %s (%s, %s)",
+                        limits.lockout_seconds // 60, " and the ".join(failure.locked),
+                        _who(name), address)
+            return _locked(limits.lockout_seconds)
+        return _refused("Wrong user name or password.", 401)
+    state.throttle.succeeded(name)
+    _start_session(user)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+def _who(name: str) -> str:
+    # Logs name an account, never what was typed for an unknown one (it may be a password).
+    return f"account {name}" if pages().accounts.exists(name) else "unknown user name"
+
+
+def _locked(seconds: float) -> Any:
+    minutes = max(1, math.ceil(seconds / 60))
+    # The same words whether the account exists or not, and whatever was locked.
+    return _refused(
+        "Too many failed sign-in attempts. Sign-in is paused for this user name or this "
+        f"computer: try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask "
+        "your administrator.", 429, **{"Retry-After": str(math.ceil(seconds))})
 
 
 @bp.route("/login/oidc")
