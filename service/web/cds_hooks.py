@@ -237,7 +237,8 @@ def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dic
         "indicator": "info",
         "detail": "\n".join(lines),
         "source": {"label": SOURCE_LABEL, "url": svc.settings.public_url},
-        "links": [{"label": "Open the coordinator view", "url": link, "type": "absolute"}],
+        # Manual criteria's reasons point to its confirmation forms ("on the patient page").
+        "links": [{"label": "Open the patient page", "url": link, "type": "absolute"}],
     }
 
 

@@ -176,7 +176,7 @@ def test_one_card_per_eligible_or_potential_study(cds):
     assert card["source"]["label"]
     assert real_mappings().studies[SLE].title[:40] in card["summary"] + card["detail"]
     assert card["links"] == [{
-        "label": "Open the coordinator view", "type": "absolute",
+        "label": "Open the patient page", "type": "absolute",
         "url": f"{PUBLIC}/patients/p1#study-{SLE}",
     }]
     assert screener.calls[0][:2] == ("cds", "p1")
@@ -502,6 +502,11 @@ def test_seed_record_cards_match_the_engine(make_app, jwks_file, keys, monkeypat
         for crit in study.criteria:
             if crit.result == "unknown":
                 assert f"`{crit.id}`" in card["detail"]
+            if crit.result == "unknown" and crit.kind == "manual":
+                # A manual criterion says what is needed and where: the page the card links.
+                assert f"`{crit.id}`: {crit.reason}" in card["detail"]
+                assert "on the patient page" in crit.reason and "urn:" not in crit.reason
+                assert card["links"][0]["label"] == "Open the patient page"
 
 
 def test_fake_screener_is_a_screener():

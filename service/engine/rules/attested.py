@@ -17,6 +17,9 @@ from service.engine.results import CriterionResult
 CONSENT_POLICY_PREFIX = "urn:trial-eligibility:study:"
 MANUAL_SYSTEM = "urn:trial-eligibility:criterion"
 STUDY_SYSTEM = "urn:trial-eligibility:study"
+# Where a coordinator records it: the patient page has a form per manual criterion.
+WHERE = "Record it with the confirmation form on the patient page."
+WHERE_CONSENT = "Record it with the confirmation form on the patient page once it is signed."
 
 
 def _focus_studies(ctx: Context, resource: dict[str, Any]) -> set[str] | None:
@@ -98,7 +101,7 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         if not in_window(entry.when.day, ctx.as_of, lookback):
             return result(crit, "unknown",
                           f"The confirmation of {entry.when.day.isoformat()} is older than "
-                          f"{lookback} days; a person must confirm it again.",
+                          f"{lookback} days; a person must confirm it again. {WHERE}",
                           evidence=[entry.ref])
         answer = entry.resource.get("valueBoolean")
         if answer is True:
@@ -108,10 +111,15 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             return result(crit, "not-met",
                           f"A person recorded on {day(entry.when.day)} that it is not met.",
                           evidence=[entry.ref])
-    per_study = " naming this study's ResearchStudy in focus" if scope == "study" else ""
+    # What is needed is the mapping's criterion text; how an integrator records it is the
+    # README's ("Recording what a person confirms"), not a coordinator's concern.
+    per_study = " for this study" if scope == "study" else ""
     return result(crit, "unknown",
-                  "Needs confirmation by a person (record an Observation coded "
-                  f"{MANUAL_SYSTEM}|{crit.id} with valueBoolean{per_study}).")
+                  f"Needs a person to confirm{per_study}: {_needed(crit)}. {WHERE}")
+
+
+def _needed(crit: CriterionMapping) -> str:
+    return crit.text.strip().rstrip(".") or crit.id
 
 
 def _coded_interpretation(ctx: Context, crit: CriterionMapping, concept: str, lookback: int
@@ -156,7 +164,6 @@ def _research_scope(resource: dict[str, Any]) -> bool:
 @rule("consent", verdict=True)
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest signed, refused or withdrawn Consent for this study is active."""
-    policy = f"{CONSENT_POLICY_PREFIX}{ctx.study}"
     found = []
     general = []
     for resource in ctx.record.by_type.get("Consent", []):
@@ -178,7 +185,8 @@ def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         found = general
     if not found:
         return result(crit, "unknown",
-                      f"No active Consent for this study (policy uri {policy}) is recorded.")
+                      f"No signed informed consent for this study is recorded: {_needed(crit)}. "
+                      f"{WHERE_CONSENT}")
     # The newest decision counts: a later withdrawal overrides an earlier signature.
     found.sort(key=lambda item: item[0], reverse=True)
     _, resource, when = found[0]
@@ -192,5 +200,6 @@ def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       + ("; check that it covers this study." if generic else "."),
                       evidence=[ref_key(resource)])
     return result(crit, "unknown",
-                  f"The latest Consent for this study is {status or 'without a status'}; an "
-                  "active, signed consent is needed.", evidence=[ref_key(resource)])
+                  f"The latest consent for this study is {status or 'without a status'}; an "
+                  f"active, signed consent is needed. {WHERE_CONSENT}",
+                  evidence=[ref_key(resource)])
