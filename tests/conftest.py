@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 
 from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_local_server
-from service.queue.jobs import JobQueue
 from service.settings import Settings
-from service.web.app import create_app
 from tests.support import hapi_server as hapi_support
-from tests.support.fakes import FakeClient, FakeScreener
+from tests.support.apps import MakeApp, app_factory
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 
 # `oidc_provider`: a real OpenID provider per test (tests/support/oidc/), for SMART and sign-in.
@@ -172,30 +170,15 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def make_app(settings: Settings) -> Iterator[Callable[..., Any]]:
-    """The one way tests build the app; every app's queue is stopped at teardown.
+def make_app(settings: Settings) -> Iterator[MakeApp]:
+    """The one way tests build the app (tests/support/apps.py); queues stopped at teardown.
 
     make_app(**setting_overrides) -> (app, screener) with an in-memory fake screener and FHIR
     client (no server). make_app(base_settings, **overrides) builds the real screener and FHIR
     client from those settings (a local FHIR server, a fault proxy, a mocked URL).
     """
-    queues: list[JobQueue] = []
-
-    def _make(base: Settings | None = None, *, screener: FakeScreener | None = None,
-              fhir_up: bool = True, client_factory: Any = None,
-              **overrides: Any) -> tuple[Any, Any]:
-        s = base if base is not None else settings
-        s = s.with_overrides(**overrides) if overrides else s
-        if base is None:
-            screener = screener or FakeScreener(s)
-            client_factory = client_factory or (lambda cs: FakeClient(cs, up=fhir_up))
-        app = create_app(s, screener=screener, client_factory=client_factory)
-        queues.append(app.extensions["eligibility"].queue)
-        return app, app.extensions["eligibility"].screener
-
-    yield _make
-    for queue in queues:
-        queue.stop()
+    with app_factory(settings) as make:
+        yield make
 
 
 @pytest.fixture

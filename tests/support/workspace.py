@@ -14,6 +14,7 @@ from service.accounts import Accounts
 from service.fhir.client import FhirClient
 from service.seeding import load_seeds
 from service.settings import Settings
+from tests.support.apps import app_factory
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "seeds"
@@ -52,20 +53,20 @@ def seed_patient_ids() -> list[str]:
 @contextmanager
 def workspace(base_url: str, tmp: Path, **overrides: Any) -> Iterator[Workspace]:
     """Seeds loaded and screened as of 2026-11-15 (pages pinned to that date), two accounts."""
-    from service.web.app import create_app
-
     settings = Settings().with_overrides(
         fhir_base_url=base_url, queue_url=f"sqlite:///{tmp / 'queue.sqlite'}",
         users_db=tmp / "users.sqlite", screen_as_of=AS_OF, embedded_workers=0,
         session_secret="test-session-secret-" + "x" * 32, **overrides,
     )
-    app = create_app(settings)
-    screener = app.extensions["eligibility"].screener
-    load_seeds(screener.client(), SEEDS, mappings=screener.mappings)
-    for pid in seed_patient_ids():
-        screener.screen(pid, as_of=AS_OF)
-    accounts = app.extensions["pages"].accounts
-    accounts.add(COORDINATOR[0], "coordinator", COORDINATOR[2], display=COORDINATOR[1])
-    accounts.add(VIEWER[0], "viewer", VIEWER[2], display=VIEWER[1])
-    with FhirClient(settings) as client:
-        yield Workspace(app=app, settings=settings, client=client, accounts=accounts)
+    # The same factory as the `make_app` fixture, entered here because the workspace is
+    # module-scoped: seeding and screening 18 patients once per module, not per test.
+    with app_factory(settings) as make_app:
+        app, screener = make_app(settings)
+        load_seeds(screener.client(), SEEDS, mappings=screener.mappings)
+        for pid in seed_patient_ids():
+            screener.screen(pid, as_of=AS_OF)
+        accounts = app.extensions["pages"].accounts
+        accounts.add(COORDINATOR[0], "coordinator", COORDINATOR[2], display=COORDINATOR[1])
+        accounts.add(VIEWER[0], "viewer", VIEWER[2], display=VIEWER[1])
+        with FhirClient(settings) as client:
+            yield Workspace(app=app, settings=settings, client=client, accounts=accounts)

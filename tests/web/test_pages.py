@@ -193,14 +193,12 @@ def test_bad_confirmations_are_400_and_write_nothing(ws):
     assert len(_observations(ws, "seed-potential")) == before
 
 
-def test_session_cookie_is_httponly_samesite_and_secure_behind_https(ws, tmp_path):
+def test_session_cookie_is_httponly_samesite_and_secure_behind_https(ws, tmp_path, make_app):
     client = ws.app.test_client()
     cookie = _sign_in(client).headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
-    from service.web.app import create_app
-
-    secure = create_app(ws.settings.with_overrides(
-        public_url="https://trials.example", users_db=tmp_path / "u.sqlite"))
+    secure, _ = make_app(ws.settings, public_url="https://trials.example",
+                         users_db=tmp_path / "u.sqlite")
     secure.extensions["pages"].accounts.add(COORDINATOR[0], "coordinator", COORDINATOR[2])
     c2 = secure.test_client()
     cookie = c2.post("/login", data={"username": COORDINATOR[0], "password": COORDINATOR[2],
@@ -225,7 +223,7 @@ def test_the_session_ends_after_the_idle_timeout(ws):
         ws.app.extensions["pages"].clock = lambda: datetime.now(UTC)
 
 
-def test_pages_send_a_strict_csp_and_frame_ancestors_is_configurable(ws, tmp_path):
+def test_pages_send_a_strict_csp_and_frame_ancestors_is_configurable(ws, tmp_path, make_app):
     client = ws.app.test_client()
     _sign_in(client)
     for path in ("/login", "/", "/patients/seed-potential", f"/studies/{LN}/log"):
@@ -235,10 +233,8 @@ def test_pages_send_a_strict_csp_and_frame_ancestors_is_configurable(ws, tmp_pat
         assert "frame-ancestors 'self'" in csp
         assert answer.headers["Cache-Control"] == "no-store"
         assert "<script" not in answer.get_data(as_text=True)
-    from service.web.app import create_app
-
-    embedded = create_app(ws.settings.with_overrides(
-        frame_ancestors="https://ehr.example", users_db=tmp_path / "u.sqlite"))
+    embedded, _ = make_app(ws.settings, frame_ancestors="https://ehr.example",
+                           users_db=tmp_path / "u.sqlite")
     csp = embedded.test_client().get("/login").headers["Content-Security-Policy"]
     assert "frame-ancestors https://ehr.example" in csp
 

@@ -230,6 +230,26 @@ def test_keyboard_only_sign_in_and_confirm(browser, ws):
     assert page.locator(f"#{SLE}-lung-lesions .badge").first.inner_text() == "met"
 
 
+@pytest.mark.security
+def test_failed_sign_ins_lock_the_name_with_a_message_naming_no_account(browser, ws):
+    _, url = ws
+    page = _context(browser).new_page()
+    for attempt in range(5):
+        page.goto(url + "/login")
+        page.fill("#username", "mallory")  # no such account: locked like any other
+        page.fill("#password", f"guess number {attempt}")
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        if attempt < 4:
+            assert page.locator("[role=alert]").inner_text() == "Wrong user name or password."
+            if attempt == 0:
+                _check(page, "signin-failed")
+    message = page.locator("[role=alert]").inner_text()
+    assert message.startswith("Too many failed sign-in attempts") and "15 minutes" in message
+    assert "mallory" not in message and "exist" not in message
+    _check(page, "signin-locked")
+
+
 def _tab_to(page: Any, selector: str, limit: int = 300) -> None:
     """Press Tab until `selector` has the focus; every control on the way shows its focus."""
     target = page.locator(selector).element_handle()
