@@ -142,7 +142,9 @@ def _password_sign_in() -> Any:
     if not NAME_RE.fullmatch(name) or not password or len(password) > MAX_PASSWORD_CHARS:
         # No account can have this name or password: nothing is checked, counted or locked.
         log.info("malformed sign-in form")
-        return _refused("Enter your user name and password.", 400)
+        missing = not name or not password
+        return _refused("Enter your user name and password." if missing
+                        else "Wrong user name or password.", 400)
     address = client_key(request.remote_addr)
     now = state.clock().timestamp()
     wait = state.throttle.locked_for(name, address, now)
