@@ -86,8 +86,12 @@ class RunningService:
 
 
 def start_service(fhir_base_url: str, folder: Path, *, cds_key: CdsKey, webhook_secret: str,
-                  coalesce_seconds: float, timeout: float = 60.0) -> RunningService:
-    """Start gunicorn (the project's gunicorn_conf) and wait until /healthz answers."""
+                  coalesce_seconds: float, timeout: float = 60.0,
+                  extra_env: dict[str, str] | None = None) -> RunningService:
+    """Start gunicorn (the project's gunicorn_conf) and wait until /healthz answers.
+
+    `extra_env` adds settings (the worklist benchmark's accounts database and session key).
+    """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings_env = {
@@ -99,6 +103,7 @@ def start_service(fhir_base_url: str, folder: Path, *, cds_key: CdsKey, webhook_
         "CDS_ISSUERS": f"{CDS_ISSUER}|{cds_key.public_pem_path}",
         "COALESCE_SECONDS": str(coalesce_seconds),
         "EMBEDDED_WORKERS": str(Settings().embedded_workers),  # the default, stated
+        **(extra_env or {}),
     }
     # The service's own defaults otherwise (gunicorn_conf: 1 process, 8 threads).
     env = {k: v for k, v in os.environ.items()
