@@ -48,6 +48,11 @@ FIGURE_KEYS: tuple[str, ...] = (
     "prevalence.candidates.non_candidates_written",
     "prevalence.candidates.rss_mb", "prevalence.every_patient.rss_mb",
     "prevalence.ratios.requests", "prevalence.ratios.wall",
+    *(f"worklist.{size}.{part}" for size in ("small", "large") for part in (
+        "subjects_per_study", "counted", "errors", "cold_ms", "first.p50_ms", "first.p95_ms",
+        "filtered.p50_ms", "filtered.p95_ms", "later.p50_ms", "later.p95_ms",
+        "fhir_requests.cold", "fhir_requests.first", "fhir_requests.filtered",
+        "fhir_requests.later", "service_peak_rss_mb")),
     "run.seconds", "run.mode",
 )
 
@@ -247,9 +252,45 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     if cand.get("finding_seconds") is not None:
         add("  finding the candidates (two searches)", _fmt(cand["finding_seconds"], " s"))
 
+    if "worklist" in f:
+        out += worklist_rows(f["worklist"])
+
     if "hapi" in f:  # --hapi: the same round trips and latency on real HAPI
         for name, value in hapi_column.rows(dict(f)):
             add(name, value)
+    return out
+
+
+def worklist_rows(w: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Section 7: the coordinator's worklist at both sizes, side by side."""
+    small, large = w["small"], w["large"]
+    out = [(f"7 Worklist GET / ({w['study']}), {small['subjects_per_study']} / "
+            f"{large['subjects_per_study']} subjects a study (x {w['studies']} studies):",
+            "", "", "")]
+
+    def both(view: str) -> str:
+        return (f"p50 {_fmt(small[view]['p50_ms'], ' ms')}, p95 "
+                f"{_fmt(small[view]['p95_ms'], ' ms')} / p50 {_fmt(large[view]['p50_ms'], ' ms')},"
+                f" p95 {_fmt(large[view]['p95_ms'], ' ms')}")
+
+    for view, name in (("first", "first page"), ("filtered", "filter status=eligible"),
+                       ("later", "a later page (5)")):
+        ok = large[view]["p95_ms"] < 1000 and large["errors"] == 0
+        out.append((f"  {name}, {w['reps']} views", both(view), "p95 < 1 s at the larger",
+                    "met" if ok else "MISSED"))
+    out.append(("  first view after start (whole list read)",
+                f"{_fmt(small['cold_ms'], ' ms')} / {_fmt(large['cold_ms'], ' ms')}", "", ""))
+    rq_small, rq_large = small["fhir_requests"], large["fhir_requests"]
+    out.append(("  FHIR requests a view: first after start, then",
+                f"{rq_small['cold']}, then {rq_small['first']} / {rq_large['cold']}, then "
+                f"{rq_large['first']}", "", ""))
+    counted_ok = (small["counted"] == small["subjects_per_study"]
+                  and large["counted"] == large["subjects_per_study"])
+    out.append(("  patients counted on the page (All)", f"{small['counted']} / {large['counted']}",
+                "every subject", "met" if counted_ok else "MISSED"))
+    out.append(("  service peak RSS (gunicorn worker)",
+                f"{_fmt(small['service_peak_rss_mb'], ' MB')} / "
+                f"{_fmt(large['service_peak_rss_mb'], ' MB')}", "", ""))
     return out
 
 

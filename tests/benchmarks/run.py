@@ -8,7 +8,8 @@
 Figures (see README "Performance"): FHIR round trips per screening vs a naive client;
 evaluation cost vs json.loads; `eligibility screen --all` throughput vs a fetch-only floor and
 its peak RSS; REST and CDS Hooks latency under concurrent clients; webhook triggers until
-every screening is written. Ratios are measured side by side in the same run.
+every screening is written; the coordinator's worklist at 500 and 5,000 ResearchSubjects.
+Ratios are measured side by side in the same run.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tests.benchmarks.population import run_population  # noqa: E402
 from tests.benchmarks.prevalence import run_prevalence  # noqa: E402
 from tests.benchmarks.roundtrips import run_roundtrips  # noqa: E402
 from tests.benchmarks.triggers import run_triggers  # noqa: E402
+from tests.benchmarks.worklist import run_worklist  # noqa: E402
 
 DEFAULT_OUT = synthetic.REPO_ROOT / "var" / "bench-results.json"
 
@@ -69,6 +71,9 @@ class Scale:
     coalesce_seconds: float = 5.0
     prevalence_patients: int = 100_000
     prevalence_workers: int = 4
+    worklist_small: int = 500
+    worklist_large: int = 5000
+    worklist_reps: int = 20
 
 
 # The what-if (dropping the R4B model check) is applied: the write path checks a compiled JSON
@@ -78,7 +83,7 @@ QUICK = Scale(patients=40, small=10, workers=(1, 2), breakdown_sample=5, populat
               heavy_years=1, eval_reps=3, validate_reps=1, clients=4, latency_seconds=2.0,
               cds_requests=10, cds_seconds=1.0, notifications=20, trigger_patients=5,
               coalesce_seconds=1.0, prevalence_patients=200, prevalence_workers=2,
-              what_if=False)
+              what_if=False, worklist_small=6, worklist_large=15, worklist_reps=2)
 
 
 def seed_patient_ids() -> list[str]:
@@ -161,6 +166,10 @@ def run(scale: Scale, *, mode: str = "full", log: Any = print, hapi: bool = Fals
                 service.stop()
     finally:
         server.stop()
+    log(f"worklist: {scale.worklist_small} and {scale.worklist_large} ResearchSubjects a study ...")
+    figures["worklist"] = run_worklist(mappings, small=scale.worklist_small,
+                                       large=scale.worklist_large, reps=scale.worklist_reps,
+                                       log=log)
     log(f"prevalence: {scale.prevalence_patients} patients, candidates vs --every-patient ...")
     figures["prevalence"] = run_prevalence(patients=scale.prevalence_patients,
                                            workers=scale.prevalence_workers, log=log)
@@ -192,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("latency-seconds", float), ("notifications", int),
                        ("trigger-patients", int), ("coalesce-seconds", float),
                        ("heavy-years", int), ("prevalence-patients", int),
-                       ("prevalence-workers", int)):
+                       ("prevalence-workers", int), ("worklist-small", int),
+                       ("worklist-large", int), ("worklist-reps", int)):
         parser.add_argument(f"--{name}", type=kind, help="override the mode's value")
     parser.add_argument("--workers", help="comma-separated worker counts (e.g. 1,2,4)")
     parser.add_argument("--hapi", action="store_true",
@@ -208,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         field: getattr(args, field) for field in
         ("patients", "small", "clients", "latency_seconds", "notifications",
          "trigger_patients", "coalesce_seconds", "heavy_years", "prevalence_patients",
-         "prevalence_workers")
+         "prevalence_workers", "worklist_small", "worklist_large", "worklist_reps")
         if getattr(args, field) is not None
     }
     if args.workers:
@@ -220,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scale = replace(scale, **overrides)
     if scale.small > scale.patients:
         scale = replace(scale, small=scale.patients)
+    if scale.worklist_small > scale.worklist_large:
+        scale = replace(scale, worklist_small=scale.worklist_large)
 
     def log(message: str) -> None:
         print(f"[bench] {message}", file=sys.stderr, flush=True)

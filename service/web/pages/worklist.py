@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import abort, render_template, request
+from flask import abort, current_app, render_template, request
 
 from service.web.pages import bp, pages
 from service.web.pages.signin import current_user, signed_in
-from service.web.pages.subjects import Row, row_of
+from service.web.pages.subjects import Row
+from service.web.pages.worklist_rows import RowCache
 from service.web.services import services
 
 PAGE_SIZE = 50
-FHIR_PAGE = 500  # ResearchSubjects per FHIR search page (with their Patients included)
 FILTERS = ("all", "eligible", "potential-candidate", "ineligible", "flagged")
 
 
@@ -22,20 +22,21 @@ def study_refs() -> dict[str, str]:
     return services().screener.research_study_refs()
 
 
+def row_cache() -> RowCache:
+    """This process's rows of each study (worklist_rows: changes are read at every view)."""
+    cache: RowCache = current_app.extensions.setdefault("worklist_rows", RowCache())
+    return cache
+
+
+def read_rows_as_of(study_ref: str) -> tuple[list[Row], datetime]:
+    """Every ResearchSubject of the study as on the FHIR server now, closest first, and when
+    the whole list was last read (deletions and Patient names show from then)."""
+    return row_cache().rows(services().screener.client(), study_ref, pages().clock())
+
+
 def read_rows(study_ref: str) -> list[Row]:
-    """Every ResearchSubject of the study on the FHIR server, with its Patient (paged search)."""
-    client = services().screener.client()
-    subjects: list[Mapping[str, Any]] = []
-    patients: dict[str, Mapping[str, Any]] = {}
-    params = [("study", study_ref), ("_include", "ResearchSubject:individual"),
-              ("_count", str(FHIR_PAGE))]
-    for resource in client.search("ResearchSubject", params):
-        if resource.get("resourceType") == "Patient":
-            patients[str(resource.get("id"))] = resource
-        elif resource.get("resourceType") == "ResearchSubject":
-            subjects.append(resource)
-    rows = [r for r in (row_of(s, patients) for s in subjects) if r is not None]
-    return sorted(rows, key=Row.closeness)
+    """Every ResearchSubject of the study as on the FHIR server now, closest first."""
+    return read_rows_as_of(study_ref)[0]
 
 
 def _matches(row: Row, wanted: str) -> bool:
@@ -62,7 +63,7 @@ def worklist() -> Any:
         page = max(1, int(request.args.get("page", "1")))
     except ValueError:
         page = 1
-    rows = read_rows(study_refs()[key])
+    rows, full_read = read_rows_as_of(study_refs()[key])
     counts = {f: sum(_matches(r, f) for r in rows) for f in FILTERS}
     shown = [r for r in rows if _matches(r, wanted)]
     pages_total = max(1, -(-len(shown) // PAGE_SIZE))
@@ -84,12 +85,16 @@ def worklist() -> Any:
         pages_total=pages_total,
         previous_visit=previous,
         is_new=lambda row: _is_new(row, previous),
+        read_at=_utc(now),
+        full_read=_utc(full_read),
     )
 
 
-def _is_new(row: Row, previous: float | None) -> bool:
-    from datetime import datetime
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%H:%M:%S UTC")
 
+
+def _is_new(row: Row, previous: float | None) -> bool:
     if previous is None or not row.last_updated:
         return False
     try:
