@@ -41,6 +41,7 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
         "--quick", "--out", str(out), "--patients", "8", "--small", "4", "--workers", "1,2",
         "--latency-seconds", "0.5", "--notifications", "6", "--trigger-patients", "3",
         "--coalesce-seconds", "0.5", "--prevalence-patients", "60",
+        "--worklist-small", "4", "--worklist-large", "10", "--worklist-reps", "1",
     ])
     printed = capsys.readouterr().out
     assert code == 0
@@ -48,7 +49,8 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
     assert report.missing_keys(figures) == []
     # The table shows every section.
     for heading in ("1 Round trips", "2 Evaluate", "3 Population", "4 GET eligibility",
-                    "5 6 webhooks", "6 Population 60 at 0.2% prevalence"):
+                    "5 6 webhooks", "6 Population 60 at 0.2% prevalence",
+                    "7 Worklist GET / (refractory-sle-cart), 4 / 10 subjects a study"):
         assert heading in printed
     # Counts that are facts about the run, not timings.
     assert figures["population"]["patients"] == 8
@@ -62,6 +64,14 @@ def test_quick_benchmark_writes_every_figure(tmp_path: Path, capsys: pytest.Capt
     assert prevalence["candidates"]["non_candidates_written"] == 0
     assert prevalence["candidates"]["patients"] == prevalence["lupus_patients"] == 1
     assert prevalence["every_patient"]["patients"] == 60
+    worklist = figures["worklist"]
+    for size, subjects in (("small", 4), ("large", 10)):
+        assert worklist[size]["counted"] == subjects  # the page's "All (n)"
+        assert worklist[size]["errors"] == 0
+        assert sum(worklist[size]["computed"].values()) == subjects * worklist["studies"]
+        # The first view reads the whole list; later ones ask only for what changed.
+        assert worklist[size]["fhir_requests"]["cold"] >= 1
+        assert worklist[size]["fhir_requests"]["later"] == 1
 
 
 @pytest.mark.hapi
