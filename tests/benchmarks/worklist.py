@@ -267,9 +267,18 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=5000)
     parser.add_argument("--reps", type=int, default=20)
     args = parser.parse_args()
+    from tests.benchmarks import report
+
+    started = time.perf_counter()
     figures = run_worklist(load_mappings(Settings().mappings_dir), small=args.small,
                            large=args.large, reps=args.reps)
-    print(json.dumps(figures, indent=2))
+    print(json.dumps({"machine": report.machine(), "worklist": figures}, indent=2))
+    m = report.machine()
+    print(f"Machine: {m['nproc']} cores, {m['cpu']}, {m['ram_gb']} GB RAM, {m['os']}, "
+          f"Python {m['python']}, Node {m['node']} (commit {m['commit']}); "
+          f"{time.perf_counter() - started:.0f} s")
+    for name, value, goal, verdict in report.worklist_rows(figures):
+        print(f"{name:<52} {value:<70} {goal:<24} {verdict}".rstrip())
 
 
 if __name__ == "__main__":

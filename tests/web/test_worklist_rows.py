@@ -98,7 +98,8 @@ def test_a_write_by_another_writer_shows_at_the_next_view_with_one_fhir_request(
 def test_a_deleted_subject_leaves_the_list_at_the_next_full_read(ws):
     clock = Clock()
     ws.app.extensions["pages"].clock = clock
-    ws.app.extensions.pop("worklist_rows", None)  # as in a new process: the next view reads all
+    # As in a new process (the next view reads all); the periodic full read runs at once.
+    ws.app.extensions["worklist_rows"] = RowCache(run_later=lambda task: task())
     browser = _signed_in(ws)
     assert _requests_of(ws, browser, f"/?study={SLE}")[0] >= 1
     gone = ws.subject(SLE, "seed-alt-high")
@@ -151,7 +152,7 @@ def test_changes_are_asked_for_since_the_newest_stamp_less_the_overlap_and_repla
         [_subject("a", "p1", "eligible", "2026-11-30T08:59:00Z")],
         FhirError("server down"),
     ])
-    cache = RowCache()
+    cache = RowCache(run_later=lambda task: task())
     rows, full = cache.rows(client, "ResearchStudy/s", now)
     assert [r.patient_id for r in rows] == ["p2", "p1"] and full == now
     assert "_lastUpdated" not in client.searches[0]
@@ -182,3 +183,28 @@ def test_a_held_row_keeps_only_what_the_pages_show():
     (row,) = held.sorted_rows()
     assert [c.id for c in row.criteria] == ["inr"] and row.criteria[0].evidence == ()
     assert row.next_actions == ["INR"] and row.resource == {}
+
+
+def test_the_periodic_full_read_runs_once_beside_the_views_and_a_failed_one_is_retried():
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    a = _subject("a", "p1", "ineligible", "2026-11-30T08:00:00Z")
+    b = _subject("b", "p2", "eligible", "2026-11-30T08:10:00Z")
+    tasks: list[Any] = []
+    client = Recording([[a, b], [], [], FhirError("server down"), [], [b], []])
+    cache = RowCache(run_later=tasks.append)
+    cache.rows(client, "ResearchStudy/s", now)
+    later = now + timedelta(seconds=FULL_READ_SECONDS)
+    # The view that finds the full read due is answered from the changes alone ...
+    rows, full = cache.rows(client, "ResearchStudy/s", later)
+    assert len(rows) == 2 and full == now and len(tasks) == 1
+    # ... and the next one does not start a second full read while one is due to run.
+    cache.rows(client, "ResearchStudy/s", later)
+    assert len(tasks) == 1
+    tasks.pop()()  # the server fails: nothing changes, the next view tries again
+    rows, _ = cache.rows(client, "ResearchStudy/s", later)
+    assert len(rows) == 2 and len(tasks) == 1
+    tasks.pop()()  # "a" was deleted on the server: the full read drops it
+    rows, full = cache.rows(client, "ResearchStudy/s", later)
+    assert [r.patient_id for r in rows] == ["p2"] and full == later
+    assert [("_lastUpdated" in s) for s in client.searches] == [
+        False, True, True, False, True, False, True]

@@ -4,20 +4,22 @@ FHIR stays the source of truth. Every view sends one search for the study's Rese
 updated since the newest `meta.lastUpdated` already held (less an overlap, for a write stamped
 before it became visible), so a result written by any worker or trigger shows at the next view.
 What such a search cannot see, a deleted ResearchSubject or a renamed Patient, shows after the
-next full read, at most FULL_READ_SECONDS later. A failed read serves nothing stale: the error
-reaches the page as before.
+next full read, which a view starts in the background once the last is FULL_READ_SECONDS old.
+A failed read of a view serves nothing held: the error reaches the page as before.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.web.pages.subjects import Row, row_of
 
+log = logging.getLogger(__name__)
 FHIR_PAGE = 500  # ResearchSubjects per FHIR search page (with their Patients included)
 FULL_READ_SECONDS = 300.0  # deletions and Patient renames show at most this late
 OVERLAP = timedelta(seconds=30)  # writes stamped up to this long before they were searchable
@@ -45,6 +47,7 @@ class StudyRows:
     newest: datetime | None = None  # the newest meta.lastUpdated seen (the server's clock)
     full_read: datetime | None = None  # when this process last read the study in full
     ordered: list[Row] | None = None  # closest first; None after a change
+    rereading: bool = False  # a full read runs in the background
 
     def take(self, resources: Iterable[Mapping[str, Any]]) -> int:
         """Add or replace the ResearchSubjects of a search answer; how many were rows."""
@@ -89,37 +92,65 @@ def _instant(text: str | None) -> datetime | None:
     return stamp if stamp.tzinfo is not None else None
 
 
+def in_background(task: Callable[[], None]) -> None:
+    """Run the periodic full read on its own thread: no view waits for it."""
+    threading.Thread(target=task, daemon=True, name="worklist-full-read").start()
+
+
 class RowCache:
     """Per-process rows of each study; one reader per study at a time (thread-safe)."""
 
-    def __init__(self, *, full_read_seconds: float = FULL_READ_SECONDS) -> None:
+    def __init__(self, *, full_read_seconds: float = FULL_READ_SECONDS,
+                 run_later: Callable[[Callable[[], None]], None] = in_background) -> None:
         self._full_read = timedelta(seconds=full_read_seconds)
+        self._run_later = run_later  # tests run the full read at once
         self._lock = threading.Lock()
-        self._studies: dict[str, tuple[threading.Lock, StudyRows]] = {}
+        self._studies: dict[str, tuple[threading.RLock, StudyRows]] = {}
 
-    def _entry(self, study_ref: str) -> tuple[threading.Lock, StudyRows]:
+    def _entry(self, study_ref: str) -> tuple[threading.RLock, StudyRows]:
         with self._lock:
             if study_ref not in self._studies:
-                self._studies[study_ref] = (threading.Lock(), StudyRows())
+                self._studies[study_ref] = (threading.RLock(), StudyRows())
             return self._studies[study_ref]
 
     def rows(self, client: Any, study_ref: str, now: datetime) -> tuple[list[Row], datetime]:
         """The study's rows as the FHIR server has them now, closest first; the full read's time.
 
-        `now` is the pages' clock (injected in tests); a clock set back reads in full.
+        The first view reads the whole list; later ones read what changed, and one of them
+        every FULL_READ_SECONDS starts a full read in the background (`now` is the pages'
+        clock; a clock set back starts one too).
         """
         lock, held = self._entry(study_ref)
         with lock:
-            base = [("study", study_ref), ("_include", "ResearchSubject:individual"),
-                    ("_count", str(FHIR_PAGE))]
-            if (held.full_read is None or held.newest is None
-                    or not timedelta(0) <= now - held.full_read < self._full_read):
-                fresh = StudyRows()
-                fresh.take(client.search("ResearchSubject", base))
-                held.rows, held.newest, held.ordered = fresh.rows, fresh.newest, None
-                held.full_read = now
-            else:
-                since = (held.newest - OVERLAP).astimezone(UTC).isoformat(timespec="milliseconds")
-                held.take(client.search("ResearchSubject", [
-                    *base, ("_lastUpdated", "ge" + since.replace("+00:00", "Z"))]))
-            return held.sorted_rows(), held.full_read or now
+            if held.full_read is None or held.newest is None:
+                self._read_all(client, study_ref, held, now)
+                return held.sorted_rows(), now
+            since = (held.newest - OVERLAP).astimezone(UTC).isoformat(timespec="milliseconds")
+            held.take(client.search("ResearchSubject", [
+                *_query(study_ref), ("_lastUpdated", "ge" + since.replace("+00:00", "Z"))]))
+            if not held.rereading and not timedelta(0) <= now - held.full_read < self._full_read:
+                held.rereading = True
+                self._run_later(lambda: self._reread(client, study_ref, held, now))
+            return held.sorted_rows(), held.full_read
+
+    def _read_all(self, client: Any, study_ref: str, held: StudyRows, now: datetime) -> None:
+        fresh = StudyRows()
+        fresh.take(client.search("ResearchSubject", _query(study_ref)))
+        lock, _ = self._entry(study_ref)
+        with lock:
+            # Changes read meanwhile are newer than fresh.newest: the next view reads them again.
+            held.rows, held.newest, held.ordered = fresh.rows, fresh.newest, None
+            held.full_read = now
+
+    def _reread(self, client: Any, study_ref: str, held: StudyRows, now: datetime) -> None:
+        try:
+            self._read_all(client, study_ref, held, now)
+        except Exception as exc:  # a failed background read is retried by the next view
+            log.warning("worklist full read of %s failed: %s", study_ref, type(exc).__name__)
+        finally:
+            held.rereading = False
+
+
+def _query(study_ref: str) -> list[tuple[str, str]]:
+    return [("study", study_ref), ("_include", "ResearchSubject:individual"),
+            ("_count", str(FHIR_PAGE))]
