@@ -11,7 +11,7 @@ import pytest
 
 from localfhir import start_local_server
 from service.fhir import research_subject as rs
-from service.fhir.client import FhirError
+from service.fhir.errors import FhirError
 from service.web.pages.worklist_rows import FULL_READ_SECONDS, OVERLAP, RowCache, StudyRows
 from tests.support.workspace import COORDINATOR, Workspace, workspace
 
