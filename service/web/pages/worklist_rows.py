@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.web.pages.subjects import Row, row_of
+from service.web.pages.subjects import Row, patient_name, row_of
 
 log = logging.getLogger(__name__)
 FHIR_PAGE = 500  # ResearchSubjects per FHIR search page (with their Patients included)
@@ -50,30 +50,33 @@ class StudyRows:
     rereading: bool = False  # a full read runs in the background
 
     def take(self, resources: Iterable[Mapping[str, Any]]) -> int:
-        """Add or replace the ResearchSubjects of a search answer; how many were rows."""
-        patients: dict[str, Mapping[str, Any]] = {}
-        subjects = []
+        """Add or replace the ResearchSubjects of a search answer; how many were rows.
+
+        Streams: each resource becomes its slim row (or its Patient's name) as it arrives, so
+        a full read never holds more than one page of whole resources.
+        """
+        names: dict[str, str] = {}
+        rows: list[Row] = []
         for resource in resources:
             if resource.get("resourceType") == "Patient":
-                patients[str(resource.get("id"))] = resource
+                names[str(resource.get("id"))] = patient_name(resource)
             elif resource.get("resourceType") == "ResearchSubject":
-                subjects.append(resource)
-        taken = 0
-        for subject in subjects:
-            row = worklist_row(subject, patients)
-            if row is None:
-                continue
+                row = worklist_row(resource, {})
+                if row is not None:
+                    rows.append(row)
+        for row in rows:
             held = self.rows.get(row.subject_ref)
-            if not row.patient_name and held and held.patient_id == row.patient_id:
+            if row.patient_id in names:
+                row = replace(row, patient_name=names[row.patient_id])
+            elif held and held.patient_id == row.patient_id:
                 row = replace(row, patient_name=held.patient_name)  # no Patient included
             self.rows[row.subject_ref] = row
             stamp = _instant(row.last_updated)
             if stamp is not None and (self.newest is None or stamp > self.newest):
                 self.newest = stamp
-            taken += 1
-        if taken:
+        if rows:
             self.ordered = None
-        return taken
+        return len(rows)
 
     def sorted_rows(self) -> list[Row]:
         """Closest candidates first (sorted again only after a change)."""
