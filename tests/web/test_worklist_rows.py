@@ -179,7 +179,7 @@ def test_a_held_row_keeps_only_what_the_pages_show():
         {"url": "id", "valueCode": "inr"}, {"url": "result", "valueCode": "unknown"},
         {"url": "reason", "valueString": "no INR"},
         {"url": "evidence", "valueReference": {"reference": "Observation/o1"}}]})
-    assert held.take([subject]) == 1
+    assert held.take([subject], datetime(2026, 11, 30, 9, 0, tzinfo=UTC)) == 1
     (row,) = held.sorted_rows()
     assert [c.id for c in row.criteria] == ["inr"] and row.criteria[0].evidence == ()
     assert row.next_actions == ["INR"] and row.resource == {}
@@ -208,3 +208,27 @@ def test_the_periodic_full_read_runs_once_beside_the_views_and_a_failed_one_is_r
     assert [r.patient_id for r in rows] == ["p2"] and full == later
     assert [("_lastUpdated" in s) for s in client.searches] == [
         False, True, True, False, True, False, True]
+
+
+def test_the_overlap_is_searched_until_a_search_made_overlap_after_the_stamp_finds_nothing():
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    a = _subject("a", "p1", "ineligible", "2026-11-30T08:59:58Z")
+    client = Recording([[a], [a], [a], [], []])
+    cache = RowCache(run_later=lambda task: task())
+    cache.rows(client, "ResearchStudy/s", now)
+    stamp = datetime(2026, 11, 30, 8, 59, 58, tzinfo=UTC)
+
+    def asked() -> str:
+        return client.searches[-1]["_lastUpdated"]
+
+    def at(moment: datetime) -> str:
+        return "ge" + moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    cache.rows(client, "ResearchStudy/s", now + OVERLAP / 2)  # too soon to be sure
+    assert asked() == at(stamp - OVERLAP)
+    cache.rows(client, "ResearchStudy/s", now + OVERLAP)  # nothing newer, OVERLAP after
+    assert asked() == at(stamp - OVERLAP)
+    cache.rows(client, "ResearchStudy/s", now + OVERLAP * 2)
+    assert asked() == at(stamp)  # settled: only from the newest stamp on
+    rows, _ = cache.rows(client, "ResearchStudy/s", now + OVERLAP * 3)
+    assert asked() == at(stamp) and [r.patient_id for r in rows] == ["p1"]

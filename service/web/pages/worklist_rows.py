@@ -1,8 +1,11 @@
 """A study's worklist rows: read in full once, then each view asks the FHIR server what changed.
 
 FHIR stays the source of truth. Every view sends one search for the study's ResearchSubjects
-updated since the newest `meta.lastUpdated` already held (less an overlap, for a write stamped
-before it became visible), so a result written by any worker or trigger shows at the next view.
+updated since the newest `meta.lastUpdated` already held, so a result written by any worker or
+trigger shows at the next view. Until a search made OVERLAP after that stamp was first seen
+has come back with nothing newer, the search reaches OVERLAP further back, for a write stamped
+before it became visible (a transaction committing late); after that only from the stamp on,
+so an idle list costs one small search a view.
 What such a search cannot see, a deleted ResearchSubject or a renamed Patient, shows after the
 next full read, which a view starts in the background once the last is FULL_READ_SECONDS old.
 A failed read of a view serves nothing held: the error reaches the page as before.
@@ -22,7 +25,7 @@ from service.web.pages.subjects import Row, patient_name, row_of
 log = logging.getLogger(__name__)
 FHIR_PAGE = 500  # ResearchSubjects per FHIR search page (with their Patients included)
 FULL_READ_SECONDS = 300.0  # deletions and Patient renames show at most this late
-OVERLAP = timedelta(seconds=30)  # writes stamped up to this long before they were searchable
+OVERLAP = timedelta(seconds=5)  # writes stamped up to this long before they were searchable
 
 
 def worklist_row(resource: Mapping[str, Any], patients: Mapping[str, Mapping[str, Any]]
@@ -45,11 +48,13 @@ class StudyRows:
 
     rows: dict[str, Row] = field(default_factory=dict)
     newest: datetime | None = None  # the newest meta.lastUpdated seen (the server's clock)
+    newest_seen: datetime | None = None  # when it was first seen (the pages' clock)
+    settled: bool = False  # nothing stamped before `newest` can still appear
     full_read: datetime | None = None  # when this process last read the study in full
     ordered: list[Row] | None = None  # closest first; None after a change
     rereading: bool = False  # a full read runs in the background
 
-    def take(self, resources: Iterable[Mapping[str, Any]]) -> int:
+    def take(self, resources: Iterable[Mapping[str, Any]], now: datetime) -> int:
         """Add or replace the ResearchSubjects of a search answer; how many were rows.
 
         Streams: each resource becomes its slim row (or its Patient's name) as it arrives, so
@@ -61,6 +66,11 @@ class StudyRows:
             if resource.get("resourceType") == "Patient":
                 names[str(resource.get("id"))] = patient_name(resource)
             elif resource.get("resourceType") == "ResearchSubject":
+                meta = resource.get("meta") or {}
+                held = self.rows.get(f"ResearchSubject/{resource.get('id')}")
+                if (held and held.version == meta.get("versionId")
+                        and held.last_updated == meta.get("lastUpdated")):
+                    continue  # the version already held (read again by the overlap)
                 row = worklist_row(resource, {})
                 if row is not None:
                     rows.append(row)
@@ -73,7 +83,7 @@ class StudyRows:
             self.rows[row.subject_ref] = row
             stamp = _instant(row.last_updated)
             if stamp is not None and (self.newest is None or stamp > self.newest):
-                self.newest = stamp
+                self.newest, self.newest_seen, self.settled = stamp, now, False
         if rows:
             self.ordered = None
         return len(rows)
@@ -128,9 +138,13 @@ class RowCache:
             if held.full_read is None or held.newest is None:
                 self._read_all(client, study_ref, held, now)
                 return held.sorted_rows(), now
-            since = (held.newest - OVERLAP).astimezone(UTC).isoformat(timespec="milliseconds")
+            newest, reach = held.newest, timedelta(0) if held.settled else OVERLAP
+            since = (newest - reach).astimezone(UTC).isoformat(timespec="milliseconds")
             held.take(client.search("ResearchSubject", [
-                *_query(study_ref), ("_lastUpdated", "ge" + since.replace("+00:00", "Z"))]))
+                *_query(study_ref), ("_lastUpdated", "ge" + since.replace("+00:00", "Z"))]), now)
+            if (held.newest == newest and held.newest_seen is not None
+                    and now - held.newest_seen >= OVERLAP):
+                held.settled = True
             if not held.rereading and not timedelta(0) <= now - held.full_read < self._full_read:
                 held.rereading = True
                 self._run_later(lambda: self._reread(client, study_ref, held, now))
@@ -138,11 +152,12 @@ class RowCache:
 
     def _read_all(self, client: Any, study_ref: str, held: StudyRows, now: datetime) -> None:
         fresh = StudyRows()
-        fresh.take(client.search("ResearchSubject", _query(study_ref)))
+        fresh.take(client.search("ResearchSubject", _query(study_ref)), now)
         lock, _ = self._entry(study_ref)
         with lock:
             # Changes read meanwhile are newer than fresh.newest: the next view reads them again.
             held.rows, held.newest, held.ordered = fresh.rows, fresh.newest, None
+            held.newest_seen, held.settled = now, False
             held.full_read = now
 
     def _reread(self, client: Any, study_ref: str, held: StudyRows, now: datetime) -> None:
