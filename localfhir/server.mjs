@@ -177,10 +177,11 @@ function compareBy(sortRules, resourceType) {
 // ---------------------------------------------------------------- search index
 // MemoryRepository.searchSync tests every stored resource of the type: at ~40,000 resources a
 // screening's read batch spent ~155 ms scanning (3 ms indexed). Real servers index the patient
-// compartment; this index does the same for the parameters record reads and write-backs use.
+// compartment; this index does the same for the parameters record reads and write-backs use,
+// and for `study`, which the coordinator's worklist searches ResearchSubjects by.
 // It only picks candidates: searchSync still applies every filter to them (Medplum's own
 // matcher), so a search finds exactly what a full scan finds, in the same order.
-const INDEXED_PARAMS = ['patient', 'subject', 'identifier'];
+const INDEXED_PARAMS = ['patient', 'subject', 'identifier', 'study'];
 const INDEX_ENABLED = process.env.LOCAL_FHIR_SEARCH_INDEX !== '0';
 
 // Index keys are what the matcher compares. A reference filter value either equals a stored

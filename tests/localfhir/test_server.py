@@ -366,6 +366,9 @@ def index_queries(tag: str) -> list[str]:
         f"Patient?identifier={MRN}|abc-{tag}&_revinclude=Observation:patient",
         f"ResearchSubject?identifier=urn:test:rs|rs-{tag}&patient={p1}",
         f"ResearchSubject?identifier=urn:test:rs|rs-{tag}&patient={p2}",  # finds nothing
+        "ResearchSubject?study=ResearchStudy/s1&_include=ResearchSubject:individual",
+        "ResearchSubject?study=s1&_lastUpdated=ge2000-01-01T00:00:00.000Z&_count=1",
+        f"ResearchSubject?study=ResearchStudy/none-{tag}",  # finds nothing
     ]
 
 
@@ -411,9 +414,9 @@ def test_indexed_searches_find_what_a_full_scan_finds(
             non_empty += indexed[0] > 0
         return non_empty
 
-    # All but the 4 queries built to find nothing find something: equal answers are not just
+    # All but the 5 queries built to find nothing find something: equal answers are not just
     # two empty bundles.
-    assert compare() == len(queries) - 4
+    assert compare() == len(queries) - 5
     total, found = search_answer(fhir, f"Observation?subject=Patient/{tag}-p1,Patient/{tag}-p2")
     assert {ref for _, ref in found} == {f"Observation/{tag}-{o}" for o in ("o1", "o2", "o3", "o6")}
 
