@@ -325,9 +325,11 @@ class FhirClient:
             bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
 
     def search_population(
-        self, resource_type: str, params: Mapping[str, Any] | None = None
+        self, resource_type: str, params: Mapping[str, Any] | Sequence[tuple[str, str]] | None
+        = None, *, includes: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """Every match of a search over the whole server (`screen --all`), page by page.
+        """Every match of a search over the whole server (`screen --all`, the worklist), page
+        by page; with `includes`, the resources its `_include` brought too.
 
         Unlike `search` (one patient's record) no page or resource cap applies: a hospital's
         Patients or Conditions fill thousands of pages, and only one page is held at a time.
@@ -347,8 +349,12 @@ class FhirClient:
                 total = bundle["total"]
             for entry in bundle.get("entry") or ():
                 resource = entry.get("resource") if isinstance(entry, dict) else None
-                if isinstance(resource, dict) and resource.get("resourceType") == resource_type:
+                if not isinstance(resource, dict):
+                    continue
+                if resource.get("resourceType") == resource_type:
                     matched += 1
+                    yield resource
+                elif includes and resource.get("resourceType") != "OperationOutcome":
                     yield resource
             next_link = next((str(link["url"]) for link in bundle.get("link") or ()
                               if isinstance(link, dict) and link.get("relation") == "next"

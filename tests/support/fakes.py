@@ -121,7 +121,8 @@ class FakeClient:
         self.requests.append(("search", (rtype, params)))
         return iter(self.resources.get(rtype, []))
 
-    def search_population(self, rtype: str, params: Any = None) -> Any:
+    def search_population(self, rtype: str, params: Any = None, *, includes: bool = False
+                          ) -> Any:
         self.requests.append(("search", (rtype, params)))
         return iter(self.resources.get(rtype, []))
 

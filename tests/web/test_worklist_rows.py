@@ -133,6 +133,11 @@ class Recording:
             raise answer
         return answer
 
+    def search_population(self, resource_type: str, params: list[tuple[str, str]], *,
+                          includes: bool = False) -> list[dict[str, Any]]:
+        assert includes, "the worklist needs the included Patients"
+        return self.search(resource_type, params)
+
 
 def _subject(rid: str, pid: str, status: str, updated: str) -> dict[str, Any]:
     return {"resourceType": "ResearchSubject", "id": rid, "status": status,
@@ -232,3 +237,23 @@ def test_the_overlap_is_searched_until_a_search_made_overlap_after_the_stamp_fin
     assert asked() == at(stamp)  # settled: only from the newest stamp on
     rows, _ = cache.rows(client, "ResearchStudy/s", now + OVERLAP * 3)
     assert asked() == at(stamp) and [r.patient_id for r in rows] == ["p1"]
+
+
+@pytest.mark.integration
+def test_the_full_read_pages_past_the_caps_of_a_record_search(ws, monkeypatch):
+    """A study holds more ResearchSubjects than one record search may page through (after
+    `screen --all --every-patient`): the worklist still lists every one, with its name."""
+    from service.fhir.client import FhirClient
+    from service.web.pages import worklist_rows
+
+    screener = ws.app.extensions["eligibility"].screener
+    capped = FhirClient(ws.settings.with_overrides(fhir_max_pages=2))
+    monkeypatch.setattr(screener, "client", lambda: capped)
+    monkeypatch.setattr(worklist_rows, "FHIR_PAGE", 3)  # 18 subjects: 6 pages, over the cap
+    ws.app.extensions["worklist_rows"] = RowCache(run_later=lambda task: task())
+    try:
+        _, page = _requests_of(ws, _signed_in(ws), f"/?study={SLE}")
+    finally:
+        capped.close()
+    assert "All (18)" in page
+    assert ">Haoran Wang<" in page and ">seed-myositis<" in page

@@ -152,7 +152,10 @@ class RowCache:
 
     def _read_all(self, client: Any, study_ref: str, held: StudyRows, now: datetime) -> None:
         fresh = StudyRows()
-        fresh.take(client.search("ResearchSubject", _query(study_ref)), now)
+        # Paged without search's caps (a record's 50 pages, 20,000 resources): a study screened
+        # with --every-patient holds a ResearchSubject for every patient of the hospital.
+        fresh.take(client.search_population("ResearchSubject", _query(study_ref), includes=True),
+                   now)
         lock, _ = self._entry(study_ref)
         with lock:
             # Changes read meanwhile are newer than fresh.newest: the next view reads them again.
