@@ -38,7 +38,8 @@ FIGURE_KEYS: tuple[str, ...] = (
     "latency.cds.p50_ms", "latency.cds.p99_ms", "latency.cds.errors",
     "latency.cds_concurrent.p50_ms", "latency.cds_concurrent.p99_ms",
     "triggers.notifications", "triggers.patients", "triggers.seconds_until_all_written",
-    "triggers.screenings_run", "triggers.errors", "triggers.seconds_until_first_written",
+    "triggers.screenings_run", "triggers.errors", "triggers.same_second_duplicates",
+    "triggers.seconds_until_first_written",
     "evaluation.write_check.schema_ms", "evaluation.write_check.model_ms",
     "prevalence.patients", "prevalence.lupus_patients",
     "prevalence.candidates.requests", "prevalence.every_patient.requests",
@@ -231,10 +232,14 @@ def rows(f: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     add(f"5 {tr['notifications']} webhooks, {tr['patients']} patients: all written after",
         f"{_fmt(done, ' s')} (first after {_fmt(tr['seconds_until_first_written'], ' s')}; "
         f"coalescing window {_fmt(tr['coalesce_seconds'], ' s')}, "
-        f"{tr['embedded_workers']} worker)", "all written",
-        done is not None and tr["errors"] == 0)
+        f"{tr['embedded_workers']} worker; {tr['errors']} errors, "
+        f"{tr['same_second_duplicates']} same-second duplicates refused as replays)",
+        "all written, no error", done is not None and tr["errors"] == 0)
+    # A notification that arrives after its patient's screening has started needs a screening
+    # of its own (the record may have changed since the read): about one per patient is right.
     add("  screenings run (coalescing)", f"{tr['screenings_run']} for {tr['patients']} patients",
-        f"{tr['patients']}", tr["screenings_run"] == tr["patients"])
+        f"<= {tr['patients'] * 11 // 10} (about 1 a patient)",
+        tr["screenings_run"] <= tr["patients"] * 11 // 10)
     pv = f["prevalence"]
     cand, every, ratio = pv["candidates"], pv["every_patient"], pv["ratios"]
     add(f"6 Population {pv['patients']} at {pv['prevalence'] * 100:.1f}% prevalence "

@@ -99,7 +99,10 @@ def run_triggers(service: RunningService, client: FhirClient, patient_ids: Seque
         "notifications": notifications,
         "patients": len(ids),
         "accepted": len(answers),
-        "errors": sum(failures.values()),
+        # 409: a byte-identical signed request (same patient, same second) was refused as a
+        # replay; the first one was accepted, so nothing is lost. Not counted as an error.
+        "same_second_duplicates": failures.get("409", 0),
+        "errors": sum(n for status, n in failures.items() if status != "409"),
         "error_statuses": failures,
         "send_seconds": round(sent, 2),
         "seconds_until_first_written": None if first_written is None else
