@@ -283,8 +283,10 @@ def worklist_rows(w: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
         ok = large[view]["p95_ms"] < 1000 and large["errors"] == 0
         out.append((f"  {name}, {w['reps']} views", both(view), "p95 < 1 s at the larger",
                     "met" if ok else "MISSED"))
-    out.append(("  first view after start (whole list read)",
-                f"{_fmt(small['cold_ms'], ' ms')} / {_fmt(large['cold_ms'], ' ms')}", "", ""))
+    out.append(("  first view after start: list shown after (first answer after)",
+                f"{_fmt(small['cold_ms'], ' ms')} / {_fmt(large['cold_ms'], ' ms')} "
+                f"({_fmt(small.get('cold_first_answer_ms'), ' ms')} / "
+                f"{_fmt(large.get('cold_first_answer_ms'), ' ms')})", "", ""))
     rq_small, rq_large = small["fhir_requests"], large["fhir_requests"]
     out.append(("  FHIR requests a view: first after start, then",
                 f"{rq_small['cold']}, then {rq_small['first']} / {rq_large['cold']}, then "

@@ -12,7 +12,13 @@ import pytest
 from localfhir import start_local_server
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirError
-from service.web.pages.worklist_rows import FULL_READ_SECONDS, OVERLAP, RowCache, StudyRows
+from service.web.pages.worklist_rows import (
+    FULL_READ_SECONDS,
+    OVERLAP,
+    RowCache,
+    StillReading,
+    StudyRows,
+)
 from tests.support.workspace import COORDINATOR, Workspace, workspace
 
 SLE = "refractory-sle-cart"
@@ -195,8 +201,11 @@ def test_the_periodic_full_read_runs_once_beside_the_views_and_a_failed_one_is_r
     a = _subject("a", "p1", "ineligible", "2026-11-30T08:00:00Z")
     b = _subject("b", "p2", "eligible", "2026-11-30T08:10:00Z")
     tasks: list[Any] = []
-    client = Recording([[a, b], [], [], FhirError("server down"), [], [b], []])
-    cache = RowCache(run_later=tasks.append)
+    client = Recording([[a, b], [], [], [], FhirError("server down"), [], [b], []])
+    cache = RowCache(run_later=tasks.append, first_view_wait=0)
+    with pytest.raises(StillReading):  # the first full read runs beside the view too
+        cache.rows(client, "ResearchStudy/s", now)
+    tasks.pop()()
     cache.rows(client, "ResearchStudy/s", now)
     later = now + timedelta(seconds=FULL_READ_SECONDS)
     # The view that finds the full read due is answered from the changes alone ...
@@ -212,7 +221,7 @@ def test_the_periodic_full_read_runs_once_beside_the_views_and_a_failed_one_is_r
     rows, full = cache.rows(client, "ResearchStudy/s", later)
     assert [r.patient_id for r in rows] == ["p2"] and full == later
     assert [("_lastUpdated" in s) for s in client.searches] == [
-        False, True, True, False, True, False, True]
+        False, True, True, True, False, True, False, True]
 
 
 def test_the_overlap_is_searched_until_a_search_made_overlap_after_the_stamp_finds_nothing():
@@ -257,3 +266,69 @@ def test_the_full_read_pages_past_the_caps_of_a_record_search(ws, monkeypatch):
         capped.close()
     assert "All (18)" in page
     assert ">Haoran Wang<" in page and ">seed-myositis<" in page
+
+
+class Later:
+    """run_later for the tests: keeps the tasks until the test runs them."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Any] = []
+
+    def __call__(self, task: Any) -> None:
+        self.tasks.append(task)
+
+    def run(self) -> None:
+        while self.tasks:
+            self.tasks.pop(0)()
+
+
+def test_a_first_read_longer_than_a_view_waits_says_still_reading_then_serves_it():
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    client = Recording([[_subject("a", "p1", "eligible", "2026-11-30T08:00:00Z")],
+                        [], []])
+    later = Later()
+    cache = RowCache(run_later=later, first_view_wait=0)
+    with pytest.raises(StillReading):
+        cache.rows(client, "ResearchStudy/s", now)
+    with pytest.raises(StillReading):  # a second view waits for the same read, starts none
+        cache.rows(client, "ResearchStudy/s", now)
+    assert len(later.tasks) == 1 and client.searches == []
+    later.run()
+    rows, full = cache.rows(client, "ResearchStudy/s", now)
+    assert [r.patient_id for r in rows] == ["p1"] and full == now
+    # The first read's rows are served; the view asked only for what changed since.
+    assert [("_lastUpdated" in s) for s in client.searches] == [False, True]
+
+
+def test_a_failed_first_read_shows_its_error_and_the_next_view_starts_another():
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    client = Recording([FhirError("server down"),
+                        [_subject("a", "p1", "eligible", "2026-11-30T08:00:00Z")], []])
+    later = Later()
+    cache = RowCache(run_later=later, first_view_wait=0)
+    with pytest.raises(StillReading):
+        cache.rows(client, "ResearchStudy/s", now)
+    later.run()
+    with pytest.raises(FhirError):  # the failure reaches a page, never an empty list
+        cache.rows(client, "ResearchStudy/s", now)
+    with pytest.raises(StillReading):
+        cache.rows(client, "ResearchStudy/s", now)
+    later.run()
+    rows, _ = cache.rows(client, "ResearchStudy/s", now)
+    assert [r.patient_id for r in rows] == ["p1"]
+
+
+@pytest.mark.integration
+def test_the_page_says_the_list_is_being_read_and_reloads_until_it_is(ws):
+    later = Later()
+    ws.app.extensions["worklist_rows"] = RowCache(run_later=later, first_view_wait=0)
+    browser = _signed_in(ws)
+    answer = browser.get(f"/?study={SLE}")
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert "Reading the worklist from the FHIR server" in page
+    assert '<meta http-equiv="refresh" content="3">' in page and SLE in page
+    assert ">seed-potential<" not in page
+    later.run()
+    page = browser.get(f"/?study={SLE}").get_data(as_text=True)
+    assert ">seed-potential<" in page and "Reading the worklist" not in page

@@ -10,7 +10,7 @@ from flask import abort, current_app, render_template, request
 from service.web.pages import bp, pages
 from service.web.pages.signin import current_user, signed_in
 from service.web.pages.subjects import Row
-from service.web.pages.worklist_rows import RowCache
+from service.web.pages.worklist_rows import FIRST_VIEW_WAIT, RowCache, StillReading
 from service.web.services import services
 
 PAGE_SIZE = 50
@@ -37,6 +37,13 @@ def read_rows_as_of(study_ref: str) -> tuple[list[Row], datetime]:
 def read_rows(study_ref: str) -> list[Row]:
     """Every ResearchSubject of the study as on the FHIR server now, closest first."""
     return read_rows_as_of(study_ref)[0]
+
+
+@bp.errorhandler(StillReading)
+def _still_reading(exc: StillReading) -> Any:
+    """The first full read of a large study outlasts a page: say so, and reload."""
+    key = next((k for k, ref in study_refs().items() if ref == exc.args[0]), "")
+    return render_template("reading.html", key=key, every=int(FIRST_VIEW_WAIT)), 200
 
 
 def _matches(row: Row, wanted: str) -> bool:

@@ -9,6 +9,8 @@ so an idle list costs one small search a view.
 What such a search cannot see, a deleted ResearchSubject or a renamed Patient, shows after the
 next full read, which a view starts in the background once the last is FULL_READ_SECONDS old.
 A failed read of a view serves nothing held: the error reaches the page as before.
+The first full read of a process runs beside the view too: the view waits FIRST_VIEW_WAIT for
+it, then says the list is still being read (a large study takes longer than a page should).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +30,11 @@ log = logging.getLogger(__name__)
 FHIR_PAGE = 500  # ResearchSubjects per FHIR search page (with their Patients included)
 FULL_READ_SECONDS = 300.0  # deletions and Patient renames show at most this late
 OVERLAP = timedelta(seconds=5)  # writes stamped up to this long before they were searchable
+FIRST_VIEW_WAIT = 3.0  # seconds a view waits for the process's first full read of a study
+
+
+class StillReading(Exception):
+    """The first full read of the study is still running: the page says so and reloads."""
 
 
 def worklist_row(resource: Mapping[str, Any], patients: Mapping[str, Mapping[str, Any]]
@@ -53,6 +62,7 @@ class StudyRows:
     full_read: datetime | None = None  # when this process last read the study in full
     ordered: list[Row] | None = None  # closest first; None after a change
     rereading: bool = False  # a full read runs in the background
+    first_read: Future[None] | None = None  # the first full read, until it has succeeded
 
     def take(self, resources: Iterable[Mapping[str, Any]], now: datetime) -> int:
         """Add or replace the ResearchSubjects of a search answer; how many were rows.
@@ -114,9 +124,11 @@ class RowCache:
     """Per-process rows of each study; one reader per study at a time (thread-safe)."""
 
     def __init__(self, *, full_read_seconds: float = FULL_READ_SECONDS,
-                 run_later: Callable[[Callable[[], None]], None] = in_background) -> None:
+                 run_later: Callable[[Callable[[], None]], None] = in_background,
+                 first_view_wait: float = FIRST_VIEW_WAIT) -> None:
         self._full_read = timedelta(seconds=full_read_seconds)
         self._run_later = run_later  # tests run the full read at once
+        self._first_view_wait = first_view_wait
         self._lock = threading.Lock()
         self._studies: dict[str, tuple[threading.RLock, StudyRows]] = {}
 
@@ -129,26 +141,66 @@ class RowCache:
     def rows(self, client: Any, study_ref: str, now: datetime) -> tuple[list[Row], datetime]:
         """The study's rows as the FHIR server has them now, closest first; the full read's time.
 
-        The first view reads the whole list; later ones read what changed, and one of them
+        The first view starts the whole list's read and waits FIRST_VIEW_WAIT for it
+        (StillReading after that); later ones read what changed, and one of them
         every FULL_READ_SECONDS starts a full read in the background (`now` is the pages'
         clock; a clock set back starts one too).
         """
         lock, held = self._entry(study_ref)
         with lock:
             if held.full_read is None or held.newest is None:
-                self._read_all(client, study_ref, held, now)
-                return held.sorted_rows(), now
-            newest, reach = held.newest, timedelta(0) if held.settled else OVERLAP
-            since = (newest - reach).astimezone(UTC).isoformat(timespec="milliseconds")
-            held.take(client.search("ResearchSubject", [
-                *_query(study_ref), ("_lastUpdated", "ge" + since.replace("+00:00", "Z"))]), now)
-            if (held.newest == newest and held.newest_seen is not None
-                    and now - held.newest_seen >= OVERLAP):
-                held.settled = True
-            if not held.rereading and not timedelta(0) <= now - held.full_read < self._full_read:
-                held.rereading = True
-                self._run_later(lambda: self._reread(client, study_ref, held, now))
-            return held.sorted_rows(), held.full_read
+                if held.first_read is None:
+                    held.first_read = self._start(
+                        lambda: self._read_all(client, study_ref, held, now))
+                first = held.first_read
+            else:
+                held.first_read = None  # done: the rows are held
+                return self._changes(client, study_ref, held, now)
+        # Waited for outside the lock: the read takes it to store its rows.
+        try:
+            first.result(timeout=self._first_view_wait)
+        except FutureTimeout:
+            raise StillReading(study_ref) from None
+        except Exception:
+            with lock:  # failed: the next view starts it again, and this one shows the error
+                if held.first_read is first:
+                    held.first_read = None
+            raise
+        with lock:
+            if held.first_read is first:
+                held.first_read = None
+            return held.sorted_rows(), held.full_read or now
+
+    def _start(self, task: Callable[[], None]) -> Future[None]:
+        """Run `task` with run_later; its outcome as a Future."""
+        outcome: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                task()
+            except Exception as exc:
+                outcome.set_exception(exc)
+            else:
+                outcome.set_result(None)
+
+        self._run_later(run)
+        return outcome
+
+    def _changes(self, client: Any, study_ref: str, held: StudyRows, now: datetime
+                 ) -> tuple[list[Row], datetime]:
+        """Read what changed since the newest stamp held (the lock is held)."""
+        assert held.full_read is not None and held.newest is not None
+        newest, reach = held.newest, timedelta(0) if held.settled else OVERLAP
+        since = (newest - reach).astimezone(UTC).isoformat(timespec="milliseconds")
+        held.take(client.search("ResearchSubject", [
+            *_query(study_ref), ("_lastUpdated", "ge" + since.replace("+00:00", "Z"))]), now)
+        if (held.newest == newest and held.newest_seen is not None
+                and now - held.newest_seen >= OVERLAP):
+            held.settled = True
+        if not held.rereading and not timedelta(0) <= now - held.full_read < self._full_read:
+            held.rereading = True
+            self._run_later(lambda: self._reread(client, study_ref, held, now))
+        return held.sorted_rows(), held.full_read
 
     def _read_all(self, client: Any, study_ref: str, held: StudyRows, now: datetime) -> None:
         fresh = StudyRows()
