@@ -114,7 +114,7 @@ def rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     lat_l_text = (f" (local: {_ms(lat_l['rescreen_p50_ms'])} / "
                   f"{_ms(lat_l['read_only_p50_ms'])} ms)" if lat_l else "")
     return [
-        (f"7 On HAPI 8.4.0 (hapi/, H2, {hapi['java_opts']}; ready after "
+        (f"8 On HAPI 8.4.0 (hapi/, H2, {hapi['java_opts']}; ready after "
          f"{hapi['start_seconds']} s):", ""),
         ("  round trips, first screening / re-screen",
          f"{ours['reads']} read + {ours['writes']} write / {ours['rescreen_reads']} read + "

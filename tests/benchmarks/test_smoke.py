@@ -95,7 +95,7 @@ def test_hapi_column_produces_every_figure(hapi_server, hapi_seeded) -> None:
     assert hapi["naive"]["reads"] > hapi["ours"]["reads"]
     assert hapi["heavy"]["reads"] >= 1 and hapi["latency"]["patients"] == 1
     printed = hapi_column.rows(figures)
-    assert printed[0][0].startswith("7 On HAPI 8.4.0")
+    assert printed[0][0].startswith("8 On HAPI 8.4.0")
     assert all(value and "None" not in value for _, value in printed[1:])
 
 
