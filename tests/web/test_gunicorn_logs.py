@@ -20,7 +20,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from service.mappings import load_mappings
 from service.seeding import load_seeds
 from service.settings import REPO_ROOT, Settings
 from service.web.webhooks import sign
+from tests.support.log_scan import forbidden, seed_patients
 
 pytestmark = [pytest.mark.security, pytest.mark.slow]
 
@@ -45,37 +45,11 @@ SECRETS = {
     "FHIR_BEARER_TOKEN": "fhir-bearer-must-not-be-logged-gunicorn",
 }
 CDS_ACCESS_TOKEN = "cds-access-token-must-not-be-logged-gunicorn"
+NEVER_LOGGED = {**SECRETS, "CDS access token": CDS_ACCESS_TOKEN}
 API = {"Authorization": f"Bearer {SECRETS['ELIGIBILITY_API_TOKEN']}"}
 TEXT_LINE = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
     r"(?P<logger>[\w.]+) \[(?P<rid>[^\]\s]+)\] \S")
-
-
-def seed_patients() -> list[dict[str, Any]]:
-    patients = []
-    for path in sorted((SEEDS_DIR / "patients").glob("*.json")):
-        bundle = json.loads(path.read_text())
-        patients += [e["resource"] for e in bundle["entry"]
-                     if e["resource"]["resourceType"] == "Patient"]
-    return patients
-
-
-def forbidden() -> dict[str, re.Pattern[str]]:
-    """Names, birth dates, record numbers and secrets, each as the pattern that finds it."""
-    needles: dict[str, re.Pattern[str]] = {}
-    for patient in seed_patients():
-        for name in patient.get("name") or ():
-            for part in filter(None, [*(name.get("given") or ()), name.get("family"),
-                                      name.get("text")]):
-                needles[f"name {part}"] = re.compile(rf"\b{re.escape(part)}\b")
-        born = date.fromisoformat(patient["birthDate"])
-        for shown in (born.isoformat(), born.strftime("%Y%m%d"), born.strftime("%d/%m/%Y")):
-            needles[f"birth date {shown}"] = re.compile(re.escape(shown))
-        for ident in patient.get("identifier") or ():
-            needles[f"record number {ident['value']}"] = re.compile(re.escape(ident["value"]))
-    for name, value in {**SECRETS, "CDS access token": CDS_ACCESS_TOKEN}.items():
-        needles[name] = re.compile(re.escape(value))
-    return needles
 
 
 def free_port() -> int:
@@ -223,7 +197,7 @@ def test_gunicorn_logs_carry_time_level_logger_request_id_and_no_phi(gunicorn, s
     for pid in pids:
         assert f"Patient/{pid}" in output  # the scan read the real run's lines
     found = [f"{what}: {line[:160]}" for line in output.splitlines()
-             for what, pattern in forbidden().items() if pattern.search(line)]
+             for what, pattern in forbidden(NEVER_LOGGED).items() if pattern.search(line)]
     assert found == []
 
 

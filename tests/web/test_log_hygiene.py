@@ -16,7 +16,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ from service.fhir.client import FhirClient
 from service.seeding import load_seeds
 from service.settings import REPO_ROOT, Settings
 from service.web.webhooks import sign
-from tests.support.seed_population import AS_OF, SEED_FILES, SEEDS_DIR, mappings
+from tests.support.log_scan import forbidden, seed_patients
+from tests.support.seed_population import AS_OF, SEEDS_DIR, mappings
 from tests.support.server_state import wait_until
 
 pytestmark = [pytest.mark.security, pytest.mark.slow]
@@ -39,36 +39,7 @@ SECRETS = {
     "FHIR_BEARER_TOKEN": "fhir-bearer-token-must-not-be-logged-c9e4",
 }
 CDS_ACCESS_TOKEN = "cds-access-token-must-not-be-logged-66b1"
-
-
-def seed_patients() -> list[dict[str, Any]]:
-    patients = []
-    for path in SEED_FILES:
-        bundle = json.loads(path.read_text())
-        patients += [e["resource"] for e in bundle["entry"]
-                     if e["resource"]["resourceType"] == "Patient"]
-    return patients
-
-
-def forbidden() -> dict[str, re.Pattern[str]]:
-    """What may never be logged, each as the pattern that finds it."""
-    needles: dict[str, re.Pattern[str]] = {}
-    for patient in seed_patients():
-        for name in patient.get("name") or ():
-            parts = [*(name.get("given") or ()), name.get("family"), name.get("text"),
-                     *(name.get("prefix") or ())]
-            for part in filter(None, parts):
-                # Whole words, so "Xu" does not match inside an unrelated word.
-                needles[f"name {part}"] = re.compile(rf"\b{re.escape(part)}\b")
-        born = date.fromisoformat(patient["birthDate"])
-        for shown in (born.isoformat(), born.strftime("%Y%m%d"), born.strftime("%d/%m/%Y"),
-                      born.strftime("%m/%d/%Y"), born.strftime("%d.%m.%Y")):
-            needles[f"birth date {shown}"] = re.compile(re.escape(shown))
-        for ident in patient.get("identifier") or ():
-            needles[f"record number {ident['value']}"] = re.compile(re.escape(ident["value"]))
-    for name, value in {**SECRETS, "CDS access token": CDS_ACCESS_TOKEN}.items():
-        needles[name] = re.compile(re.escape(value))
-    return needles
+NEVER_LOGGED = {**SECRETS, "CDS access token": CDS_ACCESS_TOKEN}
 
 
 @pytest.fixture
@@ -166,7 +137,7 @@ def test_logs_of_the_seed_run_hold_no_names_birth_dates_record_numbers_or_secret
     for pid in pids:
         assert f"Patient/{pid}" in caplog.text and pid in cli.stderr + cli.stdout
 
-    patterns = forbidden()
+    patterns = forbidden(NEVER_LOGGED)
     found = []
     for where, text in captured.items():
         for line in text.splitlines():
