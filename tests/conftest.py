@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_local_server
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.support import hapi_server as hapi_support
 from tests.support.apps import MakeApp, app_factory
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
@@ -246,10 +246,10 @@ def hapi_base_url(hapi_server: hapi_support.HapiServer) -> str:
 @pytest.fixture(scope="session")
 def hapi_seeded(hapi_base_url: str) -> dict[str, Any]:
     """The seeds loaded once into the session's HAPI: {"base_url", "studies", "patients"}."""
+    from service.core.settings import REPO_ROOT
     from service.fhir.client import FhirClient
     from service.mappings import load_mappings
-    from service.seeding import load_seeds
-    from service.settings import REPO_ROOT
+    from service.usecases.seeding import load_seeds
 
     settings = Settings().with_overrides(fhir_base_url=hapi_base_url, queue_url="memory://")
     with FhirClient(settings) as fhir:

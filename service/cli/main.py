@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from service.cli.exits import EXIT_FAILURES, EXIT_OK, EXIT_USAGE, CliError
 from service.cli.screen import cmd_screen, patient_ids, screen_one
-from service.settings import Settings, SettingsError, is_loopback
+from service.core.settings import Settings, SettingsError, is_loopback
 
 log = logging.getLogger("service.cli.main")
 
@@ -70,7 +70,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run queue workers in the foreground until Ctrl-C / SIGTERM."""
     from service.queue.jobs import JobQueue
-    from service.screener import Screener
+    from service.usecases.screener import Screener
 
     wait_for_fhir(settings)
     queue = JobQueue(settings, Screener(settings))
@@ -91,8 +91,8 @@ def _queue_label(settings: Settings) -> str:
 
 def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
     """Load the seed studies and patients into the FHIR server (idempotent)."""
-    from service.screener import Screener
-    from service.seeding import load_seeds
+    from service.usecases.screener import Screener
+    from service.usecases.seeding import load_seeds
 
     wait_for_fhir(settings)
     screener = Screener(settings)
@@ -111,7 +111,7 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
         subscription_reference,
         subscriptions_transaction,
     )
-    from service.screener import default_client_factory
+    from service.usecases.screener import default_client_factory
 
     if not settings.notify_secret:
         raise CliError("subscribe needs FHIR_NOTIFY_SECRET (sent back in the channel header)")
@@ -143,9 +143,9 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_codes_report(settings: Settings, args: argparse.Namespace) -> int:
     """List the FHIR server's codes and units the mappings do not understand (counts only)."""
-    from service.codes_report import format_report, run
     from service.mappings import load_mappings
-    from service.screener import default_client_factory
+    from service.usecases.codes_report import format_report, run
+    from service.usecases.screener import default_client_factory
 
     if args.max_per_type < 1 or args.page_size < 1:
         raise CliError("--max-per-type and --page-size must be at least 1")
@@ -202,7 +202,7 @@ def _manifest(settings: Settings) -> tuple[list[str], date]:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Load the seeds, screen every seed patient (write-back), print the table, then serve."""
     from service.cli.tables import results_table
-    from service.seeding import load_seeds
+    from service.usecases.seeding import load_seeds
     from service.web.app import create_app
 
     _refuse_open_listen(settings, args.host)
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"eligibility: bad settings: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from service.log_setup import configure_logging
+    from service.core.log_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
     from service.fhir.errors import FhirError

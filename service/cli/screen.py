@@ -18,7 +18,7 @@ from typing import Any
 
 from service.cli.exits import EXIT_FAILURES, EXIT_OK, CliError
 from service.cli.tables import SummaryCounter
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def patient_ids(values: Sequence[str]) -> list[str]:
@@ -78,9 +78,9 @@ def screen_one(
 ) -> tuple[Any, bool]:
     """(PatientRow, finished): finished is False when a retry later may help."""
     from service.cli.tables import PatientRow
+    from service.core.log_setup import escape_controls
     from service.fhir.queries import FHIR_ID
-    from service.log_setup import escape_controls
-    from service.screening_failures import ScreeningFailure
+    from service.usecases.screening_failures import ScreeningFailure
 
     if not FHIR_ID.fullmatch(pid):
         # --all takes ids from the server: a bad one is a failed row, shown escaped, and never
@@ -156,7 +156,7 @@ def _population(settings: Settings, screener: Any, args: argparse.Namespace,
 def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
     """Screen patients given on the command line, or the population (--all)."""
     from service.cli.progress import ScreeningProgress
-    from service.screener import Screener
+    from service.usecases.screener import Screener
 
     population = args.all or args.every_patient
     if bool(args.patients) == bool(population):

@@ -8,9 +8,9 @@ import secrets
 import sys
 from typing import Any
 
-from service.accounts import ROLES, AccountError, Accounts
-from service.settings import Settings
-from service.signin_throttle import SignInThrottle
+from service.accounts.signin_throttle import SignInThrottle
+from service.accounts.store import ROLES, AccountError, Accounts
+from service.core.settings import Settings
 
 DEMO_USER = "demo"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+from service.core.settings import Settings
 from service.fhir import queries as retrieval
-from service.settings import Settings
 
 
 class FhirApi(Protocol):

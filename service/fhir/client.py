@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from service.core.settings import Settings
 from service.fhir import queries as retrieval
 from service.fhir import retries
 from service.fhir.api import ClientFactory, FhirApi
@@ -30,7 +31,6 @@ from service.fhir.errors import (
 )
 from service.fhir.record_read import record_resources
 from service.fhir.smart_tokens import SmartTokens
-from service.settings import Settings
 
 log = logging.getLogger(__name__)
 

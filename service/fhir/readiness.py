@@ -6,7 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 class FhirNotReady(Exception):

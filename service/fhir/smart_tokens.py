@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from service.core.settings import Settings
 from service.fhir import smart_auth
 from service.fhir.errors import FhirAuthError
-from service.settings import Settings
 
 log = logging.getLogger(__name__)
 

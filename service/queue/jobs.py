@@ -30,7 +30,8 @@ from urllib.parse import urlparse
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
-from service.log_setup import bound_request_id
+from service.core.log_setup import bound_request_id
+from service.core.settings import Settings
 from service.queue.redis_store import RedisJobStore
 from service.queue.sqlite_store import SqliteJobStore
 from service.queue.store import (
@@ -43,7 +44,6 @@ from service.queue.store import (
     TaskRecord,
     new_id,
 )
-from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class JobQueue:
             self.store.unlock(patient_lock, worker)
 
     def _handle_failure(self, task: TaskRecord, worker: str, exc: Exception) -> None:
-        from service.screening_failures import classify_failure
+        from service.usecases.screening_failures import classify_failure
 
         failure = classify_failure(exc)
         kind = "bug" if failure is None else "temporary" if failure.retryable else "fatal"

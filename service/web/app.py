@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Flask
 
+from service.core.settings import Settings
 from service.queue.jobs import JobQueue
-from service.screener import Screener, default_client_factory
-from service.settings import Settings
+from service.usecases.screener import Screener, default_client_factory
 from service.web.auth import install_api_auth
 from service.web.pages import install_pages
 from service.web.problems import register_error_handlers

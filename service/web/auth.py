@@ -8,7 +8,7 @@ from typing import Any, Literal, TypeVar
 
 from flask import Flask, request
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web.problems import Problem
 
 F = TypeVar("F", bound=Callable[..., Any])

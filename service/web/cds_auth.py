@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import jwt
 import requests
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

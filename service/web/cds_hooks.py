@@ -11,10 +11,10 @@ from urllib.parse import parse_qsl, quote
 
 from flask import Blueprint, Response, jsonify, request
 
+from service.core.log_setup import escape_controls
 from service.fhir.errors import failed_outcome
 from service.fhir.queries import RECORD_TYPES, code_token
 from service.fhir.subjects import own_resources
-from service.log_setup import escape_controls
 from service.web import requests_in
 from service.web.auth import auth_mode
 from service.web.cds_auth import CdsAuthError
@@ -246,7 +246,7 @@ def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dic
 @auth_mode("cds")
 def patient_view() -> Response:
     """Cards for the studies the patient is eligible for or a potential candidate of."""
-    from service.screening_failures import ScreeningFailure
+    from service.usecases.screening_failures import ScreeningFailure
 
     svc = services()
     _authenticate(f"{svc.settings.public_url}/cds-services/{SERVICE_ID}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from service.settings import Settings, SettingsError, is_loopback
+from service.core.settings import Settings, SettingsError, is_loopback
 
 bind = [os.environ.get("BIND", "127.0.0.1:8000")]
 # The embedded SQLite queue is one process with worker threads; scale threads, or use Redis

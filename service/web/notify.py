@@ -14,9 +14,9 @@ from typing import Any
 from flask import Blueprint, Response, json, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from service.core.log_setup import escape_controls
 from service.fhir.queries import FHIR_ID, RECORD_TYPES
 from service.fhir.subjects import subject_of
-from service.log_setup import escape_controls
 from service.web import requests_in
 from service.web.auth import auth_mode, bearer_token, token_matches
 from service.web.services import services

@@ -100,7 +100,7 @@ def problem_from_fhir_error(exc: Exception, *, patient_id: str | None = None) ->
 
 
 def problem_from_failure(failure: Any, *, patient_id: str) -> Problem:
-    """Render a ScreeningFailure (classified once, in service.screening) as a problem."""
+    """Render a ScreeningFailure (classified once, in service.usecases.screening) as a problem."""
     if failure.kind == "not-found":
         return Problem(404, f"Patient/{patient_id} was not found on the FHIR server.",
                        slug="not-found")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from service.log_setup import REQUEST_ID, request_id_from
+from service.core.log_setup import REQUEST_ID, request_id_from
 
 
 def install_request_ids(app: Flask) -> None:

@@ -124,7 +124,7 @@ def _screen_now(pid: str, as_of: date, studies: tuple[str, ...] | None) -> dict[
 
 def _run(call: Any, pid: str) -> Any:
     """Run a screening; a failure (classified by the use case) becomes a problem."""
-    from service.screening_failures import ScreeningFailure
+    from service.usecases.screening_failures import ScreeningFailure
 
     try:
         return call()

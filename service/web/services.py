@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import current_app
 
+from service.core.settings import Settings
 from service.fhir.api import ClientFactory
 from service.queue.jobs import JobQueue
-from service.screener import ScreeningService
-from service.settings import Settings
+from service.usecases.screener import ScreeningService
 
 
 @dataclass

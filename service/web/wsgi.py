@@ -7,7 +7,7 @@ import sys
 
 from flask import Flask
 
-from service.settings import Settings, SettingsError
+from service.core.settings import Settings, SettingsError
 
 
 def build() -> Flask:
@@ -19,7 +19,7 @@ def build() -> Flask:
     except SettingsError as exc:
         print(f"eligibility: bad settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    from service.log_setup import configure_logging
+    from service.core.log_setup import configure_logging
 
     # gunicorn configures only its own loggers: without this the service's lines vanish.
     configure_logging(settings.log_level, settings.log_format)

@@ -10,8 +10,8 @@ from typing import Any
 import requests
 
 import localfhir
+from service.core.settings import Settings
 from service.fhir.client import FhirClient
-from service.settings import Settings
 from tests.benchmarks import synthetic
 
 LOAD_BUNDLE_RESOURCES = 2000  # resources per load transaction (a request body of a few MB)

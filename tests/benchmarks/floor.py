@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from service.cli.progress import ScreeningProgress
+from service.core.settings import Settings
 from service.fhir.candidates import every_patient_id
 from service.fhir.client import FhirClient
 from service.fhir.queries import record_queries
 from service.fhir.record_read import record_resources
 from service.mappings import load_mappings
-from service.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

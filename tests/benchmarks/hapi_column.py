@@ -14,8 +14,8 @@ from typing import Any
 
 from service.fhir.client import FhirClient
 from service.mappings import Mappings
-from service.screening import ensure_research_studies, screen_patient
-from service.seeding import load_seeds
+from service.usecases.screening import ensure_research_studies, screen_patient
+from service.usecases.seeding import load_seeds
 from tests.benchmarks import fhir_server as bench_fhir
 from tests.benchmarks import synthetic
 from tests.benchmarks.roundtrips import run_roundtrips

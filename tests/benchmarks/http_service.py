@@ -18,7 +18,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.benchmarks.synthetic import REPO_ROOT
 
 CDS_ISSUER = "https://ehr.benchmark.invalid"

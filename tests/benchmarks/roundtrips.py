@@ -10,7 +10,7 @@ from typing import Any
 from service.fhir.client import FhirClient
 from service.fhir.queries import code_token, record_queries
 from service.mappings import CriterionMapping, Mappings
-from service.screening import ensure_research_studies, screen_patient
+from service.usecases.screening import ensure_research_studies, screen_patient
 from tests.benchmarks import fhir_server as bench_fhir
 from tests.benchmarks import synthetic
 

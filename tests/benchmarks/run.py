@@ -28,12 +28,12 @@ if __package__ in (None, ""):
     # Run as a file: import from the repository root, not from this folder.
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
+from service.core.settings import Settings  # noqa: E402
 from service.engine.evaluate import evaluate_patient  # noqa: E402
 from service.fhir.client import FhirClient  # noqa: E402
 from service.mappings import Mappings, load_mappings  # noqa: E402
-from service.screening import screen_patient  # noqa: E402
-from service.seeding import load_seeds  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from service.usecases.screening import screen_patient  # noqa: E402
+from service.usecases.seeding import load_seeds  # noqa: E402
 from tests.benchmarks import fhir_server as bench_fhir  # noqa: E402
 from tests.benchmarks import report, synthetic  # noqa: E402
 from tests.benchmarks.evaluation import run_evaluation  # noqa: E402

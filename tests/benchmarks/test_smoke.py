@@ -16,8 +16,8 @@ from localfhir import LocalFhirError, LocalServer, NodeNotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+from service.core.settings import Settings  # noqa: E402
 from service.mappings import load_mappings  # noqa: E402
-from service.settings import Settings  # noqa: E402
 from tests.benchmarks import hapi_column, report, run, synthetic  # noqa: E402
 from tests.benchmarks.fhir_server import CountingSession, start_server  # noqa: E402
 from tests.benchmarks.roundtrips import naive_requests  # noqa: E402

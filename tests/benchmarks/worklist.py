@@ -22,12 +22,12 @@ from typing import Any
 
 import requests
 
+from service.core.settings import Settings
 from service.engine.evaluate import evaluate_patient
 from service.fhir.client import FhirClient
 from service.fhir.research_subject import build_research_subject
 from service.mappings import Mappings
-from service.screening import ensure_research_studies
-from service.settings import Settings
+from service.usecases.screening import ensure_research_studies
 from tests.benchmarks import fhir_server as bench_fhir
 from tests.benchmarks import synthetic
 from tests.benchmarks.http_service import CdsKey, RunningService, start_service
@@ -241,7 +241,7 @@ def run_worklist(mappings: Mappings, *, small: int, large: int, reps: int,
             with tempfile.TemporaryDirectory(prefix="bench-worklist-") as name:
                 folder = Path(name)
                 password = secrets.token_urlsafe(16)
-                from service.accounts import Accounts
+                from service.accounts.store import Accounts
 
                 Accounts(folder / "users.sqlite").add(COORDINATOR, "coordinator", password)
                 service = start_service(

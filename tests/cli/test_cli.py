@@ -13,9 +13,9 @@ import pytest
 
 from service.cli import main as cli
 from service.cli import screen as screen_cmd
+from service.core.settings import REPO_ROOT, Settings, is_loopback
 from service.fhir.errors import FhirTemporaryError
 from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscriptions_transaction
-from service.settings import REPO_ROOT, Settings, is_loopback
 from service.web import gunicorn_conf
 from tests.support.fakes import FakeClient, FakeScreener, real_mappings
 
@@ -35,7 +35,7 @@ def env(monkeypatch, tmp_path):
 def screener(env, monkeypatch):
     """The FakeScreener every CLI command gets instead of a real one."""
     fake = FakeScreener(Settings(), statuses={SLE: "potential-candidate", LN: "ineligible"})
-    monkeypatch.setattr("service.screener.Screener", lambda settings, **kw: fake)
+    monkeypatch.setattr("service.usecases.screener.Screener", lambda settings, **kw: fake)
     return fake
 
 

@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from service.cli import main as cli
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.client import FhirClient
 from service.fhir.research_subject import RESEARCH_SUBJECT_SYSTEM
-from service.settings import REPO_ROOT, Settings
 from tests.benchmarks import synthetic
 from tests.benchmarks.fhir_server import load_population
 

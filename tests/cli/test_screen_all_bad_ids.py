@@ -10,7 +10,7 @@ import json
 import pytest
 
 from service.cli import main as cli
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.support.fakes import FakeClient, FakeScreener, real_mappings
 
 pytestmark = pytest.mark.reliability
@@ -38,7 +38,7 @@ def screener(monkeypatch, tmp_path):
     patients = [{"resourceType": "Patient", "id": pid} for pid in ["a0", *BAD, "a1"]]
     fake_client = FakeClient(Settings(), resources={"Patient": patients})
     fake.client = lambda: fake_client
-    monkeypatch.setattr("service.screener.Screener", lambda settings, **kw: fake)
+    monkeypatch.setattr("service.usecases.screener.Screener", lambda settings, **kw: fake)
     return fake
 
 

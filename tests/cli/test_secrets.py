@@ -10,9 +10,9 @@ import pytest
 import responses
 
 from service.cli.main import _queue_label
+from service.core.settings import Settings, SettingsError
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirProtocolError
-from service.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.security
 

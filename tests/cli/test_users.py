@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 
-from service.accounts import Accounts
+from service.accounts.signin_throttle import Limits, SignInThrottle
+from service.accounts.store import Accounts
 from service.cli.main import main
 from service.cli.users import demo_coordinator
-from service.settings import Settings
-from service.signin_throttle import Limits, SignInThrottle
+from service.core.settings import Settings
 
 
 def test_users_add_list_remove(tmp_path, monkeypatch, capsys):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.engine.bundles import patient_slices
 from service.engine.evaluate import evaluate_patient
 from service.engine.record import RecordError, build_record
 from service.mappings import load_mappings
-from service.settings import REPO_ROOT
 
 # Developers and CI both have shared/ beside the repository.
 CORPUS = REPO_ROOT.parent / "shared" / "fhir-corpus"

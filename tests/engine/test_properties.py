@@ -5,10 +5,10 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.core.settings import REPO_ROOT
 from service.engine.evaluate import evaluate_patient
 from service.engine.record import RecordError
 from service.mappings import load_mappings
-from service.settings import REPO_ROOT
 
 MAPPINGS = load_mappings(REPO_ROOT / "mappings")
 CODES = [t.split("|", 1) for t in MAPPINGS.observation_codes()] + [
@@ -118,9 +118,9 @@ def test_the_order_resources_arrive_in_never_changes_a_result():
     first (a HAPI read and an in-memory read of one record gave different lymphocytes)."""
     from datetime import date
 
+    from service.core.settings import REPO_ROOT
     from service.engine.evaluate import evaluate_patient
     from service.mappings import load_mappings
-    from service.settings import REPO_ROOT
 
     mappings = load_mappings(REPO_ROOT / "mappings")
     patient = {"resourceType": "Patient", "id": "p", "birthDate": "2015-01-01",

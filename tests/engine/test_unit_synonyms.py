@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from service.core.settings import REPO_ROOT as REPO
 from service.engine import units
-from service.settings import REPO_ROOT as REPO
 
 TABLE = tomllib.loads((REPO / "mappings" / "units.toml").read_text("utf-8"))["unit_aliases"]
 

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.engine import units
 from service.mappings import load_mappings
-from service.settings import REPO_ROOT
 
 MAPPINGS = load_mappings(REPO_ROOT / "mappings")
 

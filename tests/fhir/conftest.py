@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from service.core.settings import Settings
 from service.fhir.client import FhirClient
-from service.settings import Settings
 from tests.support.fhir_testkit import BASE, FakeClock, RecordingSession
 
 

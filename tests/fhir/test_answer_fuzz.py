@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.settings import Settings
+from service.core.settings import Settings
 from tests.support.fault_proxy import Seen, is_transaction
 from tests.support.seed_population import AS_OF, oracle
 

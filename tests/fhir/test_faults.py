@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from service.core.settings import Settings
 from service.fhir import retries as fhir_retries
 from service.queue import jobs
-from service.settings import Settings
 from tests.support.fault_proxy import FaultProxy, is_read, is_transaction
 from tests.support.seed_population import AS_OF, Population
 from tests.support.server_state import assert_written_once_from_complete_data, subjects, wait_until

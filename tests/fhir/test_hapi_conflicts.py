@@ -12,7 +12,7 @@ import responses
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirConflict
 from service.mappings import load_mappings
-from service.screening import ensure_research_studies, screen_patient
+from service.usecases.screening import ensure_research_studies, screen_patient
 from tests.fhir.test_screening import AS_OF, REPO, STUDY_REFS, WHEN, Server, engine  # noqa: F401
 from tests.support.fhir_testkit import BASE, hapi
 

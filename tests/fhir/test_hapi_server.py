@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 import requests
 
+from service.core.settings import Settings
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirConflict
 from service.fhir.queries import record_queries
 from service.mappings import load_mappings
-from service.screening import PatientLocks, ensure_research_studies, screen_patient
-from service.settings import Settings
+from service.usecases.screening import PatientLocks, ensure_research_studies, screen_patient
 from tests.benchmarks import synthetic
 from tests.benchmarks.fhir_server import load_population
 

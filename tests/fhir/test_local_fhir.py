@@ -19,7 +19,7 @@ from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirNotFound, FhirTemporaryError
 from service.mappings import load_mappings
-from service.screening import ensure_research_studies, screen_patient
+from service.usecases.screening import ensure_research_studies, screen_patient
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 from service.fhir.client import FhirClient
 from service.fhir.subjects import belongs_to
 from service.mappings import load_mappings
-from service.screening import screen_patient
+from service.usecases.screening import screen_patient
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 15)

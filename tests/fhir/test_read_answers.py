@@ -19,7 +19,7 @@ import responses
 
 from service.fhir.errors import FhirError
 from service.mappings import load_mappings
-from service.screening import screen_patient
+from service.usecases.screening import screen_patient
 from tests.support.fhir_testkit import BASE
 
 pytestmark = pytest.mark.reliability

@@ -19,7 +19,7 @@ from service.fhir.research_study import (
     with_enrollment,
 )
 from service.mappings import load_mappings
-from service.screening import ensure_research_studies
+from service.usecases.screening import ensure_research_studies
 
 REPO = Path(__file__).resolve().parents[2]
 DIRS = f"{REPO / 'mappings'}:{REPO / 'mappings' / 'conformance'}"

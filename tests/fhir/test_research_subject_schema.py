@@ -175,7 +175,7 @@ def test_an_invalid_research_subject_is_never_written(fhir_settings, monkeypatch
 
     from service.fhir.client import FhirClient
     from service.mappings import load_mappings
-    from service.screening import ensure_research_studies, screen_patient
+    from service.usecases.screening import ensure_research_studies, screen_patient
 
     repo = Path(__file__).resolve().parents[2]
     mappings = load_mappings(repo / "mappings")

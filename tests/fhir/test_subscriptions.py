@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from service.core.settings import Settings
 from service.fhir.subscriptions import (
     SubscriptionNotActive,
     await_active,
     subscription_reference,
     subscriptions_transaction,
 )
-from service.settings import Settings
 
 
 class FakeClock:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.engine.evaluate import evaluate_patient
 from service.mappings import load_mappings
-from service.settings import REPO_ROOT
 from tests.support.seed_population import AS_OF, SEED_FILES, bundle_resources
 
 SEEDS = load_mappings(REPO_ROOT / "mappings")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.mappings import MappingError, load_mappings
-from service.settings import REPO_ROOT
 
 
 @pytest.fixture()

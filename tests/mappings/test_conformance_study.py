@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.engine.evaluate import evaluate_patient
 from service.engine.results import CriterionResult
 from service.mappings import Mappings, load_mappings
-from service.settings import REPO_ROOT
 from tests.support.builders import (
     AS_OF,
     ICD10CM,

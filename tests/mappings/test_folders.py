@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from service.core.settings import REPO_ROOT, Settings, SettingsError
 from service.mappings import MappingError, load_mappings
-from service.settings import REPO_ROOT, Settings, SettingsError
 
 MAIN, CONFORMANCE = REPO_ROOT / "mappings", REPO_ROOT / "mappings" / "conformance"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from service.core.settings import REPO_ROOT
 from service.engine.rules import RULES
-from service.settings import REPO_ROOT
 
 
 def _guide() -> str:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.engine.rules import RULES as ENGINE_RULES
 from service.mappings import MappingError, load_mappings
-from service.settings import REPO_ROOT
 
 SPEC_IDS = {
     "refractory-sle-cart": [

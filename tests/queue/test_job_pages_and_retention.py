@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from service.core.settings import Settings
 from service.queue.jobs import JOB_PAGE_PATIENTS, JobQueue
 from service.queue.store import DONE
-from service.settings import Settings
 
 pytestmark = pytest.mark.reliability
 
@@ -138,7 +138,7 @@ def test_finished_jobs_older_than_the_retention_are_purged_with_their_results(qu
 def test_retention_is_a_setting_with_a_30_day_default(monkeypatch: Any):
     assert Settings().job_retention_days == 30
     assert Settings.from_env({"JOB_RETENTION_DAYS": "7"}).job_retention_days == 7
-    from service.settings import SettingsError
+    from service.core.settings import SettingsError
 
     with pytest.raises(SettingsError):
         Settings.from_env({"JOB_RETENTION_DAYS": "0"})

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.errors import FhirNotFound, FhirTemporaryError
 from service.queue import jobs
 from service.queue.jobs import JobQueue
-from service.settings import REPO_ROOT, Settings
 from tests.support.fakes import FakeScreener, wait_until
 
 HERE = Path(__file__).resolve().parent

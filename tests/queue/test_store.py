@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from service.core.settings import Settings
 from service.queue.jobs import open_store
 from service.queue.store import JobRecord, TaskRecord, new_id
-from service.settings import Settings
 
 pytestmark = pytest.mark.reliability
 

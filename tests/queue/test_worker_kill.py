@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from service.core.settings import REPO_ROOT, Settings
 from service.queue.jobs import JobQueue
-from service.settings import REPO_ROOT, Settings
 from tests.support.fault_proxy import is_transaction
 from tests.support.seed_population import AS_OF
 from tests.support.server_state import (

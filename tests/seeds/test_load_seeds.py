@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from service.core.settings import Settings
 from service.fhir.client import FhirClient
 from service.mappings import load_mappings
-from service.screening import screen_patient
-from service.seeding import load_seeds
-from service.settings import Settings
+from service.usecases.screening import screen_patient
+from service.usecases.seeding import load_seeds
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.researchstudy import ResearchStudy
 
 from service.engine.results import overall_status
-from service.seeding import SeedError, load_seeds, read_patients, validate_patient_bundle
+from service.usecases.seeding import SeedError, load_seeds, read_patients, validate_patient_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "seeds"

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.client import FhirClient
 from service.mappings import load_mappings
-from service.seeding import load_seeds
-from service.settings import REPO_ROOT, Settings
+from service.usecases.seeding import load_seeds
 from service.web.app import create_app
 
 pytestmark = pytest.mark.hapi

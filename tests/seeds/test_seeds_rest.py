@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from service.core.settings import REPO_ROOT
 from service.fhir.client import FhirClient
 from service.mappings import load_mappings
-from service.seeding import load_seeds
-from service.settings import REPO_ROOT
+from service.usecases.seeding import load_seeds
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +19,7 @@ AS_OF = EXPECTED["asOf"]
 @pytest.fixture(scope="module")
 def seeded_settings(fhir_server, tmp_path_factory):
     """Settings for the local FHIR server with the seeds loaded (once per module)."""
-    from service.settings import Settings
+    from service.core.settings import Settings
 
     settings = Settings().with_overrides(
         fhir_base_url=fhir_server.base_url,

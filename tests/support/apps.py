@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web.app import create_app
 from tests.support.fakes import FakeClient, FakeScreener
 

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from service.core.settings import REPO_ROOT, Settings
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult, Value
 from service.mappings import Mappings, load_mappings
-from service.screener import Screener
-from service.screening_failures import failures_classified
-from service.settings import REPO_ROOT, Settings
+from service.usecases.screener import Screener
+from service.usecases.screening_failures import failures_classified
 from tests.support.polling import wait_until  # noqa: F401 - re-exported for the web and queue tests
 
 

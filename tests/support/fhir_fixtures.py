@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from localfhir import LocalServer
+from service.core.settings import Settings
 from service.fhir.client import FhirClient
-from service.seeding import load_seeds
-from service.settings import Settings
+from service.usecases.seeding import load_seeds
 from tests.support.fault_proxy import FaultProxy
 from tests.support.seed_population import SEEDS_DIR, Population, mappings
 

@@ -8,8 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from service.core.settings import Settings
 from service.queue.jobs import JobQueue
-from service.settings import Settings
 
 
 class FileScreener:

@@ -10,10 +10,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from service.core.settings import REPO_ROOT, Settings
 from service.engine.evaluate import evaluate_patient
 from service.fhir.client import FhirClient
 from service.mappings import Mappings, load_mappings
-from service.settings import REPO_ROOT, Settings
 
 SEEDS_DIR = REPO_ROOT / "seeds"
 AS_OF = date.fromisoformat(json.loads((SEEDS_DIR / "manifest.json").read_text())["asOf"])

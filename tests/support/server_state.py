@@ -9,9 +9,9 @@ from typing import Any
 
 import requests
 
+from service.core.settings import Settings
 from service.fhir.client import FhirClient
 from service.fhir.research_subject import RESEARCH_SUBJECT_SYSTEM
-from service.settings import Settings
 from tests.support import polling
 from tests.support.seed_population import AS_OF, mappings, oracle
 

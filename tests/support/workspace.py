@@ -10,10 +10,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from service.accounts import Accounts
+from service.accounts.store import Accounts
+from service.core.settings import Settings
 from service.fhir.client import FhirClient
-from service.seeding import load_seeds
-from service.settings import Settings
+from service.usecases.seeding import load_seeds
 from tests.support.apps import app_factory
 
 REPO = Path(__file__).resolve().parents[2]

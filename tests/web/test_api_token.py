@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web.webhooks import sign
 
 pytestmark = pytest.mark.security

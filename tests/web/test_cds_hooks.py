@@ -22,11 +22,11 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from service.core.settings import REPO_ROOT
 from service.engine.evaluate import evaluate_patient
 from service.fhir.client import FhirClient
 from service.fhir.queries import code_token
-from service.screener import Screener
-from service.settings import REPO_ROOT
+from service.usecases.screener import Screener
 from service.web import cds_hooks
 from tests.support.fakes import FakeClient, FakeScreener, real_mappings
 

@@ -20,7 +20,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web.cds_auth import MAX_LIFETIME_SECONDS, CdsAuthError, CdsJwtVerifier
 
 pytestmark = pytest.mark.security

@@ -22,7 +22,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 pytestmark = pytest.mark.security
 

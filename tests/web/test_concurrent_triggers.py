@@ -17,7 +17,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from service.settings import REPO_ROOT, Settings
+from service.core.settings import REPO_ROOT, Settings
 from service.web.webhooks import sign
 from tests.support.server_state import assert_written_once_from_complete_data, wait_until
 

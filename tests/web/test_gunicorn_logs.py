@@ -27,10 +27,10 @@ import pytest
 import requests
 
 from localfhir import LocalServer
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.client import FhirClient
 from service.mappings import load_mappings
-from service.seeding import load_seeds
-from service.settings import REPO_ROOT, Settings
+from service.usecases.seeding import load_seeds
 from service.web.webhooks import sign
 from tests.support.log_scan import forbidden, seed_patients
 

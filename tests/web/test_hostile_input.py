@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web.notify import MAX_NOTIFY_PATIENTS
 from service.web.webhooks import sign
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
-from service.settings import REPO_ROOT, Settings
+from service.core.settings import REPO_ROOT, Settings
 from service.web import cds_hooks
 from service.web.webhooks import sign
 from tests.support.seed_population import AS_OF, mappings

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from localfhir import LocalServer
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.client import FhirClient
-from service.seeding import load_seeds
-from service.settings import REPO_ROOT, Settings
+from service.usecases.seeding import load_seeds
 from service.web.webhooks import sign
 from tests.support.log_scan import forbidden, seed_patients
 from tests.support.seed_population import AS_OF, SEEDS_DIR, mappings

@@ -27,7 +27,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.failures import FailureGroup
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web import cds_hooks
 from service.web.webhooks import sign
 from tests.support.seed_population import AS_OF, Population, mappings

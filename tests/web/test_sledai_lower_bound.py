@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from service.core.settings import Settings
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
-from service.settings import Settings
 from service.web.pages.subjects import criteria_of
 from tests.support.seed_population import AS_OF, SEEDS_DIR, clone_seed
 

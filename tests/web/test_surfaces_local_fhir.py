@@ -15,13 +15,13 @@ import pytest
 import requests
 
 from service.cli import main as cli
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.client import FhirClient
 from service.fhir.research_subject import RESEARCH_SUBJECT_SYSTEM
 from service.fhir.subscriptions import SUBSCRIBED_TYPES
 from service.mappings import load_mappings
-from service.screening import screen_patient
-from service.seeding import load_seeds
-from service.settings import REPO_ROOT, Settings
+from service.usecases.screening import screen_patient
+from service.usecases.seeding import load_seeds
 from service.web import cds_hooks
 from tests.support.fakes import free_port, wait_until
 

@@ -16,10 +16,10 @@ import requests
 from werkzeug.serving import make_server
 
 from service.cli import main as cli
+from service.core.settings import Settings
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.subscriptions import SUBSCRIPTION_TAG_SYSTEM
-from service.settings import Settings
 from service.web.app import create_app
 from tests.benchmarks import synthetic
 from tests.benchmarks.fhir_server import load_population

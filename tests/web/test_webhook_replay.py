@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web.webhooks import MAX_FUTURE_SECONDS, MAX_SKEW_SECONDS, sign
 
 pytestmark = pytest.mark.security

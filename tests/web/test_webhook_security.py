@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.settings import Settings
+from service.core.settings import Settings
 from service.web import webhooks
 from service.web.webhooks import MAX_FUTURE_SECONDS, MAX_SKEW_SECONDS, sign
 

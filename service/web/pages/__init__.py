@@ -12,9 +12,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app
 
-from service.accounts import Accounts
-from service.settings import Settings
-from service.signin_throttle import Limits, SignInThrottle
+from service.accounts.signin_throttle import Limits, SignInThrottle
+from service.accounts.store import Accounts
+from service.core.settings import Settings
 
 bp = Blueprint(
     "pages", __name__, template_folder="templates", static_folder="static",

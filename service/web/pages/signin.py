@@ -22,9 +22,9 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError, validate_csrf
 
-from service.accounts import NAME_RE, User
-from service.settings import Settings
-from service.signin_throttle import client_key
+from service.accounts.signin_throttle import client_key
+from service.accounts.store import NAME_RE, User
+from service.core.settings import Settings
 from service.web.pages import bp, pages
 from service.web.requests_in import raw_body
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 
-from service.settings import Settings, SettingsError
-from service.signin_throttle import client_key
+from service.accounts.signin_throttle import client_key
+from service.core.settings import Settings, SettingsError
 
 pytestmark = pytest.mark.security
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -38,7 +38,7 @@ def clock() -> Clock:
 def site(make_app, clock, monkeypatch):
     """build(**settings) -> an app with the account casey and the test's clock."""
     # argon2id still, at its lowest cost: these tests count attempts, not hashing strength.
-    monkeypatch.setattr("service.accounts.PasswordHasher", lambda: PasswordHasher(
+    monkeypatch.setattr("service.accounts.store.PasswordHasher", lambda: PasswordHasher(
         time_cost=1, memory_cost=64, parallelism=1))
 
     def build(**overrides: Any) -> Any:

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from service.accounts import AccountError, Accounts
+from service.accounts.store import AccountError, Accounts
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from service.codes_report import build_report, format_report, read_codes
+from service.core.settings import REPO_ROOT
 from service.mappings import load_mappings
-from service.settings import REPO_ROOT
+from service.usecases.codes_report import build_report, format_report, read_codes
 
 MAPPINGS = load_mappings(REPO_ROOT / "mappings")
 
@@ -167,8 +167,8 @@ def _strip_references(resource: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared FHIR corpus not found at {CORPUS}")
 def test_codes_report_over_the_corpus_on_a_fhir_server(fresh_fhir_server, monkeypatch, capsys):
     from service.cli import main as cli
+    from service.core.settings import Settings
     from service.fhir.client import FhirClient
-    from service.settings import Settings
 
     resources = [_strip_references(r) for r in _corpus_resources()]
     patient = {"resourceType": "Patient", "id": "pt-zq7x"}

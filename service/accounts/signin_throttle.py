@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from service.accounts import Accounts
+from service.accounts.store import Accounts
 
 # Kept in the accounts' SQLite file: every gunicorn worker (and every instance sharing
 # USERS_DB) sees the same counters and locks, which process memory could not give.

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
+from service.core.settings import Settings
 from service.fhir.api import ClientFactory, FhirApi
 from service.mappings import Mappings, load_mappings
-from service.settings import Settings
 
 if TYPE_CHECKING:
     from service.engine.results import PatientEvaluation
@@ -104,7 +104,7 @@ class Screener:
         """study key -> ResearchStudy reference, found or created once per process."""
         with self._lock:
             if self._research_studies is None:
-                from service.screening import ensure_research_studies
+                from service.usecases.screening import ensure_research_studies
 
                 self._research_studies = dict(
                     ensure_research_studies(client, self.mappings, self.settings.seeds_dir)
@@ -117,8 +117,8 @@ class Screener:
         self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """The api.md eligibility body; reads only (never writes to the FHIR server)."""
-        from service.screening import screen_patient
-        from service.screening_failures import failures_classified
+        from service.usecases.screening import screen_patient
+        from service.usecases.screening_failures import failures_classified
 
         with self._lock:
             known = dict(self._research_studies or {})
@@ -133,8 +133,8 @@ class Screener:
         self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """Evaluate and write the ResearchSubjects; {"result": body, "researchSubjects": refs}."""
-        from service.screening import screen_patient
-        from service.screening_failures import failures_classified
+        from service.usecases.screening import screen_patient
+        from service.usecases.screening_failures import failures_classified
 
         client = self.client()
         with failures_classified():
@@ -157,7 +157,7 @@ class Screener:
     ) -> Any:
         """Evaluate resources already in hand (CDS Hooks prefetch): a PatientEvaluation."""
         from service.engine.evaluate import evaluate_patient
-        from service.screening_failures import failures_classified
+        from service.usecases.screening_failures import failures_classified
 
         with failures_classified():
             return evaluate_patient(

@@ -16,7 +16,7 @@ from service.engine.results import CriterionResult, PatientEvaluation, StudyResu
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirConflict, FhirNotFound, FhirTemporaryError
 from service.mappings import load_mappings
-from service.screening import PatientLocks, screen_patient
+from service.usecases.screening import PatientLocks, screen_patient
 from tests.support.fhir_testkit import BASE, hapi
 
 REPO = Path(__file__).resolve().parents[2]
@@ -418,7 +418,7 @@ def test_patient_locks_do_not_serialise_different_patients():
 
 @responses.activate
 def test_two_research_studies_with_one_key_are_a_conflict(fhir, mappings):
-    from service.screening import ensure_research_studies
+    from service.usecases.screening import ensure_research_studies
 
     def study(rid):
         return {

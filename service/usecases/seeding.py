@@ -288,7 +288,7 @@ def load_seeds(
 
     Idempotent: studies are found by identifier before anything is created and patient
     resources have fixed ids. Nothing is sent when any seed file is invalid (SeedError).
-    With `mappings`, studies go through service.screening.ensure_research_studies.
+    With `mappings`, studies go through service.usecases.screening.ensure_research_studies.
     """
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
@@ -298,7 +298,7 @@ def load_seeds(
     patients = read_patients(seeds_dir, manifest)
 
     if mappings is not None:
-        from service.screening import ensure_research_studies
+        from service.usecases.screening import ensure_research_studies
 
         study_refs = ensure_research_studies(client, mappings, seeds_dir)  # type: ignore[arg-type]
     else:

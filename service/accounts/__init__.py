@@ -1,0 +1,1 @@
+"""Local coordinator accounts and the sign-in throttle (used by the pages and the CLI)."""

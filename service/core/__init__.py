@@ -1,0 +1,1 @@
+"""Shared by every room: validated settings and logging."""

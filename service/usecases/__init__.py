@@ -1,0 +1,1 @@
+"""The operations the pages, the REST API, the queue and the CLI call: one module each."""

@@ -1,0 +1,5 @@
+"""Fixtures of the use-case tests: the FHIR client tests' settings and a client that never sleeps."""
+
+from tests.fhir.conftest import clock, fhir, make_client, settings, sleeps
+
+__all__ = ["clock", "fhir", "make_client", "settings", "sleeps"]
