@@ -20,6 +20,7 @@ from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_loca
 from service.core.settings import Settings
 from tests.support import hapi_server as hapi_support
 from tests.support.apps import MakeApp, app_factory
+from tests.support.ci import unavailable
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 
 # `oidc_provider`: a real OpenID provider per test (tests/support/oidc/), for SMART and sign-in.
@@ -113,10 +114,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway redis-server (Debian's binary) on a free loopback port, or skip saying why."""
+    """A throwaway redis-server (Debian's binary) on a free loopback port, or skip (fail in CI)."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        unavailable("redis-server is not installed (apt-get install redis-server)")
     import redis
 
     with socket.socket() as sock:
@@ -136,7 +137,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except redis.ConnectionError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.skip("redis-server did not start")
+                unavailable("redis-server did not start")
             time.sleep(0.05)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()

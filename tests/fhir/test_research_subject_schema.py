@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from service.engine.results import CriterionResult, StudyResult, Value
 from service.fhir import research_subject as rs
 from service.fhir import resource_schema
+from tests.support.ci import unavailable
 from tests.support.research_subject_schema import FULL_SCHEMA, extract
 
 AS_OF = date(2026, 11, 15)
@@ -57,7 +58,7 @@ def _schema_refuses(resource: Any) -> bool:
 
 def test_the_committed_schema_is_hl7s_r4_research_subject():
     if not FULL_SCHEMA.is_file():
-        pytest.skip("the local FHIR server's npm packages (with the full R4 schema) are missing")
+        unavailable("the local FHIR server's npm packages (with the full R4 schema) are missing")
     full = json.loads(FULL_SCHEMA.read_text(encoding="utf-8"))
     committed = json.loads(rs.resource_schema.RESEARCH_SUBJECT_SCHEMA.read_text(encoding="utf-8"))
     assert committed == extract(full)

@@ -18,10 +18,10 @@ from fhir.resources.R4B.researchstudy import ResearchStudy
 
 from service.engine.results import overall_status
 from service.usecases.seeding import SeedError, load_seeds, read_patients, validate_patient_bundle
+from tests.support.ci import shared_file
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "seeds"
-SHARED_TERMINOLOGY = REPO.parent / "shared" / "spec" / "terminology.md"
 AS_OF = date(2026, 11, 15)
 
 # Criterion ids of shared/spec/criteria.md, in spec order (part of the public API).
@@ -254,9 +254,7 @@ def test_every_code_is_from_terminology_or_documented_in_readme():
 
 
 def test_terminology_snapshot_matches_the_shared_spec():
-    if not SHARED_TERMINOLOGY.exists():
-        pytest.skip("shared/spec/terminology.md not available")
-    text = SHARED_TERMINOLOGY.read_text(encoding="utf-8")
+    text = shared_file("spec/terminology.md").read_text(encoding="utf-8")
     for codes in TERMINOLOGY.values():
         for code in codes:
             assert re.search(rf"(?<![\w.-]){re.escape(code)}(?![\w.-])", text), code

@@ -1,4 +1,4 @@
-"""Fixtures of the use-case tests: the FHIR client tests' settings and a client that never sleeps."""
+"""Fixtures of the use cases: the FHIR client tests' settings and a client that never sleeps."""
 
 from tests.fhir.conftest import clock, fhir, make_client, settings, sleeps
 
