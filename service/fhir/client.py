@@ -137,8 +137,14 @@ class FhirClient:
         authenticate: bool = True,
         accept: str = FHIR_JSON,
         token_endpoint: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+        raw: bool = False,
     ) -> Any:
-        """Send with retries; return the parsed JSON body of a 2xx answer or raise FhirError."""
+        """Send with retries; return the parsed JSON body of a 2xx answer or raise FhirError.
+
+        With `raw`, a 2xx answer is returned as the streamed `requests.Response` itself (Bulk
+        Data: its status and headers matter, and an NDJSON file is read as a stream).
+        """
         payload = None
         if json_body is not None:
             payload = json.dumps(json_body, separators=(",", ":")).encode()
@@ -152,6 +158,7 @@ class FhirClient:
                 headers["Cache-Control"] = "no-cache"
             if payload is not None:
                 headers["Content-Type"] = f"{FHIR_JSON}; charset=utf-8"
+            headers.update(extra_headers or {})
             used_token = None
             if authenticate:
                 auth = self._auth_headers()
@@ -168,6 +175,7 @@ class FhirClient:
                     headers=headers,
                     timeout=self.settings.fhir_timeout,
                     allow_redirects=False,
+                    stream=raw,
                 )
             except retries.TRANSPORT_ERRORS as exc:
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
@@ -190,7 +198,7 @@ class FhirClient:
                     log.info("%s: 401, refreshing the SMART access token once", what)
                     continue
                 if 200 <= status < 300:
-                    return self._parse_body(response, what)
+                    return response if raw else self._parse_body(response, what)
                 error = self._response_error(response, what, token_endpoint=token_endpoint)
                 may_retry = error.retryable and (idempotent or status in (429, 503))
             if not may_retry or attempt >= self.settings.fhir_max_retries:
@@ -292,6 +300,24 @@ class FhirClient:
         if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
             raise FhirProtocolError("GET metadata: the answer is not a CapabilityStatement")
         return body
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        params: Any = None,
+        accept: str = FHIR_JSON,
+        headers: Mapping[str, str] | None = None,
+        authenticate: bool = True,
+    ) -> requests.Response:
+        """One request (retried as any other) whose 2xx answer is returned as a streamed
+        Response: Bulk Data's kick-off, status polls and NDJSON downloads."""
+        response: requests.Response = self._request(
+            method, url, what=what, params=params, accept=accept, extra_headers=headers,
+            authenticate=authenticate, raw=True)
+        return response
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         """Read one resource; FhirNotFound when it does not exist or was deleted."""

@@ -311,8 +311,6 @@ def _screen_once(
     evaluated_at: datetime | None,
 ) -> ScreeningOutcome:
     """One read, evaluation and (with write=True) write-back of screen_patient."""
-    from service.engine.evaluate import evaluate_patient
-
     known_refs = dict(research_studies or {})
     lookup = [k for k in keys if k not in known_refs]
     queries = record_queries(
@@ -323,6 +321,33 @@ def _screen_once(
         research_study_keys=lookup,
     )
     results = client.run_queries(queries)
+    return screen_results(client, mappings, pid, keys, results, as_of=as_of, studies=studies,
+                          write=write, research_studies=known_refs, evaluated_at=evaluated_at)
+
+
+def screen_results(
+    client: FhirApi,
+    mappings: Mappings,
+    pid: str,
+    keys: list[str],
+    results: Mapping[str, list[dict[str, Any]]],
+    *,
+    as_of: date,
+    studies: Sequence[str] | None,
+    write: bool,
+    research_studies: Mapping[str, str] | None,
+    evaluated_at: datetime | None,
+    snapshot: bool = False,
+) -> ScreeningOutcome:
+    """Evaluate a record already read (labelled as `record_queries` labels it) and, with
+    write=True, write back: the part of a screening after the read, shared by the per-patient
+    read and the bulk export (`snapshot`: the stored ResearchSubjects come from an export, so
+    each update carries If-Match with the exported version and a change made since is a
+    conflict, never overwritten)."""
+    from service.engine.evaluate import evaluate_patient
+
+    known_refs = dict(research_studies or {})
+    lookup = [k for k in keys if k not in known_refs]
     # Only resources about this patient (subject relative or on our FHIR base).
     record = record_resources(results, pid, client.settings.fhir_base_url)
     refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
@@ -360,7 +385,13 @@ def _screen_once(
         rs.validate_research_subject(resource)
         to_write.append((study.study, pid, resource))
     if to_write:
-        answer = client.transaction(rs.write_transaction(to_write))
+        bundle = rs.write_transaction(to_write)
+        if snapshot:
+            for (key, _, _), entry in zip(to_write, bundle["entry"], strict=True):
+                version = ((existing.get(key) or {}).get("meta") or {}).get("versionId")
+                if version:
+                    entry["request"]["ifMatch"] = f'W/"{version}"'
+        answer = client.transaction(bundle)
         for (key, _, _), written in zip(
             to_write, rs.parse_write_response(answer, len(to_write)), strict=True
         ):
