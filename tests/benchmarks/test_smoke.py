@@ -21,13 +21,14 @@ from service.mappings import load_mappings  # noqa: E402
 from tests.benchmarks import hapi_column, report, run, synthetic  # noqa: E402
 from tests.benchmarks.fhir_server import CountingSession, start_server  # noqa: E402
 from tests.benchmarks.roundtrips import naive_requests  # noqa: E402
+from tests.support.ci import unavailable  # noqa: E402
 
 
 def _server_or_skip() -> LocalServer:
     try:
         return start_server()
     except NodeNotFoundError as exc:
-        pytest.skip(f"local FHIR server unavailable: {exc}")
+        unavailable(f"local FHIR server unavailable: {exc}")
     except LocalFhirError as exc:
         pytest.fail(str(exc), pytrace=False)
 

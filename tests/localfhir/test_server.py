@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from localfhir import LocalServer, NodeNotFoundError, start_local_server
+from tests.support.ci import unavailable
 
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 LOINC = "http://loinc.org"
@@ -388,7 +389,7 @@ def unindexed_fhir(monkeypatch: pytest.MonkeyPatch) -> Iterator[FhirSession]:
     try:
         server = start_local_server()
     except NodeNotFoundError as exc:
-        pytest.skip(f"local FHIR server unavailable: {exc}")
+        unavailable(f"local FHIR server unavailable: {exc}")
     try:
         assert "search index off" in server.output()
         with FhirSession(server.base_url) as session:
