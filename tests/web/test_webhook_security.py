@@ -107,7 +107,7 @@ def test_the_replay_window_holds_at_its_edges(app, age, accepted):
 
 
 def test_a_replay_inside_the_window_is_refused(app):
-    # Documented in SECURITY.md: each accepted signature is remembered in the job store for
+    # Documented in docs/security.md: each accepted signature is remembered in the job store for
     # the whole window, so the same signed request is refused when sent again (the
     # coalescing of queued screenings plays no part; see tests/web/test_webhook_replay.py).
     headers = headers_for(BODY)
