@@ -13,8 +13,8 @@ from service.fhir import research_subject as rs
 from service.fhir.errors import FhirConflict
 from service.mappings import load_mappings
 from service.usecases.screening import ensure_research_studies, screen_patient
-from tests.usecases.test_screening import AS_OF, REPO, STUDY_REFS, WHEN, Server, engine  # noqa: F401
 from tests.support.fhir_testkit import BASE, hapi
+from tests.usecases.test_screening import AS_OF, REPO, STUDY_REFS, WHEN, Server, engine  # noqa: F401
 
 FHIR_JSON = "application/fhir+json"
 # The stub engine of test_screening (imported above): the screenings below evaluate nothing real.

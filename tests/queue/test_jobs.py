@@ -182,30 +182,47 @@ def test_a_patient_held_by_another_worker_is_requeued_not_screened(open_queue, m
     assert queue.store.get_task(task_id).state == "done"
 
 
-class SlowScreener(FakeScreener):
-    """Tracks how many screenings of one patient run at the same time."""
+class HeldScreener(FakeScreener):
+    """Holds every screening until released, tracking how many of one patient run at once."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.active = 0
         self.max_active = 0
+        self.release = threading.Event()
         self._guard = threading.Lock()
 
     def screen(self, patient_id: str, *, as_of: date, studies: Any = None) -> dict[str, Any]:
         with self._guard:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
-        time.sleep(0.2)
+        self.release.wait(60)  # held until the test has seen the other workers turned away
         with self._guard:
             self.active -= 1
         return super().screen(patient_id, as_of=as_of, studies=studies)
 
 
-def test_two_workers_never_screen_one_patient_at_once(open_queue):
-    screener = SlowScreener(Settings())
+def test_two_workers_never_screen_one_patient_at_once(open_queue, monkeypatch):
+    screener = HeldScreener(Settings())
     queue = open_queue(screener)
+    refused: list[str] = []
+    lock = queue.store.lock
+
+    def counting_lock(name: str, owner: str, ttl: float) -> bool:
+        taken = lock(name, owner, ttl)
+        if not taken and name == "patient:same":
+            refused.append(owner)
+        return taken
+
+    monkeypatch.setattr(queue.store, "lock", counting_lock)
     jobs_ = [queue.submit_batch(["same"], studies=None, as_of=None) for _ in range(3)]
     queue.start_embedded(3)
+    # One screening is held; the other two workers must be turned away by the patient's lock
+    # (no sleep decides it: without the lock they would be inside screen() beside it).
+    wait_until(lambda: len(set(refused)) >= 2 or screener.active > 1,
+               what="the other workers to meet the patient's lock")
+    assert screener.active == 1
+    screener.release.set()
     for job in jobs_:
         wait_until(lambda job=job: queue.job_status(job)["state"] == "done", what="jobs done")
     assert len(screener.calls) == 3
@@ -253,8 +270,10 @@ def test_locks_and_once_keys(open_queue):
     assert not store.lock("n", "b", 5.0)
     store.unlock("n", "a")
     assert store.lock("n", "b", 0.05)
-    time.sleep(0.2)
-    assert store.lock("n", "c", 5.0)  # an expired lease can be taken over
+    # An expired lease can be taken over. The lease runs on the store's own clock (Redis
+    # expires the key itself), so the test waits for the store to let go rather than sleep.
+    wait_until(lambda: store.lock("n", "c", 5.0), timeout=10, what="the 50 ms lease to expire")
+    assert not store.lock("n", "b", 5.0)
     assert store.remember_once("k", 5.0)
     assert not store.remember_once("k", 5.0)
 
