@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from service.engine import units
 from service.engine.record import as_list, codings, to_decimal
 
-PERIOD_DAYS = {"s": Decimal(1) / 86400, "min": Decimal(1) / 1440, "h": Decimal(1) / 24,
-               "d": Decimal(1), "wk": Decimal(7), "mo": Decimal(30), "a": Decimal(365)}
+# Exact fractions: once every 8 h is 3 a day, not 2.999... (a Decimal 1/24 is rounded, and a
+# dose of 10 mg every 8 h must compare as 30 mg/day).
+PERIOD_DAYS = {"s": Fraction(1, 86400), "min": Fraction(1, 1440), "h": Fraction(1, 24),
+               "d": Fraction(1), "wk": Fraction(7), "mo": Fraction(30), "a": Fraction(365)}
 TABLET_UNITS = {"{tbl}", "tbl", "tab", "tablet", "tablets", "{tablet}", "{tab}", "1"}
 
 # Timing.code abbreviations (FHIR R4 value set timing-abbreviation, codes of
@@ -110,7 +113,7 @@ def _daily_events(repeat: dict[str, Any]) -> int | None | bool:
 
 
 def _frequency_range(repeat: dict[str, Any], frequency: Decimal | None, period: Decimal | None,
-                     unit_days: Decimal) -> tuple[Decimal | None, Decimal | None]:
+                     unit_days: Fraction) -> tuple[Decimal | None, Decimal | None]:
     """(low, high) administrations per day from frequency(Max) per period(Max)."""
     low_f = frequency if frequency is not None else Decimal(1)
     frequency_max = to_decimal(repeat.get("frequencyMax"))
@@ -120,7 +123,12 @@ def _frequency_range(repeat: dict[str, Any], frequency: Decimal | None, period: 
     high_p = period_max if period_max is not None and period_max >= low_p else low_p
     if low_f <= 0 or low_p <= 0:
         return None, None
-    return low_f / (high_p * unit_days), high_f / (low_p * unit_days)
+    return (_decimal(Fraction(low_f) / (Fraction(high_p) * unit_days)),
+            _decimal(Fraction(high_f) / (Fraction(low_p) * unit_days)))
+
+
+def _decimal(exact: Fraction) -> Decimal:
+    return Decimal(exact.numerator) / Decimal(exact.denominator)
 
 
 def _dose_quantities(dosage: dict[str, Any]) -> tuple[Any, Any] | None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from service.engine import units
@@ -218,11 +219,12 @@ def _duration_days(duration: Any) -> int | None:
     unit = duration.get("code") or duration.get("unit")
     days = PERIOD_DAYS.get(unit) if isinstance(unit, str) else None
     if days is None and isinstance(unit, str):
-        days = {"day": Decimal(1), "days": Decimal(1), "week": Decimal(7), "weeks": Decimal(7),
-                "month": Decimal(30), "months": Decimal(30)}.get(unit.lower())
+        days = {"day": Fraction(1), "days": Fraction(1), "week": Fraction(7),
+                "weeks": Fraction(7), "month": Fraction(30), "months": Fraction(30)
+                }.get(unit.lower())
     if value is None or days is None or value < 0:
         return None
-    return int(value * days)
+    return int(Fraction(value) * days)
 
 
 def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
