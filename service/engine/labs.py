@@ -319,16 +319,18 @@ def compare(value: Decimal, comparator: str | None, operator: str, threshold: De
             return None
         ends = {holds(value), holds(high)}
         return ends.pop() if len(ends) == 1 else None
-    # A qualified value stands for an interval; decide only when the whole interval agrees.
-    if comparator in (">", ">="):
-        if operator in (">=", ">"):
-            return True if holds(value) else None
-        return False if not holds(value) else None
-    if comparator in ("<", "<="):
-        if operator in ("<=", "<"):
-            return True if holds(value) else None
-        return False if not holds(value) else None
-    return None
+    if comparator not in (">", ">=", "<", "<="):
+        return None
+    # A qualified value stands for an interval: "> 5" is (5, inf), "<= 5" is (-inf, 5]. Decide
+    # only when the whole interval agrees, minding its open or closed end at the threshold
+    # ("< 0.5" is never ">= 0.5"; "> 0.5" is always "> 0.5").
+    upward = comparator in (">", ">=")
+    open_end = comparator in (">", "<")
+    strict = operator in (">", "<")
+    past = value > threshold if upward else value < threshold
+    if upward == (operator in (">", ">=")):  # the interval runs the way the operator looks
+        return True if past or (value == threshold and (open_end or not strict)) else None
+    return False if past or (value == threshold and (open_end or strict)) else None
 
 
 def ratio_denominator(resource: dict[str, Any]) -> tuple[Decimal | None, str]:
