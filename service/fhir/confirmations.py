@@ -215,6 +215,34 @@ def sledai_observation(
     return resource
 
 
+def written_by_service(resource: Mapping[str, Any]) -> bool:
+    """Whether a confirmation, consent or score was recorded through this service.
+
+    Ours carry a performer identified in `urn:trial-eligibility:user` AND our coding (an
+    Observation coded in our criterion or score system) or policy (a Consent with our study
+    policy URI). The hospital's own Consents and Observations are not ours: they are shown
+    read-only and never undone (issue 22, finding 1).
+    """
+    performers = resource.get("performer") or ()
+    by_user = any(
+        isinstance(p, Mapping) and isinstance(p.get("identifier"), Mapping)
+        and p["identifier"].get("system") == USER_SYSTEM and p["identifier"].get("value")
+        for p in (performers if isinstance(performers, list) else ())
+    )
+    if not by_user:
+        return False
+    kind = resource.get("resourceType")
+    if kind == "Consent":
+        policies = resource.get("policy") or ()
+        return any(isinstance(p, Mapping) and str(p.get("uri") or "").startswith(
+            CONSENT_POLICY_PREFIX) for p in (policies if isinstance(policies, list) else ()))
+    if kind == "Observation":
+        codings = (resource.get("code") or {}).get("coding") or ()
+        return any(isinstance(c, Mapping) and c.get("system") in (CRITERION_SYSTEM, SCORE_SYSTEM)
+                   for c in (codings if isinstance(codings, list) else ()))
+    return False
+
+
 def created_reference(answer: Mapping[str, Any]) -> str:
     """'Type/id' of the first entry of a transaction-response."""
     entries = answer.get("entry") or []

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from localfhir import start_local_server
+from service.accounts.form_tokens import new_form_token
 from service.fhir import research_subject as rs
 from tests.support.workspace import AS_OF, COORDINATOR, VIEWER, Workspace, workspace
 
@@ -139,7 +140,8 @@ def test_confirmations_follow_api_md_per_patient_per_study_and_consent(ws):
     token = _token(client, "/patients/seed-age-19")
     for study, criterion in ((SLE, "leukapheresis"), (SLE, "contraception"), (SLE, "consent")):
         answer = client.post("/patients/seed-age-19/confirm", data={
-            "csrf_token": token, "study": study, "criterion": criterion, "answer": "met",
+            "csrf_token": token, "form_token": new_form_token(), "study": study,
+            "criterion": criterion, "answer": "met",
             "date": "2026-11-10", "note": "checked with the family"})
         assert answer.status_code == 302, answer.get_data(True)[:300]
     by_code = {o["code"]["coding"][0]["code"]: o for o in _observations(ws, "seed-age-19")}
@@ -184,9 +186,10 @@ def test_bad_confirmations_are_400_and_write_nothing(ws):
     token = _token(client, "/patients/seed-potential")
     before = len(_observations(ws, "seed-potential"))
     good = {"csrf_token": token, "study": LN, "criterion": "venous-access", "answer": "met",
-            "date": AS_OF.isoformat()}
+            "date": AS_OF.isoformat(), "form_token": new_form_token()}
     for change in ({"criterion": "hemoglobin"}, {"study": "nope"}, {"answer": "maybe"},
-                   {"date": "2026-11-16"}, {"date": "15/11/2026"}, {"criterion": "ecg"}):
+                   {"date": "2026-11-16"}, {"date": "15/11/2026"}, {"criterion": "ecg"},
+                   {"form_token": ""}):
         answer = client.post("/patients/seed-potential/confirm", data={**good, **change})
         assert answer.status_code == 400, change
     assert client.post("/patients/..%2Fx/confirm", data=good).status_code in (400, 404)
@@ -273,7 +276,8 @@ def test_logs_name_users_and_ids_but_no_patient_names(ws, caplog):
     client.get("/patients/seed-potential")
     token = _token(client, "/patients/seed-potential")
     client.post("/patients/seed-potential/confirm", data={
-        "csrf_token": token, "study": SLE, "criterion": "lung-lesions", "answer": "not-met",
+        "csrf_token": token, "form_token": new_form_token(), "study": SLE,
+        "criterion": "lung-lesions", "answer": "not-met",
         "date": AS_OF.isoformat()})
     text = caplog.text
     assert f"user {COORDINATOR[0]} recorded lung-lesions" in text

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app
 
+from service.accounts.form_tokens import FormTokens
 from service.accounts.signin_throttle import Limits, SignInThrottle
 from service.accounts.store import Accounts
 from service.core.settings import Settings
@@ -29,6 +30,7 @@ class Pages:
     settings: Settings
     accounts: Accounts
     throttle: SignInThrottle
+    form_tokens: FormTokens
     oauth: Any = None  # Authlib client when OIDC_ISSUER is set
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -96,7 +98,7 @@ def install_pages(
         lockout_seconds=settings.signin_lockout_minutes * 60,
     )
     state = Pages(settings=settings, accounts=accounts,
-                  throttle=SignInThrottle(accounts, limits))
+                  throttle=SignInThrottle(accounts, limits), form_tokens=FormTokens(accounts))
     if clock is not None:
         state.clock = clock
     if settings.oidc_issuer:

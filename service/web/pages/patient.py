@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.fhir import research_subject as rs
 from service.fhir.confirmations import (
     CONSENT_POLICY_PREFIX,
@@ -22,6 +23,7 @@ from service.fhir.confirmations import (
     created_reference,
     entered_in_error,
     workflow_update,
+    written_by_service,
 )
 from service.fhir.errors import FhirError, FhirNotFound, FhirTemporaryError
 from service.fhir.queries import FHIR_ID, batch_bundle, normalize_patient_id
@@ -104,6 +106,8 @@ def _confirmations(pid: str) -> list[dict[str, Any]]:
             "date": str(r.get("effectiveDateTime") or r.get("dateTime") or "")[:10],
             "who": who or "not recorded", "study": study, "status": r.get("status"),
             "undone": r.get("status") == "entered-in-error",
+            # Only what this service wrote can be undone here; the hospital's own are read-only.
+            "ours": written_by_service(r),
             "note": "; ".join(str(n.get("text")) for n in r.get("note") or ()),
         })
     items.sort(key=lambda i: str(i["date"]), reverse=True)
@@ -157,6 +161,7 @@ def patient_page(raw_id: str) -> Any:
         "patient.html", pid=pid, name=patient_name(patient), patient=patient,
         studies=studies, evidence=evidence, confirmations=_confirmations(pid),
         workflow_statuses=rs.WORKFLOW_STATUSES, today=pages().today().isoformat(),
+        form_token=new_form_token,
     )
 
 
@@ -168,6 +173,12 @@ def _rescreen(pid: str) -> str:
     except FhirTemporaryError:
         svc.queue.enqueue_screening(pid, source="pages")
         return "The FHIR server is busy: the screening is queued and will show up shortly."
+    except FhirError as exc:
+        # What was recorded stays recorded: say the screening failed instead of a 500.
+        log.warning("screening Patient/%s again from a page failed: %s (HTTP %s)", pid,
+                    type(exc).__name__, getattr(exc, "status", None))
+        return ("Screening again failed (the FHIR server did not answer as expected): use "
+                "'Screen again' later.")
     parts = [f"{s['study']}: {s['status']}" for s in result["result"]["studies"]]
     return "Screened again. " + "; ".join(parts) + "."
 
@@ -199,7 +210,30 @@ def confirm(raw_id: str) -> Any:
         abort(400, "Choose met or not met.")
     day = _form_date(request.form.get("date"))
     note = request.form.get("note", "")[:2000]
+    # Nothing is written about a patient the FHIR server does not have (404 page otherwise).
+    services().screener.client().read("Patient", pid)
+    token = request.form.get("form_token", "")
+    if not TOKEN_RE.fullmatch(token):
+        abort(400, "The form is incomplete: reload the page and try again.")
+    tokens = pages().form_tokens
+    if not tokens.claim(token, pages().clock().timestamp()):
+        # A second submit of the same form (double click, reload, back + send): written once.
+        flash("This form was already sent: it was recorded once, not again.", "info")
+        return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
+    try:
+        ref = _record(pid, key, study, crit, answer == "met", day, note)
+    except BaseException:
+        tokens.release(token)  # nothing was recorded: the same form may be sent again
+        raise
+    flash(f"Recorded: {label(crit.id)} {answer.replace('-', ' ')} ({ref}). " + _rescreen(pid),
+          "success")
+    return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
+
+
+def _record(pid: str, key: str, study: Any, crit: Any, met: bool, day: date, note: str) -> str:
+    """Write one confirmation with its Provenance; its reference."""
     who = author()
+    answer = "met" if met else "not-met"
     if crit.rule == "consent":
         resource = consent_resource(patient_id=pid, study_key=key, signed=answer == "met",
                                     when=day, author=who, note=note)
@@ -212,19 +246,15 @@ def confirm(raw_id: str) -> Any:
         create_with_provenance(resource, who, pages().clock()))
     ref = created_reference(answer_bundle)
     log.info("user %s recorded %s (%s) for Patient/%s as %s", who.name, crit.id, key, pid, ref)
-    flash(f"Recorded: {label(crit.id)} {answer.replace('-', ' ')} ({ref}). " + _rescreen(pid),
-          "success")
-    return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
+    return ref
 
 
 def _owned_confirmation(resource: Mapping[str, Any], pid: str) -> bool:
     subject = (resource.get("subject") or resource.get("patient") or {}).get("reference")
     if subject != f"Patient/{pid}":
         return False
-    if resource.get("resourceType") == "Consent":
-        return True
-    systems = {c.get("system") for c in (resource.get("code") or {}).get("coding") or ()}
-    return bool(systems & {CRITERION_SYSTEM, SCORE_SYSTEM})
+    # Checked here, not only by hiding the button: the hospital's own records are never undone.
+    return written_by_service(resource)
 
 
 @bp.route("/patients/<raw_id>/undo", methods=["POST"])
@@ -238,7 +268,8 @@ def undo(raw_id: str) -> Any:
     client = services().screener.client()
     resource = client.read(kind, rid)
     if not _owned_confirmation(resource, pid):
-        abort(400, "Not a confirmation of this patient.")
+        abort(400, "Not a confirmation of this patient recorded through this service: "
+                   "records the hospital made are changed in the hospital's own system.")
     who = author()
     try:
         client.transaction(entered_in_error(resource, who, pages().clock()))
@@ -256,28 +287,63 @@ def workflow(raw_id: str) -> Any:
     pid = patient_id_or_404(raw_id)
     key = request.form.get("study", "")
     status = request.form.get("status", "")
+    seen = request.form.get("version", "")
     if key not in services().screener.mappings.studies:
         abort(400, "Unknown study.")
+    # A person sets a workflow status or clears theirs ("computed"); the computed statuses
+    # (eligible, ...) are the screening's, never stored as a person's decision.
+    if status not in rs.WORKFLOW_STATUSES and status != "computed":
+        abort(400, "Unknown workflow status.")
+    if not seen:
+        abort(400, "The form does not say which version of the record it changes: reload the "
+                   "page and try again.")
     rows, _ = subjects_of(pid)
     row = rows.get(key)
     if row is None:
         abort(400, "Screen the patient before setting a workflow status.")
+    if seen != row.version:
+        # The record changed since the page was shown: nothing is overwritten.
+        return _stale(pid, key, row, seen)
     if status == "computed":
         status = row.computed or ""
-    if status not in rs.WORKFLOW_STATUSES and status not in rs.COMPUTED_STATUSES:
-        abort(400, "Unknown workflow status.")
     who = author()
     try:
+        # If-Match carries the version the person saw, not one read during this request.
+        seen_resource = {**row.resource, "meta": {**(row.resource.get("meta") or {}),
+                                                  "versionId": seen}}
         services().screener.client().transaction(
-            workflow_update(dict(row.resource), status, who, pages().clock()))
+            workflow_update(seen_resource, status, who, pages().clock()))
     except FhirError as exc:
         if getattr(exc, "status", None) in (409, 412):
-            flash("Someone changed this record meanwhile: check it and try again.", "error")
-            return redirect(url_for("pages.patient_page", raw_id=pid))
+            rows, _ = subjects_of(pid)
+            return _stale(pid, key, rows.get(key) or row, seen)
         raise
     log.info("user %s set %s workflow status of Patient/%s to %s", who.name, key, pid, status)
     flash(f"{key}: workflow status is now {status}.", "success")
     return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
+
+
+def _last_person_change(subject_ref: str) -> tuple[str, str] | None:
+    """(who, when) of the newest Provenance on the ResearchSubject, if any."""
+    found = services().screener.client().search("Provenance", [("target", subject_ref)])
+    newest = max((p for p in found if p.get("resourceType") == "Provenance"),
+                 key=lambda p: str(p.get("recorded") or ""), default=None)
+    if newest is None:
+        return None
+    agents = [a.get("who") or {} for a in newest.get("agent") or () if isinstance(a, Mapping)]
+    who = ", ".join(str(w.get("display") or (w.get("identifier") or {}).get("value") or "")
+                    for w in agents if isinstance(w, Mapping)) or "someone"
+    return who, str(newest.get("recorded") or "")[:16].replace("T", " ")
+
+
+def _stale(pid: str, key: str, row: Row, seen: str) -> Any:
+    """409: the form was made from an older version; say who changed what, change nothing."""
+    log.info("stale workflow form for %s of Patient/%s (version %s, now %s): nothing changed",
+             key, pid, seen[:20], row.version)
+    return render_template(
+        "stale.html", pid=pid, study=key, row=row, seen=seen,
+        person=_last_person_change(row.subject_ref),
+    ), 409
 
 
 @bp.route("/patients/<raw_id>/screen", methods=["POST"])

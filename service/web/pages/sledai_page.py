@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
+from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.engine import sledai, sledai_labs
 from service.engine.record import build_record
 from service.fhir.confirmations import create_with_provenance, created_reference, sledai_observation
@@ -46,7 +47,7 @@ def sledai_worksheet(raw_id: str) -> Any:
     return render_template(
         "sledai.html", pid=pid, name=patient_name(patient), descriptors=sledai.DESCRIPTORS,
         findings=findings, lab_total=total, today=pages().today().isoformat(),
-        window=pages().settings.sledai_window_days,
+        window=pages().settings.sledai_window_days, form_token=new_form_token(),
     )
 
 
@@ -63,8 +64,18 @@ def sledai_save(raw_id: str) -> Any:
     who = author()
     resource = sledai_observation(patient_id=pid, when=day, author=who, scored=scored,
                                   derived_from=derived, note=request.form.get("note", ""))
-    answer = services().screener.client().transaction(
-        create_with_provenance(resource, who, pages().clock()))
+    token, tokens = request.form.get("form_token", ""), pages().form_tokens
+    if not TOKEN_RE.fullmatch(token):
+        abort(400, "The form is incomplete: reload the page and try again.")
+    if not tokens.claim(token, pages().clock().timestamp()):
+        flash("This form was already sent: the score was recorded once, not again.", "info")
+        return redirect(url_for("pages.patient_page", raw_id=pid))
+    try:
+        answer = services().screener.client().transaction(
+            create_with_provenance(resource, who, pages().clock()))
+    except BaseException:
+        tokens.release(token)  # nothing was recorded: the same form may be sent again
+        raise
     ref = created_reference(answer)
     log.info("user %s recorded a SLEDAI-2K score for Patient/%s as %s", who.name, pid, ref)
     flash(f"SLEDAI-2K {resource['valueInteger']} recorded ({ref}). " + _rescreen(pid), "success")
