@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
@@ -139,9 +140,11 @@ def _metadata_ok(base_url: str) -> bool:
 
 
 def start_local_server(
-    port: int | None = None, *, host: str = "127.0.0.1", timeout: float = 60.0, echo: bool = False
+    port: int | None = None, *, host: str = "127.0.0.1", timeout: float = 60.0, echo: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> LocalServer:
-    """Start the local FHIR server (a free port when `port` is None) and wait until it answers."""
+    """Start the local FHIR server (a free port when `port` is None) and wait until it answers;
+    `env` adds environment variables (LOCAL_FHIR_REQUIRE_PATIENT, LOCAL_FHIR_EXPORT...)."""
     node = find_node()
     check_node_modules()
     command = [node, str(SERVER_SCRIPT), "--host", host, "--port", str(port or 0),
@@ -154,6 +157,7 @@ def start_local_server(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # a terminal Ctrl-C reaches only the caller, whose exit stops us
+        env={**os.environ, **env} if env else None,
     )
     output: collections.deque = collections.deque(maxlen=200)
     ready: dict = {}

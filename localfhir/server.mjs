@@ -3,7 +3,8 @@
 //
 // Usage: node server.mjs [--port N] [--host H] [--parent-pid PID]
 //   (env LOCAL_FHIR_PORT / LOCAL_FHIR_HOST; port 0 picks a free port; LOCAL_FHIR_LOG=1 logs requests;
-//   LOCAL_FHIR_SEARCH_INDEX=0 turns the search index off, to compare results or timings with a full scan)
+//   LOCAL_FHIR_SEARCH_INDEX=0 turns the search index off, to compare results or timings with a full scan;
+//   LOCAL_FHIR_REQUIRE_PATIENT=1 refuses population searches; LOCAL_FHIR_EXPORT*: see Bulk Data below)
 
 // @medplum/core references the global WebSocket at load time; Node 20 has none. The server never
 // opens a socket, so a stub is enough (and Node >= 22 keeps its own).
@@ -481,6 +482,191 @@ function sameContent(a, b) {
   return canonical(a) === canonical(b);
 }
 
+
+// ---------------------------------------------------------------- Bulk Data export ($export)
+// A small FHIR Bulk Data Access server (system and Group level): the export is taken at kick-off
+// (its transactionTime), reported in progress for LOCAL_FHIR_EXPORT_POLLS polls (default 1) with
+// Retry-After and X-Progress, then its NDJSON files (one per type) are served until DELETE.
+// LOCAL_FHIR_EXPORT=0: no $export (404, and none in the CapabilityStatement);
+// LOCAL_FHIR_TYPEFILTER=0: a kick-off with _typeFilter is refused (400), as servers without it do.
+const EXPORT_ENABLED = process.env.LOCAL_FHIR_EXPORT !== '0';
+const TYPEFILTER_ENABLED = process.env.LOCAL_FHIR_TYPEFILTER !== '0';
+const EXPORT_POLLS = Math.max(0, Number.parseInt(process.env.LOCAL_FHIR_EXPORT_POLLS ?? '1', 10) || 0);
+const NDJSON_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
+const exportJobs = new Map(); // job id -> { polls, manifest, files: Map(name -> text) }
+const bulkCounts = { kickoff: 0, status: 0, download: 0, delete: 0 };
+
+// The patient a resource is about (Patient: itself), for Group exports.
+function compartmentPatient(resource) {
+  if (resource.resourceType === 'Patient') return resource.id;
+  for (const key of ['subject', 'patient', 'individual']) {
+    const ref = resource[key]?.reference;
+    if (typeof ref === 'string' && ref.startsWith('Patient/')) return ref.slice('Patient/'.length);
+  }
+  return undefined;
+}
+
+function bulkError(status, text) {
+  return { status, headers: {}, body: JSON.stringify(outcome(status, text)), type: 'application/fhir+json' };
+}
+
+// The ids of a type that match its _typeFilter queries ("Type?query", comma-separated list).
+function typeFilterMatches(typeFilter) {
+  const byType = new Map();
+  for (const value of [typeFilter].flat()) {
+    for (const one of String(value).split(',')) {
+      const [type, search = ''] = one.split('?');
+      if (!core.isResourceType(type)) throw new OperationOutcomeError(badRequest(`_typeFilter: unknown type ${type}`));
+      const parsed = core.parseSearchRequest(`${type}?${search}`);
+      const filters = checkAndNormaliseFilters(type, parsed.filters);
+      const ids = new Set((repo.searchSync({ resourceType: type, filters }).entry ?? []).map((e) => e.resource.id));
+      if (!byType.has(type)) byType.set(type, new Set());
+      for (const id of ids) byType.get(type).add(id);
+    }
+  }
+  return byType;
+}
+
+function kickOff(segments, query, headers, base) {
+  if (!String(headers.prefer ?? '').includes('respond-async')) {
+    return bulkError(400, 'Bulk export requires the header Prefer: respond-async');
+  }
+  const format = query._outputFormat;
+  if (format !== undefined && !NDJSON_FORMATS.includes(String(format))) {
+    return bulkError(400, `Unsupported _outputFormat: ${format}`);
+  }
+  let members;
+  if (segments[0] === 'Group') {
+    const group = repo.resources.get('Group')?.get(segments[1]);
+    if (!group || repo.deleted.has(`Group/${segments[1]}`)) return bulkError(404, `Group/${segments[1]} not found`);
+    members = new Set((group.member ?? []).map((m) => m.entity?.reference)
+      .filter((r) => typeof r === 'string' && r.startsWith('Patient/')).map((r) => r.slice('Patient/'.length)));
+  }
+  const types = query._type === undefined ? [...repo.resources.keys()]
+    : [query._type].flat().flatMap((t) => String(t).split(',')).map((t) => t.trim()).filter(Boolean);
+  for (const type of types) {
+    if (!core.isResourceType(type)) return bulkError(400, `_type: unknown resource type ${type}`);
+  }
+  let since;
+  if (query._since !== undefined) {
+    since = Date.parse(String(query._since));
+    if (Number.isNaN(since)) return bulkError(400, `_since is not an instant: ${query._since}`);
+  }
+  let filtered;
+  if (query._typeFilter !== undefined) {
+    if (!TYPEFILTER_ENABLED) return bulkError(400, '_typeFilter is not supported by this server');
+    filtered = typeFilterMatches(query._typeFilter);
+  }
+  const transactionTime = new Date().toISOString();
+  const job = core.generateId();
+  const files = new Map();
+  const output = [];
+  for (const type of types) {
+    const lines = [];
+    for (const resource of repo.resources.get(type)?.values() ?? []) {
+      if (members && !members.has(compartmentPatient(resource))) continue;
+      if (since !== undefined && !(Date.parse(resource.meta?.lastUpdated ?? '') >= since)) continue;
+      if (filtered?.has(type) && !filtered.get(type).has(resource.id)) continue;
+      lines.push(JSON.stringify(resource));
+    }
+    if (!lines.length) continue;
+    const name = `${type}.ndjson`;
+    files.set(name, lines.join('\n') + '\n');
+    output.push({ type, url: `${base}/bulkfiles/${job}/${name}`, count: lines.length });
+  }
+  const request = `${base}/${segments.join('/')}`;
+  exportJobs.set(job, {
+    polls: EXPORT_POLLS, files,
+    manifest: { transactionTime, request, requiresAccessToken: true, output, error: [] },
+  });
+  return { status: 202, headers: { 'Content-Location': `${base}/bulkstatus/${job}` }, body: '', type: 'application/fhir+json' };
+}
+
+// Kick-off, status, cancel and files; undefined for any other path.
+function handleBulk(method, path, query, headers, base) {
+  const segments = path.split('/').filter(Boolean);
+  const isKickOff = (segments.length === 1 && segments[0] === '$export')
+    || (segments.length === 3 && segments[0] === 'Group' && segments[2] === '$export');
+  if (isKickOff) {
+    if (!EXPORT_ENABLED) return bulkError(404, 'Operation $export is not supported by this server');
+    if (method !== 'GET' && method !== 'POST') return bulkError(405, `${method} $export is not allowed`);
+    bulkCounts.kickoff++;
+    return kickOff(segments, query, headers, base);
+  }
+  if (segments[0] === 'bulkstatus' && segments.length === 2) {
+    const job = exportJobs.get(segments[1]);
+    if (!job) return bulkError(404, 'No such export job');
+    if (method === 'DELETE') {
+      bulkCounts.delete++;
+      exportJobs.delete(segments[1]);
+      return { status: 202, headers: {}, body: '', type: 'application/fhir+json' };
+    }
+    bulkCounts.status++;
+    if (job.polls > 0) {
+      const done = EXPORT_POLLS - job.polls;
+      job.polls--;
+      const progress = `${Math.round((100 * done) / EXPORT_POLLS)}% exported`;
+      return { status: 202, headers: { 'X-Progress': progress, 'Retry-After': '1' }, body: '', type: 'application/fhir+json' };
+    }
+    return { status: 200, headers: { Expires: new Date(Date.now() + 3600e3).toUTCString() },
+      body: JSON.stringify(job.manifest), type: 'application/json' };
+  }
+  if (segments[0] === 'bulkfiles' && segments.length === 3) {
+    const text = exportJobs.get(segments[1])?.files.get(segments[2]);
+    if (text === undefined) return bulkError(404, 'No such export file');
+    bulkCounts.download++;
+    return { status: 200, headers: {}, body: text, type: 'application/fhir+ndjson' };
+  }
+  if (segments[0] === 'bulkcounts' && method === 'GET') {
+    // For tests and the benchmark: how many bulk requests of each kind were answered.
+    return { status: 200, headers: {}, body: JSON.stringify(bulkCounts), type: 'application/json' };
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- population searches
+// LOCAL_FHIR_REQUIRE_PATIENT=1: clinical searches must name a patient (`patient` or `subject`),
+// as many EHRs require; Patient searches need a criterion. Population access is then $export only.
+const REQUIRE_PATIENT = process.env.LOCAL_FHIR_REQUIRE_PATIENT === '1';
+const CLINICAL_TYPES = new Set(['Observation', 'Condition', 'MedicationRequest', 'MedicationStatement',
+  'MedicationAdministration', 'Procedure', 'AllergyIntolerance', 'Consent', 'DiagnosticReport',
+  'Immunization', 'Encounter']);
+const PAGING_PARAMS = new Set(['_count', '_offset', '_elements', '_summary', '_sort', '_include', '_revinclude', '_total']);
+
+// The refusal of a search without a patient, or undefined when the search may run.
+function populationRefusal(resourceType, params) {
+  if (!REQUIRE_PATIENT) return undefined;
+  const names = [...params.keys()].map((k) => k.split(':')[0]);
+  if (CLINICAL_TYPES.has(resourceType) && !names.some((n) => n === 'patient' || n === 'subject')) {
+    return `${resourceType} searches require the patient parameter on this server (population access is $export)`;
+  }
+  if (resourceType === 'Patient' && !names.some((n) => !PAGING_PARAMS.has(n))) {
+    return 'Patient searches require a search criterion on this server (population access is $export)';
+  }
+  return undefined;
+}
+
+function searchRefusal(method, path, query, body) {
+  const segments = path.split('/').filter(Boolean);
+  if (method === 'GET' && segments.length === 1) {
+    return populationRefusal(segments[0], new Map(Object.entries(query)));
+  }
+  if (method === 'POST' && segments.length === 2 && segments[1] === '_search') {
+    return populationRefusal(segments[0], new Map(Object.entries({ ...query, ...(body ?? {}) })));
+  }
+  if (method === 'POST' && !segments.length && body?.resourceType === 'Bundle') {
+    for (const entry of body.entry ?? []) {
+      if (entry?.request?.method !== 'GET') continue;
+      const [entryPath, search = ''] = String(entry.request.url ?? '').split('?');
+      const parts = entryPath.split('/').filter(Boolean);
+      if (parts.length !== 1) continue;
+      const refusal = populationRefusal(parts[0], new URLSearchParams(search));
+      if (refusal) return refusal;
+    }
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------- HTTP
 const repo = new LocalRepository();
 const router = new FhirRouter();
@@ -522,6 +708,7 @@ function capabilityStatement(base) {
       mode: 'server',
       resource: capabilityCache,
       interaction: [{ code: 'transaction' }, { code: 'batch' }],
+      ...(EXPORT_ENABLED ? { operation: [{ name: 'export', definition: 'http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export' }] } : {}),
     }],
   };
 }
@@ -745,6 +932,15 @@ async function onRequest(req, res) {
       const body = parseBody(text, req.headers['content-type'], req.method, path);
       const query = {};
       for (const [k, v] of url.searchParams) query[k] = k in query ? [query[k]].flat().concat(v) : v;
+      const bulk = await serialised(() => handleBulk(req.method, path, query, req.headers, base));
+      if (bulk) {
+        res.writeHead(bulk.status, { 'Content-Type': `${bulk.type}; charset=utf-8`, ...bulk.headers });
+        res.end(bulk.body);
+        if (process.env.LOCAL_FHIR_LOG === '1') console.error(`localfhir: ${req.method} ${url.pathname} -> ${bulk.status}`);
+        return;
+      }
+      const refusal = searchRefusal(req.method, path, query, body);
+      if (refusal) throw Object.assign(new Error(refusal), { status: 400 });
       [status, payload] = await serialised(() => handleFhir(req.method, path, query, body, req.headers, base));
       if (payload?.resourceType !== 'Bundle' && payload?.resourceType !== 'OperationOutcome') {
         extraHeaders = versionHeaders(payload, base);

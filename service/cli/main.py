@@ -263,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="JSON on stdout")
     fmt.add_argument("--csv", action="store_true", help="CSV on stdout")
     screen.add_argument("--workers", type=int, default=1, help="parallel screenings (threads)")
+    screen.add_argument("--bulk", action="store_true",
+                        help="with --all: find and read the candidates from a FHIR Bulk Data "
+                        "export ($export), for servers that refuse population searches")
+    screen.add_argument("--group", metavar="ID",
+                        help="with --bulk: export this Group's patients (Group/ID/$export)")
+    screen.add_argument("--since", metavar="DATE|last",
+                        help="with --bulk: only patients changed since DATE, or since the last "
+                        "successful bulk run (last)")
     screen.add_argument("--checkpoint", metavar="PATH",
                         help="file of finished patient ids; a rerun skips them")
     screen.set_defaults(func=cmd_screen)

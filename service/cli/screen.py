@@ -19,6 +19,7 @@ from typing import Any
 from service.cli.exits import EXIT_FAILURES, EXIT_OK, CliError
 from service.cli.tables import SummaryCounter
 from service.core.settings import Settings
+from service.fhir.errors import FhirFatalError
 
 
 def patient_ids(values: Sequence[str]) -> list[str]:
@@ -146,7 +147,15 @@ def _population(settings: Settings, screener: Any, args: argparse.Namespace,
     if args.every_patient:
         return list(every_patient_id(client, page_size=size))
     started = time.monotonic()
-    ids = candidate_ids(client, screener.mappings, studies, page_size=size)
+    try:
+        ids = candidate_ids(client, screener.mappings, studies, page_size=size)
+    except FhirFatalError as exc:
+        if exc.status not in (400, 403, 422):
+            raise
+        # Many EHRs require `patient` on every clinical search: population access is $export.
+        raise CliError(f"the FHIR server refused a population search (HTTP {exc.status}); "
+                       "use --bulk to screen the population from a Bulk Data export",
+                       EXIT_FAILURES) from None
     print(f"{len(ids)} candidate(s) found in {time.monotonic() - started:.1f} s: patients with "
           "a diagnosis the studies look for, or a ResearchSubject of ours (--every-patient "
           "screens every Patient)", file=sys.stderr)
@@ -158,6 +167,12 @@ def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
     from service.cli.progress import ScreeningProgress
     from service.usecases.screener import Screener
 
+    if getattr(args, "bulk", False):
+        from service.cli.bulk import cmd_screen_bulk
+
+        return cmd_screen_bulk(settings, args)
+    if getattr(args, "group", None) or getattr(args, "since", None):
+        raise CliError("--group and --since go with --all --bulk")
     population = args.all or args.every_patient
     if bool(args.patients) == bool(population):
         raise CliError("give patient ids or --all (not both)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from service.engine.model import ICD10_SYSTEMS, WILDCARD, Mappings
@@ -93,3 +93,37 @@ def every_patient_id(client: Any, *, page_size: int = 500) -> Iterator[str]:
             "Patient", {"_count": str(page_size), "_elements": "id"}):
         if resource.get("resourceType") == "Patient" and resource.get("id"):
             yield resource["id"]
+
+
+def diagnosis_matcher(mappings: Mappings, studies: Sequence[str] | None = None
+                      ) -> Callable[[dict[str, Any]], bool]:
+    """Whether a Condition holds a code the population search (`diagnosis_tokens`) finds: the
+    same candidates from exported Conditions as from the search."""
+    exact: set[tuple[str, str]] = set()
+    any_code: set[str] = set()
+    for token in diagnosis_tokens(mappings, studies):
+        system, _, code = token.partition("|")
+        if code:
+            exact.add((system, code))
+        else:
+            any_code.add(system)
+
+    def matches(resource: dict[str, Any]) -> bool:
+        if resource.get("resourceType") != "Condition":
+            return False
+        for coding in (resource.get("code") or {}).get("coding") or ():
+            if not isinstance(coding, dict):
+                continue
+            system, code = coding.get("system"), coding.get("code")
+            if system in any_code or (system, code) in exact:
+                return True
+        return False
+
+    return matches
+
+
+def holds_our_subject(resource: dict[str, Any]) -> bool:
+    """Whether a resource is one of our ResearchSubjects (so its patient is a candidate)."""
+    return resource.get("resourceType") == "ResearchSubject" and any(
+        isinstance(i, dict) and i.get("system") == RESEARCH_SUBJECT_SYSTEM
+        for i in resource.get("identifier") or ())

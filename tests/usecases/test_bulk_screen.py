@@ -1,0 +1,208 @@
+"""`screen --all --bulk` against the local FHIR server refusing population searches (as many
+EHRs do): candidates from the export, records from the export, written as `screen --all`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_local_server
+from service.core.settings import Settings
+from service.fhir import candidates
+from service.fhir import research_subject as rs
+from service.fhir.client import FhirClient
+from service.fhir.export_state import last_transaction_time
+from service.usecases.bulk_screen import BulkScreening
+from service.usecases.screener import Screener
+
+AS_OF = date(2026, 11, 15)
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+SNOMED = "http://snomed.info/sct"
+CANDIDATES = ["p0", "p1", "p2", "p4"]
+
+pytestmark = pytest.mark.integration
+
+
+def _server(**env: str) -> LocalServer:
+    try:
+        return start_local_server(env=env)
+    except NodeNotFoundError as exc:
+        pytest.skip(f"local FHIR server unavailable: {exc}")
+    except LocalFhirError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _put(resource: dict) -> dict:
+    return {"resource": resource,
+            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
+
+
+def _condition(cid: str, patient: str, system: str, code: str) -> dict:
+    return _put({"resourceType": "Condition", "id": cid, "subject": {"reference": patient},
+                 "code": {"coding": [{"system": system, "code": code}]}})
+
+
+def _ours(rid: str, patient: str) -> dict:
+    return _put({"resourceType": "ResearchSubject", "id": rid, "status": "ineligible",
+                 "identifier": [{"system": rs.RESEARCH_SUBJECT_SYSTEM,
+                                 "value": f"pediatric-ln-cart/{patient}"}],
+                 "study": {"reference": "ResearchStudy/any"},
+                 "individual": {"reference": f"Patient/{patient}"}})
+
+
+def _populate(settings: Settings) -> None:
+    """Ten patients: three diagnosed (three code forms), one already ours, six others."""
+    base = settings.fhir_base_url
+    entries = [_put({"resourceType": "Patient", "id": f"p{i}", "gender": "female",
+                     "birthDate": "2014-01-01"}) for i in range(10)]
+    entries += [
+        _condition("c0", "Patient/p0", ICD10CM, "M32.14"),
+        _condition("c0b", "Patient/p0", SNOMED, "55464009"),
+        _condition("c1", f"{base}/Patient/p1", ICD10, "M329"),
+        _condition("c2", "Patient/p2", SNOMED, "55464009"),
+        _condition("c3", "Patient/p3", ICD10CM, "J45.909"),  # asthma: not a candidate
+        _ours("rs4", "p4"),  # screened before, diagnosis since removed: must be updated
+        _put({"resourceType": "ResearchSubject", "id": "rs5", "status": "candidate",
+              "identifier": [{"system": "urn:other-registry", "value": "x"}],
+              "study": {"reference": "ResearchStudy/any"},
+              "individual": {"reference": "Patient/p5"}}),  # someone else's: not ours
+    ]
+    with FhirClient(settings) as client:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+
+
+def _settings(server: LocalServer, tmp_path: Path) -> Settings:
+    return Settings().with_overrides(
+        fhir_base_url=server.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
+        users_db=tmp_path / "users.sqlite")
+
+
+@pytest.fixture
+def refusing(tmp_path: Path) -> Iterator[Settings]:
+    """A server refusing population searches, exporting at once (no status poll in progress)."""
+    server = _server(LOCAL_FHIR_REQUIRE_PATIENT="1", LOCAL_FHIR_EXPORT_POLLS="0")
+    settings = _settings(server, tmp_path)
+    _populate(settings)
+    yield settings
+    server.stop()
+
+
+def _subjects_by_patient(settings: Settings) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with FhirClient(settings) as client:
+        for subject in client.search_population(
+                "ResearchSubject", {"identifier": f"{rs.RESEARCH_SUBJECT_SYSTEM}|"}):
+            patient = candidates.patient_id_of(subject["individual"])
+            out[patient] = out.get(patient, 0) + 1
+    return out
+
+
+def _cli(settings: Settings, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    from service.cli import main as cli
+
+    monkeypatch.setenv("FHIR_BASE_URL", settings.fhir_base_url)
+    monkeypatch.setenv("QUEUE_URL", settings.queue_url)
+    return cli.main(["screen", *args, "--as-of", AS_OF.isoformat()])
+
+
+def _patients(csv_out: str) -> list[str]:
+    return sorted({line.split(",")[0] for line in csv_out.splitlines()[1:] if line})
+
+
+def test_without_bulk_a_refused_population_search_says_to_use_bulk(refusing, monkeypatch,
+                                                                    capsys):
+    assert _cli(refusing, monkeypatch, "--all", "--csv") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refused a population search" in err[0] and "--bulk" in err[0]
+    assert _subjects_by_patient(refusing) == {"p4": 1}  # nothing written
+
+
+def test_bulk_screens_the_candidates_from_the_export_then_only_what_changed(
+        refusing, monkeypatch, capsys):
+    assert _cli(refusing, monkeypatch, "--all", "--bulk", "--csv") == 0
+    captured = capsys.readouterr()
+    assert "4 candidate(s)" in captured.err
+    assert _patients(captured.out) == CANDIDATES
+    assert _subjects_by_patient(refusing) == {p: 2 for p in CANDIDATES}
+    with FhirClient(refusing) as client:
+        kept = last_transaction_time(client, None)
+    assert kept is not None
+
+    # One change: p7 is diagnosed. The next run exports what changed since and screens p7.
+    with FhirClient(refusing) as client:
+        client.transaction({"resourceType": "Bundle", "type": "transaction",
+                            "entry": [_condition("c7", "Patient/p7", SNOMED, "55464009")]})
+    assert _cli(refusing, monkeypatch, "--all", "--bulk", "--since", "last", "--csv") == 0
+    captured = capsys.readouterr()
+    assert _patients(captured.out) == ["p7"]
+    assert _subjects_by_patient(refusing) == {p: 2 for p in [*CANDIDATES, "p7"]}
+    with FhirClient(refusing) as client:
+        assert last_transaction_time(client, None) > kept
+
+
+
+def test_polls_honour_retry_after_and_show_progress_without_sleeping(tmp_path):
+    server = _server(LOCAL_FHIR_REQUIRE_PATIENT="1", LOCAL_FHIR_EXPORT_POLLS="2")
+    try:
+        settings = _settings(server, tmp_path)
+        _populate(settings)
+        slept: list[float] = []
+        shown: list[str | None] = []
+        run = BulkScreening(Screener(settings), as_of=AS_OF, studies=None, write=False,
+                            sleep=slept.append, on_progress=shown.append)
+        assert run.prepare() == 4
+        rows = list(run.rows())
+        assert _subjects_by_patient(settings) == {"p4": 1}  # --no-write: nothing written
+    finally:
+        server.stop()
+    assert slept == [1.0, 1.0]  # the server's Retry-After, twice, never a real sleep
+    assert shown == ["0% exported", "50% exported", "complete"]
+    assert sorted(r.patient for r in rows) == CANDIDATES and not any(r.error for r in rows)
+    # Patient, Condition and ResearchSubject: the types holding something
+    assert run.figures.requests == {"kick-off": 1, "status": 3, "download": 3}
+
+
+def test_without_typefilter_the_whole_types_are_filtered_while_reading(tmp_path, monkeypatch,
+                                                                       capsys):
+    server = _server(LOCAL_FHIR_REQUIRE_PATIENT="1", LOCAL_FHIR_EXPORT_POLLS="0",
+                     LOCAL_FHIR_TYPEFILTER="0")
+    try:
+        settings = _settings(server, tmp_path)
+        _populate(settings)
+        with FhirClient(settings) as client:  # an Observation no mapping reads
+            client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [_put(
+                {"resourceType": "Observation", "id": "o-other", "status": "final",
+                 "subject": {"reference": "Patient/p0"},
+                 "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}})]})
+        run = BulkScreening(Screener(settings), as_of=AS_OF, studies=None, write=True,
+                            sleep=lambda s: None)
+        assert run.prepare() == 4
+        rows = list(run.rows())
+        assert _subjects_by_patient(settings) == {p: 2 for p in CANDIDATES}
+    finally:
+        server.stop()
+    assert run.figures.type_filter_refused
+    assert run.figures.requests["kick-off"] == 2
+    assert sorted(r.patient for r in rows) == CANDIDATES and not any(r.error for r in rows)
+
+
+def test_a_server_without_export_gets_one_clear_line(tmp_path, monkeypatch, capsys):
+    server = _server(LOCAL_FHIR_EXPORT="0")
+    try:
+        settings = _settings(server, tmp_path)
+        assert _cli(settings, monkeypatch, "--all", "--bulk") == 1
+    finally:
+        server.stop()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["eligibility: --bulk: the FHIR server's CapabilityStatement offers no $export: "
+                   "it cannot export in bulk (screen --all without --bulk searches instead)"]
+
+
+def test_since_last_without_a_previous_run_is_refused(refusing, monkeypatch, capsys):
+    assert _cli(refusing, monkeypatch, "--all", "--bulk", "--since", "last") == 1
+    assert "no successful bulk run is recorded yet" in capsys.readouterr().err
+    assert _subjects_by_patient(refusing) == {"p4": 1}
