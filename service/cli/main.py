@@ -199,9 +199,30 @@ def _manifest(settings: Settings) -> tuple[list[str], date]:
     return patient_ids([str(i) for i in ids]), as_of
 
 
+def _program() -> str:
+    """How the operator ran this command, to print commands they can paste (.venv/bin/...)."""
+    path = Path(sys.argv[0])
+    if path.name != "eligibility":
+        return "eligibility"
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return "eligibility"
+
+
+def _detail_command(settings: Settings, rows: Sequence[Any], as_of: date) -> str:
+    """The command that prints the reasons behind one patient's statuses (read-only)."""
+    # A potential candidate shows what is missing, the most useful first look.
+    shown = next((r.patient for r in rows if r.result and "potential-candidate" in
+                  [s["status"] for s in r.result.get("studies", [])]), rows[0].patient)
+    env = "" if settings.fhir_base_url == Settings.fhir_base_url else (
+        f"FHIR_BASE_URL={settings.fhir_base_url} ")
+    return f"{env}{_program()} screen {shown} --as-of {as_of.isoformat()} --no-write"
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    """Load the seeds, screen every seed patient (write-back), print the table, then serve."""
-    from service.cli.tables import results_table
+    """Load the seeds, screen every seed patient (write-back), print a summary, then serve."""
+    from service.cli.tables import status_grid
     from service.usecases.seeding import load_seeds
     from service.web.app import create_app
 
@@ -216,10 +237,11 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     print(load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings),
           file=sys.stderr)
     rows = [screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
-    print(f"Seed patients screened as of {as_of.isoformat()} against "
-          f"{', '.join(screener.study_keys())}:")
-    print(results_table(rows))
-    print(flush=True)
+    # A summary, not every reason of 36 screenings: those are one command away.
+    print(f"\nSeed patients screened as of {as_of.isoformat()}, ResearchSubjects written:\n")
+    print(status_grid(rows, screener.study_keys()))
+    print(f"\nWhy (every criterion not met or unknown, with its reason):\n"
+          f"  {_detail_command(settings, rows, as_of)}", flush=True)
     print(f"Try: curl 'http://{args.host}:{args.port}/patients/{ids[0]}/eligibility"
           f"?asOf={as_of.isoformat()}'", flush=True)
     from service.cli.users import demo_coordinator

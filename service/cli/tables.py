@@ -200,6 +200,36 @@ def summary_table(rows: Iterable[PatientRow]) -> str:
     return counter.render()
 
 
+def _plain_columns(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as aligned lines of plain text (no colours, whatever the terminal)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip()
+            for row in rows]
+
+
+def status_grid(rows: Iterable[PatientRow], studies: Iterable[str]) -> str:
+    """A patient x study table of statuses, then the counts per study and status: the short
+    answer of a run (the reasons are `eligibility screen PATIENT`'s). Plain text only."""
+    rows, studies = list(rows), list(studies)
+    counter = SummaryCounter()
+    grid = [["PATIENT", *(s.upper() for s in studies)]]
+    for row in rows:
+        counter.add(row)
+        if row.error or row.result is None:
+            grid.append([row.patient, *(["error"] * len(studies))])
+            continue
+        status = {study["study"]: study["status"] for study in row.result.get("studies", [])}
+        grid.append([row.patient, *(status.get(s, "-") for s in studies)])
+    counts = [["STUDY", *(s.upper() for s in STATUS_ORDER)]]
+    counts += [[s, *(str(counter.counts[(s, status)]) for status in STATUS_ORDER)]
+               for s in studies]
+    errors = [f"{row.patient}: {row.error or 'no result'}" for row in rows
+              if row.error or row.result is None]
+    lines = [*_plain_columns(grid), "", *_plain_columns(counts),
+             f"{counter.patients} patient(s) screened, {counter.errors} error(s)", *errors]
+    return "\n".join(lines)
+
+
 CSV_HEADER = ["patient", "study", "status", "research_subject", "not_met", "unknown", "error"]
 
 

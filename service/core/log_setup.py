@@ -3,7 +3,8 @@
 Every line carries a UTC timestamp, the level, the logger and the request id (the web
 request's, or `job:<id>` inside a queue task; `-` outside both). Control characters in a
 message (CR, LF and the like, which a caller can put in a path, a resource type or CDS
-feedback) are escaped, so a log line can never be forged.
+feedback) are escaped, so a log line can never be forged. Terminal colours that libraries add
+(werkzeug's development server) are dropped: a log line is text, not a terminal's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 # A request id a caller may choose (X-Request-ID); anything else gets a fresh one.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+# SGR sequences (colours, bold): ESC [ parameters m. Other escapes are escaped like any control.
+_TERMINAL_STYLE = re.compile(r"\x1b\[[0-9;]*m")
 _HANDLER_NAME = "eligibility"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
@@ -42,6 +45,16 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = REQUEST_ID.get()
+        return True
+
+
+class NoTerminalStyles(logging.Filter):
+    """Drops colour codes from a record's message, for the text and the JSON format alike."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "\x1b[" in message:
+            record.msg, record.args = _TERMINAL_STYLE.sub("", message), None
         return True
 
 
@@ -92,6 +105,7 @@ def make_handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Han
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(NoTerminalStyles())
     handler.setFormatter(_json_formatter() if fmt == "json" else OneLineFormatter(TEXT_FORMAT))
     return handler
 
