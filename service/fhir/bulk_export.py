@@ -287,10 +287,12 @@ class BulkExport:
                 self.bytes_downloaded += written
                 return target
             except retries.TRANSPORT_ERRORS as exc:
+                # Broken while streaming: the client's retries covered only the request.
                 error: FhirError = FhirTemporaryError(
                     f"connection broke during the download ({type(exc).__name__})")
             except FhirError as exc:
-                error = exc
+                error = exc  # the client already retried it as its policy says
+                attempt = settings.fhir_max_retries
             if not error.retryable or attempt >= settings.fhir_max_retries:
                 raise BulkDownloadFailed(
                     f"bulk export: the {item.type or 'output'} file failed to download "

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import requests
 
 from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_local_server
 from service.core.settings import Settings
@@ -206,3 +207,61 @@ def test_since_last_without_a_previous_run_is_refused(refusing, monkeypatch, cap
     assert _cli(refusing, monkeypatch, "--all", "--bulk", "--since", "last") == 1
     assert "no successful bulk run is recorded yet" in capsys.readouterr().err
     assert _subjects_by_patient(refusing) == {"p4": 1}
+
+
+def _our_subject(settings: Settings, patient: str) -> dict:
+    with FhirClient(settings) as client:
+        value = f"{rs.RESEARCH_SUBJECT_SYSTEM}|pediatric-ln-cart/{patient}"
+        (found,) = list(client.search("ResearchSubject", {"identifier": value}))
+    return found
+
+
+def test_a_decision_made_after_the_export_is_never_overwritten(refusing):
+    """The export is a snapshot: a coordinator's change since makes the write a conflict
+    (If-Match), and the patient is read again and screened on what is stored."""
+    screener = Screener(refusing)
+    first = BulkScreening(screener, as_of=AS_OF, studies=None, write=True, sleep=lambda s: None)
+    first.prepare()
+    assert not any(r.error for r in first.rows())
+    later = BulkScreening(screener, as_of=date(2026, 12, 15), studies=None, write=True,
+                          sleep=lambda s: None)
+    later.prepare()
+    # After the export, a coordinator records a decision on p0's ResearchSubject.
+    decided = _our_subject(refusing, "p0")
+    decided["status"] = "on-study"
+    with FhirClient(refusing) as client:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": decided, "request": {"method": "PUT",
+                                              "url": f"ResearchSubject/{decided['id']}"}}]})
+    rows = {r.patient: r for r in later.rows()}
+    assert not any(r.error for r in rows.values())
+    assert later.figures.requests["conflict re-read"] == 1
+    stored = _our_subject(refusing, "p0")
+    assert stored["status"] == "on-study"  # the decision stands
+    screening = next(x for x in stored["extension"] if x["url"] == rs.SCREENING_EXTENSION)
+    assert {"url": "asOf", "valueDate": "2026-12-15"} in screening["extension"]
+
+
+def test_a_failed_download_fails_the_run_writes_nothing_and_cancels(refusing, monkeypatch,
+                                                                     capsys):
+    import service.fhir.client as client_module
+
+    real_send = client_module.FhirClient.send
+    methods: list[str] = []
+
+    def send(self, method, url, **kwargs):
+        methods.append(method)
+        if "/bulkfiles/" in url and url.endswith("Condition.ndjson"):
+            raise requests.ConnectionError("reset")
+        return real_send(self, method, url, **kwargs)
+
+    monkeypatch.setattr(client_module.FhirClient, "send", send)
+    monkeypatch.setenv("FHIR_MAX_RETRIES", "0")  # no backoff to sleep through
+    assert _cli(refusing, monkeypatch, "--all", "--bulk") == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("eligibility: --bulk: bulk export: the Condition file failed to "
+                           "download"), last
+    assert methods[-1] == "DELETE"
+    assert _subjects_by_patient(refusing) == {"p4": 1}
+    with FhirClient(refusing) as client:
+        assert last_transaction_time(client, None) is None
