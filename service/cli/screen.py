@@ -18,6 +18,7 @@ from typing import Any
 
 from service.cli.exits import EXIT_FAILURES, EXIT_OK, CliError
 from service.cli.tables import SummaryCounter
+from service.core.clock import Clock
 from service.core.settings import Settings
 from service.fhir.errors import FhirFatalError
 
@@ -34,9 +35,9 @@ def patient_ids(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _as_of(value: str | None) -> date:
+def _as_of(value: str | None, clock: Clock) -> date:
     if not value:
-        return date.today()
+        return clock.today()
     try:
         # YYYY-MM-DD only, as the API's asOf: fromisoformat also takes week dates (2026-W46-7).
         if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
@@ -176,7 +177,7 @@ def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
     population = args.all or args.every_patient
     if bool(args.patients) == bool(population):
         raise CliError("give patient ids or --all (not both)")
-    as_of = _as_of(args.as_of)
+    as_of = _as_of(args.as_of, Clock.from_settings(settings))  # decided once, here
     ids = patient_ids(args.patients) if args.patients else []
     screener = Screener(settings)
     studies = _studies(screener, args.study)

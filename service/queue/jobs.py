@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
+from service.core.clock import Clock
 from service.core.log_setup import bound_request_id
 from service.core.settings import Settings
 from service.queue.redis_store import RedisJobStore
@@ -108,9 +109,12 @@ class JobQueue:
         *,
         store: JobStore | None = None,
         huey: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
         self.screener = screener
+        # Decides the as-of date of a submission that names none; the task keeps that date.
+        self.clock = clock or Clock.from_settings(settings)
         if store is None or huey is None:
             store, huey = open_store(settings)
         self.store: JobStore = store
@@ -126,13 +130,21 @@ class JobQueue:
         """Raise when the queue's storage cannot be reached."""
         self.store.ping()
 
-    def enqueue_screening(self, patient_id: str, *, source: str) -> Submitted:
-        """Queue a screening (today, all studies) for a trigger; joins a queued one if any."""
+    def enqueue_screening(
+        self, patient_id: str, *, source: str, as_of: date | None = None
+    ) -> Submitted:
+        """Queue a screening (all studies) for a trigger; joins a queued one if any.
+
+        The screening is made as of `as_of`, else the clock's today at submission: a task
+        that waits past midnight still screens as of the day it was asked for.
+        """
         now = time.time()
         delay = self.settings.coalesce_seconds
-        job = JobRecord(id=new_id(), source=source, as_of=None, studies=None, total=1)
+        day = (as_of or self.clock.today()).isoformat()
+        job = JobRecord(id=new_id(), source=source, as_of=day, studies=None, total=1)
         task = TaskRecord(
-            id=new_id(), job_id=job.id, patient=patient_id, source=source, not_before=now + delay
+            id=new_id(), job_id=job.id, patient=patient_id, source=source, as_of=day,
+            not_before=now + delay,
         )
         job_id, task_ids, created = self.store.add_job(
             job, [task], coalesce_key=f"patient:{patient_id}"
@@ -152,9 +164,10 @@ class JobQueue:
         as_of: date | None,
         source: str = "api",
     ) -> str:
-        """Queue one screening per patient under a new job; returns the job id."""
+        """Queue one screening per patient under a new job (as of `as_of`, else the clock's
+        today at submission); returns the job id."""
         job = JobRecord(
-            id=new_id(), source=source, as_of=as_of.isoformat() if as_of else None,
+            id=new_id(), source=source, as_of=(as_of or self.clock.today()).isoformat(),
             studies=tuple(studies) if studies else None, total=len(patient_ids),
         )
         tasks = [
@@ -276,7 +289,8 @@ class JobQueue:
         )
         beat.start()
         try:
-            as_of = date.fromisoformat(task.as_of) if task.as_of else date.today()
+            # Tasks queued before the as-of date was stored with them carry none.
+            as_of = date.fromisoformat(task.as_of) if task.as_of else self.clock.today()
             try:
                 result = self.screener.screen(task.patient, as_of=as_of, studies=task.studies)
             except Exception as exc:  # noqa: BLE001 - classified below, never lost

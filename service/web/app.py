@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from service.core.clock import Clock
 from service.core.settings import Settings
 from service.queue.jobs import JobQueue
 from service.usecases.screener import Screener, default_client_factory
@@ -26,17 +27,22 @@ def create_app(
     client_factory: Callable[[Settings], Any] | None = None,
     cds_verifier: Any = None,
     accounts: Any = None,
+    clock: Clock | None = None,
 ) -> Flask:
-    """Build the app for these settings; pass fakes for screener/queue/client_factory in tests."""
+    """Build the app for these settings; tests pass fakes (screener, queue, clients, clock)."""
     from service.web import cds_hooks, health, notify, openapi, rest, webhooks
     from service.web.cds_auth import CdsJwtVerifier
 
     logging.getLogger("service").setLevel(settings.log_level)
     client_factory = client_factory or default_client_factory
+    # One clock for every surface of this app: REST, CDS Hooks, the pages and the queue.
+    clock = clock or (queue.clock if queue is not None else Clock.from_settings(settings))
+    if queue is not None:
+        queue.clock = clock
     if screener is None:
         screener = Screener(settings, client_factory=client_factory)
     if queue is None:
-        queue = JobQueue(settings, screener)
+        queue = JobQueue(settings, screener, clock=clock)
     if cds_verifier is None:
         cds_verifier = CdsJwtVerifier(settings, seen=queue.store.remember_once)
 
@@ -45,14 +51,15 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep api.md's key order (patient, asOf, studies)
     app.extensions["eligibility"] = Services(
         settings=settings, screener=screener, queue=queue, client_factory=client_factory,
-        cds_verifier=cds_verifier,
+        cds_verifier=cds_verifier, clock=clock,
     )
     register_error_handlers(app)
     install_request_ids(app)  # first: every log line of the request carries its id
     install_api_auth(app, settings)
     for blueprint in (health.bp, rest.bp, notify.bp, webhooks.bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(blueprint)
-    install_pages(app, settings, accounts=accounts)  # coordinator pages (their own sign-in)
+    # The coordinator pages (their own sign-in).
+    install_pages(app, settings, accounts=accounts, clock=clock)
     if settings.trusted_proxy_hops:
         # The client address (sign-in throttling) is the one the trusted proxies saw; only
         # X-Forwarded-For is read, PUBLIC_URL already says the scheme and host.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from datetime import date
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -46,9 +45,6 @@ _INCLUDES = {
     "MedicationStatement": "MedicationStatement:medication",
     "MedicationAdministration": "MedicationAdministration:medication",
 }
-# The date the hook evaluates as of (a function so tests can pin the calendar).
-today = date.today
-
 # A card's uuid is stable for (hook instance, study) so feedback can be matched to it.
 _CARD_NAMESPACE = uuid.UUID("6f1d5c1e-8a51-4f07-9b0c-2a3e7d54c0a1")
 _CARD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
@@ -265,7 +261,7 @@ def patient_view() -> Response:
     resources = _gather(body, pid)
     try:
         evaluation = svc.screener.evaluate_resources(
-            resources, patient_id=pid, as_of=today()
+            resources, patient_id=pid, as_of=svc.clock.today()
         )
     except ScreeningFailure as failure:
         raise Problem(422, f"The record cannot be evaluated: {failure.reason}",

@@ -36,7 +36,7 @@ def patient_eligibility(patient: str) -> Response:
     """Evaluate one patient without writing anything."""
     svc = services()
     pid = requests_in.patient_id(patient)
-    as_of = requests_in.as_of(request.args.get("asOf")) or date.today()
+    as_of = requests_in.as_of(request.args.get("asOf")) or svc.clock.today()
     studies = requests_in.study_keys(request.args.getlist("study"), svc.screener.study_keys())
     body = _run(lambda: svc.screener.evaluate(pid, as_of=as_of, studies=studies), pid)
     return jsonify(body)
@@ -68,13 +68,14 @@ def create_screening() -> tuple[Response, int] | tuple[Response, int, dict[str, 
     as_of_raw = body.get("asOf")
     if as_of_raw is not None and not isinstance(as_of_raw, str):
         raise Problem(400, "asOf must be a date YYYY-MM-DD.", slug="invalid-date")
-    as_of = requests_in.as_of(as_of_raw)
+    # Decided here, once: a queued job screens as of the day it was asked for.
+    as_of = requests_in.as_of(as_of_raw) or svc.clock.today()
 
     if requests_in.flag(request.args.get("wait")):
         if len(ids) != 1:
             raise Problem(400, "?wait=true screens exactly one patient; submit batches without it.",
                           slug="invalid-body")
-        return jsonify(_screen_now(ids[0], as_of or date.today(), studies)), 200
+        return jsonify(_screen_now(ids[0], as_of, studies)), 200
 
     job_id = svc.queue.submit_batch(ids, studies=studies, as_of=as_of)
     location = url_for("api.get_screening", job=job_id)

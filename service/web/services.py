@@ -1,12 +1,13 @@
-"""The per-app dependencies (settings, screener, queue, FHIR client factory) views reach."""
+"""The per-app dependencies (settings, screener, queue, FHIR client factory, clock) views reach."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app
 
+from service.core.clock import Clock
 from service.core.settings import Settings
 from service.fhir.api import ClientFactory
 from service.queue.jobs import JobQueue
@@ -22,6 +23,7 @@ class Services:
     queue: JobQueue
     client_factory: ClientFactory
     cds_verifier: Any = None
+    clock: Clock = field(default_factory=Clock)  # the one that decides "today"
 
 
 def services() -> Services:

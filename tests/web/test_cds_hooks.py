@@ -479,11 +479,10 @@ def _seed_prefetch(name: str) -> tuple[str, dict, list[dict]]:
 
 @pytest.mark.parametrize("seed", ["seed-potential", "seed-ln-eligible", "seed-sle-eligible",
                                   "seed-hb-59"])
-def test_seed_record_cards_match_the_engine(make_app, jwks_file, keys, monkeypatch, seed):
+def test_seed_record_cards_match_the_engine(make_app, jwks_file, keys, seed):
     as_of = date.fromisoformat(
         json.loads((REPO_ROOT / "seeds" / "manifest.json").read_text())["asOf"])
-    monkeypatch.setattr(cds_hooks, "today", lambda: as_of)
-    s_app, _ = make_app(cds_issuers=(f"{ISSUER}|{jwks_file}",))
+    s_app, _ = make_app(cds_issuers=(f"{ISSUER}|{jwks_file}",), screen_as_of=as_of)
     real = Screener(s_app.extensions["eligibility"].settings, mappings=real_mappings(),
                     client_factory=FakeClient)
     s_app.extensions["eligibility"].screener = real

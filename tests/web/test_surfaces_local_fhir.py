@@ -22,7 +22,6 @@ from service.fhir.subscriptions import SUBSCRIBED_TYPES
 from service.mappings import load_mappings
 from service.usecases.screening import screen_patient
 from service.usecases.seeding import load_seeds
-from service.web import cds_hooks
 from tests.support.fakes import free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -163,8 +162,8 @@ def test_fhir_notification_leads_to_a_screening(live_app):
     assert entry["researchSubjects"]
 
 
-def test_cds_hook_reads_the_allow_listed_server(live_app, seeded, monkeypatch):
-    monkeypatch.setattr(cds_hooks, "today", lambda: AS_OF)
+def test_cds_hook_reads_the_allow_listed_server(live_app, seeded):
+    live_app.extensions["eligibility"].clock.as_of = AS_OF
     http = live_app.test_client()
     body = {"hookInstance": "9a1b", "hook": "patient-view", "fhirServer": seeded,
             "context": {"userId": "Practitioner/1", "patientId": "seed-ln-eligible"}}

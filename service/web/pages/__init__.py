@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, current_app
 from service.accounts.form_tokens import FormTokens
 from service.accounts.signin_throttle import Limits, SignInThrottle
 from service.accounts.store import Accounts
+from service.core.clock import Clock
 from service.core.settings import Settings
 
 bp = Blueprint(
@@ -32,11 +33,24 @@ class Pages:
     throttle: SignInThrottle
     form_tokens: FormTokens
     oauth: Any = None  # Authlib client when OIDC_ISSUER is set
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    _clock: Clock = field(default_factory=Clock)  # the app's one clock (Services.clock)
+
+    @property
+    def clock(self) -> Clock:
+        """The app's clock: `clock()` is now, `clock.today()` the as-of date of a screening."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, now: Callable[[], datetime]) -> None:
+        # Tests move time for the whole app by handing a bare `() -> datetime`.
+        if isinstance(now, Clock):
+            self._clock = now
+        else:
+            self._clock.set_now(now)
 
     def today(self) -> date:
         """The date screenings from the pages are made as of (SCREEN_AS_OF pins it)."""
-        return self.settings.screen_as_of or self.clock().date()
+        return self._clock.today()
 
 
 def pages() -> Pages:
@@ -62,7 +76,7 @@ def install_pages(
     settings: Settings,
     *,
     accounts: Accounts | None = None,
-    clock: Callable[[], datetime] | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Register the pages blueprint, its sessions, CSRF and sign-in on the app."""
     from datetime import timedelta
@@ -98,9 +112,8 @@ def install_pages(
         lockout_seconds=settings.signin_lockout_minutes * 60,
     )
     state = Pages(settings=settings, accounts=accounts,
-                  throttle=SignInThrottle(accounts, limits), form_tokens=FormTokens(accounts))
-    if clock is not None:
-        state.clock = clock
+                  throttle=SignInThrottle(accounts, limits), form_tokens=FormTokens(accounts),
+                  _clock=clock or Clock.from_settings(settings))
     if settings.oidc_issuer:
         state.oauth = signin.oidc_client(app, settings)
     app.extensions["pages"] = state
