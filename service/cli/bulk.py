@@ -10,6 +10,7 @@ from typing import Any
 
 from service.cli.exits import EXIT_FAILURES, EXIT_OK, CliError
 from service.cli.tables import SummaryCounter
+from service.core.clock import Clock
 from service.core.settings import Settings
 
 _INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
@@ -74,7 +75,7 @@ def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError("--bulk takes no --checkpoint: a run with failures keeps no instant, so "
                        "the next --since last covers again what it missed")
     since = since_value(args.since)
-    as_of = _as_of(args.as_of)
+    as_of = _as_of(args.as_of, Clock.from_settings(settings))
     screener = Screener(settings)
     studies = _studies(screener, args.study)
     shown = ExportProgress()
