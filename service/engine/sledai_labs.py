@@ -182,8 +182,15 @@ def _entries(record: PatientRecord, test: LabTest, as_of: date, window_days: int
 def lab_findings(record: PatientRecord, as_of: date, window_days: int = WINDOW_DAYS
                  ) -> dict[str, Finding]:
     """Each lab descriptor: present when any usable result in the window shows it."""
+    return findings_of(record, LAB_TESTS, as_of, window_days)
+
+
+def findings_of(record: PatientRecord, lab_tests: Mapping[str, tuple[LabTest, ...]],
+                as_of: date, window_days: int) -> dict[str, Finding]:
+    """Each item of `lab_tests`: present when any usable result in the window shows it
+    (window 0: every result up to the as-of date; the 2019 EULAR/ACR items count "ever")."""
     out: dict[str, Finding] = {}
-    for key, tests in LAB_TESTS.items():
+    for key, tests in lab_tests.items():
         hits: list[tuple[date, str, str]] = []
         seen = 0
         for test in tests:
@@ -202,9 +209,11 @@ def lab_findings(record: PatientRecord, as_of: date, window_days: int = WINDOW_D
             refs = tuple(dict.fromkeys(ref for _, ref, _ in hits))
             out[key] = Finding(key, True, f"{text} on {day.isoformat()}", refs)
         elif seen:
-            out[key] = Finding(key, False, f"not shown by {seen} result(s) in the window")
+            out[key] = Finding(key, False, f"not shown by {seen} result(s)"
+                               + (" in the window" if window_days else ""))
         else:
-            out[key] = Finding(key, False, "no result in the window")
+            out[key] = Finding(key, False, "no result in the window" if window_days
+                               else "no result on record")
     return out
 
 

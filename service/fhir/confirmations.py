@@ -17,6 +17,9 @@ CRITERION_SYSTEM = "urn:trial-eligibility:criterion"
 USER_SYSTEM = "urn:trial-eligibility:user"
 SCORE_SYSTEM = "urn:trial-eligibility:score"
 SLEDAI_DESCRIPTOR_SYSTEM = "urn:trial-eligibility:sledai-2k-descriptor"
+EULAR_ACR_ITEM_SYSTEM = "urn:trial-eligibility:eular-acr-2019-item"
+EULAR_ACR_CODE = "eular-acr-2019"
+EULAR_ACR_ENTRY = "entry-ana"
 NOTE_EXTENSION = "urn:trial-eligibility:extension:note"
 CONSENT_POLICY_PREFIX = "urn:trial-eligibility:study:"
 _OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
@@ -241,6 +244,54 @@ def written_by_service(resource: Mapping[str, Any]) -> bool:
         return any(isinstance(c, Mapping) and c.get("system") in (CRITERION_SYSTEM, SCORE_SYSTEM)
                    for c in (codings if isinstance(codings, list) else ()))
     return False
+
+
+def classification_observation(
+    *,
+    patient_id: str,
+    when: date,
+    author: Author,
+    entry: bool,
+    total: int,
+    scored: Sequence[tuple[str, str, int, bool]],
+    derived_from: Sequence[str],
+    note: str = "",
+) -> dict[str, Any]:
+    """A 2019 EULAR/ACR classification (api.md): `valueInteger` the total (highest item per
+    domain), the entry criterion as a `valueBoolean` component, and one component per item,
+    `scored` = (key, label, weight, present), valueInteger its points or 0."""
+    display = "2019 EULAR/ACR classification criteria for SLE"
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey"}]}],
+        "code": {"coding": [{"system": SCORE_SYSTEM, "code": EULAR_ACR_CODE, "display": display}],
+                 "text": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when.isoformat(),
+        "performer": [author.reference()],
+        "valueInteger": total,
+        "derivedFrom": [{"reference": ref} for ref in dict.fromkeys(derived_from)],
+        "component": [
+            {"code": {"coding": [{"system": EULAR_ACR_ITEM_SYSTEM, "code": EULAR_ACR_ENTRY,
+                                  "display": "ANA at a titre of at least 1:80 (ever)"}]},
+             "valueBoolean": entry},
+        ] + [
+            {
+                "code": {"coding": [{"system": EULAR_ACR_ITEM_SYSTEM, "code": key,
+                                     "display": label}]},
+                "valueInteger": weight if present else 0,
+            }
+            for key, label, weight, present in scored
+        ],
+    }
+    if not resource["derivedFrom"]:
+        del resource["derivedFrom"]
+    if note.strip():
+        resource["note"] = [{"authorString": author.display, "text": note.strip()[:MAX_NOTE]}]
+    return resource
 
 
 def created_reference(answer: Mapping[str, Any]) -> str:

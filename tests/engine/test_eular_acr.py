@@ -1,0 +1,204 @@
+"""2019 EULAR/ACR classification: weights, scoring, the record's lab items, `sle-diagnosis`."""
+
+from __future__ import annotations
+
+import inspect
+from datetime import date
+from typing import Any
+
+import pytest
+
+from service.engine import eular_acr, eular_acr_labs
+from service.engine.record import build_record
+from service.fhir.confirmations import Author, classification_observation
+from tests.support.builders import (
+    AS_OF,
+    LN,
+    PID,
+    SCT_CLASS_III,
+    SCT_CLASS_V,
+    SCT_NEGATIVE,
+    SCT_POSITIVE,
+    SCT_SLE,
+    SLE,
+    UPCR,
+    WBC,
+    birth_for,
+    cc,
+    condition,
+    day,
+    obs,
+    patient,
+)
+
+P = patient(birth_for(12, 40), "female")
+ANA_TITER, ANA_PRESENCE, PLT, C3, C4, DSDNA, SM, DAT, ACL = (
+    "5048-4", "8061-4", "777-3", "4485-9", "4498-2", "5130-0", "11090-8", "1007-4", "3181-5")
+
+# Aringer M, et al. Arthritis Rheumatol 2019;71(9):1400-1412, criteria figure: every weight.
+PUBLISHED = {
+    "fever": 2, "leukopenia": 3, "thrombocytopenia": 4, "autoimmune-hemolysis": 4,
+    "delirium": 2, "psychosis": 3, "seizure": 5, "non-scarring-alopecia": 2, "oral-ulcers": 2,
+    "subacute-cutaneous-or-discoid-lupus": 4, "acute-cutaneous-lupus": 6,
+    "pleural-or-pericardial-effusion": 5, "acute-pericarditis": 6, "joint-involvement": 6,
+    "proteinuria": 4, "renal-biopsy-class-ii-or-v": 8, "renal-biopsy-class-iii-or-iv": 10,
+    "antiphospholipid-antibodies": 2, "low-c3-or-c4": 3, "low-c3-and-c4": 4,
+    "anti-dsdna-or-anti-sm": 6,
+}
+
+
+def test_the_weights_are_the_published_ones_in_ten_domains():
+    assert {i.key: i.weight for i in eular_acr.ITEMS} == PUBLISHED
+    assert len([d for d in eular_acr.DOMAINS if d.clinical]) == 7
+    assert len([d for d in eular_acr.DOMAINS if not d.clinical]) == 3
+    # the highest item of every domain together: the published maximum of 51 points
+    assert eular_acr.classify(True, PUBLISHED).total == 51
+    assert "loinc.org" not in inspect.getsource(eular_acr_labs)
+
+
+SCORES = [
+    # (entry, present items, total, classified)
+    (True, [], 0, False),
+    (True, ["renal-biopsy-class-iii-or-iv"], 10, True),
+    (False, ["renal-biopsy-class-iii-or-iv"], 10, False),          # no entry criterion
+    (True, ["renal-biopsy-class-ii-or-v", "renal-biopsy-class-iii-or-iv", "proteinuria"],
+     10, True),                                                    # highest per domain only
+    (True, ["anti-dsdna-or-anti-sm", "low-c3-and-c4"], 10, False),  # no clinical item
+    (True, ["anti-dsdna-or-anti-sm", "low-c3-or-c4", "low-c3-and-c4", "fever"], 12, True),
+    (True, ["anti-dsdna-or-anti-sm", "low-c3-or-c4"], 9, False),
+    (True, ["leukopenia", "thrombocytopenia", "autoimmune-hemolysis", "oral-ulcers",
+            "non-scarring-alopecia"], 6, False),                   # 4 + 2: one per domain
+    (True, ["joint-involvement", "low-c3-or-c4", "antiphospholipid-antibodies"], 11, True),
+    (True, ["acute-pericarditis", "pleural-or-pericardial-effusion", "fever", "delirium"],
+     10, True),                                                    # 6 + 2 + 2
+]
+
+
+@pytest.mark.parametrize("entry,present,total,classified", SCORES)
+def test_classify(entry, present, total, classified):
+    c = eular_acr.classify(entry, present)
+    assert (c.total, c.classified) == (total, classified)
+
+
+def test_an_unknown_item_is_refused():
+    with pytest.raises(ValueError, match="unknown"):
+        eular_acr.classify(True, ["rash"])
+
+
+def _findings(*resources: dict[str, Any], mappings) -> dict[str, Any]:
+    record = build_record([P, *resources], mappings, PID)
+    return eular_acr_labs.findings(record, AS_OF)
+
+
+def _low(resource: dict[str, Any], low: float, unit: str = "mg/dL") -> dict[str, Any]:
+    resource["referenceRange"] = [{"low": {"value": low, "unit": unit, "code": unit}}]
+    return resource
+
+
+LABS = [
+    # (item, resources, present). "Ever": a result of years ago counts.
+    ("entry-ana", [obs(ANA_TITER, value_ratio=(1, 160), date=day(2000))], True),
+    ("entry-ana", [obs(ANA_TITER, value_ratio=(1, 80))], True),
+    ("entry-ana", [obs(ANA_TITER, value_ratio=(1, 40))], False),
+    ("entry-ana", [obs(ANA_TITER, value_ratio=(1, 40)),
+                   obs(ANA_TITER, value_ratio=(1, 320), date=day(900))], True),  # ever
+    ("entry-ana", [obs(ANA_TITER, value_ratio=(1, 640), date=day(-3))], False),  # after as-of
+    ("entry-ana", [obs(ANA_TITER, value_ratio=(1, 640), status="preliminary")], False),
+    ("entry-ana", [obs(ANA_PRESENCE, value_concept=cc(SCT_POSITIVE))], False),  # no titre
+    ("leukopenia", [obs(WBC, 3.9, "10*9/L", day(800))], True),
+    ("leukopenia", [obs(WBC, 4.0, "10*9/L")], False),                # strictly below 4.0
+    ("leukopenia", [obs(WBC, 3500, "/uL")], True),
+    ("thrombocytopenia", [obs(PLT, 99, "10*3/uL")], True),
+    ("thrombocytopenia", [obs(PLT, 100, "10*9/L")], False),
+    ("proteinuria", [obs(UPCR, 0.6, "g/g", day(1000))], True),
+    ("proteinuria", [obs(UPCR, 0.5, "g/g")], False),                 # > 0.5, not >=
+    ("autoimmune-hemolysis", [obs(DAT, value_concept=cc(SCT_POSITIVE))], True),
+    ("autoimmune-hemolysis", [obs(DAT, value_concept=cc(SCT_NEGATIVE))], False),
+    ("anti-dsdna-or-anti-sm", [obs(DSDNA, value_concept=cc(SCT_POSITIVE))], True),
+    ("anti-dsdna-or-anti-sm", [obs(SM, 45, "U/mL", ref_high=20, ref_unit="U/mL")], True),
+    ("anti-dsdna-or-anti-sm", [obs(SM, 5, "U/mL", ref_high=20, ref_unit="U/mL")], False),
+    ("antiphospholipid-antibodies", [obs(ACL, 60, "U/mL", ref_high=40, ref_unit="U/mL")], True),
+    ("antiphospholipid-antibodies", [obs(ACL, 12, "U/mL", ref_high=40, ref_unit="U/mL")], False),
+    ("low-c3-or-c4", [_low(obs(C3, 60, "mg/dL"), 90)], True),
+    ("low-c3-and-c4", [_low(obs(C3, 60, "mg/dL"), 90)], False),
+    ("low-c3-and-c4", [_low(obs(C3, 60, "mg/dL"), 90), _low(obs(C4, 5, "mg/dL", day(400)), 10)],
+     True),
+    ("renal-biopsy-class-iii-or-iv", [condition(SCT_CLASS_III, onset=day(3000))], True),
+    ("renal-biopsy-class-iii-or-iv", [condition(SCT_CLASS_III, verification="provisional")],
+     False),
+    ("renal-biopsy-class-ii-or-v", [condition(SCT_CLASS_V)], True),
+    ("renal-biopsy-class-iii-or-iv", [condition(SCT_CLASS_V)], False),
+]
+
+
+@pytest.mark.parametrize("item,resources,present", LABS,
+                         ids=[f"{i}-{n}" for n, (i, _, _) in enumerate(LABS)])
+def test_lab_items_read_from_the_record(mappings, item, resources, present):
+    found = _findings(*resources, mappings=mappings)[item]
+    assert found.present is present, found.reason
+    if present:
+        assert found.evidence and all(
+            any(ref == f"{r['resourceType']}/{r['id']}" for r in resources)
+            for ref in found.evidence)
+
+
+def _recorded(total_items: list[str], entry: bool = True, when: str | None = None,
+              status: str = "final") -> dict[str, Any]:
+    c = eular_acr.classify(entry, total_items)
+    res = classification_observation(
+        patient_id=PID, when=date.fromisoformat(when or day(5)),
+        author=Author("coord", "Coordinator"), entry=entry, total=c.total,
+        scored=[(i.key, i.label, i.weight, i.key in total_items) for i in eular_acr.ITEMS],
+        derived_from=[])
+    res["id"] = f"cls-{len(total_items)}-{entry}-{status}"
+    res["status"] = status
+    return res
+
+
+CLASSIFIED = ["joint-involvement", "anti-dsdna-or-anti-sm"]          # 12 points
+SLE_CONDITION = condition(SCT_SLE)
+
+DIAGNOSIS = [
+    # (resources, result, words in the reason)
+    ([SLE_CONDITION], "met", "no 2019 EULAR/ACR classification is recorded"),
+    ([], "not-met", "No SLE diagnosis"),
+    # a recorded classification decides, whatever the coded diagnosis
+    ([_recorded(CLASSIFIED)], "met", "Classified as SLE"),
+    ([_recorded(["renal-biopsy-class-iii-or-iv"])], "met", "10 points (at least 10)"),  # bound
+    ([SLE_CONDITION, _recorded(["joint-involvement"])], "not-met", "6 points, below 10"),
+    ([SLE_CONDITION, _recorded(CLASSIFIED, entry=False)], "not-met", "entry criterion"),
+    ([SLE_CONDITION, _recorded(["anti-dsdna-or-anti-sm", "low-c3-and-c4"])], "not-met",
+     "no clinical item"),
+    # one marked entered-in-error (undone) does not count: the coded diagnosis decides again
+    ([SLE_CONDITION, _recorded(["joint-involvement"], status="entered-in-error")], "met",
+     "is recorded"),
+    # one dated after the as-of date is ignored
+    ([_recorded(CLASSIFIED, when=day(-2))], "not-met", "No SLE diagnosis"),
+]
+
+
+@pytest.mark.parametrize("key", [SLE, LN])
+@pytest.mark.parametrize("resources,expected,words", DIAGNOSIS,
+                         ids=[f"case{n}" for n in range(len(DIAGNOSIS))])
+def test_sle_diagnosis_follows_a_recorded_classification(crit, key, resources, expected, words):
+    r = crit([P, *resources], key, "sle-diagnosis")
+    assert r.result == expected, r.reason
+    assert words in r.reason
+    assert "the laboratory and biopsy items alone reach" in r.reason
+
+
+def test_the_newest_classification_decides(crit):
+    old = _recorded(CLASSIFIED, when=day(400))
+    new = _recorded(["joint-involvement"], when=day(3))
+    r = crit([P, SLE_CONDITION, old, new], SLE, "sle-diagnosis")
+    assert r.result == "not-met" and r.evidence == (f"Observation/{new['id']}",)
+
+
+def test_the_reason_gives_the_points_the_labs_alone_reach(crit):
+    labs = [obs(ANA_TITER, value_ratio=(1, 320), date=day(700)),
+            obs(DSDNA, value_concept=cc(SCT_POSITIVE)),
+            _low(obs(C3, 60, "mg/dL"), 90), obs(PLT, 80, "10*9/L")]
+    r = crit([P, SLE_CONDITION, *labs], SLE, "sle-diagnosis")
+    assert r.result == "met"
+    assert "reach 13 of the 10" in r.reason and "entry criterion ANA >= 1:80 met" in r.reason
+    assert "Thrombocytopenia 4" in r.reason and "Anti-dsDNA or anti-Smith antibody 6" in r.reason
