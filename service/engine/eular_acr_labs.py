@@ -73,7 +73,8 @@ def lab_concepts() -> tuple[str, ...]:
 
 def entry_finding(record: PatientRecord, as_of: date) -> Finding:
     """The entry criterion: an ANA titre of at least 1:80 at any time up to the as-of date."""
-    hits, below = [], []
+    hits: list[tuple[date, str, str]] = []
+    below: list[tuple[date, str, str]] = []
     for entry in record.entries("ana-titer"):
         if entry.when is None or entry.when.day > as_of:
             continue
@@ -83,21 +84,22 @@ def entry_finding(record: PatientRecord, as_of: date) -> Finding:
         if denominator is not None and denominator >= ANA_MIN_DENOMINATOR:
             hits.append((entry.when.day, entry.ref, shown))
         else:
-            below.append(entry.ref)
+            below.append((entry.when.day, entry.ref, shown))
     if hits:
         hits.sort(reverse=True)
         day, _, shown = hits[0]
         return Finding(eular_acr.ENTRY, True, f"ANA titre {shown} on {day.isoformat()}",
                        tuple(ref for _, ref, _ in hits))
+    below.sort(reverse=True)
+    titres = (f"no ANA titre of 1:80 or more (latest {below[0][2] or 'unreadable'} on "
+              f"{below[0][0].isoformat()})") if below else "no ANA titre on record"
     presence = [e.ref for e in record.entries("ana-presence")
                 if e.when is not None and e.when.day <= as_of]
     if presence:
-        return Finding(eular_acr.ENTRY, False, "an ANA result without a titre is recorded: "
-                       "tick it if the test is equivalent to HEp-2 at 1:80", tuple(presence))
-    if below:
-        return Finding(eular_acr.ENTRY, False,
-                       f"no ANA titre of 1:80 or more among {len(below)} result(s)")
-    return Finding(eular_acr.ENTRY, False, "no ANA titre on record")
+        return Finding(eular_acr.ENTRY, False, f"{titres}; an ANA result without a titre is "
+                       "recorded: tick the entry criterion only if that test is equivalent to "
+                       "HEp-2 at 1:80", tuple([r for _, r, _ in below] + presence))
+    return Finding(eular_acr.ENTRY, False, titres, tuple(r for _, r, _ in below))
 
 
 def _biopsy(record: PatientRecord, key: str, as_of: date) -> Finding:
@@ -109,7 +111,7 @@ def _biopsy(record: PatientRecord, key: str, as_of: date) -> Finding:
         return Finding(key, False, "no such class recorded")
     first = found[0]
     when = f" on {first.when.day.isoformat()}" if first.when is not None else ""
-    return Finding(key, True, f"class recorded ({first.ref}){when}",
+    return Finding(key, True, f"class recorded{when}",
                    tuple(dict.fromkeys(e.ref for e in found)))
 
 

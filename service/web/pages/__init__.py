@@ -84,6 +84,7 @@ def install_pages(
     from flask_wtf.csrf import CSRFProtect
 
     from service.web.pages import (  # noqa: F401  (the modules register their views)
+        classification_page,
         layout,
         log_page,
         patient,

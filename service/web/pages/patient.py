@@ -80,7 +80,8 @@ def _confirmations(pid: str) -> list[dict[str, Any]]:
     client = services().screener.client()
     manual = sorted({c.id for s in services().screener.mappings.studies.values()
                      for c in s.criteria if c.kind == "manual"})
-    codes = ",".join([f"{CRITERION_SYSTEM}|{m}" for m in manual] + [f"{SCORE_SYSTEM}|sledai-2k"])
+    codes = ",".join([f"{CRITERION_SYSTEM}|{m}" for m in manual]
+                     + [f"{SCORE_SYSTEM}|sledai-2k", f"{SCORE_SYSTEM}|eular-acr-2019"])
     found = list(client.search("Observation", [("subject", f"Patient/{pid}"), ("code", codes)]))
     found += list(client.search("Consent", [("patient", f"Patient/{pid}")]))
     items = []

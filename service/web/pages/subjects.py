@@ -15,6 +15,7 @@ _ACRONYMS = {
     "inr": "INR", "pt": "PT", "alt": "ALT", "ast": "AST", "ecg": "ECG", "ana": "ANA",
     "ecog": "ECOG", "egfr": "eGFR", "sledai": "SLEDAI", "2k": "2K", "cd19": "CD19",
     "lvef": "LVEF", "spo2": "SpO2", "wbc": "WBC", "ln": "LN", "sle": "SLE", "b": "B",
+    "eular": "EULAR", "acr": "ACR",
 }  # fmt: skip
 
 

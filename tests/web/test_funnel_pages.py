@@ -1,0 +1,123 @@
+"""The coordinator's funnel pages through Flask's test client on the seeds: the 2019 EULAR/ACR
+classification worksheet, workflow reasons and history, the log's funnel and CSV."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from localfhir import start_local_server
+from tests.support.workspace import AS_OF, COORDINATOR, VIEWER, Workspace, workspace
+
+pytestmark = pytest.mark.integration
+LN = "pediatric-ln-cart"
+SLE = "refractory-sle-cart"
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+CLASSIFICATION = "urn:trial-eligibility:score|eular-acr-2019"
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    local = start_local_server()
+    try:
+        with workspace(local.base_url, tmp_path_factory.mktemp("funnel")) as w:
+            yield w
+    finally:
+        local.stop()
+
+
+def _token(client, path: str = "/login") -> str:
+    found = _TOKEN.search(client.get(path).get_data(as_text=True))
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def _signed_in(ws: Workspace, account=COORDINATOR):
+    client = ws.app.test_client()
+    answer = client.post("/login", data={
+        "username": account[0], "password": account[2], "csrf_token": _token(client)})
+    assert answer.status_code == 302
+    return client
+
+
+def _classifications(ws: Workspace, patient: str) -> list[dict]:
+    return list(ws.client.search("Observation", {
+        "subject": f"Patient/{patient}", "code": CLASSIFICATION}))
+
+
+def _criterion(subject: dict, cid: str) -> dict[str, list]:
+    for ext in subject["extension"]:
+        parts: dict[str, list] = {}
+        for p in ext.get("extension") or ():
+            parts.setdefault(p["url"], []).append(next(v for k, v in p.items() if k != "url"))
+        if parts.get("id") == [cid]:
+            return parts
+    raise AssertionError(cid)
+
+
+def test_the_worksheet_prefills_the_record_s_lab_and_biopsy_items(ws):
+    client = _signed_in(ws)
+    page = client.get("/patients/seed-ana-low/classification").get_data(as_text=True)
+    # ANA 1:40 only: the entry criterion is not ticked; class III nephritis and UPCR are
+    assert re.search(r'id="entry" name="entry" value="yes">', page)
+    assert re.search(r'id="i-renal-biopsy-class-iii-or-iv" name="item" '
+                     r'value="renal-biopsy-class-iii-or-iv" checked', page)
+    assert "Condition/seed-ana-low-ln" in page
+    assert re.search(r'id="i-joint-involvement" name="item" value="joint-involvement">', page)
+    assert page.count('name="item"') == 21
+
+
+def test_saving_records_the_observation_of_api_md_and_decides_sle_diagnosis(ws):
+    client = _signed_in(ws)
+    token = _token(client, "/patients/seed-ana-low/classification")
+    answer = client.post("/patients/seed-ana-low/classification", data={
+        "csrf_token": token, "date": AS_OF.isoformat(), "item": [
+            "renal-biopsy-class-iii-or-iv", "proteinuria", "joint-involvement"]})
+    assert answer.status_code == 302, answer.get_data(True)[:300]
+    (obs,) = _classifications(ws, "seed-ana-low")
+    assert obs["valueInteger"] == 16  # renal 10 (highest of the domain) + joints 6
+    parts = {c["code"]["coding"][0]["code"]: c for c in obs["component"]}
+    assert all(c["code"]["coding"][0]["system"] == "urn:trial-eligibility:eular-acr-2019-item"
+               for c in obs["component"])
+    assert parts["entry-ana"] == {**parts["entry-ana"], "valueBoolean": False}
+    assert parts["proteinuria"]["valueInteger"] == 4 and parts["fever"]["valueInteger"] == 0
+    assert len(parts) == 22
+    assert {"reference": "Condition/seed-ana-low-ln"} in obs["derivedFrom"]
+    assert obs["performer"][0]["identifier"]["value"] == COORDINATOR[0]
+    (prov,) = ws.client.search("Provenance", {"target": f"Observation/{obs['id']}"})
+    assert prov["agent"][0]["who"]["identifier"]["value"] == COORDINATOR[0]
+    # the entry criterion is not met: not classified, whatever the coded SLE diagnosis says
+    for study in (SLE, LN):
+        parts = _criterion(ws.subject(study, "seed-ana-low"), "sle-diagnosis")
+        assert parts["result"] == ["not-met"], parts["reason"]
+        assert "entry criterion" in parts["reason"][0]
+        assert {"reference": f"Observation/{obs['id']}"} in parts["evidence"]
+    page = client.get("/patients/seed-ana-low").get_data(as_text=True)
+    assert "Not classified as SLE by the 2019 EULAR/ACR criteria" in page
+
+
+@pytest.mark.parametrize("data,why", [
+    ({"item": ["rash"]}, "unknown item"),
+    ({"item": ["fever"], "date": "2099-01-01"}, "future date"),
+    ({"item": ["fever"], "date": "yesterday"}, "no date"),
+])
+def test_bad_input_is_refused_and_writes_nothing(ws, data, why):
+    client = _signed_in(ws)
+    token = _token(client, "/patients/seed-hb-59/classification")
+    answer = client.post("/patients/seed-hb-59/classification", data={
+        "csrf_token": token, "date": AS_OF.isoformat(), **data})
+    assert answer.status_code == 400, why
+    assert _classifications(ws, "seed-hb-59") == []
+
+
+def test_a_viewer_sees_the_worksheet_but_cannot_save(ws):
+    client = _signed_in(ws, VIEWER)
+    page = client.get("/patients/seed-hb-59/classification").get_data(as_text=True)
+    assert "Viewers cannot save a classification" in page
+    answer = client.post("/patients/seed-hb-59/classification", data={
+        "csrf_token": _token(client, "/patients/seed-hb-59"), "date": AS_OF.isoformat(),
+        "entry": "yes", "item": ["fever"]})
+    assert answer.status_code == 403
+    assert _classifications(ws, "seed-hb-59") == []
