@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from localfhir import start_local_server
+from service.accounts.form_tokens import new_form_token
 from tests.support.workspace import AS_OF, COORDINATOR, VIEWER, Workspace, workspace
 
 pytestmark = pytest.mark.integration
@@ -72,10 +73,12 @@ def test_the_worksheet_prefills_the_record_s_lab_and_biopsy_items(ws):
 def test_saving_records_the_observation_of_api_md_and_decides_sle_diagnosis(ws):
     client = _signed_in(ws)
     token = _token(client, "/patients/seed-ana-low/classification")
-    answer = client.post("/patients/seed-ana-low/classification", data={
-        "csrf_token": token, "date": AS_OF.isoformat(), "item": [
-            "renal-biopsy-class-iii-or-iv", "proteinuria", "joint-involvement"]})
+    form = {"csrf_token": token, "form_token": new_form_token(), "date": AS_OF.isoformat(),
+            "item": ["renal-biopsy-class-iii-or-iv", "proteinuria", "joint-involvement"]}
+    answer = client.post("/patients/seed-ana-low/classification", data=form)
     assert answer.status_code == 302, answer.get_data(True)[:300]
+    # the same form sent twice (a double click, a reload) records once
+    assert client.post("/patients/seed-ana-low/classification", data=form).status_code == 302
     (obs,) = _classifications(ws, "seed-ana-low")
     assert obs["valueInteger"] == 16  # renal 10 (highest of the domain) + joints 6
     parts = {c["code"]["coding"][0]["code"]: c for c in obs["component"]}
@@ -102,12 +105,13 @@ def test_saving_records_the_observation_of_api_md_and_decides_sle_diagnosis(ws):
     ({"item": ["rash"]}, "unknown item"),
     ({"item": ["fever"], "date": "2099-01-01"}, "future date"),
     ({"item": ["fever"], "date": "yesterday"}, "no date"),
+    ({"item": ["fever"], "form_token": ""}, "no form token"),
 ])
 def test_bad_input_is_refused_and_writes_nothing(ws, data, why):
     client = _signed_in(ws)
     token = _token(client, "/patients/seed-hb-59/classification")
     answer = client.post("/patients/seed-hb-59/classification", data={
-        "csrf_token": token, "date": AS_OF.isoformat(), **data})
+        "csrf_token": token, "form_token": new_form_token(), "date": AS_OF.isoformat(), **data})
     assert answer.status_code == 400, why
     assert _classifications(ws, "seed-hb-59") == []
 
@@ -117,7 +121,8 @@ def test_a_viewer_sees_the_worksheet_but_cannot_save(ws):
     page = client.get("/patients/seed-hb-59/classification").get_data(as_text=True)
     assert "Viewers cannot save a classification" in page
     answer = client.post("/patients/seed-hb-59/classification", data={
-        "csrf_token": _token(client, "/patients/seed-hb-59"), "date": AS_OF.isoformat(),
+        "csrf_token": _token(client, "/patients/seed-hb-59"), "form_token": new_form_token(),
+        "date": AS_OF.isoformat(),
         "entry": "yes", "item": ["fever"]})
     assert answer.status_code == 403
     assert _classifications(ws, "seed-hb-59") == []

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 
+from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.usecases import classification
 from service.web.pages import bp, pages
 from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404
@@ -28,7 +29,7 @@ def classification_worksheet(raw_id: str) -> Any:
     by_domain = [(d, [i for i in sheet.items if i.domain == d.key]) for d in sheet.domains]
     return render_template(
         "classification.html", pid=pid, name=patient_name(patient), sheet=sheet,
-        by_domain=by_domain, today=pages().today().isoformat(),
+        by_domain=by_domain, today=pages().today().isoformat(), form_token=new_form_token(),
     )
 
 
@@ -38,13 +39,24 @@ def classification_save(raw_id: str) -> Any:
     """Record the classification (Observation + Provenance), then re-screen."""
     pid = patient_id_or_404(raw_id)
     day = _form_date(request.form.get("date"))
+    token, tokens = request.form.get("form_token", ""), pages().form_tokens
+    if not TOKEN_RE.fullmatch(token):
+        abort(400, "The form is incomplete: reload the page and try again.")
+    if not tokens.claim(token, pages().clock().timestamp()):
+        flash("This form was already sent: the classification was recorded once, not again.",
+              "info")
+        return redirect(url_for("pages.patient_page", raw_id=pid))
     try:
         saved = classification.record(
             services().screener, pid, as_of=pages().today(), when=day, author=author(),
             entry=request.form.get("entry") == "yes", present=request.form.getlist("item"),
             recorded_at=pages().clock(), note=request.form.get("note", "")[:2000])
     except ValueError:
+        tokens.release(token)  # nothing was recorded: the same form may be sent again
         abort(400, "Unknown classification item.")
+    except BaseException:
+        tokens.release(token)
+        raise
     c = saved.classification
     verdict = "classified as SLE" if c.classified else "not classified as SLE"
     log.info("user %s recorded a 2019 EULAR/ACR classification for Patient/%s as %s",
