@@ -9,6 +9,7 @@ from fractions import Fraction
 from typing import Any
 
 from service.engine import units
+from service.engine.model import FrequencyVocabulary
 from service.engine.record import as_list, codings, to_decimal
 
 # Exact fractions: once every 8 h is 3 a day, not 2.999... (a Decimal 1/24 is rounded, and a
@@ -41,12 +42,20 @@ _DAILY_EVENTS = frozenset({
 Range = tuple[Decimal, Decimal]
 
 
-def _timing_code_per_day(code: Any) -> Decimal | None:
-    """Administrations per day of a Timing.code (GTS abbreviation), None when not one."""
+NO_VOCABULARY = FrequencyVocabulary()
+_SPACES = re.compile(r"\s+")
+
+
+def _timing_code_per_day(code: Any, vocabulary: FrequencyVocabulary = NO_VOCABULARY
+                         ) -> Decimal | None:
+    """Administrations per day of a Timing.code: a GTS abbreviation, else its text or a
+    coding's display read by the mappings' frequency vocabulary; None when none says it."""
     candidates = [c.get("code") for c in codings(code)
                   if c.get("system") in GTS_SYSTEMS or c.get("system") is None]
+    words = [c.get("display") for c in codings(code)]
     if isinstance(code, dict) and isinstance(code.get("text"), str):
         candidates.append(code["text"])
+        words.insert(0, code["text"])
     for candidate in candidates:
         if not isinstance(candidate, str):
             continue
@@ -56,10 +65,40 @@ def _timing_code_per_day(code: Any) -> Decimal | None:
         match = _EVERY_N_HOURS.match(token)
         if match and 0 < int(match.group(1)) <= 24:
             return Decimal(24) / int(match.group(1))
+    for text in words:
+        if isinstance(text, str):
+            per_day = text_per_day(text, vocabulary)
+            if per_day is not None:
+                return per_day
     return None
 
 
-def _per_day(timing: Any) -> Range | None:
+def text_per_day(text: str, vocabulary: FrequencyVocabulary) -> Decimal | None:
+    """Administrations a day of a frequency in words ("twice daily", "every 12 hours") by the
+    vocabulary; None for text it does not know (the frequency stays unknown, criteria.md)."""
+    normal = _SPACES.sub(" ", text.strip().lower().rstrip(".")).strip()
+    if normal in vocabulary.phrases:
+        return vocabulary.phrases[normal]
+    for pattern in vocabulary.patterns:
+        match = pattern.regex.fullmatch(normal)
+        if not match:
+            continue
+        n = to_decimal(match.groupdict().get("n"))
+        frequency = pattern.frequency if pattern.frequency is not None else n
+        period = pattern.period if pattern.period is not None else n
+        if frequency is None or period is None or frequency <= 0 or period <= 0:
+            continue
+        per_day_of_unit = _PER_DAY.get(pattern.unit)
+        if per_day_of_unit is not None:  # exact: 24 / 8 is 3, where 1 / (8 x 1/24) is not
+            return frequency * per_day_of_unit / period
+        return frequency / (period * PERIOD_DAYS[pattern.unit])
+    return None
+
+
+_PER_DAY = {"h": Decimal(24), "min": Decimal(1440), "s": Decimal(86400)}
+
+
+def _per_day(timing: Any, vocabulary: FrequencyVocabulary = NO_VOCABULARY) -> Range | None:
     """Administrations per day (low, high) from Timing; (1, 1) when no timing is given.
 
     frequency..frequencyMax per period..periodMax gives a range; repeat.when and timeOfDay
@@ -70,7 +109,7 @@ def _per_day(timing: Any) -> Range | None:
         return Decimal(1), Decimal(1)
     repeat = timing.get("repeat")
     if not isinstance(repeat, dict):
-        return _code_per_day(timing)
+        return _code_per_day(timing, vocabulary)
     unit = repeat.get("periodUnit") or "d"
     if unit not in PERIOD_DAYS:
         return None
@@ -81,7 +120,7 @@ def _per_day(timing: Any) -> Range | None:
     if frequency is None and period is None:
         if daily_events is not None:
             return Decimal(daily_events), Decimal(daily_events)
-        return _code_per_day(timing)
+        return _code_per_day(timing, vocabulary)
     low, high = _frequency_range(repeat, frequency, period, PERIOD_DAYS[unit])
     if low is None or high is None:
         return None
@@ -94,10 +133,10 @@ def _per_day(timing: Any) -> Range | None:
     return low, high
 
 
-def _code_per_day(timing: dict[str, Any]) -> Range | None:
+def _code_per_day(timing: dict[str, Any], vocabulary: FrequencyVocabulary) -> Range | None:
     if timing.get("code") is None:
         return Decimal(1), Decimal(1)
-    per_day = _timing_code_per_day(timing.get("code"))
+    per_day = _timing_code_per_day(timing.get("code"), vocabulary)
     return None if per_day is None else (per_day, per_day)
 
 
@@ -149,7 +188,16 @@ def _dose_quantities(dosage: dict[str, Any]) -> tuple[Any, Any] | None:
     return None
 
 
-def _mg(quantity: dict[str, Any], strength: Decimal | None) -> tuple[Decimal | None, bool]:
+@dataclass(frozen=True)
+class Strength:
+    """How much drug one unit of the product holds: mg per tablet (or other unit), or mg per
+    mL for a solution (Medication.ingredient.strength, e.g. 5 mg/mL)."""
+
+    mg: Decimal
+    per_ml: bool = False
+
+
+def _mg(quantity: dict[str, Any], strength: Strength | None) -> tuple[Decimal | None, bool]:
     """(amount in mg, written per kg) of one dose quantity; None when it cannot be read."""
     value = to_decimal(quantity.get("value"))
     unit = quantity.get("code") or quantity.get("unit")
@@ -159,7 +207,13 @@ def _mg(quantity: dict[str, Any], strength: Decimal | None) -> tuple[Decimal | N
     if unit_text.lower() in ("mg/kg", "mg/kg/d", "mg/kg/day"):
         return value, True
     if unit_text.lower() in TABLET_UNITS:
-        return (value * strength if strength is not None else None), False
+        usable = strength is not None and not strength.per_ml
+        return (value * strength.mg if usable and strength else None), False
+    if units.convertible(unit_text, "mL", None):
+        # A volume: mass only through the solution's strength (criteria.md), else unknown.
+        if strength is None or not strength.per_ml:
+            return None, False
+        return units.convert(value, unit_text, "mL") * strength.mg, False
     try:
         return units.convert(value, unit_text, "mg"), False
     except units.UnitError:
@@ -175,10 +229,11 @@ class Dose:
     per_kg: bool
 
 
-def daily_dose(dosage: dict[str, Any], strength: Decimal | None) -> Dose | None:
+def daily_dose(dosage: dict[str, Any], strength: Strength | None,
+               vocabulary: FrequencyVocabulary = NO_VOCABULARY) -> Dose | None:
     """The daily dose range of one Dosage (dose range x frequency range); None if unreadable."""
     quantities = _dose_quantities(dosage)
-    per_day = _per_day(dosage.get("timing"))
+    per_day = _per_day(dosage.get("timing"), vocabulary)
     if quantities is None or per_day is None:
         return None
     low_mg, low_per_kg = _mg(quantities[0], strength)

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from service.engine import units
-from service.engine.dosing import PERIOD_DAYS, Dose, daily_dose
-from service.engine.model import Mappings, normalise_token
+from service.engine.dosing import PERIOD_DAYS, Dose, Strength, daily_dose
+from service.engine.ingredients import ingredient_concepts
+from service.engine.model import FrequencyVocabulary, Mappings, normalise_token
 from service.engine.record import (
     FhirDate,
     PatientRecord,
     as_dict,
     as_list,
     codings,
-    concept_text,
     parse_date,
     ref_key,
-    reference_of,
     to_decimal,
 )
 
@@ -33,8 +31,10 @@ TAKEN_STATUS = {
 }
 ONGOING_STATUS = {"active", "in-progress", "on-hold"}
 # Consecutive courses separated by at most this many days count as one continuous course
-# (refills rarely line up to the day).
+# (refills rarely line up to the day); the mappings' [courses] table sets it, per agent or
+# route too (a monthly infusion is one course).
 COURSE_GAP_DAYS = 7
+ADMINISTRATION = "MedicationAdministration"
 
 
 # Durations are counted as FHIR periods are read: from start to end, `(end - start).days`
@@ -55,6 +55,12 @@ class MedicationUse:
     # with daily_mg / daily_mg_per_kg None. A rule decides only when both ends agree.
     daily_mg_range: tuple[Decimal, Decimal] | None = None
     daily_mg_per_kg_range: tuple[Decimal, Decimal] | None = None
+    # The largest gap (days) after which a later use of the same agent starts a new course.
+    gap_days: int = COURSE_GAP_DAYS
+    # An administration's amount given (mg, or mg/kg when written per kg), before it is spread
+    # over the interval to the next one of its series; None for orders and statements.
+    given_mg: Decimal | None = None
+    given_mg_per_kg: Decimal | None = None
 
     @property
     def period_known(self) -> bool:
@@ -65,96 +71,6 @@ class MedicationUse:
         if self.start is None or self.end is None:
             return None
         return (self.end - self.start).days
-
-
-def _ingredient_concepts(
-    mappings: Mappings, record: PatientRecord, resource: dict[str, Any]
-) -> tuple[tuple[str, ...], Decimal | None]:
-    """Ingredient concepts of a medication and, when known, the strength in mg per unit."""
-    sources: list[dict[str, Any]] = []
-    code = resource.get("medicationCodeableConcept")
-    if isinstance(code, dict):
-        sources.append(code)
-    found: list[str] = []
-    strength: Decimal | None = None
-    medication = record.resolve(reference_of(resource.get("medicationReference")), resource)
-    if medication is not None:
-        if isinstance(medication.get("code"), dict):
-            sources.append(medication["code"])
-        found, strength = _listed_ingredients(mappings, record, medication)
-    for source in sources:
-        found.extend(_codes_to_concepts(mappings, source))
-        for product in _products(mappings, source):
-            found.append(product.ingredient)
-            strength = strength or product.strength_mg
-    if not found:
-        found = _named_medications(mappings, " ".join(concept_text(s) for s in sources))
-    return tuple(dict.fromkeys(found)), strength
-
-
-def _listed_ingredients(mappings: Mappings, record: PatientRecord, medication: dict[str, Any]
-                        ) -> tuple[list[str], Decimal | None]:
-    """Concepts of a Medication's `ingredient` list and the first mapped one's strength."""
-    found: list[str] = []
-    strength: Decimal | None = None
-    for ingredient in as_list(medication.get("ingredient")):
-        if not isinstance(ingredient, dict):
-            continue
-        item = ingredient.get("itemCodeableConcept")
-        if not isinstance(item, dict):
-            linked = record.resolve(reference_of(ingredient.get("itemReference")), medication)
-            item = linked.get("code") if linked else None
-        if not isinstance(item, dict):
-            continue
-        names = _codes_to_concepts(mappings, item)
-        if names and strength is None:
-            strength = _strength_mg(ingredient.get("strength"))
-        found.extend(names)
-    return found, strength
-
-
-def _products(mappings: Mappings, code: dict[str, Any]) -> list[Any]:
-    """Product-level codes of a CodeableConcept resolved by the mapping's product table."""
-    out = []
-    for coding in codings(code):
-        product = mappings.products.get(
-            normalise_token(coding.get("system"), coding.get("code")) or "")
-        if product is not None:
-            out.append(product)
-    return out
-
-
-def _named_medications(mappings: Mappings, text: str) -> list[str]:
-    """Medication concepts named in free text (only for concepts with `names`)."""
-    if not text:
-        return []
-    return [concept.name for concept in mappings.concepts.values()
-            if concept.kind == "medication" and any(n in text for n in concept.names)]
-
-
-def _codes_to_concepts(mappings: Mappings, code: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for coding in codings(code):
-        for name in mappings.concepts_for(coding.get("system"), coding.get("code")):
-            if mappings.concepts[name].kind == "medication":
-                out.append(name)
-    return out
-
-
-def _strength_mg(strength: Any) -> Decimal | None:
-    if not isinstance(strength, dict):
-        return None
-    numerator = as_dict(strength.get("numerator"))
-    denominator = as_dict(strength.get("denominator"))
-    value = to_decimal(numerator.get("value"))
-    per = to_decimal(denominator.get("value")) or Decimal(1)
-    unit = numerator.get("code") or numerator.get("unit")
-    if value is None or per == 0:
-        return None
-    try:
-        return units.convert(value, unit, "mg") / per
-    except units.UnitError:
-        return None
 
 
 Period = tuple[date | None, date | None, bool]
@@ -229,26 +145,101 @@ def _duration_days(duration: Any) -> int | None:
 
 def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
                     ) -> list[MedicationUse]:
-    """Every usable medication entry on or before as_of with its ingredients, period and dose."""
+    """Every usable medication entry on or before as_of with its ingredients, period and dose;
+    administrations of one agent close enough together form a course (see _series)."""
     uses = []
+    points: list[tuple[MedicationUse, int]] = []
     for rtype, dose_key in (("MedicationRequest", "dosageInstruction"),
                             ("MedicationStatement", "dosage"),
-                            ("MedicationAdministration", "dosage")):
+                            (ADMINISTRATION, "dosage")):
         for resource in record.by_type.get(rtype, []):
             if resource.get("status") not in TAKEN_STATUS[rtype]:
                 continue
             if rtype == "MedicationRequest" and resource.get("intent") in ("proposal", "plan"):
                 continue
-            concepts, strength = _ingredient_concepts(mappings, record, resource)
+            concepts, strength = ingredient_concepts(mappings, record, resource)
             if not concepts:
                 continue
             start, end, ongoing = _period(resource, rtype)
             if start is not None and start > as_of:
                 continue  # started after the as-of date: not yet part of the history
             start, end = _clipped(start, end, ongoing, as_of)
-            dose = _first_dose(resource.get(dose_key), strength)
-            uses.append(_use(ref_key(resource), concepts, start, end, dose))
-    return uses
+            dose = _first_dose(resource.get(dose_key), strength, mappings.frequencies)
+            use = _use(ref_key(resource), concepts, start, end, dose)
+            if rtype == ADMINISTRATION:
+                use = replace(use, given_mg=use.daily_mg, given_mg_per_kg=use.daily_mg_per_kg)
+                if start is not None and end is None:
+                    # A single date: one administration, joined into a series below.
+                    points.append((use, _gap(mappings, concepts, resource, True)))
+                    continue
+            uses.append(replace(use, gap_days=_gap(mappings, concepts, resource, False)))
+    return uses + _series(points)
+
+
+def _gap(mappings: Mappings, concepts: tuple[str, ...], resource: dict[str, Any],
+         administration: bool) -> int:
+    """The gap that still joins two uses of the agent: the agent's own, else its route's,
+    else the default (for a series of administrations or for other uses)."""
+    own = [g for n in concepts if (g := mappings.concepts[n].course_gap_days) is not None]
+    if own:
+        return max(own)
+    courses = mappings.courses
+    dosages = resource.get("dosage", resource.get("dosageInstruction"))
+    for dosage in [dosages] if isinstance(dosages, dict) else as_list(dosages):
+        for coding in codings(as_dict(dosage).get("route")):
+            token = normalise_token(coding.get("system"), coding.get("code"))
+            if token is not None and token in courses.routes:
+                return courses.routes[token]
+    return courses.administration_gap_days if administration else courses.gap_days
+
+
+def _series(points: list[tuple[MedicationUse, int]]) -> list[MedicationUse]:
+    """Single-date administrations of one agent no more than its gap apart form one course
+    from the first to the last (criteria.md: monthly pulses included). Each member covers the
+    days to the next one, and its dose is spread over them (a 500 mg pulse a month is about
+    17 mg a day), as an order for the same doses would be read. A lone administration keeps an
+    unknown duration (never zero days)."""
+    out: list[MedicationUse] = []
+    by_agent: dict[tuple[str, ...], list[tuple[MedicationUse, int]]] = {}
+    for use, gap in points:
+        by_agent.setdefault(use.concepts, []).append((use, gap))
+    for items in by_agent.values():
+        items.sort(key=lambda item: (item[0].start or date.min, item[0].ref))
+        runs: list[list[tuple[MedicationUse, int]]] = []
+        for use, gap in items:
+            previous = runs[-1][-1][0] if runs else None
+            if (previous is not None and previous.start is not None and use.start is not None
+                    and (use.start - previous.start).days <= gap):
+                runs[-1].append((use, gap))
+            else:
+                runs.append([(use, gap)])
+        for run in runs:
+            if len(run) == 1:
+                out.append(run[0][0])
+                continue
+            for i, (use, gap) in enumerate(run):
+                assert use.start is not None
+                nxt = run[i + 1][0].start if i + 1 < len(run) else None
+                prev = run[i - 1][0].start if i > 0 else None
+                interval = ((nxt - use.start).days if nxt is not None
+                            else (use.start - prev).days if prev is not None else 1)
+                out.append(_spread(use, nxt or use.start, max(interval, 1), gap))
+    return out
+
+
+def _spread(use: MedicationUse, end: date, interval: int, gap: int) -> MedicationUse:
+    """A series member from its date to the next one's, its dose per day of that interval."""
+    def per_day(value: Decimal | None) -> Decimal | None:
+        return None if value is None else value / interval
+
+    def range_per_day(bounds: tuple[Decimal, Decimal] | None
+                      ) -> tuple[Decimal, Decimal] | None:
+        return None if bounds is None else (bounds[0] / interval, bounds[1] / interval)
+
+    return replace(use, end=end, gap_days=gap, daily_mg=per_day(use.daily_mg),
+                   daily_mg_per_kg=per_day(use.daily_mg_per_kg),
+                   daily_mg_range=range_per_day(use.daily_mg_range),
+                   daily_mg_per_kg_range=range_per_day(use.daily_mg_per_kg_range))
 
 
 def _clipped(start: date | None, end: date | None, ongoing: bool, as_of: date
@@ -263,13 +254,14 @@ def _clipped(start: date | None, end: date | None, ongoing: bool, as_of: date
     return start, end
 
 
-def _first_dose(dosages: Any, strength: Decimal | None) -> Dose | None:
+def _first_dose(dosages: Any, strength: Strength | None, vocabulary: FrequencyVocabulary
+                ) -> Dose | None:
     """The daily dose of the first readable Dosage (MedicationAdministration has one object)."""
     if isinstance(dosages, dict):
         dosages = [dosages]
     for dosage in as_list(dosages):
         if isinstance(dosage, dict):
-            dose = daily_dose(dosage, strength)
+            dose = daily_dose(dosage, strength, vocabulary)
             if dose is not None:
                 return dose
     return None
@@ -289,12 +281,14 @@ def _use(ref: str, concepts: tuple[str, ...], start: date | None, end: date | No
 
 def longest_course(uses: Iterable[MedicationUse]) -> tuple[int, tuple[str, ...]]:
     """Longest continuous course (days) over the uses' known periods, and the refs in it."""
+    uses = list(uses)
     spans = sorted((u.start, u.end, u.ref) for u in uses if u.start and u.end)
     best, best_refs = 0, tuple[str, ...]()
     current_start = current_end = date.min
     refs: list[str] = []
+    gaps = {u.ref: u.gap_days for u in uses}
     for start, end, ref in spans:
-        if refs and start <= current_end + timedelta(days=COURSE_GAP_DAYS):
+        if refs and start <= current_end + timedelta(days=gaps.get(ref, COURSE_GAP_DAYS)):
             current_end = max(current_end, end)
             refs.append(ref)
         else:

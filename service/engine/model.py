@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -79,6 +80,9 @@ class Concept:
     display: str | None = None
     # Coded answers that stand for a number (ECOG LOINC answers LA9622-7 = 0 ...).
     answers: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    # Medications: the largest gap (days) between two uses that still makes one course
+    # (a monthly infusion is one course); None: the route's or the default gap.
+    course_gap_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,37 @@ class Product:
 
 
 @dataclass(frozen=True)
+class FrequencyPattern:
+    """A frequency written in words, as a regular expression and the Timing.repeat it means;
+    `frequency` or `period` None stands for the number the expression's group `n` captured."""
+
+    regex: re.Pattern[str]
+    frequency: Decimal | None
+    period: Decimal | None
+    unit: str
+
+
+@dataclass(frozen=True)
+class FrequencyVocabulary:
+    """Dosing frequencies given only as text: exact phrases (administrations a day) and
+    patterns ("every 12 hours"), both read on lower-cased text with spaces collapsed."""
+
+    phrases: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    patterns: tuple[FrequencyPattern, ...] = ()
+
+
+@dataclass(frozen=True)
+class Courses:
+    """Which gap joins two medication uses into one course (days): the default for periods
+    (refills rarely line up to the day), the default for a series of administrations
+    (criteria.md: <= 35 days), and per route (`system|code`); an agent's own gap wins."""
+
+    gap_days: int = 7
+    administration_gap_days: int = 35
+    routes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class UlnRow:
     """One CALIPER row: analyte, sex (M, F or MF), age range [from, until) in its unit, ULN."""
 
@@ -152,6 +187,8 @@ class Mappings:
     code_index: Mapping[str, tuple[str, ...]]
     prefix_index: tuple[tuple[str, str], ...]
     directory: str
+    frequencies: FrequencyVocabulary = field(default_factory=FrequencyVocabulary)
+    courses: Courses = field(default_factory=Courses)
 
     def concepts_for(self, system: str | None, code: str | None) -> tuple[str, ...]:
         """Concept names a coding belongs to (exact codes, ICD-10 prefixes, wildcard systems)."""

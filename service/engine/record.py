@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from service.engine.model import Mappings
+from service.engine.panels import component_view
 
 IGNORED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 # Observation statuses whose value may be used: a preliminary or registered result is not final.
@@ -358,13 +359,16 @@ def _observation_entries(record: PatientRecord, mappings: Mappings) -> Iterator[
     for resource in record.by_type.get("Observation", []):
         if status_of(resource) in IGNORED_STATUSES:
             continue
-        names = _concepts_of(mappings, resource.get("code"))
-        if not names:
-            continue
         # effective[x], else the date of the report that lists it, else `issued`.
         when = (_observation_date(resource) or record.report_dates.get(ref_key(resource))
                 or parse_date(resource.get("issued")))
-        yield Entry(resource, names, when)
+        names = _concepts_of(mappings, resource.get("code"))
+        if names:
+            yield Entry(resource, names, when)
+        # A panel's components count like Observations of their codes (see panels.py).
+        for part in (c for c in as_list(resource.get("component")) if isinstance(c, dict)):
+            if part_names := _concepts_of(mappings, part.get("code")):
+                yield Entry(component_view(resource, part), part_names, when)
 
 
 def _coded_concepts(mappings: Mappings, rtype: str, key: str, resource: dict[str, Any]

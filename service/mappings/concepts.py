@@ -23,7 +23,7 @@ from service.mappings.errors import MappingError
 CONCEPT_KEYS = {
     "kind", "codes", "prefixes", "unit", "lookback_days", "molar_mass", "unit_aliases",
     "prednisone_equivalent", "names", "search", "caliper", "plausible_range", "display",
-    "answers",
+    "answers", "course_gap_days",
 }
 
 
@@ -150,7 +150,20 @@ def parse_concept(
         plausible_range=plausible_range,
         display=display.strip() if display else None,
         answers=_answers(raw, where),
+        course_gap_days=_course_gap(raw, kind, where),
     )
+
+
+def _course_gap(raw: dict[str, Any], kind: str, where: str) -> int | None:
+    """`course_gap_days` of a medication: the gap that still joins two uses into one course."""
+    gap = raw.get("course_gap_days")
+    if gap is None:
+        return None
+    if kind != "medication":
+        raise MappingError(f"{where}.course_gap_days: only a medication has courses")
+    if isinstance(gap, bool) or not isinstance(gap, int) or not 0 <= gap <= 366:
+        raise MappingError(f"{where}.course_gap_days: expected a whole number of days 0-366")
+    return gap
 
 
 def parse_product(token: str, table: Any, file: str, concepts: Mapping[str, Concept]

@@ -16,11 +16,13 @@ from service.mappings.concepts import (
     parse_concept,
     parse_product,
 )
+from service.mappings.dosing_tables import parse_courses, parse_frequencies
 from service.mappings.errors import MappingError
 from service.mappings.studies import parse_study
 
 CALIPER_FILE = Path("reference") / "pediatric_uln_caliper_colantonio2012.csv"
-CONCEPT_FILE_KEYS = {"defaults", "unit_aliases", "concepts", "products"}
+CONCEPT_FILE_KEYS = {"defaults", "unit_aliases", "concepts", "products", "courses",
+                     "frequencies"}
 
 
 def _read_toml(path: Path, label: str) -> dict[str, Any]:
@@ -153,4 +155,8 @@ def load_mappings(directories: Path | str | Sequence[Path | str]) -> Mappings:
         code_index=MappingProxyType({k: tuple(v) for k, v in index.items()}),
         prefix_index=tuple(prefix_index),
         directory=":".join(map(str, dirs)),
+        frequencies=parse_frequencies((f, raw["frequencies"]) for f, raw in raw_files
+                                      if "study" not in raw and "frequencies" in raw),
+        courses=parse_courses((f, raw["courses"]) for f, raw in raw_files
+                              if "study" not in raw and "courses" in raw),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from service.engine.conditions import (
@@ -27,9 +28,17 @@ def conditions(ctx: Context, concept: str) -> list[Entry]:
     ]
 
 
+# Which Conditions count (clinicalStatus): "ever" counts a resolved, inactive or remitted one
+# too (a diagnosis once made); "active" counts only active, recurrence or relapse (absent
+# clinicalStatus counts as active).
+CLINICAL_STATUS = Param("str", choices=("ever", "active"))
+
+
 @rule("diagnosis", {
     "concept": Param("concept", required=True, kinds=("condition",)),
     "exclude": Param("concepts", kinds=("condition",)),
+    # Default "ever": a resolved diagnosis still meets an inclusion such as "SLE".
+    "clinical_status": CLINICAL_STATUS,
 })
 def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the Condition is recorded (and is not only one of the excluded ones)."""
@@ -43,6 +52,11 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         entry = active[0]
         return result(crit, "met", f"{display(entry.resource)} is recorded ({entry.ref}).",
                       evidence=[e.ref for e in active])
+    if confirmed and crit.params.get("clinical_status") == "active":
+        return result(crit, "not-met",
+                      f"{display(confirmed[0].resource)} is recorded but not active "
+                      f"({confirmed[0].ref}); only an active diagnosis counts here.",
+                      evidence=[e.ref for e in confirmed])
     if confirmed:
         return result(crit, "met",
                       f"{display(confirmed[0].resource)} is recorded, though not marked active "
@@ -164,6 +178,9 @@ def recorded(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
     # Lupus nephritis without a class (e.g. ICD-10-CM M32.14): with a biopsy in the window the
     # class is "not recorded" (unknown), not absent (criteria.md "Records as hospitals...").
     "nephritis": Param("concept", kinds=("condition",)),
+    # Classes that are known and are not the ones required (I, II, V alone, VI): when the most
+    # recent recorded class is only one of these, the criterion is not met (criteria.md).
+    "other_classes": Param("concepts", kinds=("condition",)),
 })
 def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Class III/IV nephritis and a kidney biopsy within the window.
@@ -172,12 +189,13 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     the class and the biopsy, which two independent parts of an all-of cannot express.
     """
     p = crit.params
-    recorded_classes = [
-        e for name in p["classes"] for e in ctx.record.entries(name)
-        if (e.when is None or e.when.day <= ctx.as_of)
-        and (e.resource.get("resourceType") != "Condition" or condition_active(e.resource))
-    ]
+    recorded_classes = _class_entries(ctx, p["classes"])
     classes = [e for e in recorded_classes if not condition_tentative(e.resource)]
+    others = [e for e in _class_entries(ctx, p.get("other_classes", ()))
+              if not condition_tentative(e.resource)]
+    superseded = _superseded(classes, others)
+    if superseded is not None:
+        return superseded_result(crit, superseded, classes)
     biopsies = [
         e for name in p["biopsy"] for e in ctx.record.entries(name)
         if e.resource.get("resourceType") in ("Procedure", "DiagnosticReport")
@@ -208,6 +226,40 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   evidence=class_refs + [latest.ref])
 
 
+def _class_entries(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
+    """Active class Conditions and pathology conclusions of the concepts, up to the as-of date."""
+    return [
+        e for name in names for e in ctx.record.entries(name)
+        if (e.when is None or e.when.day <= ctx.as_of)
+        and (e.resource.get("resourceType") != "Condition" or condition_active(e.resource))
+    ]
+
+
+def _superseded(classes: list[Entry], others: list[Entry]) -> list[Entry] | None:
+    """The other-class entries of the most recent recorded class when no required class is
+    recorded on that date (e.g. class V alone, or class II after an older class IV); else
+    None. Undated entries count as the oldest: a date decides which class is the latest."""
+    if not others:
+        return None
+    def when(e: Entry) -> date:
+        return e.when.day if e.when is not None else date.min
+    latest = max(when(e) for e in classes + others)
+    if any(when(e) == latest for e in classes):
+        return None
+    return [e for e in others if when(e) == latest]
+
+
+def superseded_result(crit: CriterionMapping, latest: list[Entry], classes: list[Entry]
+                      ) -> CriterionResult:
+    """`not-met`: the most recent class is known and is not one the criterion requires."""
+    shown = ", ".join(dict.fromkeys(display(e.resource) for e in latest))
+    older = " (an older required class is superseded by it)" if classes else ""
+    return result(crit, "not-met",
+                  f"The most recent lupus nephritis class recorded is {shown} "
+                  f"({latest[0].ref}), not class III or IV{older}.",
+                  evidence=[e.ref for e in latest] + [e.ref for e in classes])
+
+
 def _no_class(ctx: Context, crit: CriterionMapping, tentative: list[Entry],
               dated: list[Entry]) -> CriterionResult:
     """No confirmed class III/IV: tentative only, class not recorded, or absent."""
@@ -226,6 +278,11 @@ def _no_class(ctx: Context, crit: CriterionMapping, tentative: list[Entry],
                       f"Lupus nephritis is recorded ({nephritis[0].ref}) with a kidney biopsy on "
                       f"{day(recent[0].when.day)}, but the class is not recorded (class III or "
                       "IV is required).", evidence=[nephritis[0].ref, recent[0].ref])
+    # Written only as text ("Lupus nephritis class IV"): not missing, so not `not-met`.
+    text_only = not_proven(ctx, crit, [], tuple(p["classes"]) + (
+        (p["nephritis"],) if "nephritis" in p else ()))
+    if text_only is not None:
+        return text_only
     return result(crit, "not-met",
                   "No active class III or IV lupus nephritis is recorded (Condition or "
                   "pathology conclusion).")

@@ -163,10 +163,14 @@ def cumulative_dose(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     total = Decimal(0)
     unknown: list[str] = []
     for use in given:
-        if use.daily_mg is not None:
-            total += use.daily_mg
-        elif use.daily_mg_per_kg is not None and kg is not None and kg.value > 0:
-            total += use.daily_mg_per_kg * kg.value
+        # The amount given, not the per-day share a series spreads it into.
+        mg = use.given_mg if use.given_mg is not None else use.daily_mg
+        mg_per_kg = (use.given_mg_per_kg if use.given_mg_per_kg is not None
+                     else use.daily_mg_per_kg)
+        if mg is not None:
+            total += mg
+        elif mg_per_kg is not None and kg is not None and kg.value > 0:
+            total += mg_per_kg * kg.value
         else:
             unknown.append(use.ref)
     what = _names(ctx, names)

@@ -10,9 +10,10 @@ from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.model import CriterionMapping
 from service.engine.reasons import cap, day, result
+from service.engine.record import condition_active
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult
-from service.engine.rules.diagnoses import display, recorded
+from service.engine.rules.diagnoses import CLINICAL_STATUS, display, not_proven, recorded
 
 EVENT_KINDS = ("condition", "procedure", "medication", "immunization")
 VERBS = {"Condition": "recorded", "Procedure": "performed", "Immunization": "given"}
@@ -31,10 +32,12 @@ class Event:
     tentative: bool = False
 
 
-def _events(ctx: Context, names: tuple[str, ...]) -> list[Event]:
+def _events(ctx: Context, names: tuple[str, ...], active_only: bool = False) -> list[Event]:
     found = []
     for entry in recorded(ctx, names):
         rtype = str(entry.resource.get("resourceType"))
+        if active_only and rtype == "Condition" and not condition_active(entry.resource):
+            continue  # resolved, inactive or in remission: not counted when only active counts
         start = entry.when.day if entry.when else None
         # A partial date ("2026-10") stands for its whole month or year.
         end = entry.when.latest if entry.when else None
@@ -70,6 +73,8 @@ def _placed(event: Event, since: date | None) -> bool | None:
     "concepts": Param("concepts", required=True, kinds=EVENT_KINDS),
     # Within this many days before the as-of date (a use overlapping them counts); absent: ever.
     "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
+    # Conditions: "ever" (default) counts a resolved or inactive one, "active" only an active one.
+    "clinical_status": CLINICAL_STATUS,
 })
 def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when one of the concepts happened in the window (Condition onset or recorded date,
@@ -78,7 +83,7 @@ def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     within = crit.params.get("within_days")
     since = ctx.as_of - timedelta(days=within) if within else None
     window = f" in the {within} days before {day(ctx.as_of)}" if within else ""
-    events = _events(ctx, names)
+    events = _events(ctx, names, crit.params.get("clinical_status") == "active")
     inside = [e for e in events if _placed(e, since) is True]
     unsure = [e for e in events if _placed(e, since) is None]
     if inside:
@@ -93,6 +98,10 @@ def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                if first.tentative else f"its date does not show whether it falls{window}")
         return result(crit, "unknown", f"{first.what} is recorded ({first.ref}), but {why}.",
                       evidence=[e.ref for e in unsure])
+    # A diagnosis written only as text is not missing (criteria.md): unknown, not not-met.
+    text_only = not_proven(ctx, crit, [], names)
+    if text_only is not None:
+        return text_only
     looked = " or ".join(label(ctx.concept(n)) for n in names)
     older = sorted((e for e in events if e.start), key=lambda e: e.start or date.min)
     tail = f" (the latest, {older[-1].ref}, is older)" if older else ""
