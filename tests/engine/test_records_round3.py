@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.engine.test_records_shapes import background
 from tests.support.builders import (
     HB,
     LN,
@@ -25,7 +26,6 @@ from tests.support.builders import (
     SCT_KIDNEY_BIOPSY,
     SCT_SLE,
     SLE,
-    SNOMED,
     UCUM,
     WBC,
     WEIGHT,
@@ -41,7 +41,6 @@ from tests.support.builders import (
     procedure,
     quantity,
 )
-from tests.engine.test_records_shapes import background
 
 P = patient(birth_for(12, 40), "female")
 BOY = patient(birth_for(10, 30), "male")
@@ -320,5 +319,3 @@ def test_frequency_vocabulary_is_in_the_mappings(mappings):
     assert text_per_day("twice daily", mappings.frequencies) == 2
     assert text_per_day("twice daily", FrequencyVocabulary()) is None
 
-
-_ = SNOMED
