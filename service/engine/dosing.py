@@ -88,14 +88,9 @@ def text_per_day(text: str, vocabulary: FrequencyVocabulary) -> Decimal | None:
         period = pattern.period if pattern.period is not None else n
         if frequency is None or period is None or frequency <= 0 or period <= 0:
             continue
-        per_day_of_unit = _PER_DAY.get(pattern.unit)
-        if per_day_of_unit is not None:  # exact: 24 / 8 is 3, where 1 / (8 x 1/24) is not
-            return frequency * per_day_of_unit / period
-        return frequency / (period * PERIOD_DAYS[pattern.unit])
+        # Exact: every 8 hours is 3 a day (see PERIOD_DAYS).
+        return _decimal(Fraction(frequency) / (Fraction(period) * PERIOD_DAYS[pattern.unit]))
     return None
-
-
-_PER_DAY = {"h": Decimal(24), "min": Decimal(1440), "s": Decimal(86400)}
 
 
 def _per_day(timing: Any, vocabulary: FrequencyVocabulary = NO_VOCABULARY) -> Range | None:
