@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.engine.dosing import Dose, daily_dose
+from service.engine.dosing import Dose, Strength, daily_dose
 
 GTS = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
 
@@ -81,7 +81,7 @@ def test_timing_repeat(repeat, expected):
     (500, "ug", None, mg("0.5")),
     (0, "mg", None, mg(0)),
     (-5, "mg", None, None),  # a negative dose is not a dose
-    (2, "{tbl}", Decimal(5), mg(10)),
+    (2, "{tbl}", Strength(Decimal(5)), mg(10)),
     (2, "tablet", None, None),  # tablets without the strength: unreadable
     (1, "mg/kg", None, mg(1, per_kg=True)),
     (2, "mg/kg/d", None, mg(2, per_kg=True)),  # already a daily amount per kg
