@@ -1,5 +1,5 @@
 # The eligibility service image: gunicorn serving service.web.wsgi (and `eligibility worker` with
-# another command). Settings come from the environment; see docker-compose.yml and the README.
+# another command). Settings come from the environment; see docker-compose.yml and docs/configuration.md.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

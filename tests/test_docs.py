@@ -1,5 +1,5 @@
-"""The documentation site stays true to the code: every setting has its row, every page is
-in the navigation."""
+"""The documentation site stays true to the code: every setting has its row, every page is in
+the navigation, every criterion is listed, and nothing cites a file outside the repository."""
 
 from __future__ import annotations
 
@@ -57,3 +57,34 @@ def test_every_page_is_in_the_navigation():
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     missing = sorted(p for p in pages if p not in nav)
     assert pages and not missing, missing
+
+
+def test_the_decisions_page_lists_every_criterion_of_each_study_in_order():
+    from service.mappings import load_mappings
+
+    page = (DOCS / "decisions.md").read_text(encoding="utf-8")
+    studies = load_mappings(REPO_ROOT / "mappings").studies
+    for key in ("refractory-sle-cart", "pediatric-ln-cart"):
+        section = page.split(f"### {key}\n", 1)[1].split("\n#", 1)[0]
+        listed = re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.M)
+        assert listed == [c.id for c in studies[key].criteria], key
+
+
+# A spec file the project was written from, or the shared folder beside the repository.
+CITATION = re.compile(r"(?<![\w/.-])(?:criteria|api|terminology|conformance-study)\.md\b"
+                      r"|shared/(?:spec|seeds|fhir-corpus)")
+
+
+def test_nothing_cites_a_file_outside_the_repository():
+    # Comments, docstrings, mappings and pages cite the documentation (docs/decisions.md ...),
+    # which is in the repository, never the specification beside it.
+    roots = [REPO_ROOT / "service", REPO_ROOT / "mappings", DOCS]
+    files = [f for root in roots for f in root.rglob("*")
+             if f.suffix in (".py", ".toml", ".md", ".html", ".json", ".csv") and f.is_file()]
+    files += [REPO_ROOT / name for name in ("README.md", "SECURITY.md", "Dockerfile",
+                                            "docker-compose.yml", "mkdocs.yml")]
+    cited = [f"{f.relative_to(REPO_ROOT)}:{n}" for f in files
+             for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1)
+             if CITATION.search(line)]
+    assert len(files) > 50
+    assert not cited, cited

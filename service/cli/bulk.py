@@ -58,7 +58,7 @@ class ExportProgress:
 
 
 def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
-    """Screen the candidates found in a bulk export (api.md "Population screening")."""
+    """Screen the candidates found in a bulk export (docs/getting-started.md "The command line")."""
     from service.cli.progress import ScreeningProgress
     from service.cli.screen import ResultSink, _as_of, _studies
     from service.cli.tables import PatientRow

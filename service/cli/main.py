@@ -61,7 +61,7 @@ def _serve_app(settings: Settings, host: str, port: int, app: Any = None) -> int
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the HTTP service (Flask's server; use gunicorn in production, see README)."""
+    """Run the HTTP service (Flask's server; use gunicorn in production, see docs/deployment.md)."""
     _refuse_open_listen(settings, args.host)
     wait_for_fhir(settings)
     return _serve_app(settings, args.host, args.port)
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eligibility",
         description="Clinical-trial eligibility screening over a FHIR R4 server. "
-                    "Settings come from the environment (see README).",
+                    "Settings come from the environment (see docs/configuration.md).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -141,7 +141,8 @@ class ResultSink:
 
 def _population(settings: Settings, screener: Any, args: argparse.Namespace,
                 studies: tuple[str, ...] | None) -> list[str]:
-    """Whom `--all` screens: the candidates (api.md), or with --every-patient every Patient."""
+    """Whom `--all` screens: the candidates (docs/getting-started.md), or with --every-patient
+    every Patient."""
     from service.fhir.candidates import candidate_ids, every_patient_id
 
     client, size = screener.client(), settings.fhir_page_size

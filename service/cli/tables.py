@@ -23,7 +23,7 @@ class PatientRow:
     """One patient's screening result (or the error that stopped it)."""
 
     patient: str
-    result: dict[str, Any] | None = None  # the api.md eligibility body
+    result: dict[str, Any] | None = None  # the eligibility body (docs/http-api.md)
     research_subjects: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 

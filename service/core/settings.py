@@ -88,7 +88,7 @@ def _no_credentials(name: str, value: str) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of the service; see the README's configuration table."""
+    """Every setting of the service; each is documented in docs/configuration.md."""
 
     fhir_base_url: str = "http://127.0.0.1:8090/fhir"
     fhir_auth: str = "none"  # none | bearer | smart
@@ -126,7 +126,7 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"  # text | json (one JSON object a line)
     job_retention_days: int = 30  # finished jobs and their results are purged after this
-    # Coordinator pages (README "Coordinator pages").
+    # Coordinator pages (docs/coordinator-guide.md).
     users_db: Path = REPO_ROOT / "var" / "users.sqlite"
     session_secret: str | None = field(default=None, repr=False)
     session_idle_minutes: int = 30
@@ -247,7 +247,7 @@ class Settings:
             raise SettingsError(
                 f"QUEUE_URL={self.queue_url!r} must start with sqlite:///, redis:// or memory://"
             )
-        # api.md "Studies as data": several folders separated by `:`.
+        # docs/configuration.md MAPPINGS_DIR: several folders separated by `:`.
         for folder in str(self.mappings_dir).split(":"):
             if not Path(folder).is_dir():
                 raise SettingsError(f"MAPPINGS_DIR={str(self.mappings_dir)!r}: {folder!r} is "

@@ -15,7 +15,7 @@ from service.engine.record import (
     status_of,
 )
 
-# Verification statuses that do not prove a diagnosis (criteria.md "Records as hospitals send
+# Verification statuses that do not prove a diagnosis (docs/decisions.md "Records as hospitals send
 # them"): alone such a Condition gives `unknown`, never `met`.
 TENTATIVE_VERIFICATION = frozenset({"provisional", "differential", "unconfirmed"})
 REJECTED = frozenset({"refuted", "entered-in-error"})

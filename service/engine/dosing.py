@@ -20,8 +20,8 @@ TABLET_UNITS = {"{tbl}", "tbl", "tab", "tablet", "tablets", "{tablet}", "{tab}",
 
 # Timing.code abbreviations (FHIR R4 value set timing-abbreviation, codes of
 # http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation): administrations per day. Read only
-# when Timing.repeat is absent (criteria.md "Dosing frequencies come from timing.repeat or, when
-# absent, from timing.code"). QnH (every n hours) is read by pattern below.
+# when Timing.repeat is absent (docs/decisions.md "Records as hospitals send them": frequencies
+# come from timing.repeat, else timing.code). QnH (every n hours) is read by pattern below.
 TIMING_CODES = {
     "QD": Decimal(1), "AM": Decimal(1), "PM": Decimal(1), "BED": Decimal(1),
     "BID": Decimal(2), "TID": Decimal(3), "QID": Decimal(4), "QOD": Decimal(1) / 2,

@@ -88,7 +88,7 @@ def _period(resource: dict[str, Any], rtype: str) -> Period:
     when = parse_date(resource.get("effectiveDateTime"))
     if when:
         # A single date says when, not for how long: the duration is unknown, never 0 days
-        # (criteria.md "Records as hospitals send them").
+        # (docs/decisions.md "Records as hospitals send them").
         return when.day, None, False
     if rtype == "MedicationRequest":
         return _request_period(resource, ongoing)

@@ -252,7 +252,7 @@ def clinical_date(resource: dict[str, Any]) -> FhirDate | None:
 
 
 def _observation_date(resource: dict[str, Any]) -> FhirDate | None:
-    """effective[x], a period by its start (criteria.md "Records as hospitals send them")."""
+    """effective[x], a period by its start (docs/decisions.md "Records as hospitals send them")."""
     for key in ("effectiveDateTime", "effectiveInstant"):
         found = parse_date(resource.get(key))
         if found:

@@ -45,8 +45,9 @@ class CriterionResult:
     # "x ULN" criteria: the ULN used and where it came from (observation or CALIPER table).
     uln: Value | None = None
     uln_source: str | None = None
-    # An exclusion is `met` when the record shows the patient is NOT excluded (api.md). Last,
-    # so positional construction of the fields above keeps working.
+    # An exclusion is `met` when the record shows the patient is NOT excluded
+    # (docs/writing-a-study.md, "Exclusions"). Last, so positional construction of the fields
+    # above keeps working.
     type: Literal["inclusion", "exclusion"] = "inclusion"
 
     def to_json(self) -> dict[str, Any]:
@@ -66,7 +67,7 @@ class CriterionResult:
 
 
 def overall_status(results: list[CriterionResult] | tuple[CriterionResult, ...]) -> Status:
-    """Status per criteria.md: any not-met -> ineligible; any unknown -> potential-candidate."""
+    """Status (docs/decisions.md): any not-met -> ineligible; any unknown -> potential-candidate."""
     if any(r.result == "not-met" for r in results):
         return "ineligible"
     if any(r.result == "unknown" for r in results):

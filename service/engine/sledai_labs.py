@@ -59,7 +59,7 @@ class Finding:
 _D = Decimal
 LAB_TESTS: Mapping[str, tuple[LabTest, ...]] = {
     # Gladman 2002 "Proteinuria: >0.5 gram/24 hours"; a spot protein/creatinine ratio in g/g
-    # stands for grams a day (criteria.md `proteinuria` reads UPCR in g/g and 24 h protein in
+    # stands for grams a day (docs/decisions.md: `proteinuria` reads UPCR in g/g and 24 h protein in
     # g/day against one limit).
     "proteinuria": (LabTest("urine-protein-24h", ">", _D("0.5"), ("g/(24.h)",)),
                     LabTest("upcr", ">", _D("0.5"), ("g/g",))),

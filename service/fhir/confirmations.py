@@ -1,8 +1,8 @@
 """What a person records through the pages: confirmations, undo, workflow status, scores.
 
 Each write is one transaction holding the resource and a Provenance naming the user
-(api.md "Manual confirmations"); the resources are built here (pure) and sent by the caller's
-FHIR client.
+(docs/write-back.md "Recording what a person confirms"); the resources are built here (pure)
+and sent by the caller's FHIR client.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def consent_resource(
                                   "display": "Patient Consent"}]}],
         "patient": {"reference": f"Patient/{patient_id}"},
         "dateTime": when.isoformat(),
-        # api.md: every confirmation names who recorded it in `performer`.
+        # docs/write-back.md: every confirmation names who recorded it in `performer`.
         "performer": [author.reference()],
         "policy": [{"uri": f"{CONSENT_POLICY_PREFIX}{study_key}"}],
     }

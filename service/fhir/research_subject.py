@@ -31,8 +31,8 @@ R4_RESEARCH_SUBJECT_STATUSES = frozenset(
         "potential-candidate", "screening", "withdrawn",
     }
 )  # fmt: skip
-# The statuses the service computes (criteria.md). Any other R4 status on a stored
-# ResearchSubject is a person's workflow decision (api.md) and is never overwritten.
+# The statuses the service computes (docs/decisions.md). Any other R4 status on a stored
+# ResearchSubject is a person's workflow decision (docs/write-back.md) and is never overwritten.
 COMPUTED_STATUSES = frozenset({"eligible", "potential-candidate", "ineligible"})
 WORKFLOW_STATUSES = (
     "screening", "pending-on-study", "on-study", "on-study-intervention",
@@ -107,7 +107,8 @@ def criterion_extension(criterion: CriterionResult) -> dict[str, Any]:
         {"url": "id", "valueCode": criterion.id},
         {"url": "kind", "valueCode": criterion.kind},
     ]
-    kind_of_criterion = getattr(criterion, "type", None)  # inclusion | exclusion (api.md)
+    # inclusion | exclusion (docs/write-back.md)
+    kind_of_criterion = getattr(criterion, "type", None)
     if kind_of_criterion:
         parts.append({"url": "type", "valueCode": kind_of_criterion})
     parts += [
@@ -189,7 +190,7 @@ def build_research_subject(
         ],
     }
     # A person's workflow status (on-study, withdrawn, ...) is data: a re-screen keeps it and
-    # the computed status lives in the screening extension only (api.md).
+    # the computed status lives in the screening extension only (docs/write-back.md).
     status = workflow_status(existing) or study.status
     if narrative:
         resource["text"] = _narrative(study, as_of)

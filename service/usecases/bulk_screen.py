@@ -1,5 +1,6 @@
-"""`screen --all --bulk`: the candidates screened from a FHIR Bulk Data export (api.md
-"Population screening"), written as `screen --all` writes (candidates only)."""
+"""`screen --all --bulk`: the candidates screened from a FHIR Bulk Data export
+(docs/getting-started.md "The command line"), written as `screen --all` writes (candidates
+only)."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class Screener:
     def evaluate(
         self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
     ) -> dict[str, Any]:
-        """The api.md eligibility body; reads only (never writes to the FHIR server)."""
+        """The eligibility body (docs/http-api.md); reads only (never writes to the FHIR server)."""
         from service.usecases.screening import screen_patient
         from service.usecases.screening_failures import failures_classified
 

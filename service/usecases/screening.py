@@ -74,7 +74,8 @@ class ScreeningOutcome:
     write_back: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The api.md eligibility body plus researchSubject / writeBack per written study."""
+        """The eligibility body (docs/http-api.md), plus researchSubject / writeBack per study
+        written."""
         body = self.evaluation.to_json(self.research_studies)
         for study in body["studies"]:
             key = study["study"]

@@ -225,7 +225,7 @@ def _card(study: Any, info: dict[str, Any], pid: str, hook_instance: str) -> dic
                       for c in items]
     if not not_met and not unknown:
         lines += ["", "All criteria are met in the record."]
-    # The coordinator page (api.md), scrolled to this study.
+    # The coordinator page (docs/http-api.md, CDS Hooks), scrolled to this study.
     link = f"{svc.settings.public_url}/patients/{pid}#study-{study.study}"
     return {
         "uuid": str(uuid.uuid5(_CARD_NAMESPACE, f"{hook_instance}|{study.study}")),

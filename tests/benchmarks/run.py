@@ -5,7 +5,7 @@
     .venv/bin/python -m tests.benchmarks.run --hapi     # also on HAPI (hapi/, Java + Maven)
     python tests/benchmarks/run.py --out var/bench-results.json
 
-Figures (see README "Performance"): FHIR round trips per screening vs a naive client;
+Figures (see docs/performance.md): FHIR round trips per screening vs a naive client;
 evaluation cost vs json.loads; `eligibility screen --all` throughput vs a fetch-only floor and
 its peak RSS; REST and CDS Hooks latency under concurrent clients; webhook triggers until
 every screening is written; the coordinator's worklist at 500 and 5,000 ResearchSubjects.

@@ -1,7 +1,7 @@
 """The benchmark at tiny scale, so it keeps working: it runs and produces every figure.
 
 No timing is asserted (shared machines are noisy); the figures themselves are printed by
-`python -m tests.benchmarks.run` and described in the README's Performance section.
+`python -m tests.benchmarks.run` and described in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""`eligibility screen --all` against real HAPI (hapi/) screens the candidates only (api.md,
-"Population screening"): patients found by a Condition search for a study's diagnosis, plus
-those already holding a ResearchSubject of ours. With the seeds and patients without lupus
+"""`eligibility screen --all` against real HAPI (hapi/) screens the candidates only (docs/getting-
+started.md, "The command line"): patients found by a Condition search for a study's diagnosis,
+plus those already holding a ResearchSubject of ours. With the seeds and patients without lupus
 loaded, nobody else is read or gets a ResearchSubject, every candidate gets one per study, and
 every seed patient screened gets the result seeds/expected.json gives."""
 

@@ -1,1 +1,1 @@
-"""Table-driven tests of the screening engine against criteria.md, both studies."""
+"""Table-driven tests of the screening engine against docs/decisions.md, both studies."""

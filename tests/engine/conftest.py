@@ -1,6 +1,6 @@
 """Fixtures of the engine tests: the repository's mappings and one-call evaluators.
 
-Every evaluation goes through `check_invariants`, so each test also checks what criteria.md
+Every evaluation goes through `check_invariants`, so each test also checks what docs/decisions.md
 requires of every result: a known result, a reason sentence, and evidence that points at
 resources of the record.
 """
@@ -26,7 +26,7 @@ Criterion = Callable[..., CriterionResult]
 
 
 def check_invariants(result: StudyResult, resources: list[dict[str, Any]]) -> None:
-    """What every criterion result must carry, whatever the record (criteria.md)."""
+    """What every criterion result must carry, whatever the record (docs/decisions.md)."""
     refs = {f"{r['resourceType']}/{r.get('id')}" for r in resources}
     assert result.status in STATUSES
     for c in result.criteria:

@@ -91,7 +91,7 @@ def test_biopsy_within_183_days(crit, biopsy_days, expected):
     ([SCT_CLASS_III], 30, "met"),
     ([SCT_CLASS_IV, SCT_CLASS_V], 30, "met"),    # with a membranous component
     ([SCT_CLASS_V], 30, "not-met"),              # class V alone
-    ([SCT_LN], 30, "unknown"),                   # class not recorded (criteria.md)
+    ([SCT_LN], 30, "unknown"),                   # class not recorded (docs/decisions.md)
     ([], 30, "not-met"),
     ([SCT_CLASS_IV], None, "unknown"),           # biopsy without a date
 ])

@@ -1,4 +1,4 @@
-"""General rules of criteria.md: as-of date, age, look-back, statuses, UCUM conversion."""
+"""General rules of docs/decisions.md: as-of date, age, look-back, statuses, UCUM conversion."""
 
 from __future__ import annotations
 

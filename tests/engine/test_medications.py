@@ -207,7 +207,7 @@ def ln_course(code, days, ending=10, **kw):
 
 REFRACTORY_LN_TABLE = [
     ("prednisone 200 d + MMF 200 d", [(RX_PREDNISONE, 200), (RX_MMF, 200)], "met"),
-    # "more than 6 months": 6 months = 183 days, as criteria.md counts the biopsy window.
+    # "more than 6 months": 6 months = 183 days, as docs/decisions.md counts the biopsy window.
     ("184 + 184 days", [(RX_PREDNISONE, 184), (RX_TAC, 184)], "met"),
     ("183 + 184 days", [(RX_PREDNISONE, 183), (RX_TAC, 184)], "not-met"),
     ("183 + 183 days", [(RX_CYC, 183), (RX_TAC, 183)], "not-met"),

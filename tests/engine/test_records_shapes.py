@@ -1,4 +1,4 @@
-"""Records as hospitals send them (criteria.md): one table test per real-world shape."""
+"""Records as hospitals send them (docs/decisions.md): one table test per real-world shape."""
 
 from __future__ import annotations
 

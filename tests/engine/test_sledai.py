@@ -54,7 +54,7 @@ def flagged(resource: dict[str, Any], code: str) -> dict[str, Any]:
 
 def test_the_24_descriptors_and_their_weights_sum_to_105():
     assert len(sledai.DESCRIPTORS) == 24
-    assert sum(d.weight for d in sledai.DESCRIPTORS) == 105  # terminology.md: 0-105
+    assert sum(d.weight for d in sledai.DESCRIPTORS) == 105  # docs/decisions.md "Codes": 0-105
     assert {d.key for d in sledai.DESCRIPTORS if d.lab} == set(sledai_labs.LAB_TESTS)
 
 

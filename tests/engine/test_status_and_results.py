@@ -50,7 +50,7 @@ from tests.support.builders import (
     sledai,
 )
 
-# criteria.md, in the order written there (the ids are part of the public API).
+# docs/decisions.md, in the order listed there (the ids are part of the public API).
 SPEC_IDS = {
     SLE: ["age", "sle-diagnosis", "refractory-disease", "sledai-2k", "lvef", "ecg", "egfr",
           "alt", "ast", "bilirubin", "spo2", "lung-lesions", "leukapheresis", "pregnancy",

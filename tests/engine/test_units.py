@@ -14,16 +14,16 @@ MAPPINGS = load_mappings(REPO_ROOT / "mappings")
 @pytest.mark.parametrize(
     ("value", "source", "concept", "expected"),
     [
-        ("5.9", "g/dL", "hemoglobin", "59"),            # criteria.md: g/dL x 10 = g/L
+        ("5.9", "g/dL", "hemoglobin", "59"),            # docs/decisions.md: g/dL x 10 = g/L
         ("60", "g/L", "hemoglobin", "60"),
         ("4.2", "10*3/uL", "wbc", "4.2"),               # 10*3/uL = 10*9/L
         ("1500", "/uL", "neutrophils", "1.5"),          # /uL / 1000 = 10*9/L
         ("1.1", "K/uL", "lymphocytes", "1.1"),          # alias
         ("1.1", "x10*9/L", "lymphocytes", "1.1"),       # corpus spelling
-        ("88.42", "umol/L", "creatinine", "1"),         # criteria.md: umol/L / 88.42 = mg/dL
+        ("88.42", "umol/L", "creatinine", "1"),         # docs/decisions.md: umol/L / 88.42 = mg/dL
         ("0.08842", "mmol/L", "creatinine", "1"),
         ("17.1", "umol/L", "bilirubin", "1"),           # CALIPER: divide by 17.1
-        ("40", "IU/L", "alt", "40"),                    # terminology.md: also written IU/L
+        ("40", "IU/L", "alt", "40"),                    # docs/decisions.md: also written IU/L
         ("40", "[IU]/L", "ast", "40"),
         ("50", "[in_i]", "body-height", "127"),
         ("100", "[lb_av]", "body-weight", "45.359237"),

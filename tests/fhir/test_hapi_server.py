@@ -1,6 +1,7 @@
 """The FHIR side of the service against real HAPI (hapi/): write-back under 50 concurrent
 screenings of one patient, a heavy record paged with `_getpages`, and the coordinator
-workspace's confirmations (Observation, Consent, Provenance) accepted as api.md shapes them."""
+workspace's confirmations (Observation, Consent, Provenance) accepted as docs/write-back.md
+shapes them."""
 
 from __future__ import annotations
 

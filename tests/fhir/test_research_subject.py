@@ -126,7 +126,8 @@ def test_each_criterion_says_whether_it_is_an_inclusion_or_an_exclusion():
     crit = _criteria(resource)
     assert crit["hemoglobin"]["type"] == ["inclusion"]
     assert crit["hiv"]["type"] == ["exclusion"]
-    assert crit["hiv"]["result"] == ["not-met"]  # not-met: the exclusion applies (api.md)
+    # not-met: the exclusion applies (docs/writing-a-study.md, "Exclusions")
+    assert crit["hiv"]["result"] == ["not-met"]
 
 
 @pytest.mark.parametrize(

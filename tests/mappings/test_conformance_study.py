@@ -1,4 +1,4 @@
-"""The conformance study (conformance-study.md), from mapping files alone: every criterion at
+"""The conformance study (docs/writing-a-study.md), from mapping files alone: every criterion at
 its boundaries, with synthetic records built here from the spec's codes."""
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _twice_or_thrice(mg: float) -> dict[str, Any]:
      "unknown"),
     ([med_statement(RX_AZA, day(100), day(10), dose=(1.5, "mg/kg"))], "met"),
     # A dose or frequency range decides only when every dose it allows gives the same answer
-    # (criteria.md); a range across the threshold is unknown, never met or not-met.
+    # (docs/decisions.md); a range across the threshold is unknown, never met or not-met.
     ([_ranged(med_statement(RX_MMF, day(100), day(10)), 1500, 2000)], "met"),
     ([_ranged(med_statement(RX_MMF, day(100), day(10)), 500, 1000)], "not-met"),
     ([_ranged(med_statement(RX_MMF, day(100), day(10)), 1000, 2000)], "unknown"),
@@ -309,7 +309,7 @@ def test_kidney_transplant(check, resources, expected):
     ([], "met"),
     ([condition("B20", ICD10CM)], "not-met"),
     ([condition("86406008")], "not-met"),
-    # A provisional diagnosis alone does not prove it, nor rule it out (criteria.md).
+    # A provisional diagnosis alone does not prove it, nor rule it out (docs/decisions.md).
     ([condition("86406008", verification="provisional")], "unknown"),
     ([obs("75622-1", value_concept=POSITIVE, date=day(3000))], "not-met"),   # ever
     ([obs("75622-1", value_concept=NEGATIVE, date=day(3000))], "met"),

@@ -1,4 +1,4 @@
-"""MAPPINGS_DIR takes several folders separated by `:` (api.md "Studies as data")."""
+"""MAPPINGS_DIR takes several folders separated by `:` (docs/configuration.md, MAPPINGS_DIR)."""
 
 from __future__ import annotations
 

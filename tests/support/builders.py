@@ -22,7 +22,7 @@ STUDY_POLICY = "urn:trial-eligibility:study:"
 SLE = "refractory-sle-cart"
 LN = "pediatric-ln-cart"
 
-# Codes used below (terminology.md).
+# Codes used below (mappings/concepts.toml).
 HB, WBC, NEUT, LYMPH = "718-7", "6690-2", "751-8", "731-0"
 ALT, AST, BILI, BILI_MOL = "1742-6", "1920-8", "1975-2", "14631-6"
 CREAT, CREAT_MOL, EGFR = "2160-0", "14682-9", "33914-3"

@@ -1,12 +1,13 @@
-"""The API token, as api.md says: with ELIGIBILITY_API_TOKEN set, every endpoint except health,
-CDS Hooks discovery and the FHIR notification endpoint (its own secret) refuses a request
-without `Authorization: Bearer <token>` (the CDS service takes its client's JWT instead). The
-check covers every route the app has, so a new one cannot slip through; it runs before any
-body is read or any FHIR request is made; tokens are compared with hmac.compare_digest.
+"""The API token, as docs/security.md says: with ELIGIBILITY_API_TOKEN set, every endpoint except
+health, CDS Hooks discovery and the FHIR notification endpoint (its own secret) refuses a
+request without `Authorization: Bearer <token>` (the CDS service takes its client's JWT
+instead). The check covers every route the app has, so a new one cannot slip through; it runs
+before any body is read or any FHIR request is made; tokens are compared with
+hmac.compare_digest.
 
-tests/web/test_rest.py (test_token_required_everywhere_but_health_discovery_and_
-notify) checks a fixed list; tests/cli/test_cli.py checks that `serve` refuses a
-non-loopback address without a token."""
+tests/web/test_rest.py (test_token_required_everywhere_but_health_discovery_and_notify) checks
+a fixed list; tests/cli/test_cli.py checks that `serve` refuses a non-loopback address without a
+token."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def _focus_studies(ctx: Context, resource: dict[str, Any]) -> set[str] | None:
 
 
 def _manual_observations(ctx: Context, criterion_id: str, scope: str) -> list[Entry]:
-    """Usable confirmations of a criterion that count for this study (api.md scopes)."""
+    """Usable confirmations of a criterion that count for this study (docs/write-back.md scopes)."""
     out = []
     for entry in ctx.record.entries("manual-confirmation"):
         if entry.resource.get("status") not in USABLE_OBSERVATION:
@@ -76,7 +76,8 @@ def _manual_observations(ctx: Context, criterion_id: str, scope: str) -> list[En
 
 
 @rule("manual", {
-    # api.md "Manual confirmations": confirmed once per patient, or once per study.
+    # docs/write-back.md "Recording what a person confirms": confirmed once per patient, or once
+    # per study.
     "scope": Param("str", required=True, choices=("patient", "study")),
     "lookback_days": LOOKBACK,
     "interpretation": Param("concept", kinds=("observation",)),
@@ -111,8 +112,8 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             return result(crit, "not-met",
                           f"A person recorded on {day(entry.when.day)} that it is not met.",
                           evidence=[entry.ref])
-    # What is needed is the mapping's criterion text; how an integrator records it is the
-    # README's ("Recording what a person confirms"), not a coordinator's concern.
+    # What is needed is the mapping's criterion text; how an integrator records it is in
+    # docs/write-back.md ("Recording what a person confirms"), not a coordinator's concern.
     per_study = " for this study" if scope == "study" else ""
     return result(crit, "unknown",
                   f"Needs a person to confirm{per_study}: {_needed(crit)}. {WHERE}")

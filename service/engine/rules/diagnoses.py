@@ -77,7 +77,7 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
 def not_proven(ctx: Context, crit: CriterionMapping, found: list[Entry],
                names: tuple[str, ...], unless: tuple[str, ...] = ()) -> CriterionResult | None:
     """`unknown` when the diagnosis is only provisional/differential/unconfirmed, or only
-    written as text naming it (criteria.md "Records as hospitals send them"); else None."""
+    written as text naming it (docs/decisions.md "Records as hospitals send them"); else None."""
     tentative = [e for e in found if condition_tentative(e.resource)]
     if tentative:
         entry = tentative[0]
@@ -176,7 +176,7 @@ def recorded(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
     "biopsy": Param("concepts", required=True, kinds=("procedure",)),
     "max_age_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
     # Lupus nephritis without a class (e.g. ICD-10-CM M32.14): with a biopsy in the window the
-    # class is "not recorded" (unknown), not absent (criteria.md "Records as hospitals...").
+    # class is "not recorded" (unknown), not absent (docs/decisions.md "Records as hospitals...").
     "nephritis": Param("concept", kinds=("condition",)),
     # Classes that are known and are not the ones required (I, II, V alone, VI): when the most
     # recent recorded class is only one of these, the criterion is not met (criteria.md).

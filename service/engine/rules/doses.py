@@ -41,7 +41,7 @@ def _dose(ctx: Context, crit: CriterionMapping, use: MedicationUse, kg: Measurem
     """The use's daily dose as (lowest, highest) in the rule's unit (mg/day or mg/kg/day), both
     ends equal for an exact dose; or None and why it is unknown. A dose or frequency range
     (doseRange, frequencyMax, periodMax) keeps both ends so that it decides only when every
-    value it allows gives the same answer (criteria.md)."""
+    value it allows gives the same answer (docs/decisions.md)."""
     factor = Decimal(1)
     if crit.params.get("equivalent") == "prednisone":
         factors = [f for n in use.concepts

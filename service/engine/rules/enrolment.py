@@ -12,7 +12,7 @@ from service.engine.registry import Param, rule
 from service.engine.results import CriterionResult
 
 RESEARCH_SUBJECT_SYSTEM = "urn:trial-eligibility:research-subject"
-# R4 research-subject-status codes (api.md lists the workflow ones a person sets).
+# R4 research-subject-status codes (docs/write-back.md lists the workflow ones a person sets).
 SUBJECT_STATUSES = (
     "candidate", "eligible", "follow-up", "ineligible", "not-registered", "off-study",
     "on-study", "on-study-intervention", "on-study-observation", "pending-on-study",

@@ -28,7 +28,7 @@ class Event:
     start: date | None
     end: date | None
     verb: str
-    # A provisional, differential or unconfirmed Condition does not prove it (criteria.md).
+    # A provisional, differential or unconfirmed Condition does not prove it (docs/decisions.md).
     tentative: bool = False
 
 

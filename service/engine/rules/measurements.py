@@ -159,7 +159,7 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     "lookback_days": LOOKBACK,
 }, checks=(together("protein_24h_concept", "protein_24h_min"),))
 def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
-    """The most recent proteinuria measure, UPCR or 24 h protein, decides (criteria.md).
+    """The most recent proteinuria measure, UPCR or 24 h protein, decides (docs/decisions.md).
 
     Stays bespoke: any-of would be met by an older UPCR above its limit although the newer
     24 h protein shows remission; here only the newest measure of either kind decides.

@@ -54,8 +54,8 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     the required agents and enough DMARDs.
 
     Stays bespoke: an all-of of daily-dose, event and distinct-agents would say `not-met`
-    when one part fails while another cannot be read, where this rule (criteria.md: "partial
-    history -> unknown") says `unknown`; and intolerance comes from AllergyIntolerance.
+    when one part fails while another cannot be read, where this rule (docs/decisions.md: a
+    partial history is unknown) says `unknown`; and intolerance comes from AllergyIntolerance.
     """
     p = crit.params
     steroids, required = set(p["glucocorticoids"]), set(p.get("required", ()))
@@ -100,7 +100,7 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
 def _dmards(relevant: list[MedicationUse], agent_of: dict[str, str], minimum: int,
             missing: list[str], gaps: list[str], evidence: list[str]) -> dict[str, list[str]]:
     """DMARD agents shown taken. A use with a single date and no period has an unknown
-    duration (criteria.md): it does not show the agent was taken as a therapy, so the agent
+    duration (docs/decisions.md): it does not show the agent was taken as a therapy, so the agent
     counts only towards `unknown`, never towards `met`."""
     taken: dict[str, list[str]] = {}
     undated: dict[str, list[str]] = {}

@@ -50,7 +50,8 @@ def per_study(crit: Any) -> bool:
     """Whether a manual criterion is confirmed per study (the mapping says; consent always)."""
     if crit.rule == "consent":
         return True
-    # The mapping's `scope` (api.md "Manual confirmations"): "patient" or "study".
+    # The mapping's `scope` (docs/write-back.md "Recording what a person confirms"): "patient"
+    # or "study".
     return crit.params.get("scope") == "study"
 
 
