@@ -75,7 +75,7 @@ def _timing_code_per_day(code: Any, vocabulary: FrequencyVocabulary = NO_VOCABUL
 
 def text_per_day(text: str, vocabulary: FrequencyVocabulary) -> Decimal | None:
     """Administrations a day of a frequency in words ("twice daily", "every 12 hours") by the
-    vocabulary; None for text it does not know (the frequency stays unknown, criteria.md)."""
+    vocabulary; None for text it does not know (the frequency stays unknown, docs/decisions.md)."""
     normal = _SPACES.sub(" ", text.strip().lower().rstrip(".")).strip()
     if normal in vocabulary.phrases:
         return vocabulary.phrases[normal]
@@ -205,7 +205,7 @@ def _mg(quantity: dict[str, Any], strength: Strength | None) -> tuple[Decimal | 
         usable = strength is not None and not strength.per_ml
         return (value * strength.mg if usable and strength else None), False
     if units.convertible(unit_text, "mL", None):
-        # A volume: mass only through the solution's strength (criteria.md), else unknown.
+        # A volume: mass only through the solution's strength (docs/decisions.md), else unknown.
         if strength is None or not strength.per_ml:
             return None, False
         return units.convert(value, unit_text, "mL") * strength.mg, False

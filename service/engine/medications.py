@@ -195,7 +195,7 @@ def _gap(mappings: Mappings, concepts: tuple[str, ...], resource: dict[str, Any]
 
 def _series(points: list[tuple[MedicationUse, int]]) -> list[MedicationUse]:
     """Single-date administrations of one agent no more than its gap apart form one course
-    from the first to the last (criteria.md: monthly pulses included). Each member covers the
+    from the first to the last (docs/decisions.md: monthly pulses included). Each member covers the
     days to the next one, and its dose is spread over them (a 500 mg pulse a month is about
     17 mg a day), as an order for the same doses would be read. A lone administration keeps an
     unknown duration (never zero days)."""

@@ -155,7 +155,7 @@ class FrequencyVocabulary:
 class Courses:
     """Which gap joins two medication uses into one course (days): the default for periods
     (refills rarely line up to the day), the default for a series of administrations
-    (criteria.md: <= 35 days), and per route (`system|code`); an agent's own gap wins."""
+    (docs/decisions.md: <= 35 days), and per route (`system|code`); an agent's own gap wins."""
 
     gap_days: int = 7
     administration_gap_days: int = 35

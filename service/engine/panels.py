@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 
-# criteria.md "Records as hospitals send them": a blood count with its WBC, neutrophils,
+# docs/decisions.md "Records as hospitals send them": a blood count with its WBC, neutrophils,
 # lymphocytes and haemoglobin as `component`s counts like Observations of those codes, with
 # the panel's date and status. The component keeps the panel's id, so evidence cites the panel.
 def component_view(panel: dict[str, Any], component: dict[str, Any]) -> dict[str, Any]:

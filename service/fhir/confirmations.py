@@ -257,9 +257,9 @@ def classification_observation(
     derived_from: Sequence[str],
     note: str = "",
 ) -> dict[str, Any]:
-    """A 2019 EULAR/ACR classification (api.md): `valueInteger` the total (highest item per
-    domain), the entry criterion as a `valueBoolean` component, and one component per item,
-    `scored` = (key, label, weight, present), valueInteger its points or 0."""
+    """A 2019 EULAR/ACR classification (docs/coordinator-funnel.md): `valueInteger` the total
+    (highest item per domain), the entry criterion as a `valueBoolean` component, and one
+    component per item, `scored` = (key, label, weight, present), valueInteger its points or 0."""
     display = "2019 EULAR/ACR classification criteria for SLE"
     resource: dict[str, Any] = {
         "resourceType": "Observation",

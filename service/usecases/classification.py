@@ -2,8 +2,8 @@
 
 `worksheet` reads the patient's record with the engine's own record read (every mapped code,
 one batch) so the pre-filled items and the `sle-diagnosis` reason agree; `record` writes the
-Observation `urn:trial-eligibility:score|eular-acr-2019` with its Provenance (api.md
-"Coordinator pages").
+Observation `urn:trial-eligibility:score|eular-acr-2019` with its Provenance
+(docs/coordinator-funnel.md).
 """
 
 from __future__ import annotations

@@ -48,7 +48,8 @@ def create_app(
 
     app = Flask("service", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented key order (docs/http-api.md) (patient, asOf, studies)
+    # Keep the documented key order (docs/http-api.md): patient, asOf, studies.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["eligibility"] = Services(
         settings=settings, screener=screener, queue=queue, client_factory=client_factory,
         cds_verifier=cds_verifier, clock=clock,

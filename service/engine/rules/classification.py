@@ -1,6 +1,6 @@
 """The `sle-diagnosis` rule: a recorded 2019 EULAR/ACR classification, else the diagnosis.
 
-criteria.md: a recorded classification (`urn:trial-eligibility:score|eular-acr-2019`) decides
+docs/decisions.md: a recorded classification (`urn:trial-eligibility:score|eular-acr-2019`) decides
 when present: entry criterion met and total >= 10 -> met, otherwise not-met; without one, the
 coded SLE diagnosis decides. The reason always gives the points the laboratory items alone
 reach (service/engine/eular_acr_labs.py).

@@ -179,7 +179,7 @@ def recorded(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
     # class is "not recorded" (unknown), not absent (docs/decisions.md "Records as hospitals...").
     "nephritis": Param("concept", kinds=("condition",)),
     # Classes that are known and are not the ones required (I, II, V alone, VI): when the most
-    # recent recorded class is only one of these, the criterion is not met (criteria.md).
+    # recent recorded class is only one of these, the criterion is not met (docs/decisions.md).
     "other_classes": Param("concepts", kinds=("condition",)),
 })
 def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:

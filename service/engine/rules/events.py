@@ -98,7 +98,7 @@ def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                if first.tentative else f"its date does not show whether it falls{window}")
         return result(crit, "unknown", f"{first.what} is recorded ({first.ref}), but {why}.",
                       evidence=[e.ref for e in unsure])
-    # A diagnosis written only as text is not missing (criteria.md): unknown, not not-met.
+    # A diagnosis written only as text is not missing (docs/decisions.md): unknown, not not-met.
     text_only = not_proven(ctx, crit, [], names)
     if text_only is not None:
         return text_only
