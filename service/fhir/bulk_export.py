@@ -176,9 +176,10 @@ class BulkExport:
         try:
             response = self._kick(url, params + filters)
         except BulkExportRefused as exc:
-            if not filters or exc.status not in (400, 422):
+            if not filters or exc.status not in (400, 414, 422):
                 raise
-            # _typeFilter is optional for servers: export the whole types, filter while reading.
+            # _typeFilter is optional for servers (and the mapped codes make a long URL, which
+            # HAPI's Jetty refuses with 414): export the whole types, filter while reading.
             log.info("bulk export: _typeFilter refused (%s); exporting whole types", exc.status)
             self.type_filter_refused = True
             response = self._kick(url, params)

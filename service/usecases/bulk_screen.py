@@ -77,8 +77,9 @@ class BulkFigures:
 
 def observation_matcher(codes: Sequence[str]) -> Callable[[dict[str, Any]], bool]:
     """Whether an Observation carries a code the mappings read (as the record search asks)."""
-    exact = {tuple(c.rsplit("|", 1)) for c in codes if not c.endswith("|*")}
-    any_code = {c[:-2] for c in codes if c.endswith("|*")}
+    # "system|" and "system|*" stand for any code of the system (a token search's meaning).
+    any_code = {c.rstrip("*")[:-1] for c in codes if c.endswith(("|", "|*"))}
+    exact = {tuple(c.rsplit("|", 1)) for c in codes if not c.endswith(("|", "|*"))}
 
     def matches(resource: dict[str, Any]) -> bool:
         for coding in (resource.get("code") or {}).get("coding") or ():

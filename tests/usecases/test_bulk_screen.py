@@ -265,3 +265,35 @@ def test_a_failed_download_fails_the_run_writes_nothing_and_cancels(refusing, mo
     assert _subjects_by_patient(refusing) == {"p4": 1}
     with FhirClient(refusing) as client:
         assert last_transaction_time(client, None) is None
+
+
+def test_records_assembled_from_the_export_give_the_seeds_expected_results(tmp_path):
+    """Whole types exported (_typeFilter refused) and filtered while reading: every seed
+    candidate gets the result seeds/expected.json gives (the per-patient read's)."""
+    import json
+
+    from service.core.settings import REPO_ROOT
+    from service.mappings import load_mappings
+    from service.usecases.seeding import load_seeds
+
+    expected = json.loads((REPO_ROOT / "seeds" / "expected.json").read_text(encoding="utf-8"))
+    server = _server(LOCAL_FHIR_REQUIRE_PATIENT="1", LOCAL_FHIR_EXPORT_POLLS="0",
+                     LOCAL_FHIR_TYPEFILTER="0")
+    try:
+        settings = _settings(server, tmp_path)
+        with FhirClient(settings) as client:
+            load_seeds(client, REPO_ROOT / "seeds",
+                       mappings=load_mappings(settings.mappings_dir))
+        run = BulkScreening(Screener(settings), as_of=date.fromisoformat(expected["asOf"]),
+                            studies=None, write=False, sleep=lambda s: None)
+        run.prepare()
+        rows = {row.patient: row for row in run.rows()}
+    finally:
+        server.stop()
+    assert run.figures.type_filter_refused
+    assert len(rows) >= 10 and set(rows) <= set(expected["patients"])
+    for pid, row in rows.items():
+        assert not row.error, (pid, row.error)
+        got = {s["study"]: s["status"] for s in row.result["studies"]}
+        want = {k: v["status"] for k, v in expected["patients"][pid]["studies"].items()}
+        assert got == want, pid
