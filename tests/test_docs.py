@@ -88,3 +88,12 @@ def test_nothing_cites_a_file_outside_the_repository():
              if CITATION.search(line)]
     assert len(files) > 50
     assert not cited, cited
+
+
+def test_every_import_contract_is_on_the_architecture_page():
+    import tomllib
+
+    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    names = [c["name"] for c in config["tool"]["importlinter"]["contracts"]]
+    page = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    assert names and not [n for n in names if n not in page], [n for n in names if n not in page]

@@ -1,6 +1,6 @@
-"""Records as hospitals send them, round 3 (criteria.md): one table test per shape.
+"""Records as hospitals send them, round 3 (docs/decisions.md): one table test per shape.
 
-Each table row is a record variant and the result criteria.md decides for it; every
+Each table row is a record variant and the result docs/decisions.md decides for it; every
 evaluation also goes through the invariant checks of conftest.py.
 """
 
