@@ -1,4 +1,4 @@
-"""Local coordinator accounts (argon2 hashes in SQLite) and each user's last worklist visit."""
+"""Coordinator accounts (argon2 hashes in SQLite), each user's last worklist visit and language."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS users (
   created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS visits (
   user TEXT NOT NULL, page TEXT NOT NULL, seen REAL NOT NULL, PRIMARY KEY (user, page));
+CREATE TABLE IF NOT EXISTS preferences (
+  user TEXT PRIMARY KEY, language TEXT NOT NULL);
 """
 
 
@@ -142,6 +144,18 @@ class Accounts:
                     (self._hasher.hash(password), name),
                 )
         return User(name=row[0], display=row[1], role=row[2])
+
+    def language(self, user: str) -> str | None:
+        """The page language the person chose (a locale name such as 'zh_CN'), or None."""
+        with self.transaction() as db:
+            row = db.execute("SELECT language FROM preferences WHERE user = ?", (user,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_language(self, user: str, language: str) -> None:
+        """Keep the person's page language (local and OpenID Connect users alike)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO preferences (user, language) VALUES (?, ?)",
+                       (user, language))
 
     def swap_visit(self, user: str, page: str, now: float) -> float | None:
         """Record a visit of `page` now; the previous visit's time (None the first time)."""

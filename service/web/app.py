@@ -13,6 +13,7 @@ from service.core.settings import Settings
 from service.queue.jobs import JobQueue
 from service.usecases.screener import Screener, default_client_factory
 from service.web.auth import install_api_auth
+from service.web.languages import install_languages
 from service.web.pages import install_pages
 from service.web.problems import register_error_handlers
 from service.web.request_ids import install_request_ids
@@ -59,7 +60,8 @@ def create_app(
     install_api_auth(app, settings)
     for blueprint in (health.bp, rest.bp, notify.bp, webhooks.bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(blueprint)
-    # The coordinator pages (their own sign-in).
+    # The coordinator pages (their own sign-in); languages first: their templates use _().
+    install_languages(app)
     install_pages(app, settings, accounts=accounts, clock=clock)
     if settings.trusted_proxy_hops:
         # The client address (sign-in throttling) is the one the trusted proxies saw; only

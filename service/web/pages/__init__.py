@@ -85,11 +85,13 @@ def install_pages(
 
     from service.web.pages import (  # noqa: F401  (the modules register their views)
         classification_page,
+        language,
         layout,
         log_page,
         patient,
         signin,
         sledai_page,
+        wording,
         worklist,
     )
 

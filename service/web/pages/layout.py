@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Response, render_template, request
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -16,12 +17,14 @@ from service.web.services import services
 log = logging.getLogger(__name__)
 
 _HEADINGS = {
-    400: ("Bad request", "The form was not filled in as expected."),
-    401: ("Please sign in", "Sign in to continue."),
-    403: ("Not allowed", "Your role does not allow this: viewers can read but not change."),
-    404: ("Not found", "There is no such page, patient or study."),
-    405: ("Not allowed", "This address does not accept that request."),
-    413: ("Too large", "What was sent is larger than the service accepts."),
+    400: (lazy_gettext("Bad request"), lazy_gettext("The form was not filled in as expected.")),
+    401: (lazy_gettext("Please sign in"), lazy_gettext("Sign in to continue.")),
+    403: (lazy_gettext("Not allowed"),
+          lazy_gettext("Your role does not allow this: viewers can read but not change.")),
+    404: (lazy_gettext("Not found"), lazy_gettext("There is no such page, patient or study.")),
+    405: (lazy_gettext("Not allowed"), lazy_gettext("This address does not accept that request.")),
+    413: (lazy_gettext("Too large"),
+          lazy_gettext("What was sent is larger than the service accepts.")),
 }
 
 
@@ -55,16 +58,17 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _page(code: int, message: str | None = None) -> tuple[str, int]:
-    heading, default = _HEADINGS.get(code, ("Something went wrong", "Please try again."))
+def _page(code: int, message: Any = None) -> tuple[str, int]:
+    heading, default = _HEADINGS.get(
+        code, (lazy_gettext("Something went wrong"), lazy_gettext("Please try again.")))
     return render_template("error.html", code=code, heading=heading,
                            message=message or default), code
 
 
 @bp.errorhandler(CSRFError)
 def _csrf(exc: CSRFError) -> Any:
-    return _page(400, "The form expired or did not come from this site: reload the page and "
-                      "try again.")
+    return _page(400, gettext("The form expired or did not come from this site: reload the "
+                              "page and try again."))
 
 
 @bp.errorhandler(HTTPException)
@@ -85,9 +89,10 @@ def _fhir(exc: FhirError) -> Any:
     # The FHIR server's message may quote records: never shown, never logged.
     log.warning("FHIR server error on a page: %s (HTTP %s)", type(exc).__name__,
                 getattr(exc, "status", None))
-    heading = "The FHIR server did not answer as expected"
+    heading = gettext("The FHIR server did not answer as expected")
     return render_template("error.html", code=503, heading=heading,
-                           message="Nothing was changed. Please try again in a moment."), 503
+                           message=gettext("Nothing was changed. Please try again in a moment.")
+                           ), 503
 
 
 @bp.errorhandler(Exception)

@@ -9,12 +9,14 @@ from collections import Counter
 from typing import Any
 
 from flask import Response, abort, render_template
+from flask_babel import gettext
 from markupsafe import Markup, escape
 
 from service.fhir.errors import FhirError
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
 from service.web.pages.subjects import Row, label
+from service.web.pages.wording import criterion
 from service.web.pages.worklist import read_rows, study_refs
 from service.web.services import services
 
@@ -67,7 +69,8 @@ def progress_bar(done: int, target: int | None) -> Markup:
     return Markup(
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
         f'height="{height}" xmlns="http://www.w3.org/2000/svg">'
-        f'<title>{done} of {target} enrolled</title>'
+        f'<title>{escape(gettext("%(done)s of %(target)s enrolled", done=done, target=target))}'
+        '</title>'
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#eaeef2"></rect>'
         f'<rect x="0" y="0" width="{w}" height="{height}" fill="#116329"></rect></svg>')
 
@@ -98,7 +101,8 @@ def study_log(key: str) -> Any:
     data = _summary(key)
     return render_template(
         "log.html", **data,
-        chart=bar_chart(data["reasons"], "Ineligible patients by criterion not met"),
+        chart=bar_chart([(criterion(name), n) for name, n in data["reasons"]],
+                        gettext("Ineligible patients by criterion not met")),
         progress=progress_bar(data["enrolled"], data["target"]),
     )
 

@@ -25,6 +25,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from service.accounts.signin_throttle import client_key
 from service.accounts.store import NAME_RE, User
 from service.core.settings import Settings
+from service.web.languages import LANGUAGES
 from service.web.pages import bp, pages
 from service.web.requests_in import raw_body
 
@@ -39,7 +40,7 @@ def current_user() -> User | None:
     return g.get("user")
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     # Only a path on this site: never an open redirect to another host.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -108,12 +109,25 @@ def coordinator(view: F) -> F:
 
 
 def _start_session(user: User) -> None:
+    chosen = session.get("language")  # chosen on the sign-in page, before the account was known
     session.clear()  # a fresh session (and CSRF token) for every sign-in
+    _language_of(user.name, chosen)
     session["user"] = {"name": user.name, "display": user.display, "role": user.role,
                        "source": user.source}
     session["seen"] = pages().clock().timestamp()
     session.permanent = True
     log.info("user %s signed in (%s, %s)", user.name, user.source, user.role)
+
+
+def _language_of(name: str, chosen: Any) -> None:
+    # The account's language wins; a first choice made before signing in becomes the account's.
+    accounts = pages().accounts
+    kept = accounts.language(name)
+    if kept in LANGUAGES:
+        session["language"] = kept
+    elif isinstance(chosen, str) and chosen in LANGUAGES:
+        session["language"] = chosen
+        accounts.set_language(name, chosen)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -167,7 +181,7 @@ def _password_sign_in() -> Any:
         return _refused("Wrong user name or password.", 401)
     state.throttle.succeeded(name)
     _start_session(user)
-    return redirect(_safe_next(request.form.get("next")))
+    return redirect(safe_next(request.form.get("next")))
 
 
 def _who(name: str) -> str:
@@ -190,7 +204,7 @@ def login_oidc() -> Any:
     state = pages()
     if state.oauth is None:
         abort(404)
-    session["after_login"] = _safe_next(request.args.get("next"))
+    session["after_login"] = safe_next(request.args.get("next"))
     redirect_uri = f"{state.settings.public_url}{url_for('pages.oidc_callback')}"
     return state.oauth.authorize_redirect(redirect_uri)
 
@@ -235,14 +249,17 @@ def oidc_callback() -> Any:
     display = str(claims.get("name") or name)
     after = session.get("after_login")
     _start_session(User(name=name, display=display, role=role, source="oidc"))
-    return redirect(_safe_next(after))
+    return redirect(safe_next(after))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
     """Sign out (a POST with the CSRF token, so no other site can sign a user out)."""
     user = current_user()
+    language = session.get("language")
     session.clear()
+    if isinstance(language, str) and language in LANGUAGES:
+        session["language"] = language  # the sign-in page stays in the person's language
     if user is not None:
         log.info("user %s signed out", user.name)
     flash("You are signed out.", "info")

@@ -1,0 +1,169 @@
+"""How the pages word codes in the reader's language: statuses, criterion names, dates, lists.
+
+English pages show the codes as FHIR has them ('potential-candidate', 'not-met'); the catalogue
+gives each code its words in the other languages (msgctxt 'status'). Dates stay ISO 8601 in
+English, as the reasons write them, and take the locale's long form in Chinese.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from flask_babel import format_date, format_decimal, gettext, pgettext
+from markupsafe import Markup
+
+from service.web.languages import language
+from service.web.pages import bp
+
+# Babel date patterns by locale: ISO in English (what the reasons and FHIR say), 2026年1月5日.
+_DATE_PATTERNS = {"en": "yyyy-MM-dd", "zh_CN": "y年M月d日"}
+
+# Every status, result, role and type code a page shows, so extraction finds each one.
+STATUS_CODES = {
+    # computed statuses (criteria.md) and the criterion results
+    "eligible": lambda: pgettext("status", "eligible"),
+    "potential-candidate": lambda: pgettext("status", "potential-candidate"),
+    "ineligible": lambda: pgettext("status", "ineligible"),
+    "candidate": lambda: pgettext("status", "candidate"),
+    "met": lambda: pgettext("status", "met"),
+    "not-met": lambda: pgettext("status", "not-met"),
+    "unknown": lambda: pgettext("status", "unknown"),
+    # workflow statuses (R4 ResearchSubject.status) a person sets
+    "screening": lambda: pgettext("status", "screening"),
+    "pending-on-study": lambda: pgettext("status", "pending-on-study"),
+    "on-study": lambda: pgettext("status", "on-study"),
+    "on-study-intervention": lambda: pgettext("status", "on-study-intervention"),
+    "on-study-observation": lambda: pgettext("status", "on-study-observation"),
+    "follow-up": lambda: pgettext("status", "follow-up"),
+    "off-study": lambda: pgettext("status", "off-study"),
+    "withdrawn": lambda: pgettext("status", "withdrawn"),
+    "not-registered": lambda: pgettext("status", "not-registered"),
+    # roles and criterion types
+    "coordinator": lambda: pgettext("status", "coordinator"),
+    "viewer": lambda: pgettext("status", "viewer"),
+    "inclusion": lambda: pgettext("status", "inclusion"),
+    "exclusion": lambda: pgettext("status", "exclusion"),
+    "automatic": lambda: pgettext("status", "automatic"),
+    "manual": lambda: pgettext("status", "manual"),
+    # the log's counts of rows without a status
+    "not known": lambda: pgettext("status", "not known"),
+    "none": lambda: pgettext("status", "none"),
+    # answers and statuses of what people recorded (confirmations, consents, scores)
+    "not met": lambda: pgettext("status", "not met"),
+    "signed": lambda: pgettext("status", "signed"),
+    "refused": lambda: pgettext("status", "refused"),
+    "final": lambda: pgettext("status", "final"),
+    "amended": lambda: pgettext("status", "amended"),
+    "preliminary": lambda: pgettext("status", "preliminary"),
+    "active": lambda: pgettext("status", "active"),
+    "rejected": lambda: pgettext("status", "rejected"),
+    "entered-in-error": lambda: pgettext("status", "entered-in-error"),
+}
+SEXES = {
+    "female": lambda: pgettext("sex", "female"),
+    "male": lambda: pgettext("sex", "male"),
+    "other": lambda: pgettext("sex", "other"),
+    "unknown": lambda: gettext("sex unknown"),
+}
+
+
+@bp.app_template_filter("status")
+def status(code: Any) -> str:
+    """A status, result, role or type code in the reader's language (unknown codes as they are)."""
+    if code is None:
+        return ""
+    words = STATUS_CODES.get(str(code))
+    return words() if words else str(code)
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+@bp.app_template_filter("day")
+def day(value: Any) -> str:
+    """A date (or the date of an ISO date-time) for the reader's locale; other text unchanged."""
+    if value is None or value == "":
+        return ""
+    found = _as_date(value)
+    if found is None or len(str(value)) < 10:
+        return str(value)  # a partial date ('2024-05') is shown as recorded
+    return format_date(found, format=_DATE_PATTERNS.get(language(), "yyyy-MM-dd"))
+
+
+@bp.app_template_filter("number")
+def number(value: Any) -> str:
+    """A count or decimal with the locale's digit grouping."""
+    if value is None:
+        return ""
+    try:
+        return format_decimal(value)
+    except (TypeError, ValueError, ArithmeticError):
+        return str(value)
+
+
+@bp.app_template_filter("listing")
+def listing(items: Any) -> str | Markup:
+    """Items joined as the language lists them ('a, b' in English, 'a、b' in Chinese)."""
+    parts = [p for p in items]
+    separator = gettext(", ")
+    if any(isinstance(p, Markup) for p in parts):
+        return Markup(separator).join(parts)
+    return separator.join(str(p) for p in parts)
+
+
+@bp.app_template_filter("criterion")
+def criterion(item: Any) -> str:
+    """A criterion's short name (a stored Criterion or its id) in the reader's language."""
+    from service.web.pages.subjects import label
+
+    cid = str(getattr(item, "id", item))
+    return label(cid)
+
+
+@bp.app_template_filter("sex")
+def sex(code: Any) -> str:
+    """Patient.gender in the reader's language ('sex unknown' when not recorded)."""
+    words = SEXES.get(str(code or "unknown"))
+    return words() if words else str(code)
+
+
+@bp.app_template_filter("answer")
+def answer(text: Any) -> str:
+    """A recorded answer as the confirmations table shows it ('met', 'signed', 'score 12')."""
+    shown = str(text or "")
+    if shown.startswith("score "):
+        return gettext("score %(score)s", score=shown.removeprefix("score "))
+    return status(shown)
+
+
+@bp.app_template_filter("criterion_text")
+def criterion_text(mapping: Any) -> str:
+    """A criterion's seed text (the mapping's `text`) in the reader's language."""
+    return str(getattr(mapping, "text", mapping))
+
+
+@bp.app_template_filter("reason")
+def reason(text: Any) -> str:
+    """A reason the engine wrote (English, as FHIR keeps it) in the reader's language."""
+    return str(text or "")
+
+
+@bp.app_template_filter("descriptor_label")
+def descriptor_label(descriptor: Any) -> str:
+    """A SLEDAI-2K descriptor's name in the reader's language."""
+    return str(descriptor.label)
+
+
+@bp.app_template_filter("descriptor_definition")
+def descriptor_definition(descriptor: Any) -> str:
+    """A SLEDAI-2K descriptor's definition in the reader's language."""
+    return str(descriptor.definition)

@@ -1,0 +1,217 @@
+"""English and Simplified Chinese pages: the catalogue is complete, the choice is kept.
+
+The catalogue test extracts every string of the pages with Babel (as `./dev messages` does) and
+fails for any msgid without a Chinese msgstr, or whose placeholders differ. The page tests sign
+in on the seeds, switch to Chinese with the page's own form and read every page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from babel.messages.frontend import CommandLineInterface
+from babel.messages.pofile import read_po
+
+from localfhir import start_local_server
+from service.web.languages import TRANSLATIONS, choose
+from tests.support.workspace import COORDINATOR, Workspace, workspace
+
+REPO = Path(__file__).resolve().parents[2]
+ZH_PO = TRANSLATIONS / "zh_CN" / "LC_MESSAGES" / "messages.po"
+LN = "pediatric-ln-cart"
+SLE = "refractory-sle-cart"
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+def extracted(tmp: Path) -> dict[tuple[str | None, str], object]:
+    """Every msgid of the pages as `./dev messages` extracts it (babel.cfg)."""
+    pot = tmp / "messages.pot"
+    CommandLineInterface().run([
+        "pybabel", "--quiet", "extract", "-F", str(REPO / "babel.cfg"), "-k", "lazy_gettext",
+        "-k", "lazy_pgettext:1c,2", "--no-location", "-o", str(pot), str(REPO / "service"),
+    ])
+    with pot.open("rb") as f:
+        return {(m.context, str(m.id)): m for m in read_po(f) if m.id}
+
+
+def catalogue() -> dict[tuple[str | None, str], str]:
+    with ZH_PO.open("rb") as f:
+        return {(m.context, str(m.id)): str(m.string) for m in read_po(f, locale="zh_CN")
+                if m.id and not m.fuzzy}
+
+
+def test_every_string_of_the_pages_has_a_chinese_translation(tmp_path):
+    wanted = extracted(tmp_path)
+    assert len(wanted) > 150  # the extraction itself worked (templates and Python)
+    zh = catalogue()
+    untranslated = sorted(k[1] for k in wanted if not zh.get(k, "").strip())
+    assert untranslated == [], "run ./dev messages and translate these in " + str(ZH_PO)
+
+
+def test_translations_keep_every_placeholder():
+    for (_, msgid), msgstr in catalogue().items():
+        if msgstr:
+            assert sorted(_PLACEHOLDER.findall(msgid)) == sorted(_PLACEHOLDER.findall(msgstr)), \
+                msgid
+            # Markup in a msgid (<strong>) must survive translation, or the page loses it.
+            assert re.findall(r"</?\w+>", msgid) == re.findall(r"</?\w+>", msgstr), msgid
+
+
+@pytest.mark.parametrize(("tag", "locale"), [
+    ("zh-CN", "zh_CN"), ("zh", "zh_CN"), ("zh-Hans-CN", "zh_CN"), ("zh_TW", "zh_CN"),
+    ("en-GB", "en"), ("EN", "en"), ("fr-FR", None), ("", None), (None, None),
+])
+def test_language_tags_map_to_the_two_catalogues(tag, locale):
+    assert choose(tag) == locale
+
+
+class _Text(HTMLParser):
+    """The text a reader sees (and attributes a screen reader reads), without tags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("style", "script"):
+            self._skip += 1
+        for name, value in attrs:
+            if name in ("aria-label", "title", "alt") and value:
+                self.parts.append(value)
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "script"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+def english_left(text: str) -> list[str]:
+    """Catalogue phrases (two words or more, placeholders cut out) still in English."""
+    found = []
+    for (_, msgid), _msgstr in catalogue().items():
+        for fragment in re.split(r"%\(\w+\)s|<[^>]+>", msgid):
+            phrase = fragment.strip(" .,:;()")
+            if " " in phrase and len(phrase) >= 8 and phrase in text:
+                found.append(phrase)
+    return found
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    local = start_local_server()
+    try:
+        with workspace(local.base_url, tmp_path_factory.mktemp("languages")) as w:
+            yield w
+    finally:
+        local.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_choice_kept(request: pytest.FixtureRequest) -> None:
+    # Each test starts with no language kept for the account (the browser decides).
+    if "ws" in request.fixturenames:
+        with request.getfixturevalue("ws").accounts.transaction() as db:
+            db.execute("DELETE FROM preferences")
+
+
+def _token(client, path: str = "/login") -> str:
+    found = _TOKEN.search(client.get(path).get_data(as_text=True))
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def _sign_in(client, headers=None) -> None:
+    answer = client.post("/login", headers=headers, data={
+        "username": COORDINATOR[0], "password": COORDINATOR[2], "csrf_token": _token(client)})
+    assert answer.status_code == 302
+
+
+def _choose(client, language: str, next_: str = "/") -> object:
+    return client.post("/language", data={
+        "language": language, "next": next_, "csrf_token": _token(client, "/login")})
+
+
+PAGES = ("/", f"/?study={SLE}", "/patients/seed-potential", "/patients/seed-sledai-6",
+         "/patients/seed-potential/sledai", f"/studies/{LN}/log", f"/studies/{SLE}/log",
+         "/patients/no-such-patient")
+
+
+def test_every_page_renders_in_chinese_with_no_english_of_the_catalogue_left(ws):
+    client = ws.app.test_client()
+    _sign_in(client)
+    answer = _choose(client, "zh_CN", "/patients/seed-potential")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/patients/seed-potential"
+    for path in PAGES:
+        page = client.get(path)
+        html = page.get_data(as_text=True)
+        assert page.status_code in (200, 404), path
+        assert '<html lang="zh-CN">' in html, path
+        assert english_left(visible_text(html)) == [], path
+    worklist = client.get("/").get_data(as_text=True)
+    assert "工作列表" in worklist and "潜在候选者" in worklist
+    patient = client.get("/patients/seed-potential").get_data(as_text=True)
+    assert "不满足" in patient or "满足" in patient
+    assert "年" in patient  # dates in the Chinese long form (2026年11月15日)
+
+
+def test_english_stays_the_default_and_keeps_the_fhir_codes(ws):
+    client = ws.app.test_client()
+    _sign_in(client)
+    html = client.get("/").get_data(as_text=True)
+    assert '<html lang="en">' in html and "Worklist" in html and "工作列表" not in html
+    assert ">potential-candidate<" in html  # English pages show the codes FHIR has
+
+
+def test_accept_language_decides_until_the_person_chooses(ws):
+    client = ws.app.test_client()
+    zh = {"Accept-Language": "fr-FR,zh-CN;q=0.8,en;q=0.5"}
+    page = client.get("/login", headers=zh).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page and "用户名" in page
+    page = client.get("/login", headers={"Accept-Language": "en-US,zh;q=0.5"})
+    assert '<html lang="en">' in page.get_data(as_text=True)
+    _choose(client, "en", "/login")
+    page = client.get("/login", headers=zh).get_data(as_text=True)
+    assert '<html lang="en">' in page  # the choice wins over the browser
+
+
+def test_the_choice_is_kept_with_the_account_across_sign_ins(ws):
+    first = ws.app.test_client()
+    _sign_in(first)
+    _choose(first, "zh_CN")
+    assert ws.accounts.language(COORDINATOR[0]) == "zh_CN"
+    other = ws.app.test_client()  # another browser, asking for English
+    _sign_in(other, headers={"Accept-Language": "en"})
+    page = other.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page
+
+
+def test_an_unknown_language_or_a_missing_token_changes_nothing(ws):
+    client = ws.app.test_client()
+    _sign_in(client)
+    _choose(client, "en")
+    assert _choose(client, "fr").status_code == 400
+    answer = client.post("/language", data={"language": "zh_CN", "next": "/"})
+    assert answer.status_code == 400
+    assert ws.accounts.language(COORDINATOR[0]) == "en"
+    assert '<html lang="en">' in client.get("/").get_data(as_text=True)
+
+
+def test_the_switch_never_redirects_off_site(ws):
+    client = ws.app.test_client()
+    answer = _choose(client, "zh_CN", "//evil.example/")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/"
