@@ -71,23 +71,30 @@ def test_language_tags_map_to_the_two_catalogues(tag, locale):
 
 
 class _Text(HTMLParser):
-    """The text a reader sees (and attributes a screen reader reads), without tags."""
+    """The text a reader sees (and attributes a screen reader reads), without tags.
+
+    Text inside an element marked lang="en" is left out: it is English on purpose (a record's
+    own words), and says so to the browser and screen readers.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[str] = []
         self._skip = 0
+        self._open: list[bool] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag in ("style", "script"):
-            self._skip += 1
+        skipped = tag in ("style", "script") or (dict(attrs).get("lang") == "en" and tag != "html")
+        if tag not in ("br", "input", "meta", "link", "img", "hr"):
+            self._open.append(skipped)
+            self._skip += skipped
         for name, value in attrs:
-            if name in ("aria-label", "title", "alt") and value:
+            if name in ("aria-label", "title", "alt") and value and not self._skip:
                 self.parts.append(value)
 
     def handle_endtag(self, tag):
-        if tag in ("style", "script"):
-            self._skip -= 1
+        if tag not in ("br", "input", "meta", "link", "img", "hr") and self._open:
+            self._skip -= self._open.pop()
 
     def handle_data(self, data):
         if not self._skip:
@@ -147,6 +154,7 @@ def _choose(client, language: str, next_: str = "/") -> object:
 
 
 PAGES = ("/", f"/?study={SLE}", "/patients/seed-potential", "/patients/seed-sledai-6",
+         "/patients/seed-potential/classification",
          "/patients/seed-potential/sledai", f"/studies/{LN}/log", f"/studies/{SLE}/log",
          "/patients/no-such-patient")
 

@@ -151,19 +151,27 @@ def criterion_text(mapping: Any) -> str:
     return str(getattr(mapping, "text", mapping))
 
 
+def english(text: Any) -> str | Markup:
+    """Text that has no translation, marked as English on a page in another language."""
+    shown = str(text or "")
+    if not shown or language() == "en":
+        return shown
+    return Markup('<span lang="en">{}</span>').format(shown)
+
+
 @bp.app_template_filter("reason")
-def reason(text: Any) -> str:
+def reason(text: Any) -> str | Markup:
     """A reason the engine wrote (English, as FHIR keeps it) in the reader's language."""
-    return str(text or "")
+    return english(text)
 
 
-@bp.app_template_filter("descriptor_label")
-def descriptor_label(descriptor: Any) -> str:
-    """A SLEDAI-2K descriptor's name in the reader's language."""
-    return str(descriptor.label)
+@bp.app_template_filter("worksheet_label")
+def worksheet_label(part: Any) -> str:
+    """A worksheet item's or domain's name (SLEDAI-2K, EULAR/ACR) in the reader's language."""
+    return str(part.label)
 
 
-@bp.app_template_filter("descriptor_definition")
-def descriptor_definition(descriptor: Any) -> str:
-    """A SLEDAI-2K descriptor's definition in the reader's language."""
-    return str(descriptor.definition)
+@bp.app_template_filter("worksheet_definition")
+def worksheet_definition(part: Any) -> str:
+    """A worksheet item's definition in the reader's language."""
+    return str(part.definition)
