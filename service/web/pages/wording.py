@@ -21,7 +21,7 @@ _DATE_PATTERNS = {"en": "yyyy-MM-dd", "zh_CN": "y年M月d日"}
 
 # Every status, result, role and type code a page shows, so extraction finds each one.
 STATUS_CODES = {
-    # computed statuses (criteria.md) and the criterion results
+    # computed statuses (docs/decisions.md) and the criterion results
     "eligible": lambda: pgettext("status", "eligible"),
     "potential-candidate": lambda: pgettext("status", "potential-candidate"),
     "ineligible": lambda: pgettext("status", "ineligible"),
