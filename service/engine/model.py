@@ -113,7 +113,7 @@ class CriterionMapping:
 
 @dataclass(frozen=True)
 class StudyMapping:
-    """A study: key, title, registry number and its criteria in spec order."""
+    """A study: key, title, registry number and its criteria in the study file's order."""
 
     key: str
     title: str

@@ -72,7 +72,7 @@ class Screener:
     # ---------------------------------------------------------------- catalogue
 
     def study_keys(self) -> tuple[str, ...]:
-        """Study keys in spec order."""
+        """Study keys in the order the mappings define them."""
         return tuple(self.mappings.studies)
 
     def studies_json(self) -> list[dict[str, Any]]:

@@ -26,7 +26,7 @@ bp = Blueprint("cds_hooks", __name__)
 
 SERVICE_ID = "trial-eligibility"
 SOURCE_LABEL = "Trial eligibility screening"
-SUMMARY_MAX = 139  # the spec: "<140 characters"
+SUMMARY_MAX = 139  # the CDS Hooks specification: "<140 characters"
 CARD_STATUSES = ("eligible", "potential-candidate")
 PATIENT_TEMPLATE = "{{context.patientId}}"
 _PREFETCH_KEYS = {
