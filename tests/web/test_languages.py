@@ -25,7 +25,7 @@ ZH_PO = TRANSLATIONS / "zh_CN" / "LC_MESSAGES" / "messages.po"
 LN = "pediatric-ln-cart"
 SLE = "refractory-sle-cart"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
 def extracted(tmp: Path) -> dict[tuple[str | None, str], object]:
@@ -36,13 +36,18 @@ def extracted(tmp: Path) -> dict[tuple[str | None, str], object]:
         "-k", "lazy_pgettext:1c,2", "--no-location", "-o", str(pot), str(REPO / "service"),
     ])
     with pot.open("rb") as f:
-        return {(m.context, str(m.id)): m for m in read_po(f) if m.id}
+        return {(m.context, _first(m.id)): m for m in read_po(f) if m.id}
+
+
+def _first(text: object) -> str:
+    # A plural entry's msgid is (singular, plural); Chinese has one form, msgstr[0].
+    return str(text[0] if isinstance(text, (tuple, list)) else text or "")
 
 
 def catalogue() -> dict[tuple[str | None, str], str]:
     with ZH_PO.open("rb") as f:
-        return {(m.context, str(m.id)): str(m.string) for m in read_po(f, locale="zh_CN")
-                if m.id and not m.fuzzy}
+        return {(m.context, _first(m.id)): _first(m.string)
+                for m in read_po(f, locale="zh_CN") if m.id and not m.fuzzy}
 
 
 def test_every_string_of_the_pages_has_a_chinese_translation(tmp_path):
@@ -111,7 +116,7 @@ def english_left(text: str) -> list[str]:
     """Catalogue phrases (two words or more, placeholders cut out) still in English."""
     found = []
     for (_, msgid), _msgstr in catalogue().items():
-        for fragment in re.split(r"%\(\w+\)s|<[^>]+>", msgid):
+        for fragment in re.split(r"%\(\w+\)[sd]|<[^>]+>", msgid):
             phrase = fragment.strip(" .,:;()")
             if " " in phrase and len(phrase) >= 8 and phrase in text:
                 found.append(phrase)

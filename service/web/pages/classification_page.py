@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.usecases import classification
@@ -41,10 +42,10 @@ def classification_save(raw_id: str) -> Any:
     day = _form_date(request.form.get("date"))
     token, tokens = request.form.get("form_token", ""), pages().form_tokens
     if not TOKEN_RE.fullmatch(token):
-        abort(400, "The form is incomplete: reload the page and try again.")
+        abort(400, gettext("The form is incomplete: reload the page and try again."))
     if not tokens.claim(token, pages().clock().timestamp()):
-        flash("This form was already sent: the classification was recorded once, not again.",
-              "info")
+        flash(gettext("This form was already sent: the classification was recorded once, not "
+                      "again."), "info")
         return redirect(url_for("pages.patient_page", raw_id=pid))
     try:
         saved = classification.record(
@@ -53,14 +54,17 @@ def classification_save(raw_id: str) -> Any:
             recorded_at=pages().clock(), note=request.form.get("note", "")[:2000])
     except ValueError:
         tokens.release(token)  # nothing was recorded: the same form may be sent again
-        abort(400, "Unknown classification item.")
+        abort(400, gettext("Unknown classification item."))
     except BaseException:
         tokens.release(token)
         raise
     c = saved.classification
-    verdict = "classified as SLE" if c.classified else "not classified as SLE"
     log.info("user %s recorded a 2019 EULAR/ACR classification for Patient/%s as %s",
              author().name, pid, saved.reference)
-    flash(f"2019 EULAR/ACR classification recorded: {c.total} points, {verdict} "
-          f"({saved.reference}). " + _rescreen(pid), "success")
+    recorded = (gettext("2019 EULAR/ACR classification recorded: %(total)s points, classified "
+                        "as SLE (%(ref)s).", total=c.total, ref=saved.reference)
+                if c.classified else
+                gettext("2019 EULAR/ACR classification recorded: %(total)s points, not "
+                        "classified as SLE (%(ref)s).", total=c.total, ref=saved.reference))
+    flash(recorded + " " + _rescreen(pid), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid))

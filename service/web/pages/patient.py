@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.fhir import research_subject as rs
@@ -31,6 +32,8 @@ from service.web.pages import bp, pages
 from service.web.pages.evidence import Evidence, summarize
 from service.web.pages.signin import coordinator, current_user, signed_in
 from service.web.pages.subjects import Row, label, row_of, study_key_of
+from service.web.pages.wording import criterion as criterion_name
+from service.web.pages.wording import status as status_words
 from service.web.pages.worklist import study_refs
 from service.web.services import services
 
@@ -174,24 +177,26 @@ def _rescreen(pid: str) -> str:
         result = svc.screener.screen(pid, as_of=pages().today())
     except FhirTemporaryError:
         svc.queue.enqueue_screening(pid, source="pages")
-        return "The FHIR server is busy: the screening is queued and will show up shortly."
+        return gettext("The FHIR server is busy: the screening is queued and will show up "
+                       "shortly.")
     except FhirError as exc:
         # What was recorded stays recorded: say the screening failed instead of a 500.
         log.warning("screening Patient/%s again from a page failed: %s (HTTP %s)", pid,
                     type(exc).__name__, getattr(exc, "status", None))
-        return ("Screening again failed (the FHIR server did not answer as expected): use "
-                "'Screen again' later.")
-    parts = [f"{s['study']}: {s['status']}" for s in result["result"]["studies"]]
-    return "Screened again. " + "; ".join(parts) + "."
+        return gettext("Screening again failed (the FHIR server did not answer as expected): "
+                       "use 'Screen again' later.")
+    parts = [gettext("%(study)s: %(status)s", study=s["study"], status=status_words(s["status"]))
+             for s in result["result"]["studies"]]
+    return gettext("Screened again. %(results)s.", results=gettext("; ").join(parts))
 
 
 def _form_date(raw: str | None) -> date:
     try:
         day = date.fromisoformat((raw or "").strip())
     except ValueError:
-        abort(400, "The date must be YYYY-MM-DD.")
+        abort(400, gettext("The date must be YYYY-MM-DD."))
     if day > pages().today() or day.year < 1900:
-        abort(400, "The date cannot be after the screening date.")
+        abort(400, gettext("The date cannot be after the screening date."))
     return day
 
 
@@ -206,29 +211,30 @@ def confirm(raw_id: str) -> Any:
     study = mappings.studies.get(key)
     crit = next((c for c in study.criteria if c.id == crit_id), None) if study else None
     if study is None or crit is None or crit.kind != "manual":
-        abort(400, "Unknown study or criterion that is not confirmed by a person.")
+        abort(400, gettext("Unknown study or criterion that is not confirmed by a person."))
     answer = request.form.get("answer")
     if answer not in ("met", "not-met"):
-        abort(400, "Choose met or not met.")
+        abort(400, gettext("Choose met or not met."))
     day = _form_date(request.form.get("date"))
     note = request.form.get("note", "")[:2000]
     # Nothing is written about a patient the FHIR server does not have (404 page otherwise).
     services().screener.client().read("Patient", pid)
     token = request.form.get("form_token", "")
     if not TOKEN_RE.fullmatch(token):
-        abort(400, "The form is incomplete: reload the page and try again.")
+        abort(400, gettext("The form is incomplete: reload the page and try again."))
     tokens = pages().form_tokens
     if not tokens.claim(token, pages().clock().timestamp()):
         # A second submit of the same form (double click, reload, back + send): written once.
-        flash("This form was already sent: it was recorded once, not again.", "info")
+        flash(gettext("This form was already sent: it was recorded once, not again."), "info")
         return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
     try:
         ref = _record(pid, key, study, crit, answer == "met", day, note)
     except BaseException:
         tokens.release(token)  # nothing was recorded: the same form may be sent again
         raise
-    flash(f"Recorded: {label(crit.id)} {answer.replace('-', ' ')} ({ref}). " + _rescreen(pid),
-          "success")
+    flash(gettext("Recorded: %(name)s %(answer)s (%(ref)s).", name=criterion_name(crit.id),
+                  answer=gettext("met") if answer == "met" else gettext("not met"), ref=ref)
+          + " " + _rescreen(pid), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
 
 
@@ -266,19 +272,20 @@ def undo(raw_id: str) -> Any:
     pid = patient_id_or_404(raw_id)
     kind, _, rid = request.form.get("ref", "").partition("/")
     if kind not in ("Observation", "Consent") or not FHIR_ID.fullmatch(rid):
-        abort(400, "Not a confirmation.")
+        abort(400, gettext("Not a confirmation."))
     client = services().screener.client()
     resource = client.read(kind, rid)
     if not _owned_confirmation(resource, pid):
-        abort(400, "Not a confirmation of this patient recorded through this service: "
-                   "records the hospital made are changed in the hospital's own system.")
+        abort(400, gettext("Not a confirmation of this patient recorded through this service: "
+                           "records the hospital made are changed in the hospital's own system."))
     who = author()
     try:
         client.transaction(entered_in_error(resource, who, pages().clock()))
     except ConfirmationError as exc:
         abort(400, str(exc))
     log.info("user %s marked %s/%s entered-in-error for Patient/%s", who.name, kind, rid, pid)
-    flash(f"Undone: {kind}/{rid} is marked entered-in-error. " + _rescreen(pid), "success")
+    flash(gettext("Undone: %(ref)s is marked entered-in-error.", ref=f"{kind}/{rid}") + " "
+          + _rescreen(pid), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid))
 
 
@@ -291,18 +298,18 @@ def workflow(raw_id: str) -> Any:
     status = request.form.get("status", "")
     seen = request.form.get("version", "")
     if key not in services().screener.mappings.studies:
-        abort(400, "Unknown study.")
+        abort(400, gettext("Unknown study."))
     # A person sets a workflow status or clears theirs ("computed"); the computed statuses
     # (eligible, ...) are the screening's, never stored as a person's decision.
     if status not in rs.WORKFLOW_STATUSES and status != "computed":
-        abort(400, "Unknown workflow status.")
+        abort(400, gettext("Unknown workflow status."))
     if not seen:
-        abort(400, "The form does not say which version of the record it changes: reload the "
-                   "page and try again.")
+        abort(400, gettext("The form does not say which version of the record it changes: "
+                           "reload the page and try again."))
     rows, _ = subjects_of(pid)
     row = rows.get(key)
     if row is None:
-        abort(400, "Screen the patient before setting a workflow status.")
+        abort(400, gettext("Screen the patient before setting a workflow status."))
     if seen != row.version:
         # The record changed since the page was shown: nothing is overwritten.
         return _stale(pid, key, row, seen)
@@ -321,7 +328,8 @@ def workflow(raw_id: str) -> Any:
             return _stale(pid, key, rows.get(key) or row, seen)
         raise
     log.info("user %s set %s workflow status of Patient/%s to %s", who.name, key, pid, status)
-    flash(f"{key}: workflow status is now {status}.", "success")
+    flash(gettext("%(study)s: workflow status is now %(status)s.", study=key,
+                  status=status_words(status)), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
 
 

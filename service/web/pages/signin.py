@@ -20,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext, ngettext
 from flask_wtf.csrf import CSRFError, validate_csrf
 
 from service.accounts.signin_throttle import client_key
@@ -58,7 +59,8 @@ def _load_user() -> Any:
     seen = session.get("seen")
     if not isinstance(seen, (int, float)) or now - seen > idle:
         session.clear()
-        flash(f"You were signed out after {idle // 60} minutes without activity.", "info")
+        flash(gettext("You were signed out after %(minutes)s minutes without activity.",
+                      minutes=idle // 60), "info")
         return None
     session["seen"] = now
     session.permanent = True
@@ -157,8 +159,8 @@ def _password_sign_in() -> Any:
         # No account can have this name or password: nothing is checked, counted or locked.
         log.info("malformed sign-in form")
         missing = not name or not password
-        return _refused("Enter your user name and password." if missing
-                        else "Wrong user name or password.", 400)
+        return _refused(gettext("Enter your user name and password.") if missing
+                        else gettext("Wrong user name or password."), 400)
     address = client_key(request.remote_addr)
     now = state.clock().timestamp()
     wait = state.throttle.locked_for(name, address, now)
@@ -178,7 +180,7 @@ def _password_sign_in() -> Any:
                         limits.lockout_seconds // 60, " and the ".join(failure.locked),
                         _who(name), address)
             return _locked(limits.lockout_seconds)
-        return _refused("Wrong user name or password.", 401)
+        return _refused(gettext("Wrong user name or password."), 401)
     state.throttle.succeeded(name)
     _start_session(user)
     return redirect(safe_next(request.form.get("next")))
@@ -193,9 +195,12 @@ def _locked(seconds: float) -> Any:
     minutes = max(1, math.ceil(seconds / 60))
     # The same words whether the account exists or not, and whatever was locked.
     return _refused(
-        "Too many failed sign-in attempts. Sign-in is paused for this user name or this "
-        f"computer: try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask "
-        "your administrator.", 429, **{"Retry-After": str(math.ceil(seconds))})
+        ngettext("Too many failed sign-in attempts. Sign-in is paused for this user name or "
+                 "this computer: try again in %(num)d minute, or ask your administrator.",
+                 "Too many failed sign-in attempts. Sign-in is paused for this user name or "
+                 "this computer: try again in %(num)d minutes, or ask your administrator.",
+                 minutes),
+        429, **{"Retry-After": str(math.ceil(seconds))})
 
 
 @bp.route("/login/oidc")
@@ -230,7 +235,8 @@ def oidc_callback() -> Any:
     except Exception as exc:  # authlib raises OAuthError and others on a bad answer
         log.warning("OIDC sign-in failed: %s", type(exc).__name__)
         return render_template("login.html", oidc=True, next="",
-                               error="The sign-in with your identity provider failed."), 401
+                               error=gettext("The sign-in with your identity provider failed.")
+                               ), 401
     claims = dict(token.get("userinfo") or {})
     claim = state.settings.oidc_roles_claim
     if claim not in claims:
@@ -243,8 +249,8 @@ def oidc_callback() -> Any:
         log.info("OIDC user %s has no role for this service", name)
         return render_template(
             "login.html", oidc=True, next="",
-            error=f"Your account has no role for this service (claim '{claim}' must hold "
-                  "'coordinator' or 'viewer').",
+            error=gettext("Your account has no role for this service (claim '%(claim)s' must "
+                          "hold 'coordinator' or 'viewer').", claim=claim),
         ), 403
     display = str(claims.get("name") or name)
     after = session.get("after_login")
@@ -262,7 +268,7 @@ def logout() -> Any:
         session["language"] = language  # the sign-in page stays in the person's language
     if user is not None:
         log.info("user %s signed out", user.name)
-    flash("You are signed out.", "info")
+    flash(gettext("You are signed out."), "info")
     return redirect(url_for("pages.login"))
 
 

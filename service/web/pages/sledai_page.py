@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.engine import sledai, sledai_labs
@@ -66,9 +67,10 @@ def sledai_save(raw_id: str) -> Any:
                                   derived_from=derived, note=request.form.get("note", ""))
     token, tokens = request.form.get("form_token", ""), pages().form_tokens
     if not TOKEN_RE.fullmatch(token):
-        abort(400, "The form is incomplete: reload the page and try again.")
+        abort(400, gettext("The form is incomplete: reload the page and try again."))
     if not tokens.claim(token, pages().clock().timestamp()):
-        flash("This form was already sent: the score was recorded once, not again.", "info")
+        flash(gettext("This form was already sent: the score was recorded once, not again."),
+              "info")
         return redirect(url_for("pages.patient_page", raw_id=pid))
     try:
         answer = services().screener.client().transaction(
@@ -78,5 +80,6 @@ def sledai_save(raw_id: str) -> Any:
         raise
     ref = created_reference(answer)
     log.info("user %s recorded a SLEDAI-2K score for Patient/%s as %s", who.name, pid, ref)
-    flash(f"SLEDAI-2K {resource['valueInteger']} recorded ({ref}). " + _rescreen(pid), "success")
+    flash(gettext("SLEDAI-2K %(score)s recorded (%(ref)s).", score=resource["valueInteger"],
+                  ref=ref) + " " + _rescreen(pid), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid))
