@@ -109,6 +109,10 @@ class CriterionMapping:
     applies: Applicability | None = None
     # Per-criterion wording for reasons: {"met": ..., "not-met": ...} replaces the rule's own.
     wording: Mapping[str, str] = field(default_factory=_empty)
+    # Simplified Chinese for the pages: a short name (English pages derive theirs from the id)
+    # and the seed text. Never used by the rules, never written to FHIR.
+    name_zh: str | None = None
+    text_zh: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class StudyMapping:
     seed: str | None
     criteria: tuple[CriterionMapping, ...]
     source: str
+    title_zh: str | None = None  # the title in Simplified Chinese, for the pages
 
 
 @dataclass(frozen=True)

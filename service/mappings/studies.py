@@ -19,9 +19,10 @@ from service.engine.registry import MAX_YEARS, ParamError
 from service.engine.rules import RULES
 from service.mappings.errors import MappingError
 
-CRITERION_KEYS = {"id", "text", "rule", "kind", "type", "applies_to", "wording"}
+CRITERION_KEYS = {"id", "text", "rule", "kind", "type", "applies_to", "wording", "name_zh",
+                  "text_zh"}
 PART_KEYS = CRITERION_KEYS - {"type"}
-STUDY_KEYS = {"key", "title", "registry_id", "seed"}
+STUDY_KEYS = {"key", "title", "registry_id", "seed", "title_zh"}
 RESULT_WORDS = ("met", "not-met", "unknown")
 # Combinations nest; deeper than this is no longer a criterion a person can read.
 MAX_DEPTH = 4
@@ -123,12 +124,25 @@ def _criterion(item: Any, index: int, parent: str, seen: set[str],
         what = "how reasons name this part" if depth else "the seed text"
         raise MappingError(f"{where}.text: required string ({what})")
     params = _params(item, rule, where, concepts, depth)
+    name_zh = _optional_text(item, "name_zh", where)
+    text_zh = _optional_text(item, "text_zh", where)
     return CriterionMapping(
         id=cid, text=text, rule=rule, kind=kind, type=ctype,
         params=MappingProxyType(params), source=parent.split(":", 1)[0],
         applies=_applies(item.get("applies_to"), f"{where}.applies_to"),
         wording=_wording(item.get("wording"), f"{where}.wording"),
+        name_zh=name_zh, text_zh=text_zh,
     )
+
+
+def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:
+    """An optional translation (`name_zh`, `text_zh`, `title_zh`): a non-empty string."""
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(f"{where}.{key}: expected a non-empty string")
+    return value.strip()
 
 
 def parse_study(file: str, raw: dict[str, Any], concepts: Mapping[str, Concept]
@@ -149,6 +163,7 @@ def parse_study(file: str, raw: dict[str, Any], concepts: Mapping[str, Concept]
     for key in ("registry_id", "seed"):
         if key in study and not isinstance(study[key], str):
             raise MappingError(f"{file}: study.{key}: expected a string")
+    title_zh = _optional_text(study, "title_zh", f"{file}: study")
     criteria_raw = raw.get("criteria")
     if not isinstance(criteria_raw, list) or not criteria_raw:
         raise MappingError(f"{file}: criteria: at least one [[criteria]] table is required")
@@ -157,5 +172,5 @@ def parse_study(file: str, raw: dict[str, Any], concepts: Mapping[str, Concept]
                      for index, item in enumerate(criteria_raw))
     return StudyMapping(
         key=study["key"], title=study["title"], registry_id=study.get("registry_id"),
-        seed=study.get("seed"), criteria=criteria, source=file,
+        seed=study.get("seed"), criteria=criteria, source=file, title_zh=title_zh,
     )

@@ -228,3 +228,33 @@ def test_the_switch_never_redirects_off_site(ws):
     client = ws.app.test_client()
     answer = _choose(client, "zh_CN", "//evil.example/")
     assert answer.status_code == 302 and answer.headers["Location"] == "/"
+
+
+def test_every_criterion_and_study_of_the_seed_mappings_has_its_chinese_text():
+    from service.mappings import load_mappings
+
+    studies = load_mappings(REPO / "mappings").studies
+    assert set(studies) == {LN, SLE}
+    for study in studies.values():
+        assert study.title_zh, study.key
+        for crit in study.criteria:
+            assert crit.name_zh and crit.text_zh, f"{study.key}: {crit.id}"
+            assert re.search(r"[\u4e00-\u9fff]", crit.text_zh), f"{study.key}: {crit.id}"
+
+
+def test_an_empty_chinese_text_in_a_mapping_is_an_error_naming_file_and_key():
+    import tomllib
+
+    from service.mappings import load_mappings
+    from service.mappings.errors import MappingError
+    from service.mappings.studies import parse_study
+
+    concepts = load_mappings(REPO / "mappings").concepts
+    raw = tomllib.loads((REPO / "mappings" / f"{LN}.toml").read_text(encoding="utf-8"))
+    raw["criteria"][0]["name_zh"] = " "
+    with pytest.raises(MappingError, match=r"pediatric-ln-cart\.toml: criteria\[age\]\.name_zh"):
+        parse_study(f"{LN}.toml", raw, concepts)
+    raw["criteria"][0]["name_zh"] = "年龄"
+    raw["study"]["title_zh"] = 3
+    with pytest.raises(MappingError, match=r"study\.title_zh"):
+        parse_study(f"{LN}.toml", raw, concepts)

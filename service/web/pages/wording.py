@@ -15,6 +15,8 @@ from markupsafe import Markup
 
 from service.web.languages import language
 from service.web.pages import bp
+from service.web.pages.subjects import label
+from service.web.services import services
 
 # Babel date patterns by locale: ISO in English (what the reasons and FHIR say), 2026年1月5日.
 _DATE_PATTERNS = {"en": "yyyy-MM-dd", "zh_CN": "y年M月d日"}
@@ -120,13 +122,55 @@ def listing(items: Any) -> str | Markup:
     return separator.join(str(p) for p in parts)
 
 
-@bp.app_template_filter("criterion")
-def criterion(item: Any) -> str:
-    """A criterion's short name (a stored Criterion or its id) in the reader's language."""
-    from service.web.pages.subjects import label
+def _studies() -> dict[str, Any]:
+    try:
+        return dict(services().screener.mappings.studies)
+    except Exception:  # a page must render even when the screener is a test fake
+        return {}
 
-    cid = str(getattr(item, "id", item))
-    return label(cid)
+
+def _chinese_names() -> dict[str, str]:
+    """Criterion id and English label -> `name_zh` of the mappings (first study that has one)."""
+    names: dict[str, str] = {}
+    for study in _studies().values():
+        for crit in study.criteria:
+            if crit.name_zh:
+                names.setdefault(crit.id, crit.name_zh)
+                names.setdefault(label(crit.id), crit.name_zh)
+    return names
+
+
+@bp.app_template_filter("criterion")
+def criterion(item: Any) -> str | Markup:
+    """A criterion's short name (a stored Criterion, its id or its label) for the reader.
+
+    English pages derive it from the id ('ln-biopsy' -> 'LN biopsy'); Chinese ones take the
+    mappings' `name_zh`, else show the English name marked as such.
+    """
+    key = str(getattr(item, "id", item))
+    if language() == "en":
+        return label(key)
+    found = _chinese_names().get(key)
+    return found if found else english(label(key))
+
+
+@bp.app_template_filter("criterion_text")
+def criterion_text(mapping: Any) -> str | Markup:
+    """A criterion's registry text (the mapping's `text`, or `text_zh` for Chinese readers)."""
+    if language() != "en" and getattr(mapping, "text_zh", None):
+        return str(mapping.text_zh)
+    return english(getattr(mapping, "text", mapping))
+
+
+@bp.app_template_filter("study_title")
+def study_title(key: Any) -> str | Markup:
+    """A study's title by its key (the mappings' `title_zh` for Chinese readers)."""
+    study = _studies().get(str(key))
+    if study is None:
+        return str(key)
+    if language() != "en" and getattr(study, "title_zh", None):
+        return str(study.title_zh)
+    return english(study.title)
 
 
 @bp.app_template_filter("sex")
@@ -145,10 +189,6 @@ def answer(text: Any) -> str:
     return status(shown)
 
 
-@bp.app_template_filter("criterion_text")
-def criterion_text(mapping: Any) -> str:
-    """A criterion's seed text (the mapping's `text`) in the reader's language."""
-    return str(getattr(mapping, "text", mapping))
 
 
 def english(text: Any) -> str | Markup:
