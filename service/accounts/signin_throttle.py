@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass
 
 from service.accounts.store import Accounts
 
 # Kept in the accounts' SQLite file: every gunicorn worker (and every instance sharing
 # USERS_DB) sees the same counters and locks, which process memory could not give.
+# An attempt is counted BEFORE its password is checked (one row per name and per address,
+# tagged with the attempt), in one write-locked transaction with the limit check: parallel
+# guesses cannot all pass the check while none is counted yet. A failure keeps its rows; a
+# success deletes them. (The first version's signin_failures counted after the check.)
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS signin_failures (
-  kind TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS signin_failures_by_key ON signin_failures (kind, key, at);
+DROP TABLE IF EXISTS signin_failures;
+CREATE TABLE IF NOT EXISTS signin_attempts (
+  kind TEXT NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, attempt TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS signin_attempts_by_key ON signin_attempts (kind, key, at);
 CREATE TABLE IF NOT EXISTS signin_locks (
   kind TEXT NOT NULL, key TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (kind, key));
 """
@@ -28,6 +34,14 @@ class Limits:
     per_address: int = 20
     window_seconds: float = 15 * 60
     lockout_seconds: float = 15 * 60
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt let through (its id), or refused before any check (`wait` seconds)."""
+
+    id: str | None
+    wait: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,23 +95,51 @@ class SignInThrottle:
             ).fetchone()
         return max(0.0, row[0] - now) if row and row[0] is not None else 0.0
 
-    def failed(self, name: str, address: str, now: float) -> Failure:
-        """Count a failed attempt; lock the name or address that reached its limit."""
+    def begin(self, name: str, address: str, now: float) -> Attempt:
+        """Count an attempt before its password is checked, or refuse it (locked or at the
+        limit with attempts in flight); atomic across threads and processes."""
+        self._prepare()
+        limits = self.limits
+        since = now - limits.window_seconds
+        with self.accounts.transaction(immediate=True) as db:
+            db.execute("DELETE FROM signin_attempts WHERE at <= ?", (since,))
+            db.execute("DELETE FROM signin_locks WHERE until <= ?", (now,))
+            row = db.execute(
+                "SELECT MAX(until) FROM signin_locks WHERE until > ? AND "
+                "((kind = ? AND key = ?) OR (kind = ? AND key = ?))",
+                (now, NAME, name, ADDRESS, address),
+            ).fetchone()
+            if row and row[0] is not None:
+                return Attempt(None, wait=row[0] - now)
+            for kind, key, limit in ((NAME, name, limits.per_name),
+                                     (ADDRESS, address, limits.per_address)):
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM signin_attempts WHERE kind = ? AND key = ? AND at > ?",
+                    (kind, key, since),
+                ).fetchone()
+                if count >= limit:
+                    # Failures and attempts still being checked fill the limit: no more
+                    # passwords are tried until they end (a failure among them locks).
+                    return Attempt(None, wait=limits.lockout_seconds)
+            attempt = secrets.token_hex(8)
+            db.executemany(
+                "INSERT INTO signin_attempts (kind, key, at, attempt) VALUES (?, ?, ?, ?)",
+                [(NAME, name, now, attempt), (ADDRESS, address, now, attempt)],
+            )
+        return Attempt(attempt)
+
+    def failed(self, attempt: Attempt, name: str, address: str, now: float) -> Failure:
+        """The attempt's password was wrong: it stays counted; lock what reached its limit."""
         self._prepare()
         limits = self.limits
         since = now - limits.window_seconds
         counts: dict[str, int] = {}
         locked: list[str] = []
-        with self.accounts.transaction() as db:
-            # Old failures and ended locks go first, so the tables stay as small as the window.
-            db.execute("DELETE FROM signin_failures WHERE at <= ?", (since,))
-            db.execute("DELETE FROM signin_locks WHERE until <= ?", (now,))
+        with self.accounts.transaction(immediate=True) as db:
             for kind, key, limit in ((NAME, name, limits.per_name),
                                      (ADDRESS, address, limits.per_address)):
-                db.execute("INSERT INTO signin_failures (kind, key, at) VALUES (?, ?, ?)",
-                           (kind, key, now))
                 (count,) = db.execute(
-                    "SELECT COUNT(*) FROM signin_failures WHERE kind = ? AND key = ? AND at > ?",
+                    "SELECT COUNT(*) FROM signin_attempts WHERE kind = ? AND key = ? AND at > ?",
                     (kind, key, since),
                 ).fetchone()
                 counts[kind] = count
@@ -105,18 +147,20 @@ class SignInThrottle:
                     # The lock replaces the count: after it ends, a full limit again.
                     db.execute("INSERT OR REPLACE INTO signin_locks (kind, key, until) "
                                "VALUES (?, ?, ?)", (kind, key, now + limits.lockout_seconds))
-                    db.execute("DELETE FROM signin_failures WHERE kind = ? AND key = ?",
+                    db.execute("DELETE FROM signin_attempts WHERE kind = ? AND key = ?",
                                (kind, key))
                     locked.append(kind)
         return Failure(name_failures=counts[NAME], address_failures=counts[ADDRESS],
                        locked=tuple(locked))
 
-    def succeeded(self, name: str) -> None:
-        """A right password resets the user name's count (never the address's: one valid
-        account must not wipe the count of an address trying other people's names)."""
+    def succeeded(self, attempt: Attempt, name: str) -> None:
+        """A right password: the attempt is not a failure, and the user name's count is reset
+        (never the address's: one valid account must not wipe the count of an address trying
+        other people's names)."""
         self._prepare()
         with self.accounts.transaction() as db:
-            db.execute("DELETE FROM signin_failures WHERE kind = ? AND key = ?", (NAME, name))
+            db.execute("DELETE FROM signin_attempts WHERE attempt = ? OR (kind = ? AND key = ?)",
+                       (attempt.id, NAME, name))
 
     def unlock(self, name: str) -> bool:
         """Lift the lock and count of a user name (an administrator's decision); True if any."""
@@ -124,6 +168,6 @@ class SignInThrottle:
         with self.accounts.transaction() as db:
             locks = db.execute("DELETE FROM signin_locks WHERE kind = ? AND key = ?",
                                (NAME, name)).rowcount
-            fails = db.execute("DELETE FROM signin_failures WHERE kind = ? AND key = ?",
+            fails = db.execute("DELETE FROM signin_attempts WHERE kind = ? AND key = ?",
                                (NAME, name)).rowcount
         return bool(locks or fails)

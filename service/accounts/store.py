@@ -6,6 +6,7 @@ import re
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,11 +14,52 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 ROLES = ("coordinator", "viewer")
 # Names end up in FHIR identifiers (urn:trial-eligibility:user) and in logs: keep them plain.
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 MIN_PASSWORD = 12  # NIST SP 800-63B: at least 8; 12 for an account that writes to records
+# NIST SP 800-63B: accept at least 64; argon2 takes any length, but a megabyte of "password"
+# is a request to burn CPU. The same bound in `users add` and at sign-in.
+MAX_PASSWORD = 256
+# zxcvbn's score (0-4): 3 is "safely unguessable" (about 10^10 guesses), against an offline
+# attack on a stolen hash file too. zxcvbn judges the first 72 characters (its own bound).
+MIN_STRENGTH = 3
+_ZXCVBN_CHARS = 72
+MAX_DISPLAY = 100
+
+
+def password_problem(password: str, *context: str) -> str | None:
+    """Why a new password is refused (None: accepted): length, then zxcvbn strength.
+
+    `context` (user name, display name) counts as known to an attacker.
+    """
+    if len(password) < MIN_PASSWORD:
+        return f"the password must have at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"the password must have at most {MAX_PASSWORD} characters"
+    result = zxcvbn(password[:_ZXCVBN_CHARS], user_inputs=[c for c in context if c])
+    if result["score"] < MIN_STRENGTH:
+        advice = (result.get("feedback") or {}).get("warning") or "it is easy to guess"
+        return (f"the password is too weak ({str(advice).rstrip('.')}): use a few "
+                "unrelated words or a password manager")
+    return None
+
+
+def clean_display(text: str) -> str | None:
+    """A display name as shown on pages and in FHIR performer, or None when unusable.
+
+    1-100 characters after trimming, no control or format characters (no newline, no
+    right-to-left override that would make a name read as another).
+    """
+    text = text.strip()
+    if not text or len(text) > MAX_DISPLAY:
+        return None
+    if any(unicodedata.category(ch)[0] == "C" or unicodedata.category(ch) in ("Zl", "Zp")
+           for ch in text):
+        return None
+    return text
 
 
 class AccountError(ValueError):
@@ -47,6 +89,10 @@ CREATE TABLE IF NOT EXISTS visits (
   user TEXT NOT NULL, page TEXT NOT NULL, seen REAL NOT NULL, PRIMARY KEY (user, page));
 CREATE TABLE IF NOT EXISTS preferences (
   user TEXT PRIMARY KEY, language TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, display TEXT NOT NULL, role TEXT NOT NULL,
+  source TEXT NOT NULL, created REAL NOT NULL, seen REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (name);
 """
 
 
@@ -62,8 +108,12 @@ class Accounts:
         self._ready = False
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A connection to the store inside one transaction (every process shares the file)."""
+    def transaction(self, *, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection to the store inside one transaction (every process shares the file).
+
+        `immediate` takes the write lock at the start: a read-then-write (a count and its
+        increment) is then atomic across processes, not only across this process's threads.
+        """
         with self._lock:
             if not self._ready:
                 # Created on first use (an app that never signs anyone in leaves no file).
@@ -76,8 +126,18 @@ class Accounts:
                 self._ready = True
             db = sqlite3.connect(self.path, timeout=10)
             try:
-                with db:
-                    yield db
+                if immediate:
+                    db.isolation_level = None  # we issue BEGIN / COMMIT ourselves
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+                else:
+                    with db:
+                        yield db
             finally:
                 db.close()
 
@@ -89,15 +149,22 @@ class Accounts:
             )
         if role not in ROLES:
             raise AccountError(f"role {role!r} must be one of: {', '.join(ROLES)}")
-        if len(password) < MIN_PASSWORD:
-            raise AccountError(f"the password must have at least {MIN_PASSWORD} characters")
-        shown = (display or name).strip()[:100] or name
+        shown = clean_display(display or name)
+        if shown is None:
+            raise AccountError(f"display name: use 1-{MAX_DISPLAY} characters, no control "
+                               "characters or line breaks")
+        problem = password_problem(password, name, shown)
+        if problem:
+            raise AccountError(problem)
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO users (name, display, role, hash, created) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (name, shown, role, self._hasher.hash(password), time.time()),
             )
+            # A new password or role ends every session of the account (a copied cookie of
+            # the old role or password stops working at its next request).
+            db.execute("DELETE FROM sessions WHERE name = ?", (name,))
         return User(name=name, display=shown, role=role)
 
     def exists(self, name: str) -> bool:
@@ -122,6 +189,7 @@ class Accounts:
     def remove(self, name: str) -> bool:
         """Delete the account; True when it existed."""
         with self.transaction() as db:
+            db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # signed out everywhere
             return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
     def verify(self, name: str, password: str) -> User | None:

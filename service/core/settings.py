@@ -130,6 +130,8 @@ class Settings:
     users_db: Path = REPO_ROOT / "var" / "users.sqlite"
     session_secret: str | None = field(default=None, repr=False)
     session_idle_minutes: int = 30
+    # However active, a session ends this long after sign-in (a copied cookie stops working).
+    session_max_hours: int = 12
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = field(default=None, repr=False)
@@ -209,6 +211,7 @@ class Settings:
             "users_db": Path(get("USERS_DB", str(cls.users_db))),
             "session_secret": get("SESSION_SECRET") or None,
             "session_idle_minutes": _int(env, "SESSION_IDLE_MINUTES", cls.session_idle_minutes, 1),
+            "session_max_hours": _int(env, "SESSION_MAX_HOURS", cls.session_max_hours, 1),
             "oidc_issuer": get("OIDC_ISSUER").rstrip("/") or None,
             "oidc_client_id": get("OIDC_CLIENT_ID") or None,
             "oidc_client_secret": get("OIDC_CLIENT_SECRET") or None,

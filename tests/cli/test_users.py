@@ -41,7 +41,8 @@ def test_users_unlock_lifts_a_sign_in_lock(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("USERS_DB", str(db))
     throttle = SignInThrottle(Accounts(db), Limits(per_name=2))
     for _ in range(2):
-        throttle.failed("casey", "10.0.0.1", now=1000.0)
+        attempt = throttle.begin("casey", "10.0.0.1", now=1000.0)
+        throttle.failed(attempt, "casey", "10.0.0.1", now=1000.0)
     assert throttle.locked_for("casey", "10.0.0.2", now=1001.0) > 0
     assert main(["users", "unlock", "Casey"]) == 0
     assert "unlocked" in capsys.readouterr().out

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -13,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 
 from service.accounts.form_tokens import FormTokens
+from service.accounts.sessions import Sessions
 from service.accounts.signin_throttle import Limits, SignInThrottle
 from service.accounts.store import Accounts
 from service.core.clock import Clock
@@ -32,6 +36,7 @@ class Pages:
     accounts: Accounts
     throttle: SignInThrottle
     form_tokens: FormTokens
+    sessions: Sessions
     oauth: Any = None  # Authlib client when OIDC_ISSUER is set
     _clock: Clock = field(default_factory=Clock)  # the app's one clock (Services.clock)
 
@@ -66,9 +71,21 @@ def _secret_key(settings: Settings) -> str:
     path = Path(settings.users_db).with_name("session.key")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
-    return path.read_text(encoding="utf-8").strip()
+        # Written whole to a private temporary file, then linked into place: link() fails when
+        # the name exists, so of processes starting together exactly one key wins, and no
+        # process ever reads a file another has created but not yet written.
+        fd, temporary = tempfile.mkstemp(prefix=".session.key.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise RuntimeError(f"{path} is empty: delete it, or set SESSION_SECRET")
+    return key
 
 
 def install_pages(
@@ -116,6 +133,8 @@ def install_pages(
     )
     state = Pages(settings=settings, accounts=accounts,
                   throttle=SignInThrottle(accounts, limits), form_tokens=FormTokens(accounts),
+                  sessions=Sessions(accounts, idle_seconds=settings.session_idle_minutes * 60,
+                                    max_seconds=settings.session_max_hours * 3600),
                   _clock=clock or Clock.from_settings(settings))
     if settings.oidc_issuer:
         state.oauth = signin.oidc_client(app, settings)

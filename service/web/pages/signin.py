@@ -6,8 +6,10 @@ import contextlib
 import functools
 import logging
 import math
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -23,8 +25,9 @@ from flask import (
 from flask_babel import gettext, ngettext
 from flask_wtf.csrf import CSRFError, validate_csrf
 
+from service.accounts.sessions import EXPIRED, IDLE
 from service.accounts.signin_throttle import client_key
-from service.accounts.store import NAME_RE, User
+from service.accounts.store import MAX_PASSWORD, NAME_RE, User, clean_display
 from service.core.settings import Settings
 from service.web.languages import LANGUAGES
 from service.web.pages import bp, pages
@@ -32,8 +35,6 @@ from service.web.requests_in import raw_body
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
-# argon2 takes any length, but a megabyte of "password" is a request to burn CPU.
-MAX_PASSWORD_CHARS = 1024
 
 
 def current_user() -> User | None:
@@ -42,8 +43,17 @@ def current_user() -> User | None:
 
 
 def safe_next(target: str | None) -> str:
-    # Only a path on this site: never an open redirect to another host.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    # Only a path on this site: never an open redirect to another host. Browsers drop tabs
+    # and newlines from URLs ("/\t/evil.example" is "//evil.example") and read "\" as "/",
+    # so any control character, space or backslash refuses the target outright.
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not any(ch in target for ch in "\\ ")
+        and all(0x20 < ord(ch) < 0x7F for ch in target)
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("pages.worklist")
 
@@ -51,20 +61,29 @@ def safe_next(target: str | None) -> str:
 @bp.before_app_request
 def _load_user() -> Any:
     g.user = None
-    data = session.get("user")
-    if not isinstance(data, dict):
+    token = session.get("sid")
+    if not isinstance(token, str):
+        if "user" in session:  # a cookie of the first version (role in the cookie): void
+            session.clear()
         return None
-    now = pages().clock().timestamp()
-    idle = pages().settings.session_idle_minutes * 60
-    seen = session.get("seen")
-    if not isinstance(seen, (int, float)) or now - seen > idle:
+    state = pages()
+    loaded = state.sessions.load(token, state.clock().timestamp())
+    if loaded.user is None:
+        # Ended on the server (sign-out, idle, lifetime, account removed or changed): the
+        # cookie, and any copy of it, opens nothing. The language choice stays.
+        language = session.get("language")
         session.clear()
-        flash(gettext("You were signed out after %(minutes)s minutes without activity.",
-                      minutes=idle // 60), "info")
+        if isinstance(language, str) and language in LANGUAGES:
+            session["language"] = language
+        if loaded.ended == IDLE:
+            flash(gettext("You were signed out after %(minutes)s minutes without activity.",
+                          minutes=state.settings.session_idle_minutes), "info")
+        elif loaded.ended == EXPIRED:
+            flash(gettext("Your session reached its limit of %(hours)s hours: please sign in "
+                          "again.", hours=state.settings.session_max_hours), "info")
         return None
-    session["seen"] = now
     session.permanent = True
-    g.user = User(**data)
+    g.user = loaded.user
     return None
 
 
@@ -111,12 +130,11 @@ def coordinator(view: F) -> F:
 
 
 def _start_session(user: User) -> None:
+    state = pages()
     chosen = session.get("language")  # chosen on the sign-in page, before the account was known
     session.clear()  # a fresh session (and CSRF token) for every sign-in
     _language_of(user.name, chosen)
-    session["user"] = {"name": user.name, "display": user.display, "role": user.role,
-                       "source": user.source}
-    session["seen"] = pages().clock().timestamp()
+    session["sid"] = state.sessions.start(user, state.clock().timestamp())
     session.permanent = True
     log.info("user %s signed in (%s, %s)", user.name, user.source, user.role)
 
@@ -155,7 +173,7 @@ def _password_sign_in() -> Any:
     state = pages()
     name = request.form.get("username", "").strip().lower()
     password = request.form.get("password", "")
-    if not NAME_RE.fullmatch(name) or not password or len(password) > MAX_PASSWORD_CHARS:
+    if not NAME_RE.fullmatch(name) or not password or len(password) > MAX_PASSWORD:
         # No account can have this name or password: nothing is checked, counted or locked.
         log.info("malformed sign-in form")
         missing = not name or not password
@@ -163,14 +181,16 @@ def _password_sign_in() -> Any:
                         else gettext("Wrong user name or password."), 400)
     address = client_key(request.remote_addr)
     now = state.clock().timestamp()
-    wait = state.throttle.locked_for(name, address, now)
-    if wait:
+    # Counted before the password is checked, atomically with the limit check: parallel
+    # guesses cannot all slip past the check while none is counted yet.
+    attempt = state.throttle.begin(name, address, now)
+    if attempt.id is None:
         # Refused before the password is looked at, for existing and unknown names alike.
         log.warning("sign-in refused while locked (%s) from %s", _who(name), address)
-        return _locked(wait)
+        return _locked(attempt.wait)
     user = state.accounts.verify(name, password)
     if user is None:
-        failure = state.throttle.failed(name, address, now)
+        failure = state.throttle.failed(attempt, name, address, now)
         limits = state.throttle.limits
         log.info("failed local sign-in (%s) from %s: %d of %d for the name, %d of %d for the "
                  "address", _who(name), address, failure.name_failures, limits.per_name,
@@ -181,7 +201,7 @@ def _password_sign_in() -> Any:
                         _who(name), address)
             return _locked(limits.lockout_seconds)
         return _refused(gettext("Wrong user name or password."), 401)
-    state.throttle.succeeded(name)
+    state.throttle.succeeded(attempt, name)
     _start_session(user)
     return redirect(safe_next(request.form.get("next")))
 
@@ -237,14 +257,24 @@ def oidc_callback() -> Any:
         return render_template("login.html", oidc=True, next="",
                                error=gettext("The sign-in with your identity provider failed.")
                                ), 401
-    claims = dict(token.get("userinfo") or {})
+    id_token = dict(token.get("userinfo") or {})  # the verified ID token's claims
+    claims = dict(id_token)
     claim = state.settings.oidc_roles_claim
     if claim not in claims:
         # No userinfo endpoint: the ID token's claims are all there is.
         with contextlib.suppress(Exception):
             claims.update(state.oauth.userinfo(token=token))
     role = _oidc_role(claims, claim)
-    name = str(claims.get("preferred_username") or claims.get("email") or claims.get("sub"))
+    # Who it is comes from the verified ID token only, never from the userinfo answer.
+    identity = _oidc_identity({**claims, "sub": id_token.get("sub"), "iss": id_token.get("iss")},
+                              state.settings.oidc_issuer or "")
+    if identity is None:
+        log.warning("OIDC sign-in refused: the provider's answer has no usable sub or name")
+        return render_template(
+            "login.html", oidc=True, next="",
+            error=gettext("Your identity provider did not send a usable account id and name."),
+        ), 403
+    name, display = identity
     if role is None:
         log.info("OIDC user %s has no role for this service", name)
         return render_template(
@@ -252,10 +282,36 @@ def oidc_callback() -> Any:
             error=gettext("Your account has no role for this service (claim '%(claim)s' must "
                           "hold 'coordinator' or 'viewer').", claim=claim),
         ), 403
-    display = str(claims.get("name") or name)
     after = session.get("after_login")
     _start_session(User(name=name, display=display, role=role, source="oidc"))
     return redirect(safe_next(after))
+
+
+# OIDC Core 1.0: `sub` is at most 255 ASCII characters, unique and never reassigned within
+# its issuer. Printable ones only here (it becomes an identifier value and a log field).
+_SUB_RE = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _oidc_identity(claims: dict[str, Any], configured_issuer: str) -> tuple[str, str] | None:
+    """(stable name, display name) of an OIDC user, or None when unusable.
+
+    Identity is `iss` + `sub` (OIDC: `preferred_username` is neither unique nor stable, so two
+    people with one user name must not become one performer); the name shown is `name`, else
+    `preferred_username`, else `email`, validated like a local display name.
+    """
+    sub, issuer = claims.get("sub"), claims.get("iss") or configured_issuer
+    if not isinstance(sub, str) or not _SUB_RE.fullmatch(sub):
+        return None
+    if not isinstance(issuer, str) or not _SUB_RE.fullmatch(issuer):
+        return None
+    display = next((shown for key in ("name", "preferred_username", "email")
+                    if isinstance(claims.get(key), str)
+                    and (shown := clean_display(claims[key])) is not None), None)
+    if display is None:
+        return None
+    # The issuer is a URL without a fragment (OIDC Discovery): "#" cannot occur in it, and
+    # ":" and "/" never occur in local names, so the two kinds never collide.
+    return f"{issuer}#{sub}", display
 
 
 @bp.route("/logout", methods=["POST"])
@@ -263,6 +319,9 @@ def logout() -> Any:
     """Sign out (a POST with the CSRF token, so no other site can sign a user out)."""
     user = current_user()
     language = session.get("language")
+    token = session.get("sid")
+    if isinstance(token, str):
+        pages().sessions.end(token)  # on the server: a copy of the cookie is void too
     session.clear()
     if isinstance(language, str) and language in LANGUAGES:
         session["language"] = language  # the sign-in page stays in the person's language
