@@ -22,6 +22,7 @@ from tests.support import hapi_server as hapi_support
 from tests.support.apps import MakeApp, app_factory
 from tests.support.ci import unavailable
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
+from tests.support.ids import ascii_id
 
 # `oidc_provider`: a real OpenID provider per test (tests/support/oidc/), for SMART and sign-in.
 pytest_plugins = ("tests.support.oidc_provider",)
@@ -258,3 +259,9 @@ def hapi_seeded(hapi_base_url: str) -> dict[str, Any]:
                             mappings=load_mappings(settings.mappings_dir))
     return {"base_url": hapi_base_url, "studies": dict(report.studies),
             "patients": list(report.patients)}
+
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Parameter ids in ASCII (tests/support/ids.py says why)."""
+    return ascii_id(val) if isinstance(val, str) and not val.isascii() else None

@@ -42,6 +42,7 @@ from tests.support.builders import (
     patient,
     procedure,
 )
+from tests.support.ids import ascii_id
 
 P = patient(birth_for(12, 40), "female")
 W40 = obs(WEIGHT, 40, "kg", day(20))
@@ -184,7 +185,7 @@ UNIT_TABLE = [
 
 
 @pytest.mark.parametrize("cid,code,value,unit,expected", UNIT_TABLE,
-                         ids=[f"{c}-{u}-{v}" for c, _, v, u, _ in UNIT_TABLE])
+                         ids=[ascii_id(f"{c}-{u}-{v}") for c, _, v, u, _ in UNIT_TABLE])
 def test_unit_spellings_without_ucum_code(crit, cid, code, value, unit, expected):
     o = obs(code, value, None, day(5))
     o["valueQuantity"]["unit"] = unit   # printed unit only, as many lab interfaces send it
@@ -210,7 +211,7 @@ TEXT_TABLE = [
 
 
 @pytest.mark.parametrize("key,cid,code,text,ref_high,expected", TEXT_TABLE,
-                         ids=[f"{c}-{t}" for _, c, _, t, _, _ in TEXT_TABLE])
+                         ids=[ascii_id(f"{c}-{t}") for _, c, _, t, _, _ in TEXT_TABLE])
 def test_value_string_with_comparator(crit, key, cid, code, text, ref_high, expected):
     o = obs(code, value_string=text, date=day(5), ref_high=ref_high,
             ref_unit="U/L" if cid == "alt" else "mg/dL" if ref_high else None)
