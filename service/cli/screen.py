@@ -76,7 +76,8 @@ class Checkpoint:
 
 
 def screen_one(
-    screener: Any, pid: str, as_of: date, studies: tuple[str, ...] | None, write: bool
+    screener: Any, pid: str, as_of: date, studies: tuple[str, ...] | None, write: bool,
+    every_patient: bool = False,
 ) -> tuple[Any, bool]:
     """(PatientRow, finished): finished is False when a retry later may help."""
     from service.cli.tables import PatientRow
@@ -91,7 +92,9 @@ def screen_one(
                           error="not a valid FHIR Patient id; not screened"), False
     try:
         if write:
-            out = screener.screen(pid, as_of=as_of, studies=studies)
+            # --every-patient is the one explicit request to write for non-candidates too.
+            out = (screener.screen(pid, as_of=as_of, studies=studies, every_patient=True)
+                   if every_patient else screener.screen(pid, as_of=as_of, studies=studies))
             return PatientRow(pid, out["result"], dict(out.get("researchSubjects") or {})), True
         return PatientRow(pid, screener.evaluate(pid, as_of=as_of, studies=studies)), True
     except ScreeningFailure as failure:
@@ -229,7 +232,8 @@ def _screen_in_order(screener: Any, todo: Sequence[str], as_of: date,
             pid = next(remaining, None)
             if pid is not None:
                 pending.append(pool.submit(
-                    screen_one, screener, pid, as_of, studies, not args.no_write))
+                    screen_one, screener, pid, as_of, studies, not args.no_write,
+                    bool(args.every_patient)))
 
         for _ in range(window):
             submit_next()

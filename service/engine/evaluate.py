@@ -9,6 +9,7 @@ from typing import Any
 
 import service.engine.rules  # noqa: F401  (importing the package registers every rule)
 from service.engine.context import Context
+from service.engine.deceased import deceased_result
 from service.engine.decide import decide
 from service.engine.model import Mappings
 from service.engine.record import PatientRecord, RecordError, build_record
@@ -50,13 +51,15 @@ def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
     keys = _select(mappings, studies)
     results = []
     uses = None
+    # A deceased patient is ineligible for every study, whatever the criteria say (api.md).
+    died = deceased_result(record.patient, record.patient_id, as_of)
     for key in keys:
         study = mappings.studies[key]
         # Medication uses do not depend on the study: computed once for all of them.
         ctx = Context(record=record, mappings=mappings, as_of=as_of, study=key, _uses=uses,
                       research_studies=MappingProxyType(dict(research_studies or {})),
                       sledai_window_days=sledai_window_days)
-        criteria = []
+        criteria = [died] if died is not None else []
         for crit in study.criteria:
             try:
                 criteria.append(decide(ctx, crit))
@@ -70,7 +73,8 @@ def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
                 ))
         uses = ctx._uses
         results.append(StudyResult(study=key, title=study.title, criteria=tuple(criteria)))
-    return PatientEvaluation(patient_id=record.patient_id, as_of=as_of, studies=tuple(results))
+    return PatientEvaluation(patient_id=record.patient_id, as_of=as_of, studies=tuple(results),
+                             deceased=died is not None)
 
 
 def evaluate_patient(

@@ -58,6 +58,10 @@ def _empty() -> Mapping[str, str]:
     return MappingProxyType({})
 
 
+# Rules that read a diagnosis Condition (`concept`): a study's `diagnosis_criteria` name
+# criteria of these rules, and whoever holds such a diagnosis is a candidate (api.md).
+DIAGNOSIS_RULES = frozenset({"diagnosis", "sle-classification"})
+
 @dataclass(frozen=True)
 class Concept:
     """A clinical concept: the codes that mean it and how its values are compared."""
@@ -126,6 +130,9 @@ class StudyMapping:
     criteria: tuple[CriterionMapping, ...]
     source: str
     title_zh: str | None = None  # the title in Simplified Chinese, for the pages
+    # Ids of the criteria whose diagnosis makes a patient a candidate of the study (api.md
+    # "Who gets a ResearchSubject"): declared in the mapping (`study.diagnosis_criteria`).
+    diagnosis_criteria: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

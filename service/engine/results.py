@@ -103,6 +103,8 @@ class PatientEvaluation:
     patient_id: str
     as_of: date
     studies: tuple[StudyResult, ...]
+    # Died on or before as_of: every study is ineligible and no new ResearchSubject is written.
+    deceased: bool = False
 
     def to_json(self, research_studies: dict[str, str] | None = None) -> dict[str, Any]:
         refs = research_studies or {}

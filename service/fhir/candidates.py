@@ -30,15 +30,12 @@ def _tokens_of(token: str, *, prefix: bool) -> list[str]:
     return [f"{s}|{form}" for s in ICD10_SYSTEMS for c in codes for form in _icd10_forms(c)]
 
 
-# Rules that read a diagnosis Condition (`concept`): whoever holds one is a candidate.
-DIAGNOSIS_RULES = frozenset({"diagnosis", "sle-classification"})
-
-
 def diagnosis_concepts(mappings: Mappings, studies: Sequence[str] | None = None) -> list[str]:
-    """Concepts the studies' diagnosis criteria look for (e.g. `sle`), in study order."""
+    """Concepts the studies' declared diagnosis criteria (`study.diagnosis_criteria`) look for
+    (e.g. `sle`), in study order: whoever has one is a candidate (api.md)."""
     keys = studies or list(mappings.studies)
     names = [c.params["concept"] for k in keys for c in mappings.studies[k].criteria
-             if c.rule in DIAGNOSIS_RULES and c.params.get("concept")]
+             if c.id in mappings.studies[k].diagnosis_criteria and c.params.get("concept")]
     return list(dict.fromkeys(names))
 
 

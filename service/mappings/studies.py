@@ -6,9 +6,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from service.engine.deceased import DECEASED_ID
 from service.engine.model import (
     CRITERION_KINDS,
     CRITERION_TYPES,
+    DIAGNOSIS_RULES,
     SEXES,
     Applicability,
     Concept,
@@ -22,7 +24,9 @@ from service.mappings.errors import MappingError
 CRITERION_KEYS = {"id", "text", "rule", "kind", "type", "applies_to", "wording", "name_zh",
                   "text_zh"}
 PART_KEYS = CRITERION_KEYS - {"type"}
-STUDY_KEYS = {"key", "title", "registry_id", "seed", "title_zh"}
+STUDY_KEYS = {"key", "title", "registry_id", "seed", "title_zh", "diagnosis_criteria"}
+# A criterion id the engine uses itself (the deceased rule): no mapping may take it.
+RESERVED_IDS = (DECEASED_ID,)
 RESULT_WORDS = ("met", "not-met", "unknown")
 # Combinations nest; deeper than this is no longer a criterion a person can read.
 MAX_DEPTH = 4
@@ -103,6 +107,8 @@ def _criterion(item: Any, index: int, parent: str, seen: set[str],
     where = f"{parent}[{cid}]"
     if cid in seen:
         raise MappingError(f"{where}.id: duplicate criterion id")
+    if not depth and cid in RESERVED_IDS:
+        raise MappingError(f"{where}.id: {cid!r} is reserved (the service's own rule)")
     seen.add(cid)
     if depth and "type" in item:
         raise MappingError(f"{where}.type: only a whole criterion is an inclusion or exclusion")
@@ -173,4 +179,35 @@ def parse_study(file: str, raw: dict[str, Any], concepts: Mapping[str, Concept]
     return StudyMapping(
         key=study["key"], title=study["title"], registry_id=study.get("registry_id"),
         seed=study.get("seed"), criteria=criteria, source=file, title_zh=title_zh,
+        diagnosis_criteria=_diagnosis_criteria(file, study, criteria),
     )
+
+
+def _diagnosis_criteria(file: str, study: dict[str, Any],
+                        criteria: tuple[CriterionMapping, ...]) -> tuple[str, ...]:
+    """`diagnosis_criteria = ["sle-diagnosis"]`: the inclusion `diagnosis` criteria whose
+    result (`met` or `unknown`) makes a patient a candidate, so a ResearchSubject is written.
+    Required: who gets a research record is declared, never guessed. An empty list declares a
+    study without one (then only `screen --every-patient` writes new ResearchSubjects)."""
+    where = f"{file}: study.diagnosis_criteria"
+    raw = study.get("diagnosis_criteria")
+    if raw is None:
+        raise MappingError(f"{where}: required: the ids of the criteria whose diagnosis makes "
+                           "a patient a candidate (e.g. [\"sle-diagnosis\"]), or [] for none")
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise MappingError(f"{where}: expected a list of criterion ids")
+    by_id = {c.id: c for c in criteria}
+    for cid in raw:
+        crit = by_id.get(cid)
+        if crit is None:
+            raise MappingError(f"{where}: {cid!r} is not a criterion of this study")
+        # The candidate search (`screen --all`) finds these patients with a Condition search
+        # on the criterion's concept: only an inclusion diagnosis rule has one.
+        if crit.rule not in DIAGNOSIS_RULES or crit.type != "inclusion" or not crit.params.get(
+                "concept"):
+            rules = " or ".join(repr(r) for r in sorted(DIAGNOSIS_RULES))
+            raise MappingError(f"{where}: {cid!r} must be an inclusion criterion with rule "
+                               f"{rules} and a concept (it is {crit.type} {crit.rule!r})")
+    if len(set(raw)) != len(raw):
+        raise MappingError(f"{where}: an id is named twice")
+    return tuple(raw)

@@ -32,7 +32,8 @@ class ScreeningService(Protocol):
     ) -> dict[str, Any]: ...
 
     def screen(
-        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None,
+        every_patient: bool = False,
     ) -> dict[str, Any]: ...
 
     def evaluate_resources(
@@ -130,9 +131,12 @@ class Screener:
         return outcome.evaluation.to_json(outcome.research_studies)
 
     def screen(
-        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None
+        self, patient_id: str, *, as_of: date, studies: Sequence[str] | None = None,
+        every_patient: bool = False,
     ) -> dict[str, Any]:
-        """Evaluate and write the ResearchSubjects; {"result": body, "researchSubjects": refs}."""
+        """Evaluate and write a candidate's ResearchSubjects; {"result": body (with each
+        study's `writeBack`, `not-a-candidate` where nothing was written), "researchSubjects":
+        refs}. `every_patient` writes for every living patient (`screen --every-patient`)."""
         from service.usecases.screening import screen_patient
         from service.usecases.screening_failures import failures_classified
 
@@ -140,10 +144,10 @@ class Screener:
         with failures_classified():
             outcome = screen_patient(
                 client, self.mappings, patient_id, as_of=as_of, studies=studies, write=True,
-                research_studies=self._research_study_refs(client),
+                research_studies=self._research_study_refs(client), every_patient=every_patient,
             )
         return {
-            "result": outcome.evaluation.to_json(outcome.research_studies),
+            "result": outcome.to_json(),
             "researchSubjects": dict(outcome.research_subjects),
         }
 

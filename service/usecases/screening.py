@@ -22,6 +22,7 @@ from service.fhir.errors import (
 from service.fhir.queries import normalize_patient_id, query_string, record_queries
 from service.fhir.record_read import record_resources
 from service.fhir.research_study import with_enrollment
+from service.usecases.candidacy import NOT_A_CANDIDATE, is_candidate
 
 if TYPE_CHECKING:
     from service.mappings import Mappings
@@ -81,7 +82,8 @@ class ScreeningOutcome:
             key = study["study"]
             if key in self.research_subjects:
                 study["researchSubject"] = self.research_subjects[key]
-                study["writeBack"] = self.write_back.get(key)
+            if key in self.write_back:
+                study["writeBack"] = self.write_back[key]
         return body
 
 
@@ -270,6 +272,7 @@ def screen_patient(
     research_studies: Mapping[str, str] | None = None,
     evaluated_at: datetime | None = None,
     locks: PatientLocks | None = None,
+    every_patient: bool = False,
 ) -> ScreeningOutcome:
     """Read the record (<= 2 requests unpaged), evaluate, and with write=True write back (1).
 
@@ -278,6 +281,10 @@ def screen_patient(
     screenings of one patient in this process are serialised. When the write loses a race
     with another writer (HAPI answers 409), the record is read again and the write retried
     once, so it builds on what the other writer stored.
+
+    Only a candidate's ResearchSubject is written (service.usecases.candidacy, api.md "Who
+    gets a ResearchSubject"); another study answers `not-a-candidate`. `every_patient` (the
+    explicit `screen --every-patient`) writes for every living patient.
     """
     pid = normalize_patient_id(patient_id)
     keys = list(studies) if studies else list(mappings.studies)
@@ -289,14 +296,14 @@ def screen_patient(
         try:
             return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
                                 write=write, research_studies=research_studies,
-                                evaluated_at=evaluated_at)
+                                evaluated_at=evaluated_at, every_patient=every_patient)
         except FhirConflict as exc:
             if not (write and lost_a_race(exc)):
                 raise
             log.info("Patient/%s: a concurrent write won (HTTP 409); reading again", pid)
         return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
                             write=write, research_studies=research_studies,
-                            evaluated_at=evaluated_at)
+                            evaluated_at=evaluated_at, every_patient=every_patient)
 
 
 def _screen_once(
@@ -310,6 +317,7 @@ def _screen_once(
     write: bool,
     research_studies: Mapping[str, str] | None,
     evaluated_at: datetime | None,
+    every_patient: bool = False,
 ) -> ScreeningOutcome:
     """One read, evaluation and (with write=True) write-back of screen_patient."""
     known_refs = dict(research_studies or {})
@@ -359,15 +367,23 @@ def screen_results(
     )
     if not write:
         return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
-    missing = [k for k in keys if k not in refs]
+    existing = _existing_subjects(results.get("ResearchSubject", []), keys, pid)
+    write_back: dict[str, str] = {}
+    chosen = []
+    for study in evaluation.studies:
+        if is_candidate(study, mappings.studies[study.study], deceased=evaluation.deceased,
+                        has_subject=study.study in existing, every_patient=every_patient):
+            chosen.append(study)
+        else:
+            write_back[study.study] = NOT_A_CANDIDATE
+    # A ResearchStudy is created only when something is written that refers to it.
+    missing = [s.study for s in chosen if s.study not in refs]
     if missing:
         refs.update(_create_research_studies(client, mappings, missing, client.settings.seeds_dir))
-    existing = _existing_subjects(results.get("ResearchSubject", []), keys, pid)
     now = evaluated_at or datetime.now(UTC)
     subjects: dict[str, str] = {}
-    write_back: dict[str, str] = {}
     to_write: list[tuple[str, str, dict[str, Any]]] = []
-    for study in evaluation.studies:
+    for study in chosen:
         stored = existing.get(study.study)
         resource = rs.build_research_subject(
             study,
@@ -406,7 +422,7 @@ def screen_results(
     )
     return ScreeningOutcome(
         evaluation,
-        research_studies={k: refs[k] for k in keys},
+        research_studies={k: refs[k] for k in keys if k in refs},
         research_subjects=subjects,
         write_back=write_back,
     )

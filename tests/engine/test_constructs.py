@@ -16,7 +16,8 @@ from service.engine.results import CriterionResult
 from service.mappings import MappingError, load_mappings
 from tests.support.builders import AS_OF, HB, SPO2, birth_for, obs, patient, sledai
 
-HEADER = '[study]\nkey = "constructs"\ntitle = "Constructs under test"\n'
+HEADER = ('[study]\nkey = "constructs"\ntitle = "Constructs under test"\n'
+          'diagnosis_criteria = []\n')
 PARTS = {
     "sledai": ('text = "SLEDAI-2K at least 8"\nrule = "threshold"\nconcept = "sledai-2k"\n'
                'operator = ">="\nthreshold = "8"\n'),

@@ -14,7 +14,15 @@ from service.fhir.errors import FhirConflict
 from service.mappings import load_mappings
 from service.usecases.screening import ensure_research_studies, screen_patient
 from tests.support.fhir_testkit import BASE, hapi
-from tests.usecases.test_screening import AS_OF, REPO, STUDY_REFS, WHEN, Server, engine  # noqa: F401
+from tests.usecases.test_screening import (  # noqa: F401
+    AS_OF,
+    REPO,
+    STUDY_REFS,
+    WHEN,
+    Server,
+    candidate,
+    engine,
+)
 
 FHIR_JSON = "application/fhir+json"
 # The stub engine of test_screening (imported above): the screenings below evaluate nothing real.
@@ -57,12 +65,11 @@ class RacingServer(Server):
 
 def _winners(mappings) -> list[dict]:
     # What the stub engine computes, stored by the writer that won the race.
-    from service.engine.results import CriterionResult, StudyResult
+    from service.engine.results import StudyResult
 
-    met = CriterionResult(id="age", result="met", reason="Age 12", evidence=("Patient/pt-1",))
     out = []
     for key in mappings.studies:
-        study = StudyResult(study=key, title=mappings.studies[key].title, criteria=(met,))
+        study = StudyResult(study=key, title=mappings.studies[key].title, criteria=candidate())
         resource = rs.build_research_subject(study, patient_id="pt-1", as_of=AS_OF,
                                              research_study=STUDY_REFS[key], evaluated_at=WHEN)
         out.append({**resource, "id": f"won-{key}", "meta": {"versionId": "1"}})

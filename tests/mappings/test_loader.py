@@ -48,6 +48,11 @@ def test_studies_and_criteria_ids_match_the_spec(mappings):
         assert [c.id for c in mappings.studies[key].criteria] == ids
 
 
+def test_each_study_declares_its_diagnosis_criterion(mappings):
+    for key in SPEC_IDS:
+        assert mappings.studies[key].diagnosis_criteria == ("sle-diagnosis",)
+
+
 def test_registry_numbers(mappings):
     assert mappings.studies["pediatric-ln-cart"].registry_id == "NCT06904729"
     assert mappings.studies["refractory-sle-cart"].registry_id == "NCT07233642"
@@ -101,6 +106,21 @@ def _edit(path: Path, old: str, new: str) -> None:
          "concepts.toml: concepts.sle.kind"),
         ("concepts.toml", '"IU/L" = "U/L"', '"IU/L" = "g/L"',
          "concepts.toml: concepts.alt.unit_aliases.IU/L"),
+        # Who gets a ResearchSubject is declared (api.md), never guessed.
+        ("pediatric-ln-cart.toml", 'diagnosis_criteria = ["sle-diagnosis"]\n', '',
+         "pediatric-ln-cart.toml: study.diagnosis_criteria: required"),
+        ("pediatric-ln-cart.toml", 'diagnosis_criteria = ["sle-diagnosis"]',
+         'diagnosis_criteria = ["sle-diagnoses"]',
+         "pediatric-ln-cart.toml: study.diagnosis_criteria: 'sle-diagnoses' is not a criterion"),
+        ("pediatric-ln-cart.toml", 'diagnosis_criteria = ["sle-diagnosis"]',
+         'diagnosis_criteria = ["hemoglobin"]',
+         "pediatric-ln-cart.toml: study.diagnosis_criteria: 'hemoglobin' must be an inclusion "
+         "criterion with rule 'diagnosis' or 'sle-classification' and a concept"),
+        ("pediatric-ln-cart.toml", 'diagnosis_criteria = ["sle-diagnosis"]',
+         'diagnosis_criteria = "sle-diagnosis"',
+         "pediatric-ln-cart.toml: study.diagnosis_criteria: expected a list"),
+        ("pediatric-ln-cart.toml", 'id = "ecog"', 'id = "deceased"',
+         "pediatric-ln-cart.toml: criteria[deceased].id: 'deceased' is reserved"),
     ],
 )
 def test_errors_name_file_and_key(copy, file, old, new, message):

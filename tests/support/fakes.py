@@ -80,7 +80,8 @@ class FakeScreener(Screener):
     def evaluate(self, patient_id: str, *, as_of: date, studies: Any = None) -> dict[str, Any]:
         return self._outcome("evaluate", patient_id, as_of, studies).to_json(self.refs())
 
-    def screen(self, patient_id: str, *, as_of: date, studies: Any = None) -> dict[str, Any]:
+    def screen(self, patient_id: str, *, as_of: date, studies: Any = None,
+               every_patient: bool = False) -> dict[str, Any]:
         evaluation = self._outcome("screen", patient_id, as_of, studies)
         return {
             "result": evaluation.to_json(self.refs()),

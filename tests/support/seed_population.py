@@ -41,6 +41,18 @@ def oracle(bundle: dict[str, Any], as_of: date = AS_OF) -> dict[str, str]:
     return {s.study: s.status for s in evaluation.studies}
 
 
+def written_oracle(bundle: dict[str, Any], as_of: date = AS_OF) -> dict[str, str]:
+    """study key -> status of the ResearchSubjects a first screening writes: a candidate's
+    studies only (api.md "Who gets a ResearchSubject")."""
+    from service.usecases.candidacy import is_candidate
+
+    loaded = mappings()
+    evaluation = evaluate_patient(bundle_resources(bundle), loaded, as_of)
+    return {s.study: s.status for s in evaluation.studies
+            if is_candidate(s, loaded.studies[s.study], deceased=evaluation.deceased,
+                            has_subject=False)}
+
+
 class Population:
     """Seed clones loaded into the FHIR server: patient id -> its Bundle."""
 

@@ -34,6 +34,16 @@ def mappings():
     return load_mappings(REPO / "mappings")
 
 
+def candidate(patient_id: str = "pt-1") -> tuple[CriterionResult, ...]:
+    """A candidate's results: the studies' declared diagnosis criterion is met."""
+    return (
+        CriterionResult(id="age", result="met", reason="Age 12",
+                        evidence=("Patient/" + patient_id,)),
+        CriterionResult(id="sle-diagnosis", result="met", reason="SLE",
+                        evidence=("Condition/c1",)),
+    )
+
+
 @pytest.fixture
 def engine(monkeypatch):
     """Replace the engine by a stub whose per-study results the test sets."""
@@ -42,9 +52,7 @@ def engine(monkeypatch):
     def evaluate_patient(resources, mappings, as_of, studies=None, *, patient_id=None, **_):
         state["calls"].append([r["resourceType"] for r in resources])
         keys = list(studies or mappings.studies)
-        met = CriterionResult(
-            id="age", result="met", reason="Age 12", evidence=("Patient/" + patient_id,)
-        )
+        met = candidate(patient_id)
         return PatientEvaluation(
             patient_id=patient_id,
             as_of=as_of,
@@ -52,7 +60,7 @@ def engine(monkeypatch):
                 StudyResult(
                     study=k,
                     title=mappings.studies[k].title,
-                    criteria=state["results"].get(k, (met,)),
+                    criteria=state["results"].get(k, met),
                 )
                 for k in keys
             ),
@@ -185,16 +193,16 @@ def test_write_creates_all_studies_in_one_transaction_of_conditional_updates(
 
 @responses.activate
 def test_only_changed_studies_are_written(fhir, mappings, engine):
-    met = CriterionResult(id="age", result="met", reason="Age 12", evidence=("Patient/pt-1",))
+    met = candidate()
     sle = StudyResult(
         study="refractory-sle-cart",
         title=mappings.studies["refractory-sle-cart"].title,
-        criteria=(met,),
+        criteria=met,
     )
     ln = StudyResult(
         study="pediatric-ln-cart",
         title=mappings.studies["pediatric-ln-cart"].title,
-        criteria=(met,),
+        criteria=met,
     )
     server = Server(
         [_stored("refractory-sle-cart", sle, "rs-sle"), _stored("pediatric-ln-cart", ln, "rs-ln")]
@@ -219,10 +227,10 @@ def test_only_changed_studies_are_written(fhir, mappings, engine):
 
 @responses.activate
 def test_nothing_changed_means_no_transaction(fhir, mappings, engine):
-    met = CriterionResult(id="age", result="met", reason="Age 12", evidence=("Patient/pt-1",))
     stored = [
         _stored(
-            k, StudyResult(study=k, title=mappings.studies[k].title, criteria=(met,)), f"rs-{i}"
+            k, StudyResult(study=k, title=mappings.studies[k].title, criteria=candidate()),
+            f"rs-{i}",
         )
         for i, k in enumerate(mappings.studies)
     ]
@@ -439,3 +447,86 @@ def test_two_research_studies_with_one_key_are_a_conflict(fhir, mappings):
         ensure_research_studies(fhir, mappings, REPO / "seeds")
     assert "ResearchStudy/s1" in str(caught.value) and "ResearchStudy/s2" in str(caught.value)
     assert len(responses.calls) == 1  # nothing created
+
+
+# ---------------------------------------------------------------- who gets a ResearchSubject
+
+
+def _not_a_candidate(patient_id: str = "pt-1") -> tuple[CriterionResult, ...]:
+    return (
+        CriterionResult(id="age", result="met", reason="Age 12",
+                        evidence=("Patient/" + patient_id,)),
+        CriterionResult(id="sle-diagnosis", result="not-met", reason="No SLE diagnosis"),
+    )
+
+
+@responses.activate
+def test_a_non_candidate_costs_one_read_and_no_write(fhir, mappings, engine):
+    """api.md "Who gets a ResearchSubject": no candidate diagnosis, none of ours -> nothing is
+    written (not even a ResearchStudy), and every study says `not-a-candidate`."""
+    server = Server()
+    responses.add_callback(responses.POST, BASE, callback=server)
+    for key in mappings.studies:
+        engine["results"][key] = _not_a_candidate()
+
+    outcome = screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=True)
+
+    assert fhir.request_count == 1 and server.transactions == []
+    assert outcome.write_back == {k: "not-a-candidate" for k in mappings.studies}
+    assert outcome.research_subjects == {}
+    body = outcome.to_json()
+    assert [s["writeBack"] for s in body["studies"]] == ["not-a-candidate"] * 2
+    assert all("researchSubject" not in s for s in body["studies"])
+
+
+@pytest.mark.parametrize("diagnosis", ["met", "unknown"])
+@responses.activate
+def test_a_candidate_diagnosis_met_or_unknown_is_written(fhir, mappings, engine, diagnosis):
+    server = Server()
+    responses.add_callback(responses.POST, BASE, callback=server)
+    for key in mappings.studies:
+        engine["results"][key] = (
+            CriterionResult(id="age", result="not-met", reason="Age 30"),
+            CriterionResult(id="sle-diagnosis", result=diagnosis, reason="SLE"),
+        )
+
+    outcome = screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=True,
+                             research_studies=STUDY_REFS)
+
+    (transaction,) = server.transactions
+    assert len(transaction["entry"]) == 2
+    assert set(outcome.write_back.values()) == {"created"}
+
+
+@responses.activate
+def test_an_existing_subject_is_updated_although_the_diagnosis_is_gone(fhir, mappings, engine):
+    """One of ours exists: the result that no longer holds is written, never left stale; the
+    other study (none of ours) writes nothing."""
+    stored = _stored("pediatric-ln-cart", StudyResult(
+        study="pediatric-ln-cart", title="t", criteria=candidate()), "rs-ln")
+    server = Server([stored])
+    responses.add_callback(responses.POST, BASE, callback=server)
+    for key in mappings.studies:
+        engine["results"][key] = _not_a_candidate()
+
+    outcome = screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=True,
+                             research_studies=STUDY_REFS)
+
+    (transaction,) = server.transactions
+    assert [e["resource"]["status"] for e in transaction["entry"]] == ["ineligible"]
+    assert outcome.write_back["refractory-sle-cart"] == "not-a-candidate"
+    assert outcome.write_back["pediatric-ln-cart"] in ("created", "updated")
+
+
+@responses.activate
+def test_every_patient_writes_for_a_non_candidate(fhir, mappings, engine):
+    server = Server()
+    responses.add_callback(responses.POST, BASE, callback=server)
+    for key in mappings.studies:
+        engine["results"][key] = _not_a_candidate()
+
+    outcome = screen_patient(fhir, mappings, "pt-1", as_of=AS_OF, write=True,
+                             research_studies=STUDY_REFS, every_patient=True)
+
+    assert len(server.transactions) == 1
+    assert set(outcome.write_back.values()) == {"created"}

@@ -160,10 +160,14 @@ def patient_page(raw_id: str) -> Any:
         studies.append({"key": key, "title": mapping.title, "row": rows.get(key),
                         "mapping": texts,
                         "per_study": {c.id: per_study(c) for c in mapping.criteria}})
-    from service.web.pages.subjects import patient_name
+    from service.web.pages.subjects import deceased_date, is_deceased, patient_name
 
+    # The Patient resource says it; else a stored screening found it (the Patient unread).
+    deceased_on = deceased_date(patient)
+    deceased = is_deceased(patient) or any(row.deceased for row in rows.values())
     return render_template(
         "patient.html", pid=pid, name=patient_name(patient), patient=patient,
+        deceased=deceased, deceased_on=deceased_on,
         studies=studies, evidence=evidence, confirmations=_confirmations(pid),
         workflow_statuses=rs.WORKFLOW_STATUSES, today=pages().today().isoformat(),
         form_token=new_form_token,

@@ -9,6 +9,9 @@ from typing import Any
 
 from service.fhir import research_subject as rs
 
+# The criterion id of the engine's deceased rule, as stored in a ResearchSubject.
+DECEASED = "deceased"
+
 # The engine's sledai-2k reason when no score is recorded: "lab items alone score 10: ...".
 _LOWER_BOUND = re.compile(r"lab items alone score (\d+)")
 _ACRONYMS = {
@@ -126,8 +129,16 @@ class Row:
         return sorted(self.criteria, key=lambda c: order.get(c.result, 2))
 
     @property
+    def deceased(self) -> bool:
+        """The last screening found the patient deceased (the engine's `deceased` result)."""
+        return any(c.id == DECEASED and c.result == "not-met" for c in self.criteria)
+
+    @property
     def next_actions(self) -> list[str]:
-        """What is missing: the unknown criteria's labels, manual ones last."""
+        """What is missing: the unknown criteria's labels, manual ones last (nothing for a
+        deceased patient: nobody is to be asked for anything)."""
+        if self.deceased:
+            return []
         todo = sorted(self.unknown, key=lambda c: c.kind == "manual")
         return [c.label for c in todo]
 
@@ -150,6 +161,17 @@ class Row:
         rank = ranks.get(self.computed or "", 3)
         open_count = len(self.not_met) if rank == 2 else len(self.unknown)
         return (rank, open_count, -(self.sledai_lower_bound or 0), self.patient_id)
+
+
+def deceased_date(patient: Mapping[str, Any] | None) -> str | None:
+    """The date of death (as recorded, at most a day) when the Patient resource gives one."""
+    when = (patient or {}).get("deceasedDateTime")
+    return when.strip()[:10] if isinstance(when, str) and when.strip() else None
+
+
+def is_deceased(patient: Mapping[str, Any] | None) -> bool:
+    """The Patient resource says the patient died (`deceasedBoolean` or a date of death)."""
+    return (patient or {}).get("deceasedBoolean") is True or deceased_date(patient) is not None
 
 
 def patient_name(patient: Mapping[str, Any] | None) -> str:
