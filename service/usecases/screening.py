@@ -331,7 +331,8 @@ def _screen_once(
     )
     results = client.run_queries(queries)
     return screen_results(client, mappings, pid, keys, results, as_of=as_of, studies=studies,
-                          write=write, research_studies=known_refs, evaluated_at=evaluated_at)
+                          write=write, research_studies=known_refs, evaluated_at=evaluated_at,
+                          every_patient=every_patient)
 
 
 def screen_results(
@@ -347,12 +348,14 @@ def screen_results(
     research_studies: Mapping[str, str] | None,
     evaluated_at: datetime | None,
     snapshot: bool = False,
+    every_patient: bool = False,
 ) -> ScreeningOutcome:
     """Evaluate a record already read (labelled as `record_queries` labels it) and, with
     write=True, write back: the part of a screening after the read, shared by the per-patient
     read and the bulk export (`snapshot`: the stored ResearchSubjects come from an export, so
     each update carries If-Match with the exported version and a change made since is a
-    conflict, never overwritten)."""
+    conflict, never overwritten). Only a candidate's ResearchSubjects are written
+    (service.usecases.candidacy); `every_patient` writes for every living patient."""
     from service.engine.evaluate import evaluate_patient
 
     known_refs = dict(research_studies or {})
