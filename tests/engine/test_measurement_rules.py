@@ -34,6 +34,7 @@ C3_CODE = "4485-9"  # LOINC complement C3 (mappings/concepts.toml)
 STUDY = '''[study]
 key = "measurements"
 title = "Measurement rules under test"
+diagnosis_criteria = []
 
 [[criteria]]
 id = "alt-2uln"
