@@ -103,15 +103,12 @@ def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
-    """Create or update the rest-hook Subscriptions, then wait until each is `active`."""
-    from service.fhir.subscriptions import (
-        SUBSCRIBED_TYPES,
-        SubscriptionNotActive,
-        await_active,
-        subscription_reference,
-        subscriptions_transaction,
-    )
+    """Create or update the rest-hook Subscriptions (criteria naming the codes the loaded
+    mappings read), delete ours no longer wanted, then wait until each is `active`."""
+    from service.fhir.subscriptions import SubscriptionNotActive, await_active
+    from service.mappings import load_mappings
     from service.usecases.screener import default_client_factory
+    from service.usecases.subscribe import register
 
     if not settings.notify_secret:
         raise CliError("subscribe needs FHIR_NOTIFY_SECRET (sent back in the channel header)")
@@ -119,18 +116,20 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     if is_loopback(endpoint.split("://", 1)[1].split("/")[0].rsplit(":", 1)[0]):
         print(f"note: the Subscription endpoint {endpoint} is a loopback address; the FHIR "
               "server must run on this host to reach it (set NOTIFY_BASE_URL)", file=sys.stderr)
+    mappings = load_mappings(settings.mappings_dir)
     wait_for_fhir(settings)
     client = default_client_factory(settings)
-    answer = client.transaction(subscriptions_transaction(endpoint, settings.notify_secret))
+    registered, stale = register(client, mappings, endpoint, settings.notify_secret)
     refs = []
-    for rtype, entry in zip(SUBSCRIBED_TYPES, answer.get("entry") or [], strict=False):
-        response = entry.get("response") or {}
-        location = str(response.get("location") or "")
-        print(f"{rtype:20} {response.get('status', '?'):12} {location}")
+    for item in registered:
+        shown = item.criteria if len(item.criteria) <= 60 else item.criteria[:57] + "..."
+        print(f"{item.tag:22} {item.status:12} {item.location}  {shown}")
         try:
-            refs.append(subscription_reference(location))
+            refs.append(item.reference)
         except SubscriptionNotActive as exc:
-            raise CliError(f"{rtype}: {exc}", EXIT_FAILURES) from None
+            raise CliError(f"{item.tag}: {exc}", EXIT_FAILURES) from None
+    for tag in stale:
+        print(f"{tag:22} deleted (no longer needed)")
     if args.no_wait:
         return EXIT_OK
     try:

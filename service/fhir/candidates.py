@@ -30,6 +30,11 @@ def _tokens_of(token: str, *, prefix: bool) -> list[str]:
     return [f"{s}|{form}" for s in ICD10_SYSTEMS for c in codes for form in _icd10_forms(c)]
 
 
+def condition_tokens(token: str, *, prefix: bool) -> list[str]:
+    """The search tokens standing for one mapping token (ICD-10 forms and children)."""
+    return _tokens_of(token, prefix=prefix)
+
+
 def diagnosis_concepts(mappings: Mappings, studies: Sequence[str] | None = None) -> list[str]:
     """Concepts the studies' declared diagnosis criteria (`study.diagnosis_criteria`) look for
     (e.g. `sle`), in study order: whoever has one is a candidate (api.md)."""

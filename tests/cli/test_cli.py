@@ -16,6 +16,7 @@ from service.cli import screen as screen_cmd
 from service.core.settings import REPO_ROOT, Settings, is_loopback
 from service.fhir.errors import FhirTemporaryError
 from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscriptions_transaction
+from service.mappings import load_mappings
 from service.web import gunicorn_conf
 from tests.support.fakes import FakeClient, FakeScreener, real_mappings
 
@@ -149,30 +150,62 @@ def test_subscribe_needs_the_notify_secret(env, capsys):
     assert "FHIR_NOTIFY_SECRET" in capsys.readouterr().err
 
 
-def test_subscription_transaction_is_idempotent_by_tag():
-    bundle = subscriptions_transaction("https://elig.example.org/", "sekrit")
+def test_subscription_transaction_is_idempotent_by_tag_and_names_the_codes():
+    mappings = load_mappings(REPO_ROOT / "mappings")
+    bundle = subscriptions_transaction("https://elig.example.org/", "sekrit", mappings)
     assert bundle["type"] == "transaction"
-    assert [e["resource"]["criteria"] for e in bundle["entry"]] == [
-        f"{t}?" for t in SUBSCRIBED_TYPES]
-    assert set(SUBSCRIBED_TYPES) == {"Observation", "Condition", "MedicationRequest",
-                                     "MedicationStatement", "Procedure", "Patient"}
-    for entry, rtype in zip(bundle["entry"], SUBSCRIBED_TYPES, strict=True):
+    criteria: dict[str, str] = {}
+    for entry in bundle["entry"]:  # the split parts (Observation-2 ...) joined again
+        tag = entry["resource"]["meta"]["tag"][0]["code"]
+        criteria.setdefault(tag.split("-")[0], "")
+        criteria[tag.split("-")[0]] += entry["resource"]["criteria"] + ","
+    criteria = {k: v.rstrip(",") for k, v in criteria.items()}
+    assert set(criteria) == set(SUBSCRIBED_TYPES)
+    # The clinical types name the codes the mappings read; a heart rate (8867-4) is not one.
+    assert criteria["Observation"].startswith("Observation?code=")
+    assert "http://loinc.org|718-7" in criteria["Observation"].split(",")
+    assert "8867-4" not in criteria["Observation"]
+    assert "urn:trial-eligibility:criterion|" in criteria["Observation"]
+    assert "http://snomed.info/sct|55464009" in criteria["Condition"]
+    assert "http://hl7.org/fhir/sid/icd-10-cm|M32.14" in criteria["Condition"]
+    assert criteria["Procedure"].startswith("Procedure?code=")
+    # A Patient change is notified whole; so are medication uses (named, or by reference).
+    assert criteria["Patient"] == "Patient?"
+    assert criteria["MedicationRequest"] == "MedicationRequest?"
+    for entry in bundle["entry"]:
+        tag = entry["resource"]["meta"]["tag"][0]
+        assert tag["system"] == "urn:trial-eligibility:subscription"
         assert entry["request"] == {
             "method": "PUT",
-            "url": f"Subscription?_tag=urn:trial-eligibility:subscription|{rtype}"}
+            "url": f"Subscription?_tag=urn:trial-eligibility:subscription|{tag['code']}"}
         channel = entry["resource"]["channel"]
         assert channel == {"type": "rest-hook",
                            "endpoint": "https://elig.example.org/fhir-notify",
                            "payload": "application/fhir+json",
                            "header": ["Authorization: Bearer sekrit"]}
-        tag = entry["resource"]["meta"]["tag"][0]
-        assert (tag["system"], tag["code"]) == ("urn:trial-eligibility:subscription", rtype)
+
+
+def test_long_code_lists_are_split_and_stale_subscriptions_deleted():
+    from service.fhir.subscriptions import code_tokens, subscription_criteria
+
+    mappings = load_mappings(REPO_ROOT / "mappings")
+    split = subscription_criteria(mappings, max_chars=300)
+    observation = [(tag, c) for rtype, tag, c in split if rtype == "Observation"]
+    assert len(observation) > 3 and all(len(c) <= 300 for _, c in observation)
+    assert [t for t, _ in observation][:2] == ["Observation", "Observation-2"]
+    assert ",".join(c.split("=", 1)[1] for _, c in observation) == ",".join(
+        code_tokens(mappings, "observation"))
+    bundle = subscriptions_transaction("https://e.example", "s", mappings, ["Observation-7"])
+    assert bundle["entry"][-1] == {"request": {
+        "method": "DELETE",
+        "url": "Subscription?_tag=urn:trial-eligibility:subscription|Observation-7"}}
 
 
 def test_subscriptions_are_valid_r4():
     from fhir.resources.R4B.bundle import Bundle
 
-    Bundle.model_validate(subscriptions_transaction("https://e.example", "s"))
+    Bundle.model_validate(subscriptions_transaction(
+        "https://e.example", "s", load_mappings(REPO_ROOT / "mappings")))
 
 
 def test_wait_for_fhir_is_bounded(env):

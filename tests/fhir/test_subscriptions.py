@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from service.core.settings import Settings
+from service.core.settings import REPO_ROOT, Settings
 from service.fhir.subscriptions import (
     SubscriptionNotActive,
     await_active,
     subscription_reference,
     subscriptions_transaction,
 )
+from service.mappings import load_mappings
 
 
 class FakeClock:
@@ -89,7 +90,8 @@ def test_notify_base_url_is_the_subscription_endpoint_and_public_url_stays_for_b
     })
     assert settings.public_url == "https://elig.example.org"
     assert settings.notify_endpoint_base == "http://service:8000"
-    bundle = subscriptions_transaction(settings.notify_endpoint_base, "sekrit")
+    bundle = subscriptions_transaction(settings.notify_endpoint_base, "sekrit",
+                                       load_mappings(REPO_ROOT / "mappings"))
     assert {e["resource"]["channel"]["endpoint"] for e in bundle["entry"]} == {
         "http://service:8000/fhir-notify"}
     # Unset, the endpoint is PUBLIC_URL as before.

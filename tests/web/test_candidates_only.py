@@ -289,3 +289,21 @@ def test_an_existing_subject_keeps_its_workflow_status_when_the_patient_dies(fre
     row = worklist.split(f">{pid}<", 1)[1].split("</tr>", 1)[0]
     before_row = worklist.split(f">{pid}<", 1)[0].rsplit("<tr", 1)[1]
     assert "deceased" in before_row + row
+
+
+def test_a_notification_for_a_non_candidate_costs_one_read_and_no_write(app):
+    """After the process found its ResearchStudies (once), a vital sign of a patient without
+    a candidate diagnosis costs the FHIR server one request (the record's read batch)."""
+    warm = a_child(app)
+    trigger(app, "fhir-notify", warm)  # the first screening of the process finds the studies
+    pid = a_child(app)
+    client = app.extensions["eligibility"].screener.client()
+    before = client.request_count
+
+    with _client(app) as reader:
+        heart_rate = reader.read("Observation", f"{pid}-hr")
+    entry = finished(app, notify(app, heart_rate))
+
+    assert client.request_count - before == 1
+    assert write_backs(entry["result"]) == dict.fromkeys(STUDIES, "not-a-candidate")
+    assert ours(app, pid) == {}

@@ -18,7 +18,7 @@ from service.cli import main as cli
 from service.core.settings import REPO_ROOT, Settings
 from service.fhir.client import FhirClient
 from service.fhir.research_subject import RESEARCH_SUBJECT_SYSTEM
-from service.fhir.subscriptions import SUBSCRIBED_TYPES
+from service.fhir.subscriptions import SUBSCRIBED_TYPES, subscription_criteria
 from service.mappings import load_mappings
 from service.usecases.screening import screen_patient
 from service.usecases.seeding import load_seeds
@@ -176,22 +176,38 @@ def test_cds_hook_reads_the_allow_listed_server(live_app, seeded):
     assert [c["links"][0]["url"].rsplit("#study-", 1)[1] for c in cards] == wanted
 
 
-def test_subscribe_is_idempotent(seeded, fhir_settings, monkeypatch, capsys):
+def _our_subscriptions(settings: Settings) -> dict[str, dict]:
+    with FhirClient(settings) as client:
+        subs = list(client.search("Subscription", {}))
+    return {t["code"]: s for s in subs for t in (s.get("meta") or {}).get("tag", [])
+            if t.get("system") == "urn:trial-eligibility:subscription"}
+
+
+def test_subscribe_is_idempotent_and_follows_a_mapping_change(
+        seeded, fhir_settings, monkeypatch, capsys):
     monkeypatch.setenv("FHIR_BASE_URL", seeded)
     monkeypatch.setenv("FHIR_NOTIFY_SECRET", NOTIFY_SECRET)
     monkeypatch.setenv("PUBLIC_URL", "http://127.0.0.1:8000")
     # The local server never activates Subscriptions (HAPI does: tests/web/test_trigger_hapi.py).
+    monkeypatch.setenv("MAPPINGS_DIR", "mappings:mappings/conformance")
+    assert cli.main(["subscribe", "--no-wait"]) == 0
+    wider = _our_subscriptions(fhir_settings)
+    monkeypatch.setenv("MAPPINGS_DIR", "mappings")
     assert cli.main(["subscribe", "--no-wait"]) == 0
     assert cli.main(["subscribe", "--no-wait"]) == 0
     capsys.readouterr()
-    with FhirClient(fhir_settings) as client:
-        subs = list(client.search("Subscription", {}))
-    ours = [s for s in subs if any(t.get("system") == "urn:trial-eligibility:subscription"
-                                   for t in (s.get("meta") or {}).get("tag", []))]
-    assert sorted(t["code"] for s in ours for t in s["meta"]["tag"]
-                  if t["system"] == "urn:trial-eligibility:subscription") == sorted(
-        SUBSCRIBED_TYPES)
-    assert all(s["channel"]["endpoint"] == "http://127.0.0.1:8000/fhir-notify" for s in ours)
+    ours = _our_subscriptions(fhir_settings)
+    wanted = subscription_criteria(load_mappings(REPO_ROOT / "mappings"))
+    assert sorted(ours) == sorted(tag for _, tag, _ in wanted)  # no doubles, none left over
+    assert {t.split("-")[0] for t in ours} == set(SUBSCRIBED_TYPES)
+    assert {tag: s["criteria"] for tag, s in ours.items()} == {t: c for _, t, c in wanted}
+    # The conformance study reads more codes: its subscription criteria were wider, and
+    # subscribing again without it narrowed them.
+    joined = ",".join(s["criteria"] for t, s in wider.items() if t.startswith("Observation"))
+    assert len(joined) > len(",".join(
+        s["criteria"] for t, s in ours.items() if t.startswith("Observation")))
+    assert all(s["channel"]["endpoint"] == "http://127.0.0.1:8000/fhir-notify"
+               for s in ours.values())
 
 
 def test_cli_screen_against_the_server(seeded, monkeypatch, capsys, tmp_path):

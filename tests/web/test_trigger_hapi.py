@@ -18,7 +18,8 @@ from service.cli import main as cli
 from service.core.settings import Settings
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
-from service.fhir.subscriptions import SUBSCRIPTION_TAG_SYSTEM
+from service.fhir.subscriptions import SUBSCRIPTION_TAG_SYSTEM, subscription_criteria
+from service.mappings import load_mappings
 from service.web.app import create_app
 from tests.benchmarks import synthetic
 from tests.benchmarks.fhir_server import load_population
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.hapi
 SECRET = "notify-secret-for-the-hapi-trigger-test-0123"
 STUDY = "refractory-sle-cart"
 CACHE_WINDOW = 60.0  # HAPI's reuse_cached_search_results_millis default (hapi/ keeps it)
+NOTIFIED: list[str] = []  # the paths HAPI's rest-hook called on the service
 
 
 def _criterion(subject: dict[str, Any], cid: str) -> dict[str, Any]:
@@ -54,6 +56,14 @@ def service_on_loopback(hapi_seeded, tmp_path):
     )
     app = create_app(settings)
     queue = app.extensions["eligibility"].queue
+    inner = app.wsgi_app
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO", "").startswith("/fhir-notify"):
+            NOTIFIED.append(environ["PATH_INFO"])
+        return inner(environ, start_response)
+
+    app.wsgi_app = recording  # type: ignore[method-assign]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     queue.start_embedded(1)
@@ -83,10 +93,51 @@ def subscribed(service_on_loopback, monkeypatch, capsys):
 
 
 def test_subscribe_makes_hapis_subscriptions_active_with_the_notify_endpoint(subscribed):
-    _, notify_base, subs = subscribed
-    assert len(subs) == 6
+    settings, notify_base, subs = subscribed
+    wanted = subscription_criteria(load_mappings(settings.mappings_dir))
+    assert len(subs) == len(wanted)
     assert {s["status"] for s in subs} == {"active"}
     assert {s["channel"]["endpoint"] for s in subs} == {f"{notify_base}/fhir-notify"}
+    # HAPI keeps each filtered criteria as sent (up to MAX_CRITERIA_CHARS, split beyond).
+    assert sorted(s["criteria"] for s in subs) == sorted(c for _, _, c in wanted)
+    assert max(len(c) for _, _, c in wanted) > 3000
+
+
+def _post(settings: Settings, resource: dict[str, Any]) -> str:
+    answer = requests.post(f"{settings.fhir_base_url}/{resource['resourceType']}",
+                           json=resource, timeout=30,
+                           headers={"Content-Type": "application/fhir+json"})
+    assert answer.status_code == 201, answer.text
+    return f"{resource['resourceType']}/{answer.json()['id']}"
+
+
+def test_a_heart_rate_does_not_fire_and_a_haemoglobin_or_diagnosis_does(subscribed):
+    """The filtered Subscriptions: HAPI calls the service for a change the mappings read,
+    not for a vital sign. The heart rate is written first; HAPI delivers in order, so when the
+    later haemoglobin's and diagnosis's notifications have arrived, the heart rate's would
+    have too."""
+    settings, _, _ = subscribed
+    pid = f"hr-{uuid.uuid4().hex[:8]}"
+    requests.put(f"{settings.fhir_base_url}/Patient/{pid}", timeout=30,
+                 json={"resourceType": "Patient", "id": pid, "birthDate": "2014-01-01"},
+                 headers={"Content-Type": "application/fhir+json"}).raise_for_status()
+    subject = {"reference": f"Patient/{pid}"}
+
+    def observation(code: str, value: float, unit: str) -> dict[str, Any]:
+        return {"resourceType": "Observation", "status": "final", "subject": subject,
+                "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "effectiveDateTime": date.today().isoformat(),
+                "valueQuantity": {"value": value, "unit": unit,
+                                  "system": "http://unitsofmeasure.org", "code": unit}}
+
+    heart_rate = _post(settings, observation("8867-4", 92, "/min"))
+    haemoglobin = _post(settings, observation("718-7", 120, "g/L"))
+    diagnosis = _post(settings, {
+        "resourceType": "Condition", "subject": subject,
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]}})
+    wait_until(lambda: {f"/fhir-notify/{haemoglobin}", f"/fhir-notify/{diagnosis}"}
+               <= set(NOTIFIED), timeout=60, what="HAPI's notifications of the matching changes")
+    assert f"/fhir-notify/{heart_rate}" not in NOTIFIED
 
 
 def test_a_new_observation_on_hapi_updates_the_research_subject_within_the_cache_window(
