@@ -342,9 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from service.core.log_setup import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    from service.core.metrics import set_default_trigger
     from service.fhir.errors import FhirError
     from service.mappings import MappingError
 
+    set_default_trigger("bulk" if getattr(args, "bulk", False) else "cli")
     try:
         return int(args.func(settings, args))
     except CliError as exc:

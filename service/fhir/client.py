@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from service.core.metrics import observe_fhir_request
 from service.core.settings import Settings
 from service.fhir import queries as retrieval
 from service.fhir import retries
@@ -124,6 +125,12 @@ class FhirClient:
             else:
                 self._request_count += 1
 
+    @staticmethod
+    def _observe(method: str, started: float, error: str | None, token_endpoint: bool) -> None:
+        # Every attempt to the FHIR server, timed here: the one place requests are sent.
+        if not token_endpoint:
+            observe_fhir_request(method, time.perf_counter() - started, error)
+
     def _request(
         self,
         method: str,
@@ -166,6 +173,7 @@ class FhirClient:
                 used_token = auth.get("Authorization", "")[len("Bearer ") :] or None
             data: Any = form() if form is not None else payload
             self._count(token_endpoint)
+            started = time.perf_counter()
             try:
                 response = self._session.request(
                     method,
@@ -178,6 +186,7 @@ class FhirClient:
                     stream=raw,
                 )
             except retries.TRANSPORT_ERRORS as exc:
+                self._observe(method, started, "transport", token_endpoint)
                 kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
                 error: FhirError = FhirTemporaryError(
                     f"{what}: connection to {urlsplit(url).netloc} {kind} ({type(exc).__name__})"
@@ -185,6 +194,8 @@ class FhirClient:
                 may_retry = idempotent or retries.never_sent(exc)
             else:
                 status = response.status_code
+                self._observe(method, started, None if status < 400
+                              else "4xx" if status < 500 else "5xx", token_endpoint)
                 if (
                     status == 401
                     and authenticate

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer
 
+from service.core import metrics
 from service.core.clock import Clock
 from service.core.log_setup import bound_request_id
 from service.core.settings import Settings
@@ -292,7 +293,9 @@ class JobQueue:
             # Tasks queued before the as-of date was stored with them carry none.
             as_of = date.fromisoformat(task.as_of) if task.as_of else self.clock.today()
             try:
-                result = self.screener.screen(task.patient, as_of=as_of, studies=task.studies)
+                with metrics.trigger(task.source or "queue"):
+                    result = self.screener.screen(task.patient, as_of=as_of,
+                                                  studies=task.studies)
             except Exception as exc:  # noqa: BLE001 - classified below, never lost
                 self._handle_failure(task, worker, exc)
             else:

@@ -200,6 +200,11 @@ class RedisJobStore(OwnedTaskUpdates):
     def remember_once(self, key: str, ttl: float) -> bool:
         return bool(self._conn.set(self._k("once", key), b"1", nx=True, px=int(ttl * 1000)))
 
+    def pending_count(self) -> int:
+        """Tasks queued or running, of every job (the state indexes hold exactly those)."""
+        return int(self._conn.zcard(self._k("queued"))) + int(
+            self._conn.zcard(self._k("running")))
+
     def job_counts(self, job_id: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         key = self._k("job", job_id, "tasks")

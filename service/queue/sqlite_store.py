@@ -233,6 +233,13 @@ class SqliteJobStore(OwnedTaskUpdates):
             conn.execute("insert into elig_once (key, expires) values (?, ?)", (key, now + ttl))
             return True
 
+    def pending_count(self) -> int:
+        """Tasks queued or running, of every job (the backlog /metrics reports)."""
+        rows = self._fetch(
+            "select count(*) from elig_task where state in (?, ?)", (QUEUED, RUNNING)
+        )
+        return int(rows[0][0])
+
     def job_counts(self, job_id: str) -> dict[str, int]:
         rows = self._fetch(
             "select state, count(*) from elig_task where job_id = ? group by state", (job_id,)

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.core.metrics import count_write_backs
 from service.engine.results import PatientEvaluation
 from service.fhir import research_subject as rs
 from service.fhir.api import FhirApi
@@ -417,6 +418,8 @@ def screen_results(
         ):
             subjects[key] = written.reference
             write_back[key] = "created" if written.created else "updated"
+    # The one place write-back results are decided: counted here for every path that writes.
+    count_write_backs(write_back)
     log.info(
         "screened Patient/%s against %d studies; %d ResearchSubjects written",
         pid,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from service.core.metrics import count_screening
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirError, FhirNotFound
 
@@ -66,15 +68,33 @@ def _first_line(exc: BaseException) -> str:
     return text[:300]
 
 
+# Nested blocks (bulk's conflict re-read runs a screening inside one) count once: the outer.
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("screening_depth", default=0)
+
+
 @contextmanager
 def failures_classified() -> Iterator[None]:
-    """Turn the known failures of a screening into ScreeningFailure; let bugs through."""
+    """Turn the known failures of a screening into ScreeningFailure; let bugs through.
+
+    Every screening runs inside one: its end is counted here (eligibility_screenings_total,
+    outcome `ok`, the failure's kind, or `error` for a bug), under the surface's trigger.
+    """
+    depth = _DEPTH.get()
+    token = _DEPTH.set(depth + 1)
+    outcome = "ok"
     try:
         yield
-    except ScreeningFailure:
+    except ScreeningFailure as known:
+        outcome = known.kind
         raise
     except Exception as exc:
         failure = classify_failure(exc)
         if failure is None:
+            outcome = "error"
             raise
+        outcome = failure.kind
         raise failure from exc
+    finally:
+        _DEPTH.reset(token)
+        if depth == 0:
+            count_screening(outcome)

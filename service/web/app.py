@@ -14,6 +14,7 @@ from service.queue.jobs import JobQueue
 from service.usecases.screener import Screener, default_client_factory
 from service.web.auth import install_api_auth
 from service.web.languages import install_languages
+from service.web.metrics_page import install_metrics
 from service.web.pages import install_pages
 from service.web.problems import register_error_handlers
 from service.web.request_ids import install_request_ids
@@ -58,6 +59,7 @@ def create_app(
     register_error_handlers(app)
     install_request_ids(app)  # first: every log line of the request carries its id
     install_api_auth(app, settings)
+    install_metrics(app)  # GET /metrics: behind the API token like every non-exempt route
     for blueprint in (health.bp, rest.bp, notify.bp, webhooks.bp, cds_hooks.bp, openapi.bp):
         app.register_blueprint(blueprint)
     # The coordinator pages (their own sign-in); languages first: their templates use _().

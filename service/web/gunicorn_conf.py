@@ -1,10 +1,12 @@
-"""gunicorn settings: refuse a non-loopback bind without ELIGIBILITY_API_TOKEN; one process."""
+"""gunicorn settings: refuse a non-loopback bind without ELIGIBILITY_API_TOKEN; metric files."""
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
+from service.core.metrics_files import MULTIPROC_ENV, mark_dead, prepare_directory
 from service.core.settings import Settings, SettingsError, is_loopback
 
 bind = [os.environ.get("BIND", "127.0.0.1:8000")]
@@ -34,6 +36,11 @@ def on_starting(server: object) -> None:
     except SettingsError as exc:
         print(f"eligibility: bad settings: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # Metrics from every worker: each writes its figures to files in one directory that
+    # GET /metrics sums (prometheus_client multiprocess mode). Workers inherit the variable.
+    if not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="eligibility-metrics-")
+    prepare_directory(os.environ[MULTIPROC_ENV])
     for address in server.cfg.bind:  # type: ignore[attr-defined]
         if address.startswith(("unix:", "fd://")):
             continue
@@ -41,3 +48,8 @@ def on_starting(server: object) -> None:
             print(f"eligibility: refusing to listen on {address} without ELIGIBILITY_API_TOKEN",
                   file=sys.stderr)
             raise SystemExit(2)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker exited: its live gauges leave the sums (its counters' totals stay)."""
+    mark_dead(worker.pid)  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from service.accounts.sessions import EXPIRED, IDLE
 from service.accounts.signin_throttle import client_key
 from service.accounts.store import MAX_PASSWORD, NAME_RE, User, clean_display
+from service.core.metrics import count_signin_failure
 from service.core.settings import Settings
 from service.web.languages import LANGUAGES
 from service.web.pages import bp, pages
@@ -187,10 +188,12 @@ def _password_sign_in() -> Any:
     if attempt.id is None:
         # Refused before the password is looked at, for existing and unknown names alike.
         log.warning("sign-in refused while locked (%s) from %s", _who(name), address)
+        count_signin_failure("locked")
         return _locked(attempt.wait)
     user = state.accounts.verify(name, password)
     if user is None:
         failure = state.throttle.failed(attempt, name, address, now)
+        count_signin_failure("wrong-password")
         limits = state.throttle.limits
         log.info("failed local sign-in (%s) from %s: %d of %d for the name, %d of %d for the "
                  "address", _who(name), address, failure.name_failures, limits.per_name,
@@ -254,6 +257,7 @@ def oidc_callback() -> Any:
         token = state.oauth.authorize_access_token()
     except Exception as exc:  # authlib raises OAuthError and others on a bad answer
         log.warning("OIDC sign-in failed: %s", type(exc).__name__)
+        count_signin_failure("oidc")
         return render_template("login.html", oidc=True, next="",
                                error=gettext("The sign-in with your identity provider failed.")
                                ), 401
