@@ -258,3 +258,74 @@ def test_an_empty_chinese_text_in_a_mapping_is_an_error_naming_file_and_key():
     raw["study"]["title_zh"] = 3
     with pytest.raises(MappingError, match=r"study\.title_zh"):
         parse_study(f"{LN}.toml", raw, concepts)
+
+
+def test_every_reason_of_the_seeds_is_translated_and_english_pages_keep_the_engines_words(ws):
+    from service.web.pages import reason_text, wording
+    from service.web.pages.subjects import criteria_of
+
+    reasons = {c.reason for subject in ws.client.search("ResearchSubject", {})
+               for c in criteria_of(subject)}
+    assert len(reasons) > 100
+    with ws.app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        words = wording.reason_words()
+        untranslated = []
+        for reason in sorted(reasons):
+            try:
+                shown = reason_text.translate(reason, words)
+            except reason_text.Untranslated:
+                untranslated.append(reason)
+                continue
+            assert shown.endswith("。") and re.search(r"[\u4e00-\u9fff]", shown), reason
+        assert untranslated == []
+    with ws.app.test_request_context("/", headers={"Accept-Language": "en"}):
+        assert all(wording.reason(r) == r for r in reasons)
+
+
+@pytest.mark.parametrize(("english", "chinese"), [
+    ("Haemoglobin 59 g/L on 2026-11-04 is below 60 g/L.",
+     "血红蛋白 59 g/L（2026年11月4日），低于 60 g/L。"),
+    ("Excluded: positive pregnancy test on 2026-11-08.", "排除：2026年11月8日 妊娠试验阳性。"),
+    ("CD19+ B cell count 310 /uL on 2026-11-02 is above 0: CD19 is expressed.",
+     "CD19+ B 细胞计数 310 /uL（2026年11月2日），高于 0：CD19 表达阳性。"),
+    ("No ALT within 90 days (latest 17 U/L on 2026-07-20 is stale).",
+     "90 天内无 ALT 结果（最近一次为 2026年7月20日 的 17 U/L，已超出时限）。"),
+])
+def test_reasons_are_matched_to_their_template_and_filled_in_chinese(english, chinese):
+    from service.web.pages import reason_text, wording
+
+    app = _bare_app()
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        assert reason_text.translate(english, wording.reason_words()) == chinese
+
+
+def test_a_reason_no_template_fits_is_shown_in_english_marked_as_such():
+    from service.web.pages import reason_text, wording
+
+    app = _bare_app()
+    with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        with pytest.raises(reason_text.Untranslated):
+            reason_text.translate("Glucose 5 mmol/L on 2026-11-04 is at least 3 mmol/L.",
+                                  wording.reason_words())
+        shown = str(wording.reason("A <b>new</b> sentence."))
+        assert shown == '<span lang="en">A &lt;b&gt;new&lt;/b&gt; sentence.</span>'
+
+
+def _bare_app():
+    from flask import Flask
+
+    from service.web.languages import install_languages
+
+    app = Flask("languages-test")
+    install_languages(app)
+    return app
+
+
+def test_every_worksheet_text_of_the_engine_is_in_the_catalogue_list():
+    from service.engine import eular_acr, sledai
+    from service.web.pages.worksheet_words import WORKSHEET_TEXTS
+
+    texts = {d.label for d in eular_acr.DOMAINS}
+    texts |= {t for i in eular_acr.ITEMS for t in (i.label, i.definition)}
+    texts |= {t for d in sledai.DESCRIPTORS for t in (d.label, d.definition)}
+    assert texts - WORKSHEET_TEXTS == set(), "add them to service/web/pages/worksheet_words.py"

@@ -14,8 +14,9 @@ from flask_babel import format_date, format_decimal, gettext, pgettext
 from markupsafe import Markup
 
 from service.web.languages import language
-from service.web.pages import bp
+from service.web.pages import bp, reason_text
 from service.web.pages.subjects import label
+from service.web.pages.worksheet_words import WORKSHEET_TEXTS
 from service.web.services import services
 
 # Babel date patterns by locale: ISO in English (what the reasons and FHIR say), 2026年1月5日.
@@ -199,19 +200,47 @@ def english(text: Any) -> str | Markup:
     return Markup('<span lang="en">{}</span>').format(shown)
 
 
+def _chinese_texts() -> dict[str, str]:
+    """Criterion English text -> `text_zh` of the mappings (reasons quote the text)."""
+    return {crit.text: crit.text_zh for study in _studies().values()
+            for crit in study.criteria if crit.text_zh}
+
+
+def reason_words() -> reason_text.Words:
+    """How reasons fill their placeholders in the current language."""
+    return reason_text.Words(day=day, texts=_chinese_texts() if language() == "zh_CN" else {},
+                             comma=gettext(", "), semicolon=gettext("; "), stop=gettext("."))
+
+
 @bp.app_template_filter("reason")
 def reason(text: Any) -> str | Markup:
-    """A reason the engine wrote (English, as FHIR keeps it) in the reader's language."""
+    """A reason the engine wrote (English, as FHIR keeps it) in the reader's language.
+
+    Matched to the catalogue's sentence templates (pages/reason_text.py); a reason no template
+    fits is shown in English, marked as such.
+    """
+    shown = str(text or "")
+    if not shown or language() == "en":
+        return shown
+    try:
+        return reason_text.translate(shown, reason_words())
+    except reason_text.Untranslated:
+        return english(shown)
+
+
+def _worksheet(text: str) -> str | Markup:
+    if text in WORKSHEET_TEXTS:
+        return str(gettext(text))
     return english(text)
 
 
 @bp.app_template_filter("worksheet_label")
-def worksheet_label(part: Any) -> str:
+def worksheet_label(part: Any) -> str | Markup:
     """A worksheet item's or domain's name (SLEDAI-2K, EULAR/ACR) in the reader's language."""
-    return str(part.label)
+    return _worksheet(str(part.label))
 
 
 @bp.app_template_filter("worksheet_definition")
-def worksheet_definition(part: Any) -> str:
+def worksheet_definition(part: Any) -> str | Markup:
     """A worksheet item's definition in the reader's language."""
-    return str(part.definition)
+    return _worksheet(str(part.definition))

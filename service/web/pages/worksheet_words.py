@@ -1,0 +1,106 @@
+"""The worksheets' words (EULAR/ACR items and domains, SLEDAI-2K descriptors) for the catalogue.
+
+The engine names and defines each item in English (service/engine/eular_acr.py, sledai.py); they
+are listed here so `./dev messages` extracts them, and the pages show them through gettext.
+tests/web/test_languages.py fails when the engine has a text this list lacks.
+"""
+
+from __future__ import annotations
+
+from service.web.pages.reason_text import N_
+
+WORKSHEET_TEXTS = frozenset({
+    N_("Constitutional"),
+    N_("Haematological"),
+    N_("Neuropsychiatric"),
+    N_("Mucocutaneous"),
+    N_("Serosal"),
+    N_("Musculoskeletal"),
+    N_("Renal"),
+    N_("Antiphospholipid antibodies"),
+    N_("Complement proteins"),
+    N_("SLE-specific antibodies"),
+    N_("Fever"),
+    N_("Temperature above 38.3 °C"),
+    N_("Leukopenia"),
+    N_("White blood cell count below 4.0 x 10^9/L"),
+    N_("Thrombocytopenia"),
+    N_("Platelet count below 100 x 10^9/L"),
+    N_("Autoimmune haemolysis"),
+    N_("Evidence of haemolysis (reticulocytosis, low haptoglobin, raised indirect bilirubin or LDH) and a positive direct antiglobulin (Coombs) test"),  # noqa: E501 (one msgid a line)
+    N_("Delirium"),
+    N_("Acute, fluctuating change in consciousness with reduced ability to focus"),
+    N_("Psychosis"),
+    N_("Delusions or hallucinations without insight, in the absence of delirium"),
+    N_("Seizure"),
+    N_("Primary generalised or partial/focal seizure"),
+    N_("Non-scarring alopecia"),
+    N_("Observed by a clinician"),
+    N_("Oral ulcers"),
+    N_("Subacute cutaneous or discoid lupus"),
+    N_("Acute cutaneous lupus"),
+    N_("Malar rash or generalised maculopapular rash observed by a clinician"),
+    N_("Pleural or pericardial effusion"),
+    N_("Shown by imaging (ultrasound, X-ray, CT, MRI)"),
+    N_("Acute pericarditis"),
+    N_("At least two of: pericardial chest pain, rub, ECG changes, new or worse effusion"),
+    N_("Joint involvement"),
+    N_("Synovitis of two or more joints, or tenderness of two or more joints with at least 30 minutes of morning stiffness"),  # noqa: E501 (one msgid a line)
+    N_("Proteinuria > 0.5 g/24 h"),
+    N_("24-hour urine protein or an equivalent spot protein/creatinine ratio"),
+    N_("Renal biopsy class II or V lupus nephritis"),
+    N_("ISN/RPS 2003 class II or V on renal biopsy"),
+    N_("Renal biopsy class III or IV lupus nephritis"),
+    N_("ISN/RPS 2003 class III or IV on renal biopsy"),
+    N_("Anticardiolipin, anti-β2GP1 or lupus anticoagulant"),
+    N_("Anticardiolipin at medium or high titre (> 40 GPL/MPL or > 99th percentile), anti-β2GP1 or lupus anticoagulant positive"),  # noqa: E501 (one msgid a line)
+    N_("Low C3 or low C4"),
+    N_("Below the lower limit of normal"),
+    N_("Low C3 and low C4"),
+    N_("Both below the lower limit of normal"),
+    N_("Anti-dsDNA or anti-Smith antibody"),
+    N_("Anti-dsDNA by an immunoassay with >= 90% specificity for SLE, or anti-Sm"),
+    N_("Recent onset, excluding metabolic, infectious or drug causes"),
+    N_("Altered ability to function because of severe disturbance in the perception of reality"),
+    N_("Organic brain syndrome"),
+    N_("Altered mental function with impaired orientation, memory or other intellectual function, rapid onset, fluctuating"),  # noqa: E501 (one msgid a line)
+    N_("Visual disturbance"),
+    N_("Retinal changes of SLE: cytoid bodies, retinal haemorrhages, serous exudate or haemorrhages in the choroid, optic neuritis"),  # noqa: E501 (one msgid a line)
+    N_("Cranial nerve disorder"),
+    N_("New onset of sensory or motor neuropathy involving cranial nerves"),
+    N_("Lupus headache"),
+    N_("Severe persistent headache, may be migrainous, unresponsive to narcotic analgesia"),
+    N_("Cerebrovascular accident"),
+    N_("New onset, excluding arteriosclerosis"),
+    N_("Vasculitis"),
+    N_("Ulceration, gangrene, tender finger nodules, periungual infarction, splinter haemorrhages, or biopsy/angiogram proof"),  # noqa: E501 (one msgid a line)
+    N_("Arthritis"),
+    N_("At least 2 joints with pain and signs of inflammation"),
+    N_("Myositis"),
+    N_("Proximal muscle aching or weakness with elevated CK/aldolase, EMG changes or biopsy"),
+    N_("Urinary casts"),
+    N_("Heme-granular or red blood cell casts"),
+    N_("Haematuria"),
+    N_("More than 5 red blood cells per high power field, excluding stone, infection or other cause"),  # noqa: E501 (one msgid a line)
+    N_("Proteinuria"),
+    N_("More than 0.5 g/24 h"),
+    N_("Pyuria"),
+    N_("More than 5 white blood cells per high power field, excluding infection"),
+    N_("Rash"),
+    N_("Inflammatory type rash"),
+    N_("Alopecia"),
+    N_("Abnormal, patchy or diffuse loss of hair"),
+    N_("Mucosal ulcers"),
+    N_("Oral or nasal ulcerations"),
+    N_("Pleurisy"),
+    N_("Pleuritic chest pain with pleural rub, effusion or pleural thickening"),
+    N_("Pericarditis"),
+    N_("Pericardial pain with rub, effusion, or ECG or echocardiogram confirmation"),
+    N_("Low complement"),
+    N_("Decrease in CH50, C3 or C4 below the lower limit of normal"),
+    N_("Increased DNA binding"),
+    N_("Anti-dsDNA above the normal range"),
+    N_("Above 38 °C, excluding infectious cause"),
+    N_("Below 100 x 10^9/L platelets, excluding drug causes"),
+    N_("Below 3 x 10^9/L white blood cells, excluding drug causes"),
+})
