@@ -23,8 +23,12 @@ ENV MAPPINGS_DIR=/app/mappings \
     QUEUE_URL=sqlite:////app/var/queue.sqlite \
     BIND=0.0.0.0:8000
 
+# Compose mounts named volumes on /var/lib/eligibility (accounts), /var/log/eligibility (audit)
+# and /var/lib/eligibility-metrics; a new volume takes these folders' owner.
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin eligibility \
-    && mkdir -p /app/var && chown eligibility /app/var
+    && mkdir -p /app/var /var/lib/eligibility /var/log/eligibility /var/lib/eligibility-metrics \
+    && chown eligibility /app/var /var/lib/eligibility /var/log/eligibility \
+       /var/lib/eligibility-metrics
 USER eligibility
 
 EXPOSE 8000
