@@ -117,6 +117,10 @@ class CriterionMapping:
     # and the seed text. Never used by the rules, never written to FHIR.
     name_zh: str | None = None
     text_zh: str | None = None
+    # A part of a combination: the id of the whole criterion it belongs to (None: a whole one).
+    part_of: str | None = None
+    # A manual part whose per-patient confirmations count in every study (`shared = true`).
+    shared: bool = False
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from service.engine.rules import RULES
 from service.mappings.errors import MappingError
 
 CRITERION_KEYS = {"id", "text", "rule", "kind", "type", "applies_to", "wording", "name_zh",
-                  "text_zh"}
+                  "text_zh", "shared"}
 PART_KEYS = CRITERION_KEYS - {"type"}
+# Rules a person answers: their confirmations are recorded under the criterion's (or part's) id.
+PERSON_RULES = ("manual", "consent")
 STUDY_KEYS = {"key", "title", "registry_id", "seed", "title_zh", "diagnosis_criteria"}
 # A criterion id the engine uses itself (the deceased rule): no mapping may take it.
 RESERVED_IDS = (DECEASED_ID,)
@@ -33,7 +35,7 @@ MAX_DEPTH = 4
 
 
 def _params(item: dict[str, Any], rule: str, where: str, concepts: Mapping[str, Concept],
-            depth: int) -> dict[str, Any]:
+            depth: int, seen: set[str], top: str) -> dict[str, Any]:
     """A criterion's rule parameters, each parsed by the rule's declaration."""
     spec = RULES[rule]
     params: dict[str, Any] = {}
@@ -46,7 +48,7 @@ def _params(item: dict[str, Any], rule: str, where: str, concepts: Mapping[str, 
         def read_part(raw: Any, index: int, key: str = key) -> CriterionMapping:
             if depth >= MAX_DEPTH:
                 raise MappingError(f"{where}.{key}: nested deeper than {MAX_DEPTH} levels")
-            return _criterion(raw, index, f"{where}.{key}", set(), concepts, depth + 1)
+            return _criterion(raw, index, f"{where}.{key}", seen, concepts, depth + 1, top)
 
         try:
             params[key] = spec.params[key].parse(value, concepts, read_part)
@@ -94,22 +96,14 @@ def _wording(raw: Any, where: str) -> Mapping[str, str]:
 
 
 def _criterion(item: Any, index: int, parent: str, seen: set[str],
-               concepts: Mapping[str, Concept], depth: int = 0) -> CriterionMapping:
-    """A [[criteria]] table (depth 0) or a part of a combination (depth > 0)."""
-    where = f"{parent}[{index}]"
-    if not isinstance(item, dict):
-        raise MappingError(f"{where}: expected a table")
-    cid = item.get("id")
-    if depth and cid is None:
-        cid = str(index + 1)
-    if not isinstance(cid, str) or not cid:
-        raise MappingError(f"{where}.id: required string")
-    where = f"{parent}[{cid}]"
-    if cid in seen:
-        raise MappingError(f"{where}.id: duplicate criterion id")
-    if not depth and cid in RESERVED_IDS:
-        raise MappingError(f"{where}.id: {cid!r} is reserved (the service's own rule)")
-    seen.add(cid)
+               concepts: Mapping[str, Concept], depth: int = 0, top: str = ""
+               ) -> CriterionMapping:
+    """A [[criteria]] table (depth 0) or a part of a combination (depth > 0).
+
+    Ids are unique in the study, parts' explicit ids included: a manual part's confirmations
+    are recorded under its id, so it must say one (a positional id such as "2" would let one
+    confirmation answer unrelated parts)."""
+    cid, where = _criterion_id(item, index, parent, seen, depth)
     if depth and "type" in item:
         raise MappingError(f"{where}.type: only a whole criterion is an inclusion or exclusion")
     rule = item.get("rule")
@@ -129,7 +123,17 @@ def _criterion(item: Any, index: int, parent: str, seen: set[str],
     if not isinstance(text, str) or not text:
         what = "how reasons name this part" if depth else "the seed text"
         raise MappingError(f"{where}.text: required string ({what})")
-    params = _params(item, rule, where, concepts, depth)
+    shared = _shared(item, rule, depth, where)
+    params = _params(item, rule, where, concepts, depth, seen, top or cid)
+    if depth and rule == "manual" and params.get("scope") == "patient" and not shared:
+        raise MappingError(f"{where}.scope: a part's confirmations count for its study only: "
+                           "write scope = \"study\", or shared = true to let a per-patient "
+                           "confirmation count in every study")
+    if not depth and _has_manual_part(params):
+        if item.get("kind") == "automatic":
+            raise MappingError(f"{where}.kind: a criterion with a manual part needs a person, "
+                               "it is not automatic")
+        kind = "manual"
     name_zh = _optional_text(item, "name_zh", where)
     text_zh = _optional_text(item, "text_zh", where)
     return CriterionMapping(
@@ -138,6 +142,7 @@ def _criterion(item: Any, index: int, parent: str, seen: set[str],
         applies=_applies(item.get("applies_to"), f"{where}.applies_to"),
         wording=_wording(item.get("wording"), f"{where}.wording"),
         name_zh=name_zh, text_zh=text_zh,
+        part_of=(top or None) if depth else None, shared=shared,
     )
 
 
@@ -149,6 +154,52 @@ def _optional_text(item: Mapping[str, Any], key: str, where: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise MappingError(f"{where}.{key}: expected a non-empty string")
     return value.strip()
+
+
+
+def _criterion_id(item: Any, index: int, parent: str, seen: set[str], depth: int
+                  ) -> tuple[str, str]:
+    """(id, where errors name it): explicit ids are unique in the study; an automatic part
+    without one is named by its position."""
+    where = f"{parent}[{index}]"
+    if not isinstance(item, dict):
+        raise MappingError(f"{where}: expected a table")
+    cid = item.get("id")
+    if depth > 0 and cid is None:
+        if item.get("rule") in PERSON_RULES or item.get("kind") == "manual":
+            raise MappingError(f"{where}.id: a manual part needs an explicit id, unique in the "
+                               "study (its confirmations are recorded under it)")
+        return str(index + 1), f"{parent}[{index + 1}]"
+    if not isinstance(cid, str) or not cid:
+        raise MappingError(f"{where}.id: required string")
+    where = f"{parent}[{cid}]"
+    if cid in seen:
+        raise MappingError(f"{where}.id: duplicate criterion id (ids of criteria and of "
+                           "their parts are unique in a study)")
+    if cid in RESERVED_IDS:
+        raise MappingError(f"{where}.id: {cid!r} is reserved (the service's own rule)")
+    seen.add(cid)
+    return cid, where
+
+
+def _shared(item: dict[str, Any], rule: str, depth: int, where: str) -> bool:
+    """`shared = true`: only on a manual part (a whole criterion's `scope` already says it)."""
+    if "shared" not in item:
+        return False
+    if not depth or rule != "manual" or not isinstance(item["shared"], bool):
+        raise MappingError(f"{where}.shared: only a manual part says shared = true or false")
+    return bool(item["shared"])
+
+
+def manual_parts(crit: CriterionMapping) -> list[CriterionMapping]:
+    """The parts of a criterion a person answers (the criterion itself for a manual one)."""
+    if crit.rule in PERSON_RULES:
+        return [crit]
+    return [found for part in crit.params.get("of", ()) for found in manual_parts(part)]
+
+
+def _has_manual_part(params: Mapping[str, Any]) -> bool:
+    return any(manual_parts(part) or part.kind == "manual" for part in params.get("of", ()))
 
 
 def parse_study(file: str, raw: dict[str, Any], concepts: Mapping[str, Concept]

@@ -105,6 +105,8 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                           f"{lookback} days; a person must confirm it again. {WHERE}",
                           evidence=[entry.ref])
         answer = entry.resource.get("valueBoolean")
+        if crit.type == "exclusion" and isinstance(answer, bool):
+            return _excluding_answer(crit, entry, answer)
         if answer is True:
             return result(crit, "met", f"Confirmed by a person on {day(entry.when.day)}.",
                           evidence=[entry.ref])
@@ -117,6 +119,18 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     per_study = " for this study" if scope == "study" else ""
     return result(crit, "unknown",
                   f"Needs a person to confirm{per_study}: {_needed(crit)}. {WHERE}")
+
+
+def _excluding_answer(crit: CriterionMapping, entry: Entry, present: bool) -> CriterionResult:
+    """A manual exclusion's confirmation says whether the condition is present (valueBoolean
+    true: present, so excluded); the criterion is met when it is absent."""
+    assert entry.when is not None
+    what = _needed(crit)
+    if present:
+        return result(crit, "not-met", f"Excluded: a person recorded on {day(entry.when.day)} "
+                      f"that it is present: {what}.", evidence=[entry.ref])
+    return result(crit, "met", f"Not excluded: a person recorded on {day(entry.when.day)} "
+                  f"that it is absent: {what}.", evidence=[entry.ref])
 
 
 def _needed(crit: CriterionMapping) -> str:

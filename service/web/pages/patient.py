@@ -28,6 +28,7 @@ from service.fhir.confirmations import (
 )
 from service.fhir.errors import FhirError, FhirNotFound, FhirTemporaryError
 from service.fhir.queries import FHIR_ID, batch_bundle, normalize_patient_id
+from service.mappings.studies import manual_parts
 from service.web.pages import bp, pages
 from service.web.pages.evidence import Evidence, summarize
 from service.web.pages.signin import coordinator, current_user, signed_in
@@ -82,8 +83,8 @@ def _fetch_evidence(refs: list[str]) -> dict[str, Evidence]:
 def _confirmations(pid: str) -> list[dict[str, Any]]:
     """Confirmations, consents and scores recorded for the patient, newest first."""
     client = services().screener.client()
-    manual = sorted({c.id for s in services().screener.mappings.studies.values()
-                     for c in s.criteria if c.kind == "manual"})
+    manual = sorted({p.id for s in services().screener.mappings.studies.values()
+                     for c in s.criteria for p in manual_parts(c)})
     codes = ",".join([f"{CRITERION_SYSTEM}|{m}" for m in manual]
                      + [f"{SCORE_SYSTEM}|sledai-2k", f"{SCORE_SYSTEM}|eular-acr-2019"])
     found = list(client.search("Observation", [("subject", f"Patient/{pid}"), ("code", codes)]))
@@ -159,7 +160,8 @@ def patient_page(raw_id: str) -> Any:
         texts = {c.id: c for c in mapping.criteria}
         studies.append({"key": key, "title": mapping.title, "row": rows.get(key),
                         "mapping": texts,
-                        "per_study": {c.id: per_study(c) for c in mapping.criteria}})
+                        "per_study": {c.id: per_study(c) for c in mapping.criteria},
+                        "forms": {c.id: _forms(c) for c in mapping.criteria}})
     from service.web.pages.subjects import deceased_date, is_deceased, patient_name
 
     # The Patient resource says it; else a stored screening found it (the Patient unread).
@@ -172,6 +174,15 @@ def patient_page(raw_id: str) -> Any:
         workflow_statuses=rs.WORKFLOW_STATUSES, today=pages().today().isoformat(),
         form_token=new_form_token,
     )
+
+
+def _forms(crit: Any) -> list[dict[str, Any]]:
+    """One confirmation form per part a person answers (the criterion itself when manual).
+    An exclusion's form asks whether the condition is present: its rule describes what
+    excludes, so "present" is the part's (or manual exclusion's) `true`."""
+    return [{"id": part.id, "text": part.text, "per_study": per_study(part),
+             "is_part": part is not crit, "presence": crit.type == "exclusion"}
+            for part in manual_parts(crit)]
 
 
 def _rescreen(pid: str) -> str:
@@ -213,10 +224,15 @@ def confirm(raw_id: str) -> Any:
     key = request.form.get("study", "")
     crit_id = request.form.get("criterion", "")
     study = mappings.studies.get(key)
-    crit = next((c for c in study.criteria if c.id == crit_id), None) if study else None
-    if study is None or crit is None or crit.kind != "manual":
+    crit = next((p for c in study.criteria for p in manual_parts(c) if p.id == crit_id),
+                None) if study else None
+    if study is None or crit is None:
         abort(400, gettext("Unknown study or criterion that is not confirmed by a person."))
-    answer = request.form.get("answer")
+    said = request.form.get("answer") or ""
+    answer = said
+    # An exclusion's form asks whether the condition is present; "present" records `true`
+    # (the condition holds, so the patient is excluded), "absent" records `false`.
+    answer = {"present": "met", "absent": "not-met"}.get(said, said)
     if answer not in ("met", "not-met"):
         abort(400, gettext("Choose met or not met."))
     day = _form_date(request.form.get("date"))
@@ -236,8 +252,10 @@ def confirm(raw_id: str) -> Any:
     except BaseException:
         tokens.release(token)  # nothing was recorded: the same form may be sent again
         raise
+    shown = {"present": gettext("present"), "absent": gettext("absent")}.get(said) or (
+        gettext("met") if answer == "met" else gettext("not met"))
     flash(gettext("Recorded: %(name)s %(answer)s (%(ref)s).", name=criterion_name(crit.id),
-                  answer=gettext("met") if answer == "met" else gettext("not met"), ref=ref)
+                  answer=shown, ref=ref)
           + " " + _rescreen(pid), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
 
