@@ -229,7 +229,6 @@ def confirm(raw_id: str) -> Any:
     if study is None or crit is None:
         abort(400, gettext("Unknown study or criterion that is not confirmed by a person."))
     said = request.form.get("answer") or ""
-    answer = said
     # An exclusion's form asks whether the condition is present; "present" records `true`
     # (the condition holds, so the patient is excluded), "absent" records `false`.
     answer = {"present": "met", "absent": "not-met"}.get(said, said)
