@@ -1,4 +1,4 @@
-"""The `eligibility` command: serve, worker, screen, load-seeds, subscribe, demo."""
+"""The `eligibility` command: serve, worker, screen, load-seeds, subscribe, demo, mappings."""
 
 from __future__ import annotations
 
@@ -324,9 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(func=cmd_demo)
 
-    from service.cli import users
+    from service.cli import mappings_cmd, users
 
     users.add_parser(sub)
+    mappings_cmd.add_parser(sub)
     return parser
 
 

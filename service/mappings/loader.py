@@ -54,6 +54,11 @@ def _with_site_codes(concepts: dict[str, Concept], extra: list[tuple[str, str, A
                                  prefixes=base.prefixes + tuple(prefixes))
 
 
+def _folder_prefix(file: str) -> str:
+    """A suggested prefix for a concept of `file` ("examples/autograph.toml" -> "autograph-")."""
+    return Path(file).stem.split("-")[0] + "-"
+
+
 def _concepts(raw_files: list[tuple[str, dict[str, Any]]]
               ) -> tuple[dict[str, Concept], dict[str, str], dict[str, Product]]:
     """Concepts (site files may add codes), global unit aliases and products."""
@@ -71,12 +76,19 @@ def _concepts(raw_files: list[tuple[str, dict[str, Any]]]
         for name, table in raw.get("concepts", {}).items():
             if name not in concept_tables:
                 concept_tables[name] = (file, table)
+            elif table == concept_tables[name][1]:
+                continue  # the same definition in two folders (e.g. two studies' files)
             elif isinstance(table, dict) and not set(table) - {"codes", "prefixes"}:
                 extra_codes.append((file, name, table))
             else:
-                # A second file may only append codes to a concept (site-local codes).
-                raise MappingError(f"{file}: concepts.{name}: already defined in "
-                                   f"{concept_tables[name][0]}; a site file may only add codes")
+                # Concept names are shared by every folder loaded together (docs: "Concept
+                # names"): a second file may repeat a definition or add codes, not redefine.
+                raise MappingError(
+                    f"{file}: concepts.{name}: already defined differently in "
+                    f"{concept_tables[name][0]}; concept names are shared by every mappings "
+                    "folder loaded together: another concepts file may repeat the same "
+                    "definition or add only `codes`/`prefixes`, so give this one its own name "
+                    f"(e.g. '{_folder_prefix(file)}{name}')")
         products_raw.update({token: (file, table)
                              for token, table in raw.get("products", {}).items()})
     if set(defaults) - {"lookback_days"}:

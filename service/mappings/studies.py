@@ -129,10 +129,10 @@ def _criterion(item: Any, index: int, parent: str, seen: set[str],
         raise MappingError(f"{where}.scope: a part's confirmations count for its study only: "
                            "write scope = \"study\", or shared = true to let a per-patient "
                            "confirmation count in every study")
-    if not depth and _has_manual_part(params):
+    if rule in PERSON_RULES or (not depth and _has_manual_part(params)):
         if item.get("kind") == "automatic":
-            raise MappingError(f"{where}.kind: a criterion with a manual part needs a person, "
-                               "it is not automatic")
+            raise MappingError(f"{where}.kind: a criterion a person answers (or with a manual "
+                               "part) is not automatic")
         kind = "manual"
     name_zh = _optional_text(item, "name_zh", where)
     text_zh = _optional_text(item, "text_zh", where)

@@ -52,7 +52,8 @@ REFUSED = [
      'scope = "study"\nshared = true\n', "a.toml: criteria[x].shared: only a manual part"),
     ("a criterion with a manual part said automatic",
      activity("bilag-a").replace('rule = "any-of"', 'rule = "any-of"\nkind = "automatic"'),
-     "a.toml: criteria[activity].kind: a criterion with a manual part needs a person"),
+     "a.toml: criteria[activity].kind: a criterion a person answers (or with a manual "
+     "part) is not automatic"),
 ]
 
 

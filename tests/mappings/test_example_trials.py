@@ -1,0 +1,202 @@
+"""The two example trials written as mappings (mappings/examples): they load only when named,
+pass `eligibility mappings check`, and screen patients built for them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from service.cli.main import main
+from service.core.settings import REPO_ROOT
+from service.engine.evaluate import evaluate_patient
+from service.mappings import Mappings, load_mappings
+from tests.engine.conftest import check_invariants
+from tests.support.builders import (
+    ANA,
+    AS_OF,
+    ICD10CM,
+    LOINC,
+    RX_HCQ,
+    RX_MMF,
+    RX_PREDNISONE,
+    RX_TAC,
+    SCT_SLE,
+    WEIGHT,
+    birth_for,
+    cc,
+    condition,
+    confirmation,
+    day,
+    med_statement,
+    obs,
+    patient,
+    procedure,
+    sledai,
+)
+
+DIRS = f"{REPO_ROOT / 'mappings'}:{REPO_ROOT / 'mappings' / 'examples'}"
+AUTOGRAPH, FT819 = "autograph", "ft819-sle"
+NEGATIVE, POSITIVE = cc("260385009"), cc("10828004")   # SNOMED negative / positive
+
+
+@pytest.fixture(scope="module")
+def mappings() -> Mappings:
+    return load_mappings(DIRS)
+
+
+def confirm(cid: str, study: str, value: bool = True) -> dict[str, Any]:
+    """A person's answer naming its study (Observation.focus), as the patient page writes."""
+    res = confirmation(cid, value, day(2))
+    res["focus"] = [{"identifier": {"system": "urn:trial-eligibility:study", "value": study}}]
+    return res
+
+
+def adult(age: int = 30, weight: float = 62) -> list[dict[str, Any]]:
+    """An adult with SLE, ANA 1:160, SLEDAI-2K 10, a year of prednisone, MMF and tacrolimus,
+    and negative screening tests: every automatic criterion of both trials met."""
+    return [
+        patient(birth_for(age, 20), "female"),
+        condition(SCT_SLE, onset="2020-05-01"),
+        obs(ANA, value_ratio=(1, 160), date=day(20)),
+        sledai(10, day(5)),
+        obs(WEIGHT, weight, "kg", day(10)),
+        med_statement(RX_PREDNISONE, day(400), day(10), dose=(20, "mg")),
+        med_statement(RX_HCQ, day(400), status="active", dose=(200, "mg")),
+        med_statement(RX_MMF, day(380), day(20), dose=(1000, "mg")),
+        med_statement(RX_TAC, day(300), status="active", dose=(2, "mg")),
+        obs("75622-1", value_concept=NEGATIVE, date=day(15)),     # HIV screen
+        obs("5196-1", value_concept=NEGATIVE, date=day(15)),      # HBsAg
+    ]
+
+
+def screen(mappings: Mappings, resources: list[dict[str, Any]], key: str) -> Any:
+    evaluation = evaluate_patient(resources, mappings, AS_OF, [key], strict=True)
+    check_invariants(evaluation.studies[0], resources)
+    return evaluation.studies[0]
+
+
+def results(study: Any) -> dict[str, str]:
+    return {c.id: c.result for c in study.criteria}
+
+
+def test_the_examples_load_only_when_named(mappings):
+    assert {AUTOGRAPH, FT819} <= set(mappings.studies)
+    assert not {AUTOGRAPH, FT819} & set(load_mappings(REPO_ROOT / "mappings").studies)
+    assert mappings.studies[AUTOGRAPH].registry_id == "NCT06581198"
+    assert mappings.studies[FT819].registry_id == "NCT06308978"
+
+
+def test_they_load_beside_the_conformance_study():
+    both = load_mappings(f"{DIRS}:{REPO_ROOT / 'mappings' / 'conformance'}")
+    assert {AUTOGRAPH, FT819, "lupus-conformance"} <= set(both.studies)
+
+
+def test_mappings_check_lists_them_with_their_kinds(capsys, monkeypatch):
+    monkeypatch.setenv("MAPPINGS_DIR", DIRS)
+    assert main(["mappings", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "autograph (NCT06581198)" in out and "ft819-sle (NCT06308978)" in out
+    lines = {line.split()[0]: line.split() for line in out.splitlines()
+             if line.startswith("  ")}
+    assert lines["acute-flare"][1:3] == ["exclusion", "manual"]
+    assert lines["disease-activity"][2] == "manual"            # has manual parts
+    assert "bilag-a" in " ".join(lines["disease-activity"])
+    assert lines["prior-cell-therapy"][1:3] == ["exclusion", "automatic"]
+
+
+def test_mappings_check_refuses_a_broken_folder_with_file_and_key(tmp_path, capsys):
+    (tmp_path / "bad.toml").write_text(
+        '[study]\nkey = "bad"\ntitle = "Bad"\n[[criteria]]\nid = "x"\ntext = "X"\n'
+        'rule = "any-of"\n  [[criteria.of]]\n  text = "a person says"\n  rule = "manual"\n'
+        '  scope = "study"\n  [[criteria.of]]\n  text = "SLEDAI"\n  rule = "threshold"\n'
+        '  concept = "sledai-2k"\n  operator = ">="\n  threshold = "8"\n')
+    assert main(["mappings", "check", str(REPO_ROOT / "mappings"), str(tmp_path)]) == 2
+    assert "bad.toml: criteria[x].of[0].id: a manual part needs an explicit id" in \
+        capsys.readouterr().err
+
+
+AUTOGRAPH_MANUAL = ["active-disease", "sledai-2k-adjusted", "inadequate-response-judged"]
+AUTOGRAPH_EXCLUSIONS = ["acute-flare", "organ-function", "cardiac-risk"]
+
+
+def test_autograph_screens_a_candidate_and_confirmations_complete_it(mappings):
+    record = adult()
+    before = screen(mappings, record, AUTOGRAPH)
+    assert before.status == "potential-candidate"
+    found = results(before)
+    for cid in ("age", "sle-diagnosis", "serology", "hiv", "hepatitis", "thromboembolism"):
+        assert found[cid] == "met", (cid, before)
+    confirmed = record + [confirm(c, AUTOGRAPH) for c in AUTOGRAPH_MANUAL] + [
+        confirm(c, AUTOGRAPH, False) for c in AUTOGRAPH_EXCLUSIONS]   # absent: not excluded
+    after = screen(mappings, confirmed, AUTOGRAPH)
+    assert after.status == "eligible", [(c.id, c.reason) for c in after.criteria
+                                        if c.result != "met"]
+
+
+def test_a_confirmation_for_another_study_does_not_count(mappings):
+    record = adult() + [confirm(c, FT819) for c in AUTOGRAPH_MANUAL]
+    assert results(screen(mappings, record, AUTOGRAPH))["active-disease"] == "unknown"
+
+
+AUTOGRAPH_EXCLUDED = [
+    ("flare present", [confirm("acute-flare", AUTOGRAPH, True)], "acute-flare"),
+    ("HIV positive", [obs("75622-1", value_concept=POSITIVE, date=day(3))], "hiv"),
+    ("HIV diagnosis", [condition("B20", ICD10CM)], "hiv"),
+    ("pulmonary embolism 10 days ago", [condition("I26.99", ICD10CM, onset=day(10))],
+     "thromboembolism"),
+    ("active chronic hepatitis B", [condition("B18.1", ICD10CM)], "hepatitis"),
+    ("age 80", None, "age"),
+]
+
+
+@pytest.mark.parametrize("extra,cid", [r[1:] for r in AUTOGRAPH_EXCLUDED],
+                         ids=[r[0] for r in AUTOGRAPH_EXCLUDED])
+def test_autograph_excludes(mappings, extra, cid):
+    record = adult(80) if extra is None else adult() + extra
+    study = screen(mappings, record, AUTOGRAPH)
+    assert results(study)[cid] == "not-met", study
+    assert study.status == "ineligible"
+
+
+def test_autograph_old_events_do_not_exclude(mappings):
+    record = adult() + [condition("I26.99", ICD10CM, onset=day(60)),
+                        condition("B18.1", ICD10CM, clinical="resolved")]
+    found = results(screen(mappings, record, AUTOGRAPH))
+    assert (found["thromboembolism"], found["hepatitis"]) == ("met", "met")
+
+
+FT819_CASES = [
+    ("weight 45 kg", adult(weight=45), "body-weight", "not-met"),
+    ("age 50", adult(50), "age", "not-met"),
+    ("CAR-T 100 days ago", adult() + [procedure("0540T", day(100))], "prior-cell-therapy",
+     "not-met"),
+    ("epilepsy", adult() + [condition("G40.909", ICD10CM)], "cns-disease", "not-met"),
+    ("SLEDAI 6", [r for r in adult() if r.get("code", {}).get("coding", [{}])[0].get("code")
+                  != "sledai-2k"] + [sledai(6, day(4))], "disease-activity", "not-met"),
+    ("no steroid 3 months", [r for r in adult() if r.get("medicationCodeableConcept", {})
+                             .get("coding", [{}])[0].get("code") != RX_PREDNISONE],
+     "refractory", "not-met"),
+]
+
+
+@pytest.mark.parametrize("record,cid,expected", [r[1:] for r in FT819_CASES],
+                         ids=[r[0] for r in FT819_CASES])
+def test_ft819_screens(mappings, record, cid, expected):
+    if cid == "prior-cell-therapy":
+        record[-1]["code"] = cc("0540T", "http://www.ama-assn.org/go/cpt")
+    study = screen(mappings, record, FT819)
+    assert results(study)[cid] == expected, study
+
+
+def test_ft819_candidate_becomes_eligible_with_its_confirmations(mappings):
+    manual = ["clinical-sledai-2k", "bilag-a", "treatment-failure"]
+    exclusions = ["neuropsychiatric-sle", "organ-damage", "cns-medication"]
+    record = adult() + [confirm(c, FT819) for c in manual] + [
+        confirm(c, FT819, False) for c in exclusions]
+    study = screen(mappings, record, FT819)
+    assert study.status == "eligible", [(c.id, c.reason) for c in study.criteria
+                                        if c.result != "met"]
+
+
+_ = LOINC
