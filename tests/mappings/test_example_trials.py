@@ -107,7 +107,8 @@ def test_mappings_check_lists_them_with_their_kinds(capsys, monkeypatch):
 
 def test_mappings_check_refuses_a_broken_folder_with_file_and_key(tmp_path, capsys):
     (tmp_path / "bad.toml").write_text(
-        '[study]\nkey = "bad"\ntitle = "Bad"\n[[criteria]]\nid = "x"\ntext = "X"\n'
+        '[study]\nkey = "bad"\ntitle = "Bad"\ndiagnosis_criteria = []\n'
+        '[[criteria]]\nid = "x"\ntext = "X"\n'
         'rule = "any-of"\n  [[criteria.of]]\n  text = "a person says"\n  rule = "manual"\n'
         '  scope = "study"\n  [[criteria.of]]\n  text = "SLEDAI"\n  rule = "threshold"\n'
         '  concept = "sledai-2k"\n  operator = ">="\n  threshold = "8"\n')

@@ -24,7 +24,7 @@ def folder(tmp_path: Path, files: dict[str, str]) -> str:
 
 
 def study(key: str, body: str) -> str:
-    return f'[study]\nkey = "{key}"\ntitle = "Study {key}"\n{body}'
+    return f'[study]\nkey = "{key}"\ntitle = "Study {key}"\ndiagnosis_criteria = []\n{body}'
 
 
 SLEDAI_PART = ('  [[criteria.of]]\n  text = "SLEDAI-2K at least 8"\n  rule = "threshold"\n'
