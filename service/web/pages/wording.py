@@ -62,12 +62,25 @@ STATUS_CODES = {
     "active": lambda: pgettext("status", "active"),
     "rejected": lambda: pgettext("status", "rejected"),
     "entered-in-error": lambda: pgettext("status", "entered-in-error"),
+    "completed": lambda: pgettext("status", "completed"),
+    "stopped": lambda: pgettext("status", "stopped"),
+    "cancelled": lambda: pgettext("status", "cancelled"),
+    "on-hold": lambda: pgettext("status", "on-hold"),
+    "inactive": lambda: pgettext("status", "inactive"),
+    "resolved": lambda: pgettext("status", "resolved"),
 }
 SEXES = {
     "female": lambda: pgettext("sex", "female"),
     "male": lambda: pgettext("sex", "male"),
     "other": lambda: pgettext("sex", "other"),
     "unknown": lambda: gettext("sex unknown"),
+    "sex unknown": lambda: gettext("sex unknown"),
+}
+# What pages/evidence.py says of a resource that has no code of its own.
+EVIDENCE_WORDS = {
+    "Patient (birth date, sex)": lambda: gettext("Patient (birth date, sex)"),
+    "Consent": lambda: gettext("Consent"),
+    "not found on the FHIR server": lambda: gettext("not found on the FHIR server"),
 }
 
 
@@ -244,3 +257,10 @@ def worksheet_label(part: Any) -> str | Markup:
 def worksheet_definition(part: Any) -> str | Markup:
     """A worksheet item's definition in the reader's language."""
     return _worksheet(str(part.definition))
+
+
+@bp.app_template_filter("evidence_what")
+def evidence_what(text: Any) -> str:
+    """What an evidence resource is: the record's own display, or our words for it translated."""
+    words = EVIDENCE_WORDS.get(str(text or ""))
+    return words() if words else str(text or "")
