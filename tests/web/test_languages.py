@@ -329,3 +329,51 @@ def test_every_worksheet_text_of_the_engine_is_in_the_catalogue_list():
     texts |= {t for i in eular_acr.ITEMS for t in (i.label, i.definition)}
     texts |= {t for d in sledai.DESCRIPTORS for t in (d.label, d.definition)}
     assert texts - WORKSHEET_TEXTS == set(), "add them to service/web/pages/worksheet_words.py"
+
+
+class _TemplateText(HTMLParser):
+    """Words a template writes itself (text and read-out attributes), Jinja taken out."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.words: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("aria-label", "title", "alt", "placeholder") and value:
+                self.words += re.findall(r"[A-Za-z]{2,}", value)
+
+    def handle_data(self, data):
+        self.words += re.findall(r"[A-Za-z]{2,}", data)
+
+
+def test_no_template_writes_a_word_outside_the_catalogue():
+    templates = REPO / "service" / "web" / "pages" / "templates"
+    found = {}
+    for path in sorted(templates.glob("*.html")):
+        source = path.read_text(encoding="utf-8")
+        # Jinja comments, statements and expressions out (a placeholder keeps tags apart)
+        bare = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", source, flags=re.S)
+        parser = _TemplateText()
+        parser.feed(bare)
+        if parser.words:
+            found[path.name] = parser.words
+    assert found == {}, "wrap these in {{ _('...') }} and run ./dev messages"
+
+
+def test_the_pages_python_never_flashes_or_aborts_with_a_bare_string():
+    import ast
+
+    bare = []
+    for path in sorted((REPO / "service" / "web" / "pages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            args = {"flash": node.args[:1], "abort": node.args[1:2]}.get(node.func.id, [])
+            args += [k.value for k in node.keywords if k.arg in ("error", "message", "heading")]
+            for arg in args:
+                # Strings built here are English: they must come from gettext.
+                if isinstance(arg, (ast.Constant, ast.JoinedStr)) and not (
+                        isinstance(arg, ast.Constant) and not isinstance(arg.value, str)):
+                    bare.append(f"{path.name}:{node.lineno}")
+    assert bare == [], "wrap these messages in gettext(...)"
