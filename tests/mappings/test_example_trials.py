@@ -52,6 +52,24 @@ def confirm(cid: str, study: str, value: bool = True) -> dict[str, Any]:
     return res
 
 
+ITEMS = "urn:trial-eligibility:sledai-2k-descriptor"
+
+
+def scored(points: dict[str, int], when: str | None = None) -> dict[str, Any]:
+    """A SLEDAI-2K score with one component per descriptor, as the worksheet records it."""
+    res = sledai(sum(points.values()), when or day(5))
+    res["component"] = [{"code": cc(key, ITEMS), "valueInteger": value}
+                        for key, value in points.items()]
+    return res
+
+
+# 10 points: arthritis 4, rash 2, low complement 2, increased DNA binding 2. AUTOGRAPH's
+# adjusted score is 10 (none excluded); FT819's clinical score is 6 (serology left out).
+ACTIVE = {"arthritis": 4, "rash": 2, "low-complement": 2, "increased-dna-binding": 2,
+          "fever": 0, "lupus-headache": 0, "alopecia": 0, "organic-brain-syndrome": 0,
+          "mucosal-ulcers": 0}
+
+
 def adult(age: int = 30, weight: float = 62) -> list[dict[str, Any]]:
     """An adult with SLE, ANA 1:160, SLEDAI-2K 10, a year of prednisone, MMF and tacrolimus,
     and negative screening tests: every automatic criterion of both trials met."""
@@ -59,7 +77,7 @@ def adult(age: int = 30, weight: float = 62) -> list[dict[str, Any]]:
         patient(birth_for(age, 20), "female"),
         condition(SCT_SLE, onset="2020-05-01"),
         obs(ANA, value_ratio=(1, 160), date=day(20)),
-        sledai(10, day(5)),
+        scored(ACTIVE),
         obs(WEIGHT, weight, "kg", day(10)),
         med_statement(RX_PREDNISONE, day(400), day(10), dose=(20, "mg")),
         med_statement(RX_HCQ, day(400), status="active", dose=(200, "mg")),
@@ -100,8 +118,9 @@ def test_mappings_check_lists_them_with_their_kinds(capsys, monkeypatch):
     lines = {line.split()[0]: line.split() for line in out.splitlines()
              if line.startswith("  ")}
     assert lines["acute-flare"][1:3] == ["exclusion", "manual"]
-    assert lines["disease-activity"][2] == "manual"            # has manual parts
+    assert lines["disease-activity"][2] == "manual"            # has a manual part
     assert "bilag-a" in " ".join(lines["disease-activity"])
+    assert lines["sledai-2k"][2:4] == ["automatic", "score-without-items"]
     assert lines["prior-cell-therapy"][1:3] == ["exclusion", "automatic"]
 
 
@@ -117,7 +136,7 @@ def test_mappings_check_refuses_a_broken_folder_with_file_and_key(tmp_path, caps
         capsys.readouterr().err
 
 
-AUTOGRAPH_MANUAL = ["active-disease", "sledai-2k-adjusted", "inadequate-response-judged"]
+AUTOGRAPH_MANUAL = ["active-disease", "inadequate-response-judged"]
 AUTOGRAPH_EXCLUSIONS = ["acute-flare", "organ-function", "cardiac-risk"]
 
 
@@ -126,7 +145,8 @@ def test_autograph_screens_a_candidate_and_confirmations_complete_it(mappings):
     before = screen(mappings, record, AUTOGRAPH)
     assert before.status == "potential-candidate"
     found = results(before)
-    for cid in ("age", "sle-diagnosis", "serology", "hiv", "hepatitis", "thromboembolism"):
+    for cid in ("age", "sle-diagnosis", "serology", "sledai-2k", "hiv", "hepatitis",
+                "thromboembolism"):
         assert found[cid] == "met", (cid, before)
     confirmed = record + [confirm(c, AUTOGRAPH) for c in AUTOGRAPH_MANUAL] + [
         confirm(c, AUTOGRAPH, False) for c in AUTOGRAPH_EXCLUSIONS]   # absent: not excluded
@@ -173,8 +193,11 @@ FT819_CASES = [
     ("CAR-T 100 days ago", adult() + [procedure("0540T", day(100))], "prior-cell-therapy",
      "not-met"),
     ("epilepsy", adult() + [condition("G40.909", ICD10CM)], "cns-disease", "not-met"),
-    ("SLEDAI 6", [r for r in adult() if r.get("code", {}).get("coding", [{}])[0].get("code")
-                  != "sledai-2k"] + [sledai(6, day(4))], "disease-activity", "not-met"),
+    ("SLEDAI 6", adult() + [sledai(6, day(4))], "disease-activity", "not-met"),
+    # 9 points, but alopecia, fever, ulcers and low complement leave a clinical score of 2.
+    ("clinical SLEDAI 2", adult() + [scored({"alopecia": 2, "fever": 1, "rash": 2,
+                                            "mucosal-ulcers": 2, "low-complement": 2}, day(4))],
+     "disease-activity", "not-met"),
     ("no steroid 3 months", [r for r in adult() if r.get("medicationCodeableConcept", {})
                              .get("coding", [{}])[0].get("code") != RX_PREDNISONE],
      "refractory", "not-met"),
@@ -191,7 +214,7 @@ def test_ft819_screens(mappings, record, cid, expected):
 
 
 def test_ft819_candidate_becomes_eligible_with_its_confirmations(mappings):
-    manual = ["clinical-sledai-2k", "bilag-a", "treatment-failure"]
+    manual = ["bilag-a", "treatment-failure"]
     exclusions = ["neuropsychiatric-sle", "organ-damage", "cns-medication"]
     record = adult() + [confirm(c, FT819) for c in manual] + [
         confirm(c, FT819, False) for c in exclusions]
@@ -201,3 +224,29 @@ def test_ft819_candidate_becomes_eligible_with_its_confirmations(mappings):
 
 
 _ = LOINC
+
+
+# The score-without-items rule (AUTOGRAPH's SLEDAI-2K >= 6 without fever, lupus headache,
+# alopecia and organic brain syndrome), item by item and without items.
+SCORE_TABLE = [
+    ("items: 10 less none excluded", scored(ACTIVE), "met"),
+    ("items: 8, of which fever and headache 9 -> below 6",
+     scored({"lupus-headache": 8, "fever": 1, "rash": 2, "arthritis": 0}), "not-met"),
+    ("items: exactly 6 after exclusion",
+     scored({"arthritis": 4, "rash": 2, "alopecia": 2, "fever": 0, "lupus-headache": 0,
+             "organic-brain-syndrome": 0}), "met"),
+    ("no items, total 10", sledai(10, day(5)), "unknown"),
+    ("no items, total 5 (already below)", sledai(5, day(5)), "not-met"),
+    ("items not adding up, excluded ones missing",
+     {**scored({"arthritis": 4, "rash": 4}), "valueInteger": 12}, "unknown"),
+    ("score older than 90 days", scored(ACTIVE, day(120)), "unknown"),
+]
+
+
+@pytest.mark.parametrize("score,expected", [r[1:] for r in SCORE_TABLE],
+                         ids=[r[0] for r in SCORE_TABLE])
+def test_sledai_without_the_excluded_descriptors(mappings, score, expected):
+    record = [r for r in adult() if r.get("component") is None] + [score]
+    found = screen(mappings, record, AUTOGRAPH).criteria
+    [crit] = [c for c in found if c.id == "sledai-2k"]
+    assert crit.result == expected, crit.reason

@@ -61,11 +61,12 @@ def test_every_manual_part_has_a_form(browser, ws):
     _, url = ws
     page = _signed_in_page(browser, url)
     forms = page.locator(f"#{FT819}-disease-activity form")
-    assert sorted(forms.locator("input[name=criterion]").evaluate_all(
-        "els => els.map(e => e.value)")) == ["bilag-a", "clinical-sledai-2k"]
-    autograph_sledai = page.locator(f"#{AUTOGRAPH}-sledai-2k input[name=criterion]")
-    assert autograph_sledai.evaluate_all("els => els.map(e => e.value)") == [
-        "sledai-2k-adjusted"]
+    assert forms.locator("input[name=criterion]").evaluate_all(
+        "els => els.map(e => e.value)") == ["bilag-a"]
+    cns = page.locator(f"#{FT819}-cns-disease input[name=criterion]")
+    assert cns.evaluate_all("els => els.map(e => e.value)") == ["cns-medication"]
+    # A part of an exclusion is asked as present / absent too.
+    assert page.locator(f"#{FT819}-cns-disease input[name=answer][value=present]").count() == 1
     # Reported as needing a person, not as automatic.
     assert "confirmed by a person" in page.locator(f"#{FT819}-disease-activity").inner_text()
 
