@@ -162,6 +162,17 @@ def _start_service(base: str, folder: Path, before: bool) -> tuple[subprocess.Po
     raise RuntimeError("the benchmark service did not start")
 
 
+def _diagnosed(subject: dict[str, Any]) -> bool:
+    """The stored ResearchSubject's `sle-diagnosis` criterion is met."""
+    for ext in subject.get("extension") or ():
+        if ext.get("url") != "urn:trial-eligibility:extension:criterion":
+            continue
+        parts = {p.get("url"): p for p in ext.get("extension") or ()}
+        if (parts.get("id") or {}).get("valueCode") == "sle-diagnosis":
+            return (parts.get("result") or {}).get("valueCode") == "met"
+    return False
+
+
 def _counters(url: str) -> dict[str, Any]:
     return dict(requests.get(f"{url}/_bench", timeout=30).json())
 
@@ -252,7 +263,10 @@ def run_one(server: str, base: str, mode: str, patients: int, changes: int,
                              for k in ("refractory-sle-cart", "pediatric-ln-cart"))
             settings = Settings().with_overrides(fhir_base_url=base)
             with FhirClient(settings) as client:
-                while len(list(client.search("ResearchSubject", {"identifier": token}))) < 2:
+                # Until both studies' ResearchSubjects carry the new diagnosis (before, they
+                # may exist already from the patient's earlier changes).
+                while sum(_diagnosed(r) for r in client.search(
+                        "ResearchSubject", {"identifier": token})) < 2:
                     if time.monotonic() - last_posted > 600:
                         raise RuntimeError("the last change never reached a ResearchSubject")
                     time.sleep(0.2)
