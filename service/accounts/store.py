@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +93,14 @@ CREATE TABLE IF NOT EXISTS sessions (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, display TEXT NOT NULL, role TEXT NOT NULL,
   source TEXT NOT NULL, created REAL NOT NULL, seen REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sessions_by_name ON sessions (name);
+CREATE TABLE IF NOT EXISTS outreach (
+  user TEXT NOT NULL, study TEXT NOT NULL, mode TEXT NOT NULL, PRIMARY KEY (user, study));
+CREATE TABLE IF NOT EXISTS outreach_email (user TEXT PRIMARY KEY, email TEXT NOT NULL);
 """
+# How a coordinator is told of new eligible or potential candidates of a study (api.md
+# "Outreach"): an email at once, a daily digest, or nothing.
+OUTREACH_MODES = ("immediate", "digest", "none")
+EMAIL_RE = re.compile(r"[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
 class Accounts:
@@ -236,3 +243,40 @@ class Accounts:
                 (user, page, now),
             )
         return row[0] if row else None
+
+    def set_outreach(self, user: str, email: str, modes: dict[str, str]) -> None:
+        """Keep the user's outreach address and their choice per study (one transaction)."""
+        email = email.strip()
+        if email and not EMAIL_RE.fullmatch(email):
+            raise AccountError(f"{email!r} is not an email address")
+        bad = [m for m in modes.values() if m not in OUTREACH_MODES]
+        if bad:
+            raise AccountError(f"outreach {bad[0]!r} must be one of: {', '.join(OUTREACH_MODES)}")
+        if not email and any(m != "none" for m in modes.values()):
+            raise AccountError("give an email address to be told by email")
+        with self.transaction() as db:
+            db.execute("DELETE FROM outreach_email WHERE user = ?", (user,))
+            if email:
+                db.execute("INSERT INTO outreach_email (user, email) VALUES (?, ?)",
+                           (user, email))
+            for study, mode in modes.items():
+                db.execute("INSERT OR REPLACE INTO outreach (user, study, mode) VALUES (?, ?, ?)",
+                           (user, study, mode))
+
+    def outreach_of(self, user: str) -> tuple[str, dict[str, str]]:
+        """The user's outreach address ('' if none) and mode per study."""
+        with self.transaction() as db:
+            row = db.execute("SELECT email FROM outreach_email WHERE user = ?",
+                             (user,)).fetchone()
+            modes = dict(db.execute("SELECT study, mode FROM outreach WHERE user = ?",
+                                    (user,)).fetchall())
+        return (row[0] if row else ""), modes
+
+    def subscribers(self, study: str) -> Sequence[tuple[str, str, str]]:
+        """(user, mode, email) of everyone told of the study by email (local or OIDC)."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT o.user, o.mode, e.email FROM outreach o "
+                "JOIN outreach_email e ON e.user = o.user "
+                "WHERE o.study = ? AND o.mode != 'none' ORDER BY o.user", (study,)).fetchall()
+        return [(str(u), str(m), str(e)) for u, m, e in rows]

@@ -73,7 +73,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from service.usecases.screener import Screener
 
     wait_for_fhir(settings)
-    queue = JobQueue(settings, Screener(settings))
+    from service.core.clock import Clock
+    from service.usecases.outreach import outreach_for
+
+    screener = Screener(settings)
+    queue = JobQueue(settings, screener)
+    queue.outreach = outreach_for(settings, screener, None, Clock.from_settings(settings))
     print(f"worker: {args.workers} thread(s) on {_queue_label(settings)}", file=sys.stderr,
           flush=True)
     queue.run_worker(args.workers)

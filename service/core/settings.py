@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -86,6 +87,31 @@ def _no_credentials(name: str, value: str) -> None:
         )
 
 
+# A plain mailbox: local@domain, no display name, no spaces or line breaks (a header value).
+_MAILBOX = re.compile(r"[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+def _check_mail(smtp_url: str | None, mail_from: str | None) -> None:
+    """SMTP_URL: smtp:// or smtps:// with a host; MAIL_FROM: a mailbox, required with it."""
+    if smtp_url is None:
+        if mail_from is not None and not _MAILBOX.fullmatch(mail_from):
+            raise SettingsError(f"MAIL_FROM={mail_from!r} is not an email address")
+        return
+    parsed = urlparse(smtp_url)
+    # The URL may carry a password: never echo it, name its scheme and host only.
+    if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+        raise SettingsError("SMTP_URL must be smtp://host[:port] or smtps://host[:port] "
+                            "(user:password@ optional)")
+    try:
+        parsed.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        raise SettingsError(f"SMTP_URL has a bad port (host {parsed.hostname})") from None
+    if mail_from is None:
+        raise SettingsError("SMTP_URL needs MAIL_FROM (the sender address of outreach email)")
+    if not _MAILBOX.fullmatch(mail_from):
+        raise SettingsError(f"MAIL_FROM={mail_from!r} is not an email address")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the service; each is documented in docs/configuration.md."""
@@ -149,6 +175,10 @@ class Settings:
     # Reverse proxies in front of the service that append X-Forwarded-For (0: the socket
     # peer is the client; only trusted hops are read, so a client cannot forge its address).
     trusted_proxy_hops: int = 0
+    # Outreach email (docs: coordinator-funnel.md): smtp:// or smtps://[user:password@]host[:port];
+    # None: no email is sent. MAIL_FROM is the sender address, required with SMTP_URL.
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str | None = None
 
     @property
     def notify_endpoint_base(self) -> str:
@@ -230,6 +260,8 @@ class Settings:
                 env, "SIGNIN_LOCKOUT_MINUTES", cls.signin_lockout_minutes, 1
             ),
             "trusted_proxy_hops": _int(env, "TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
+            "smtp_url": get("SMTP_URL") or None,
+            "mail_from": get("MAIL_FROM") or None,
         }
         settings = cls(**values)
         settings.validate()
@@ -243,6 +275,7 @@ class Settings:
 
     def validate(self) -> None:
         """Raise SettingsError with one clear line when the settings cannot work."""
+        _check_mail(self.smtp_url, self.mail_from)
         _no_credentials("FHIR_BASE_URL", self.fhir_base_url)
         self._validate_fhir_auth()
         scheme = urlparse(self.queue_url).scheme

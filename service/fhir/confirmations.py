@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from service.fhir.progress import Reason, progress_entry
+
 CRITERION_SYSTEM = "urn:trial-eligibility:criterion"
 USER_SYSTEM = "urn:trial-eligibility:user"
 SCORE_SYSTEM = "urn:trial-eligibility:score"
@@ -170,12 +172,16 @@ def entered_in_error(
 
 
 def workflow_update(
-    subject: Mapping[str, Any], status: str, author: Author, recorded: datetime
+    subject: Mapping[str, Any], status: str, author: Author, recorded: datetime,
+    reason: Reason | None = None,
 ) -> dict[str, Any]:
-    """The transaction setting a ResearchSubject's workflow status (computed one untouched)."""
+    """The transaction setting a ResearchSubject's workflow status (computed one untouched),
+    the change appended to its history as an R5 progress entry with the reason."""
     if subject.get("resourceType") != "ResearchSubject":
         raise ConfirmationError("not a ResearchSubject")
-    return _update({**subject, "status": status}, author, recorded, "UPDATE")
+    extensions = [*(subject.get("extension") or ()), progress_entry(status, recorded, reason)]
+    return _update({**subject, "status": status, "extension": extensions}, author, recorded,
+                   "UPDATE")
 
 
 def sledai_observation(

@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from service.engine.results import CriterionResult, StudyResult, Value
 from service.fhir import resource_schema
+from service.fhir.progress import screened_entry
 
 RESEARCH_SUBJECT_SYSTEM = "urn:trial-eligibility:research-subject"
 STUDY_SYSTEM = "urn:trial-eligibility:study"
@@ -181,6 +182,11 @@ def build_research_subject(
             isinstance(x, Mapping) and x.get("url") in (SCREENING_EXTENSION, CRITERION_EXTENSION)
         )
     ]
+    if existing is None or computed_status(existing) != study.status:
+        # The history (api.md): a change of the computed status is appended as an R5 progress
+        # entry; entries already there (the screening's and people's) are kept as they are.
+        not_met = [c.id for c in study.criteria if c.result == "not-met"]
+        foreign_ext.append(screened_entry(study.status, evaluated_at, not_met))
     screening = {
         "url": SCREENING_EXTENSION,
         "extension": [

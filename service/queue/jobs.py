@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
@@ -54,6 +54,7 @@ RETRY_BASE_SECONDS = 5.0
 # GET /screenings/{job} shows at most this many patients per answer (about 10 KB each).
 JOB_PAGE_PATIENTS = 50
 PURGE_INTERVAL_SECONDS = 3600.0  # the reaper purges expired jobs at start, then hourly
+OUTREACH_INTERVAL_SECONDS = 60.0  # the reaper queues an outreach sweep this often
 
 
 class PatientScreener(Protocol):
@@ -121,6 +122,11 @@ class JobQueue:
         self.store: JobStore = store
         self.huey = huey
         self._task = huey.task(name="screen-patient")(self._execute)
+        # Outreach (service/usecases/outreach.py): a sweep run after each screening and every
+        # OUTREACH_INTERVAL_SECONDS by the reaper; its state is durable in its own store.
+        self.outreach: Callable[[], object] | None = None
+        self._outreach_task = huey.task(name="outreach-sweep")(self._run_outreach)
+        self._next_outreach = 0.0
         self._consumer: Consumer | None = None
         self._reaper_stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -301,6 +307,8 @@ class JobQueue:
             else:
                 self.store.complete(task_id, worker, result)
                 log.info("screened Patient/%s (job %s)", task.patient, task.job_id)
+                if self.outreach is not None:
+                    self._outreach_task()  # a new candidate is told of without waiting
         finally:
             stop_beat.set()
             beat.join()
@@ -332,6 +340,20 @@ class JobQueue:
             else:
                 log.warning("screening of Patient/%s failed: %s", task.patient, reason)
             self.store.fail(task.id, worker, reason)
+
+    def _run_outreach(self) -> None:
+        """One outreach sweep, by one worker at a time (the others skip: it runs again soon)."""
+        if self.outreach is None:
+            return
+        worker = self._worker_id()
+        if not self.store.lock("outreach", worker, self.settings.job_lease_seconds):
+            return
+        try:
+            self.outreach()
+        except Exception:  # noqa: BLE001 - the next sweep tries again; nothing is lost
+            log.warning("outreach sweep failed; it runs again shortly", exc_info=True)
+        finally:
+            self.store.unlock("outreach", worker)
 
     def _heartbeat(self, task_id: str, lock: str, worker: str, stop: threading.Event) -> None:
         lease = self.settings.job_lease_seconds
@@ -370,6 +392,9 @@ class JobQueue:
         while True:
             try:
                 self.reap()
+                if self.outreach is not None and time.monotonic() >= self._next_outreach:
+                    self._next_outreach = time.monotonic() + OUTREACH_INTERVAL_SECONDS
+                    self._outreach_task()
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_INTERVAL_SECONDS
                     self.purge()

@@ -65,6 +65,11 @@ def create_app(
     # The coordinator pages (their own sign-in); languages first: their templates use _().
     install_languages(app)
     install_pages(app, settings, accounts=accounts, clock=clock)
+    if queue.outreach is None:
+        from service.usecases.outreach import outreach_for
+
+        queue.outreach = outreach_for(settings, screener, app.extensions["pages"].accounts,
+                                      clock)
     if settings.trusted_proxy_hops:
         # The client address (sign-in throttling) is the one the trusted proxies saw; only
         # X-Forwarded-For is read, PUBLIC_URL already says the scheme and host.

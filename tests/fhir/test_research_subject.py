@@ -166,6 +166,7 @@ def test_a_rescreen_with_the_same_result_is_unchanged_even_later_and_as_of_anoth
         _study(HB_LOW, ALT_OK),
         evaluated_at=WHEN + timedelta(days=2),
         as_of=AS_OF + timedelta(days=2),
+        existing=stored,  # the screening always builds on the stored one (its history kept)
     )
     assert rs.unchanged(again, stored)
 

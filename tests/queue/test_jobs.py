@@ -332,3 +332,20 @@ def test_memory_queue_runs_in_process(settings):
         assert status["patients"][0]["result"]["asOf"] == "2026-11-15"
     finally:
         queue.stop()
+
+
+def test_a_finished_screening_runs_the_outreach_sweep_on_the_queue(open_queue):
+    queue = open_queue()
+    sweeps: list[str] = []
+    queue.outreach = lambda: sweeps.append("swept")
+    job = queue.submit_batch(["a"], studies=None, as_of=None)
+    queue.start_embedded(1)
+    wait_until(lambda: queue.job_status(job)["state"] == "done" and sweeps, what="sweep ran")
+    # one sweep at a time: while another worker holds the outreach lock, a sweep is skipped
+    assert queue.store.lock("outreach", "other-worker", 30.0)
+    before = len(sweeps)
+    queue._run_outreach()
+    assert len(sweeps) == before
+    queue.store.unlock("outreach", "other-worker")
+    queue._run_outreach()
+    assert len(sweeps) == before + 1

@@ -3,6 +3,8 @@ classification worksheet, workflow reasons and history, the log's funnel and CSV
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 
@@ -126,3 +128,79 @@ def test_a_viewer_sees_the_worksheet_but_cannot_save(ws):
         "entry": "yes", "item": ["fever"]})
     assert answer.status_code == 403
     assert _classifications(ws, "seed-hb-59") == []
+
+
+PROGRESS = "http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchSubject.progress"
+
+
+def _history(subject: dict) -> list[dict[str, dict]]:
+    return [{p["url"]: p for p in e["extension"]} for e in subject["extension"]
+            if e["url"] == PROGRESS]
+
+
+def _workflow(client, ws, patient: str, study: str, **form):
+    token = _token(client, f"/patients/{patient}")
+    version = ws.subject(study, patient)["meta"]["versionId"]
+    return client.post(f"/patients/{patient}/workflow", data={
+        "csrf_token": token, "study": study, "version": version, **form})
+
+
+@pytest.mark.parametrize("form,why", [
+    ({"status": "withdrawn"}, "leaving without a reason"),
+    ({"status": "withdrawn", "reason": "withdrawn", "why": " "}, "withdrawn without why"),
+    ({"status": "not-registered", "reason": "screen-failure"}, "screen failure, no criterion"),
+    ({"status": "not-registered", "reason": "screen-failure", "criterion": "not-one"},
+     "a criterion of no study"),
+])
+def test_a_workflow_change_without_its_reason_is_refused_and_writes_nothing(ws, form, why):
+    client = _signed_in(ws)
+    before = ws.subject(LN, "seed-potential")
+    answer = _workflow(client, ws, "seed-potential", LN, **form)
+    assert answer.status_code == 400, why
+    assert ws.subject(LN, "seed-potential")["meta"]["versionId"] == before["meta"]["versionId"]
+
+
+def test_each_change_is_kept_as_an_r5_progress_entry_and_a_rescreen_keeps_them(ws):
+    client = _signed_in(ws)
+    first = len(_history(ws.subject(SLE, "seed-hcg-positive")))
+    assert first >= 1  # the screening's own entry
+    assert _workflow(client, ws, "seed-hcg-positive", SLE, status="screening").status_code == 302
+    answer = _workflow(client, ws, "seed-hcg-positive", SLE, status="not-registered",
+                       reason="screen-failure", criterion="pregnancy", why="positive hCG")
+    assert answer.status_code == 302
+    client.post("/patients/seed-hcg-positive/screen", data={
+        "csrf_token": _token(client, "/patients/seed-hcg-positive")})
+    subject = ws.subject(SLE, "seed-hcg-positive")
+    history = _history(subject)[first:]
+    states = [h["subjectState"]["valueCodeableConcept"]["coding"][0]["code"] for h in history]
+    assert states == ["screening", "not-registered"]
+    reason = history[1]["reason"]["valueCodeableConcept"]
+    assert {"system": "urn:trial-eligibility:criterion", "code": "pregnancy"} in reason["coding"]
+    assert reason["coding"][0]["code"] == "screen-failure" and reason["text"] == "positive hCG"
+    assert history[1]["type"]["valueCodeableConcept"]["coding"][0]["code"] == "Enrollment"
+    assert history[1]["startDate"]["valueDateTime"]
+    assert subject["status"] == "not-registered"
+    page = client.get("/patients/seed-hcg-positive").get_data(as_text=True)
+    assert "Screen failure: pregnancy" in page
+
+
+def test_the_log_shows_the_funnel_and_the_csv_has_the_enrolment_log_columns(ws):
+    client = _signed_in(ws)
+    _workflow(client, ws, "seed-hb-59", LN, status="withdrawn", reason="withdrawn",
+              why="=HYPERLINK(\"http://x\") family moved")
+    page = client.get(f"/studies/{LN}/log").get_data(as_text=True)
+    assert 'id="h-funnel"' in page and "Patients reaching each stage of the funnel" in page
+    assert "Withdrawn: =HYPERLINK(&#34;http://x&#34;) family moved" in page
+    csv_text = client.get(f"/studies/{LN}/log.csv").get_data(as_text=True)
+    header, *rows = [line for line in csv_text.splitlines() if line]
+    assert header.endswith("date screened,eligible,reason not eligible or not enrolled,"
+                           "consent date,enrolment date")
+    (hb,) = [r for r in rows if r.startswith("seed-hb-59,")]
+    assert ',"Withdrawn: =HYPERLINK(""http://x"") family moved",' in hb
+    # no cell a spreadsheet would run as a formula (formula-injection protection kept)
+    cells = [c for row in csv.reader(io.StringIO(csv_text)) for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@")]
+    (eligible,) = [r for r in rows if r.startswith("seed-ln-eligible,")]
+    assert ",yes," in eligible
+    assert re.search(r",2026-11-\d\d,yes,", eligible) or re.search(r",20\d\d-\d\d-\d\d,yes,",
+                                                                  eligible)

@@ -135,7 +135,7 @@ def test_a_stale_workflow_form_changes_nothing_and_says_who_changed_what(ws):
     other = second.get(f"/patients/{pid}").get_data(as_text=True)
     answer = second.post(f"/patients/{pid}/workflow", data={
         "csrf_token": _CSRF.search(other).group(1), "study": LN, "status": "withdrawn",
-        "version": _version_in_form(other, LN)})
+        "reason": "family-declined", "version": _version_in_form(other, LN)})
     assert answer.status_code == 302
     after = ws.subject(LN, pid)
     assert after["status"] == "withdrawn"

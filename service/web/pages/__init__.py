@@ -105,6 +105,7 @@ def install_pages(
         language,
         layout,
         log_page,
+        notifications_page,
         patient,
         signin,
         sledai_page,

@@ -13,6 +13,7 @@ from flask_babel import gettext
 from markupsafe import Markup, escape
 
 from service.fhir.errors import FhirError
+from service.usecases import study_funnel
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
 from service.web.pages.subjects import Row, label
@@ -82,6 +83,7 @@ def _summary(key: str) -> dict[str, Any]:
     ref = study_refs()[key]
     rows = read_rows(ref)
     reasons = Counter(c.id for r in rows if r.computed == "ineligible" for c in r.not_met)
+    lines = [r.log_line or study_funnel.log_line(r.resource) for r in rows]
     return {
         "key": key,
         "title": mappings.studies[key].title,
@@ -91,6 +93,8 @@ def _summary(key: str) -> dict[str, Any]:
         "reasons": [(label(k), n) for k, n in reasons.most_common()],
         "enrolled": sum(_enrolled(r) for r in rows),
         "target": _target(ref),
+        "lines": {line.patient_id: line for line in lines},
+        "funnel": study_funnel.funnel(lines),
     }
 
 
@@ -99,8 +103,11 @@ def _summary(key: str) -> dict[str, Any]:
 def study_log(key: str) -> Any:
     """Everyone screened, statuses, ineligibility reasons as a chart, enrolment vs target."""
     data = _summary(key)
+    stages = list(data["funnel"].stages)
     return render_template(
         "log.html", **data,
+        funnel_chart=bar_chart([(gettext(name), n) for name, n in stages],
+                               gettext("Patients reaching each stage of the funnel")),
         chart=bar_chart([(criterion(name), n) for name, n in data["reasons"]],
                         gettext("Ineligible patients by criterion not met")),
         progress=progress_bar(data["enrolled"], data["target"]),
@@ -121,11 +128,22 @@ def study_log_csv(key: str) -> Any:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["patient", "name", "computed status", "workflow status", "not met",
-                     "unknown", "as of", "last screened"])
+                     "unknown", "as of", "last screened",
+                     # the columns of a screening and enrolment log
+                     "date screened", "eligible", "reason not eligible or not enrolled",
+                     "consent date", "enrolment date"])
+    lines = study_funnel.with_consent_dates(
+        list(data["lines"].values()),
+        study_funnel.read_consents(services().screener, list(data["lines"].values())))
+    by_patient = {line.patient_id: line for line in lines}
     for r in data["rows"]:
+        line = by_patient.get(r.patient_id)
         writer.writerow([_cell(v) for v in (
             r.patient_id, r.patient_name, r.computed, r.workflow or "",
             " ".join(c.id for c in r.not_met), " ".join(c.id for c in r.unknown),
-            r.as_of, r.evaluated)])
+            r.as_of, r.evaluated,
+            line.date_screened if line else "", ("yes" if line.eligible else "no") if line else "",
+            line.reason if line else "", line.consent_date if line else "",
+            line.enrolment_date if line else "")])
     return Response(out.getvalue(), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="prescreening-log-{key}.csv"'})

@@ -11,6 +11,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
 from service.accounts.form_tokens import TOKEN_RE, new_form_token
+from service.fhir import progress
 from service.fhir import research_subject as rs
 from service.fhir.confirmations import (
     CONSENT_POLICY_PREFIX,
@@ -34,6 +35,7 @@ from service.web.pages.evidence import Evidence, summarize
 from service.web.pages.signin import coordinator, current_user, signed_in
 from service.web.pages.subjects import Row, label, row_of, study_key_of
 from service.web.pages.wording import criterion as criterion_name
+from service.web.pages.wording import progress_reason, reason_error_words
 from service.web.pages.wording import status as status_words
 from service.web.pages.worklist import study_refs
 from service.web.services import services
@@ -161,7 +163,8 @@ def patient_page(raw_id: str) -> Any:
         studies.append({"key": key, "title": mapping.title, "row": rows.get(key),
                         "mapping": texts,
                         "per_study": {c.id: per_study(c) for c in mapping.criteria},
-                        "forms": {c.id: _forms(c) for c in mapping.criteria}})
+                        "forms": {c.id: _forms(c) for c in mapping.criteria},
+                        "history": progress.history(rows[key].resource) if key in rows else []})
     from service.web.pages.subjects import deceased_date, is_deceased, patient_name
 
     # The Patient resource says it; else a stored screening found it (the Patient unread).
@@ -171,7 +174,8 @@ def patient_page(raw_id: str) -> Any:
         "patient.html", pid=pid, name=patient_name(patient), patient=patient,
         deceased=deceased, deceased_on=deceased_on,
         studies=studies, evidence=evidence, confirmations=_confirmations(pid),
-        workflow_statuses=rs.WORKFLOW_STATUSES, today=pages().today().isoformat(),
+        workflow_statuses=rs.WORKFLOW_STATUSES, reasons=progress.REASONS,
+        today=pages().today().isoformat(),
         form_token=new_form_token,
     )
 
@@ -336,21 +340,32 @@ def workflow(raw_id: str) -> Any:
         return _stale(pid, key, row, seen)
     if status == "computed":
         status = row.computed or ""
+    criteria = [c.id for c in services().screener.mappings.studies[key].criteria]
+    try:
+        reason = progress.reason_for(status, request.form.get("reason", ""),
+                                     request.form.get("why", ""),
+                                     request.form.get("criterion", ""), criteria)
+    except progress.ReasonError as exc:
+        abort(400, reason_error_words(exc))
     who = author()
     try:
         # If-Match carries the version the person saw, not one read during this request.
         seen_resource = {**row.resource, "meta": {**(row.resource.get("meta") or {}),
                                                   "versionId": seen}}
         services().screener.client().transaction(
-            workflow_update(seen_resource, status, who, pages().clock()))
+            workflow_update(seen_resource, status, who, pages().clock(), reason))
     except FhirError as exc:
         if getattr(exc, "status", None) in (409, 412):
             rows, _ = subjects_of(pid)
             return _stale(pid, key, rows.get(key) or row, seen)
         raise
-    log.info("user %s set %s workflow status of Patient/%s to %s", who.name, key, pid, status)
-    flash(gettext("%(study)s: workflow status is now %(status)s.", study=key,
-                  status=status_words(status)), "success")
+    log.info("user %s set %s workflow status of Patient/%s to %s (%s)", who.name, key, pid,
+             status, reason.code if reason else "no reason")
+    message = gettext("%(study)s: workflow status is now %(status)s.", study=key,
+                      status=status_words(status))
+    if reason is not None:
+        message += " " + gettext("Reason: %(reason)s", reason=progress_reason(reason))
+    flash(message, "success")
     return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
 
 

@@ -113,6 +113,8 @@ class Row:
     version: str | None
     patient_name: str = ""
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The screening and enrolment log's view of the subject (service/usecases/study_funnel.py).
+    log_line: Any = field(default=None, compare=False, repr=False)
 
     @property
     def not_met(self) -> list[Criterion]:

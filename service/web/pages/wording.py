@@ -264,3 +264,81 @@ def evidence_what(text: Any) -> str:
     """What an evidence resource is: the record's own display, or our words for it translated."""
     words = EVIDENCE_WORDS.get(str(text or ""))
     return words() if words else str(text or "")
+
+
+# The reasons a person gives for a workflow change (service/fhir/progress.py), in words.
+REASON_CODES = {
+    "family-declined": lambda: pgettext("reason", "Declined by the family"),
+    "clinician-declined": lambda: pgettext("reason", "Clinician declined"),
+    "not-approached": lambda: pgettext("reason", "Not approached"),
+    "screen-failure": lambda: pgettext("reason", "Screen failure"),
+    "withdrawn": lambda: pgettext("reason", "Withdrawn"),
+    "other": lambda: pgettext("reason", "Other"),
+    "screened": lambda: pgettext("reason", "Screened"),
+}
+# The funnel's stages (service/usecases/study_funnel.py), in words.
+STAGE_CODES = {
+    "screened": lambda: pgettext("stage", "screened"),
+    "candidate": lambda: pgettext("stage", "candidate"),
+    "eligible": lambda: pgettext("stage", "eligible"),
+    "approached": lambda: pgettext("stage", "approached"),
+    "consented": lambda: pgettext("stage", "consented"),
+    "on study": lambda: pgettext("stage", "on study"),
+}
+
+
+@bp.app_template_filter("reason_code")
+def reason_code(code: str) -> str:
+    """A workflow reason code in the reader's language."""
+    found = REASON_CODES.get(code)
+    return found() if found else code
+
+
+@bp.app_template_filter("progress_reason")
+def progress_reason(reason: Any) -> str:
+    """A progress.Reason as the pages show it: 'Screen failure: SLEDAI-2K', 'Withdrawn: ...'."""
+    if reason is None:
+        return ""
+    base = reason_code(reason.code)
+    detail = criterion(reason.criterion) if reason.criterion else reason.why
+    return f"{base}: {detail}" if detail else base
+
+
+@bp.app_template_filter("stage")
+def stage(code: str) -> str:
+    """A funnel stage in the reader's language."""
+    found = STAGE_CODES.get(code)
+    return found() if found else code
+
+
+@bp.app_template_filter("left_reason")
+def left_reason(text: str) -> str:
+    """A log line's reason ('Withdrawn: moved', 'Not eligible: age, ana') in words."""
+    head, sep, rest = text.partition(": ")
+    if head == "Not eligible":
+        return gettext("Not eligible: %(criteria)s", criteria=", ".join(
+            criterion(c) for c in rest.split(", ") if c)) if sep else gettext("Not eligible")
+    code = next((k for k, f in REASON_CODES.items()
+                 if k != "screened" and head == _ENGLISH_REASONS.get(k)), None)
+    if code is None:
+        return text
+    return f"{reason_code(code)}{sep}{rest}"
+
+
+_ENGLISH_REASONS = {
+    "family-declined": "Declined by the family", "clinician-declined": "Clinician declined",
+    "not-approached": "Not approached", "screen-failure": "Screen failure",
+    "withdrawn": "Withdrawn", "other": "Other",
+}
+
+
+def reason_error_words(exc: Any) -> str:
+    """Why a workflow change was refused, in the reader's language."""
+    kind = getattr(exc, "kind", "")
+    if kind == "needs-reason":
+        return gettext("Say why the patient leaves: choose a reason.")
+    if kind == "needs-why":
+        return gettext("Say why in a few words.")
+    if kind == "needs-criterion":
+        return gettext("Screen failure: choose the criterion that failed.")
+    return gettext("Unknown reason.")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service.usecases import study_funnel
 from service.web.pages.subjects import Row, patient_name, row_of
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ def worklist_row(resource: Mapping[str, Any], patients: Mapping[str, Mapping[str
         return None
     open_ = tuple(replace(c, evidence=(), value=None, uln=None, uln_source=None)
                   for c in row.criteria if c.result in ("not-met", "unknown"))
-    return replace(row, criteria=open_, resource={})
+    # What the log's funnel and CSV need of the history, read now (the resource is not kept).
+    line = replace(study_funnel.log_line(resource), history=())
+    return replace(row, criteria=open_, resource={}, log_line=line)
 
 
 @dataclass
