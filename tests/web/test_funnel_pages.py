@@ -181,7 +181,7 @@ def test_each_change_is_kept_as_an_r5_progress_entry_and_a_rescreen_keeps_them(w
     assert history[1]["startDate"]["valueDateTime"]
     assert subject["status"] == "not-registered"
     page = client.get("/patients/seed-hcg-positive").get_data(as_text=True)
-    assert "Screen failure: pregnancy" in page
+    assert "Screen failure: Pregnancy" in page
 
 
 def test_the_log_shows_the_funnel_and_the_csv_has_the_enrolment_log_columns(ws):

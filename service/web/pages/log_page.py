@@ -17,7 +17,7 @@ from service.usecases import study_funnel
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
 from service.web.pages.subjects import Row, label
-from service.web.pages.wording import criterion
+from service.web.pages.wording import criterion, stage
 from service.web.pages.worklist import read_rows, study_refs
 from service.web.services import services
 
@@ -106,7 +106,7 @@ def study_log(key: str) -> Any:
     stages = list(data["funnel"].stages)
     return render_template(
         "log.html", **data,
-        funnel_chart=bar_chart([(gettext(name), n) for name, n in stages],
+        funnel_chart=bar_chart([(stage(name), n) for name, n in stages],
                                gettext("Patients reaching each stage of the funnel")),
         chart=bar_chart([(criterion(name), n) for name, n in data["reasons"]],
                         gettext("Ineligible patients by criterion not met")),

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext
 
 from service.accounts.store import OUTREACH_MODES, AccountError
 from service.web.pages import bp, pages
@@ -13,8 +14,8 @@ from service.web.pages.signin import current_user, signed_in
 from service.web.services import services
 
 log = logging.getLogger(__name__)
-MODE_LABELS = {"immediate": "an email at once", "digest": "a daily digest",
-               "none": "no email"}
+MODE_LABELS = {"immediate": lambda: gettext("an email at once"),
+               "digest": lambda: gettext("a daily digest"), "none": lambda: gettext("no email")}
 
 
 @bp.route("/notifications")
@@ -41,9 +42,10 @@ def notifications_save() -> Any:
     modes = {key: request.form.get(f"mode-{key}", "none") for key in keys}
     try:
         pages().accounts.set_outreach(user.name, request.form.get("email", "")[:254], modes)
-    except AccountError as exc:
-        abort(400, str(exc))
+    except AccountError:
+        abort(400, gettext("Give a valid email address to be told by email, and choose at "
+                           "once, a daily digest or no email for each study."))
     log.info("user %s set outreach: %s", user.name,
              ", ".join(f"{k}={m}" for k, m in modes.items()))
-    flash("Email settings saved.", "success")
+    flash(gettext("Email settings saved."), "success")
     return redirect(url_for("pages.notifications"))
