@@ -1,6 +1,7 @@
 package eligibility.hapi;
 
 import ca.uhn.fhir.batch2.jobs.config.Batch2JobsConfig;
+import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.jpa.api.config.JpaStorageSettings;
 import ca.uhn.fhir.jpa.api.config.ThreadPoolFactoryConfig;
@@ -103,6 +104,10 @@ public class ServerConfig {
 		// match_url_cache_enabled: false (AppProperties default): each conditional create/update
 		// resolves its match URL against the database.
 		settings.setMatchUrlCacheEnabled(false);
+		// Batch jobs (a bulk export's steps) wait for the maintenance pass, once a minute, between
+		// steps: an export of a few patients takes minutes. Off as in the image;
+		// -Dhapi.job_fast_tracking=true (the test tier) runs the next step as soon as one ends.
+		settings.setJobFastTrackingEnabled(Boolean.getBoolean("hapi.job_fast_tracking"));
 		// Not settings but HAPI defaults we rely on, kept as they are:
 		// - an update whose content is unchanged creates no new version;
 		// - a conditional create that loses a race is refused with 409 (HAPI-0550) thanks to the
@@ -224,13 +229,18 @@ public class ServerConfig {
 			JpaStorageSettings storageSettings,
 			ISearchParamRegistry searchParamRegistry,
 			IValidationSupport validationSupport,
-			DatabaseBackedPagingProvider pagingProvider) {
+			DatabaseBackedPagingProvider pagingProvider,
+			BulkDataExportProvider bulkDataExportProvider) {
 		FhirContext fhirContext = systemDao.getContext();
 		// narrative_enabled: false (the image's application.yaml): no generated narratives.
 		fhirContext.setNarrativeGenerator(new NullNarrativeGenerator());
 		RestfulServer server = new RestfulServer(fhirContext);
 		server.registerProviders(resourceProviderFactory.createProviders());
 		server.registerProvider(systemProvider);
+		// bulk_export_enabled: true, as our docker-compose.yml sets it (the starter's default is
+		// false): $export at system, Group and Patient level (`screen --all --bulk`). Files are
+		// Binary resources in the database (DatabaseBinaryContentStorageSvcImpl below).
+		server.registerProvider(bulkDataExportProvider);
 		JpaCapabilityStatementProvider capabilities = new JpaCapabilityStatementProvider(
 				server, systemDao, storageSettings, searchParamRegistry, validationSupport);
 		capabilities.setImplementationDescription("HAPI FHIR R4 Server");
