@@ -13,7 +13,8 @@ a `date` one only a date); placeholders are then filled by kind, from their name
 - `list...`: a comma list whose items are translated the same way;
 - `text`: a criterion's registry text (the study file's `text_zh`);
 - `items`: classification items with their points (pages/worksheet_words.py);
-- anything else (values, units, references, a record's own words): as written.
+- `record`: a record's own words as written (one of TERMS in the reader's words);
+- anything else (values, units, references): as written.
 
 A reason no template matches is shown in English, marked as such (pages/wording.py).
 """
@@ -123,6 +124,22 @@ TEMPLATES = (
     N_("no intolerance to standard treatment is recorded"),
     N_("No medication history is recorded"),
     N_("No medication history is recorded, so refractoriness cannot be judged"),
+    # demographics, diagnoses, more results
+    N_("No birth date on record, so the age is unknown"),
+    N_("The birth date is after the screening date"),
+    N_("The sex is not recorded as female or male, so it is unknown whether a pregnancy test is "
+       "needed"),
+    N_("The latest pregnancy test has no readable result"),
+    N_("The latest %(what)s result has no readable titer"),
+    N_("ANA reported negative on %(date)s: below %(limit)s"),
+    N_("ANA reported negative on %(date)s, without the screening dilution; %(limit)s cannot be "
+       "judged"),
+    N_("ANA titer %(value)s on %(date)s may or may not reach %(limit)s"),
+    N_("No %(record)s diagnosis is recorded"),
+    N_("%(record)s is recorded"),
+    N_("%(record)s is recorded (%(ref)s), but %(reason)s"),
+    N_("a person recorded on %(date)s that it is present: %(record)s"),
+    N_("a person recorded on %(date)s that it is absent: %(record)s"),
     # confirmations, consent, pregnancy
     N_("Confirmed by a person on %(date)s"),
     N_("Needs a person to confirm: %(text)s. Record it with the confirmation form on the "
@@ -147,6 +164,9 @@ TERMS = (
     N_("glucocorticoids"), N_("mycophenolic acid analogues"), N_("tacrolimus"),
     N_("cyclosporine"), N_("leflunomide"), N_("cyclophosphamide"), N_("azathioprine"),
     N_("mycophenolate"), N_("methotrexate"), N_("hydroxychloroquine"),
+    # concept names the engine writes in its own words (a record's own words stay as written)
+    N_("lupus nephritis"), N_("systemic lupus erythematosus"), N_("SLE"),
+    N_("drug-induced lupus"),
     # the study files' `wording` phrases (what a result means for a criterion)
     N_("CD19 is expressed"), N_("proteinuria persists"),
 )
@@ -168,7 +188,7 @@ def _group(name: str) -> str:
         return _DATE
     if name.startswith(("what", "term")):  # longest first: "ALT (no P5P)" before "ALT"
         return "|".join(re.escape(t) for t in sorted(_TERMS, key=len, reverse=True))
-    if name.startswith(_RECURSIVE) or name.startswith(("list", "text", "items", "record")):
+    if name.startswith(_RECURSIVE) or name.startswith(("list", "text", "items")):
         return ".+?"
     # A value, unit or reference never holds ": " or "; " (1:160 does not): those end it.
     return r"(?:(?!: |; ).)+?"
@@ -247,6 +267,8 @@ def _fill(name: str, value: str, words: Words) -> str:
     if name.startswith("list"):
         return words.comma.join(_phrase(item, words) if item not in _TERMS else gettext(item)
                                 for item in value.split(", "))
+    if name.startswith("record"):  # a record's own words, or one of our terms
+        return str(gettext(value)) if value in _TERMS else value
     if name == "items":  # classification items with their points: "Low C3 or low C4 3, ..."
         return words.comma.join(f"{_worksheet_text(m.group(1))} {m.group(2)}"
                                 for m in re.finditer(r"(.+?) (\d+)(?=, |$)", value))
