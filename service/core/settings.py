@@ -179,6 +179,10 @@ class Settings:
     # None: no email is sent. MAIL_FROM is the sender address, required with SMTP_URL.
     smtp_url: str | None = field(default=None, repr=False)
     mail_from: str | None = None
+    # The access audit (docs/deployment.md "Access audit"): a JSON-lines file, or "-" for
+    # stdout; AUDIT_FHIR also writes each entry to the FHIR server as an AuditEvent.
+    audit_log: str = str(REPO_ROOT / "var" / "audit.jsonl")
+    audit_fhir: bool = False
 
     @property
     def notify_endpoint_base(self) -> str:
@@ -262,6 +266,8 @@ class Settings:
             "trusted_proxy_hops": _int(env, "TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             "smtp_url": get("SMTP_URL") or None,
             "mail_from": get("MAIL_FROM") or None,
+            "audit_log": get("AUDIT_LOG", cls.audit_log),
+            "audit_fhir": _bool(env, "AUDIT_FHIR", False),
         }
         settings = cls(**values)
         settings.validate()
@@ -296,6 +302,24 @@ class Settings:
             raise SettingsError(f"LOG_FORMAT={self.log_format!r} must be text or json")
         self._validate_cds_issuers()
         self._validate_pages()
+        self._validate_audit_log()
+
+    def _validate_audit_log(self) -> None:
+        if self.audit_log == "-":
+            return
+        path = Path(self.audit_log)
+        if path.is_dir():
+            raise SettingsError(f"AUDIT_LOG={self.audit_log!r} is a directory, not a file")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise SettingsError(f"AUDIT_LOG={self.audit_log!r} is not writable")
+        # The folder is made at the first entry: its nearest existing parent must allow it.
+        folder = path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise SettingsError(
+                f"AUDIT_LOG={self.audit_log!r}: {str(folder)!r} is not a writable directory"
+            )
 
     def _validate_pages(self) -> None:
         if self.oidc_issuer:

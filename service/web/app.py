@@ -11,7 +11,9 @@ from flask import Flask
 from service.core.clock import Clock
 from service.core.settings import Settings
 from service.queue.jobs import JobQueue
+from service.usecases.access_audit import AuditTrail
 from service.usecases.screener import Screener, default_client_factory
+from service.web.access_audit import install_access_audit
 from service.web.auth import install_api_auth
 from service.web.languages import install_languages
 from service.web.metrics_page import install_metrics
@@ -30,6 +32,7 @@ def create_app(
     cds_verifier: Any = None,
     accounts: Any = None,
     clock: Clock | None = None,
+    audit: AuditTrail | None = None,
 ) -> Flask:
     """Build the app for these settings; tests pass fakes (screener, queue, clients, clock)."""
     from service.web import cds_hooks, health, notify, openapi, rest, webhooks
@@ -70,6 +73,9 @@ def create_app(
 
         queue.outreach = outreach_for(settings, screener, app.extensions["pages"].accounts,
                                       clock)
+    # Who saw or changed which patient (AUDIT_LOG; AUDIT_FHIR: AuditEvents via the screener's
+    # FHIR client, sent in the background).
+    install_access_audit(app, audit or AuditTrail(settings, client=screener.client))
     if settings.trusted_proxy_hops:
         # The client address (sign-in throttling) is the one the trusted proxies saw; only
         # X-Forwarded-For is read, PUBLIC_URL already says the scheme and host.

@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 
 from service.fhir.errors import FhirError
 from service.usecases import study_funnel
+from service.web.access_audit import shown
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
 from service.web.pages.subjects import Row, label
@@ -125,6 +126,7 @@ def _cell(value: Any) -> str:
 def study_log_csv(key: str) -> Any:
     """The log as CSV: one row per patient screened."""
     data = _summary(key)
+    shown(r.patient_id for r in data["rows"])  # the access audit: every patient exported
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["patient", "name", "computed status", "workflow status", "not met",
