@@ -86,11 +86,14 @@ def install_access_audit(app: Flask, trail: AuditTrail) -> None:
                                      "read" if request.method == "GET" else "update")
         user = current_user()
         view_args = request.view_args or {}
+        # The form only when the view read it: parsing it here could fail (413) or wait on
+        # a body the view refused unread.
+        form = request.__dict__.get("form")
         trail.record(
             action=action, pattern=pattern, user=user.name if user else None,
             patients=patients, outcome=_outcome(response.status_code, user),
             status=response.status_code, request_id=REQUEST_ID.get(), path=request.path,
             address=request.remote_addr,
-            study=str(view_args.get("key") or request.form.get("study") or "") or None,
+            study=str(view_args.get("key") or (form or {}).get("study") or "") or None,
         )
         return response

@@ -96,6 +96,7 @@ def test_each_view_export_and_change_is_one_entry_with_who_what_and_which_patien
         "patient-view", "sledai-view", "worklist-view", "log-view", "log-export",
         "patient-view", "workflow-changed"]
     for entry, (url, action, pattern) in zip(got, views, strict=False):
+        assert entry["action"] == action
         assert entry["user"] == COORDINATOR[0]
         assert entry["pattern"] == pattern and entry["outcome"] == "success"
         assert entry["request_id"] == f"{rid}-{len(url)}" and entry["path"] == url
