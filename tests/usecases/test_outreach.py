@@ -18,8 +18,8 @@ from service.core.settings import Settings, SettingsError
 from service.fhir import research_subject as rs
 from service.mappings import load_mappings
 from service.usecases.outreach import Outreach
-from service.usecases.smtp_mailer import SmtpMailer
-from tests.support.smtp_server import smtp_server
+from service.usecases.smtp_mailer import MailError, SmtpMailer
+from tests.support.smtp_server import self_signed, smtp_server
 
 REPO = Path(__file__).resolve().parents[2]
 LN, SLE = "pediatric-ln-cart", "refractory-sle-cart"
@@ -196,3 +196,17 @@ def test_good_mail_settings_and_the_password_stays_out_of_repr():
     s = Settings.from_env({"SMTP_URL": "smtps://u:secret@mail.example:465",
                            "MAIL_FROM": "eligibility@hospital.example"})
     assert s.mail_from == "eligibility@hospital.example" and "secret" not in repr(s)
+
+
+def test_starttls_is_used_when_the_server_offers_it(tmp_path):
+    server_tls, client_tls = self_signed(tmp_path)
+    with smtp_server(tls=server_tls) as (box, url):
+        # the server refuses mail before STARTTLS: an accepted email went over TLS
+        SmtpMailer(url, "eligibility@hospital.example", context=client_tls).send(
+            "casey@hospital.example", "subject", "body")
+        assert len(box.messages) == 1
+        # a client that does not trust the server's certificate sends nothing
+        with pytest.raises(MailError, match="127.0.0.1"):
+            SmtpMailer(url, "eligibility@hospital.example").send(
+                "casey@hospital.example", "subject", "body")
+        assert len(box.messages) == 1
