@@ -20,8 +20,8 @@ SUBSCRIBED_TYPES: tuple[str, ...] = (
 # recorded scores/classifications (any code of these systems).
 OWN_OBSERVATION_SYSTEMS = ("urn:trial-eligibility:criterion", "urn:trial-eligibility:score")
 # Longest `criteria` of one Subscription; longer lists of codes are split over several
-# Subscriptions (tags Observation, Observation-2, ...). HAPI 8 accepted the full lists in one
-# (docs "EHR triggers"); the bound keeps every one readable and within any server's limits.
+# Subscriptions (tags Observation, Observation-2, ...). HAPI 8.4 accepted up to 30,000
+# characters in one (docs/candidates-and-triggers.md); the bound is for other servers.
 MAX_CRITERIA_CHARS = 4000
 # Types notified whatever changed: a Patient (deceased, birth date, merged), and medication
 # uses, which the engine also recognises by name and through a referenced Medication, neither
