@@ -31,6 +31,7 @@ PAGES = (
     ("sledai", "/patients/seed-sledai-6/sledai"),
     ("classification", "/patients/seed-potential/classification"),
     ("log", f"/studies/{LN}/log"),
+    ("notifications", "/notifications"),
     ("not-found", "/patients/no-such-patient"),
 )
 
