@@ -130,6 +130,13 @@ class OutreachLog:
                 "next_try = ? WHERE user = ? AND study = ? AND patient = ?",
                 [(now + retry_in, batch.user, batch.study, p) for p, _ in batch.patients])
 
+    def drop(self, user: str, study: str) -> int:
+        """Forget the unsent deliveries of a user who no longer wants email for the study."""
+        self._init()
+        with self.accounts.transaction() as db:
+            return db.execute("DELETE FROM outreach_deliveries WHERE user = ? AND study = ? AND "
+                              "sent IS NULL", (user, study)).rowcount
+
     def sent_count(self, user: str | None = None) -> int:
         """How many deliveries went out (all users, or one)."""
         self._init()

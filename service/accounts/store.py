@@ -197,6 +197,9 @@ class Accounts:
         """Delete the account; True when it existed."""
         with self.transaction() as db:
             db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # signed out everywhere
+            # and told of nothing any more (outreach email goes to people with an account)
+            db.execute("DELETE FROM outreach WHERE user = ?", (name,))
+            db.execute("DELETE FROM outreach_email WHERE user = ?", (name,))
             return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
 
     def verify(self, name: str, password: str) -> User | None:

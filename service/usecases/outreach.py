@@ -88,6 +88,11 @@ class Outreach:
         ts = now.timestamp()
         sent = 0
         for user, study, mode, oldest in self.log.due(ts):
+            email, modes = self.accounts.outreach_of(user)
+            if not email or modes.get(study, "none") == "none":
+                # Changed their mind, or the account was removed: nothing is sent.
+                self.log.drop(user, study)
+                continue
             if mode == "digest":
                 last = self.log.mark(f"digest:{user}:{study}")
                 if ts < (last if last is not None else oldest) + DIGEST_SECONDS:
@@ -97,7 +102,7 @@ class Outreach:
                 continue  # another worker took it
             subject, body = self.compose(batch)
             try:
-                self.mailer.send(batch.email, subject, body)
+                self.mailer.send(email, subject, body)  # the address as it is now
             except MailError as exc:
                 self.log.failed(batch, ts, RETRY_SECONDS)
                 log.warning("outreach email to user %s for %s not sent (retry in %.0fs): %s",

@@ -175,6 +175,8 @@ def test_choices_are_kept_with_the_account_and_checked(tmp_path):
         with pytest.raises(AccountError):
             accounts.set_outreach("casey", email, modes)
     assert accounts.outreach_of("casey")[1] == {LN: "digest", SLE: "none"}  # unchanged
+    accounts.remove("casey")  # a removed account is told of nothing any more
+    assert accounts.subscribers(LN) == [] and accounts.outreach_of("casey") == ("", {})
 
 
 @pytest.mark.parametrize("env,words", [
@@ -210,3 +212,16 @@ def test_starttls_is_used_when_the_server_offers_it(tmp_path):
             SmtpMailer(url, "eligibility@hospital.example").send(
                 "casey@hospital.example", "subject", "body")
         assert len(box.messages) == 1
+
+
+def test_nothing_is_sent_to_someone_who_turned_email_off_or_was_removed(setup):
+    outreach, fhir, box, accounts, hands = setup
+    accounts.set_outreach("casey", "casey@hospital.example", {LN: "digest"})
+    accounts.set_outreach("dana", "dana@hospital.example", {LN: "digest"})
+    outreach()
+    fhir.put(LN, "waiting", "eligible")
+    outreach()
+    accounts.set_outreach("casey", "casey@hospital.example", {LN: "none"})
+    accounts.remove("dana")
+    hands.now += timedelta(days=2)
+    assert outreach()["sent"] == 0 and box.messages == []
