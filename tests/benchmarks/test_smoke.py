@@ -156,3 +156,30 @@ def test_naive_plan_is_one_request_per_criterion_per_study() -> None:
             assert target == "Patient/p1"
         else:
             assert ("patient", "p1") in params
+
+
+def test_bulk_grouping_gives_both_engines_the_same_groups(tmp_path: Path) -> None:
+    from tests.benchmarks import bulk_grouping
+
+    count, size = bulk_grouping.write_export(tmp_path, 60)
+    assert count > 60 and size > 0
+    on_disk = bulk_grouping.group("sqlite", tmp_path)
+    in_memory = bulk_grouping.group("memory", tmp_path)
+    assert on_disk["candidates"] == in_memory["candidates"] == 6
+    assert on_disk["resources"] == in_memory["resources"] > 6
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bulk_benchmark_produces_every_figure_on_the_local_server() -> None:
+    from tests.benchmarks import bulk
+
+    figures = bulk.run_bulk(200, hapi=False, log=lambda line: None)
+    local = figures["local"]
+    for key in ("search", "bulk", "every_patient", "incremental"):
+        assert local[key]["exit_code"] == 0, local[key]
+        assert {"requests", "wall_seconds", "rss_mb"} <= set(local[key])
+    assert local["bulk"]["candidates"] == local["search"]["candidates"]
+    assert local["bulk"]["bytes_downloaded"] > 0 and local["bulk"]["requests_by_kind"]["download"]
+    assert local["every_patient"]["patients_screened"] == 200
+    assert "Population screening" in bulk.table(figures)
