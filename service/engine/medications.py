@@ -20,6 +20,7 @@ from service.engine.record import (
     codings,
     parse_date,
     ref_key,
+    reference_of,
     to_decimal,
 )
 
@@ -61,6 +62,8 @@ class MedicationUse:
     # over the interval to the next one of its series; None for orders and statements.
     given_mg: Decimal | None = None
     given_mg_per_kg: Decimal | None = None
+    # Condition concepts the use was given for (reasonCode, reasonReference), when recorded.
+    reasons: tuple[str, ...] = ()
 
     @property
     def period_known(self) -> bool:
@@ -158,14 +161,15 @@ def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
             if rtype == "MedicationRequest" and resource.get("intent") in ("proposal", "plan"):
                 continue
             concepts, strength = ingredient_concepts(mappings, record, resource)
-            if not concepts:
-                continue
+            reasons = indications(record, mappings, resource)
+            if not concepts and not reasons:
+                continue  # neither what nor what for is known: nothing a rule can read
             start, end, ongoing = _period(resource, rtype)
             if start is not None and start > as_of:
                 continue  # started after the as-of date: not yet part of the history
             start, end = _clipped(start, end, ongoing, as_of)
             dose = _first_dose(resource.get(dose_key), strength, mappings.frequencies)
-            use = _use(ref_key(resource), concepts, start, end, dose)
+            use = replace(_use(ref_key(resource), concepts, start, end, dose), reasons=reasons)
             if rtype == ADMINISTRATION:
                 use = replace(use, given_mg=use.daily_mg, given_mg_per_kg=use.daily_mg_per_kg)
                 if start is not None and end is None:
@@ -174,6 +178,22 @@ def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
                     continue
             uses.append(replace(use, gap_days=_gap(mappings, concepts, resource, False)))
     return uses + _series(points)
+
+
+def indications(record: PatientRecord, mappings: Mappings, resource: dict[str, Any]
+                ) -> tuple[str, ...]:
+    """Concepts of what a medication was given for: its reasonCode codings and the codes of
+    the Conditions (or Observations) its reasonReference points to."""
+    found: list[str] = []
+    targets = list(as_list(resource.get("reasonCode")))
+    for reference in as_list(resource.get("reasonReference")):
+        target = record.resolve(reference_of(reference), resource)
+        if target is not None:
+            targets.append(target.get("code"))
+    for concept in targets:
+        for coding in codings(concept):
+            found += mappings.concepts_for(coding.get("system"), coding.get("code"))
+    return tuple(dict.fromkeys(found))
 
 
 def _gap(mappings: Mappings, concepts: tuple[str, ...], resource: dict[str, Any],

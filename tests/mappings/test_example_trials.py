@@ -136,6 +136,13 @@ def test_mappings_check_refuses_a_broken_folder_with_file_and_key(tmp_path, caps
         capsys.readouterr().err
 
 
+def graded(res: dict[str, Any], code: str, system: str = "http://snomed.info/sct"
+           ) -> dict[str, Any]:
+    """A Condition with a severity (SNOMED mild/moderate/severe) or a CTCAE grade."""
+    res["severity"] = cc(code, system)
+    return res
+
+
 AUTOGRAPH_MANUAL = ["active-disease", "inadequate-response-judged"]
 AUTOGRAPH_EXCLUSIONS = ["acute-flare", "organ-function", "cardiac-risk"]
 
@@ -164,7 +171,8 @@ AUTOGRAPH_EXCLUDED = [
     ("flare present", [confirm("acute-flare", AUTOGRAPH, True)], "acute-flare"),
     ("HIV positive", [obs("75622-1", value_concept=POSITIVE, date=day(3))], "hiv"),
     ("HIV diagnosis", [condition("B20", ICD10CM)], "hiv"),
-    ("pulmonary embolism 10 days ago", [condition("I26.99", ICD10CM, onset=day(10))],
+    ("grade 2 pulmonary embolism 10 days ago", [graded(condition("I26.99", ICD10CM,
+                                                                 onset=day(10)), "6736007")],
      "thromboembolism"),
     ("active chronic hepatitis B", [condition("B18.1", ICD10CM)], "hepatitis"),
     ("age 80", None, "age"),
@@ -180,8 +188,30 @@ def test_autograph_excludes(mappings, extra, cid):
     assert study.status == "ineligible"
 
 
+CTCAE = "http://hl7.org/fhir/us/ctcae/CodeSystem/ctcae-grade-code-system"
+# "Grade 2 or higher thromboembolic event in the past 4 weeks": a graded diagnosis.
+GRADES = [
+    ("CTCAE grade 3", graded(condition("I26.99", ICD10CM, onset=day(10)), "3", CTCAE),
+     "not-met"),
+    ("CTCAE grade 2 (the limit)", graded(condition("I26.99", ICD10CM, onset=day(10)), "2",
+                                         CTCAE), "not-met"),
+    ("CTCAE grade 1", graded(condition("I26.99", ICD10CM, onset=day(10)), "1", CTCAE), "met"),
+    ("severity mild (grade 1)", graded(condition("I26.99", ICD10CM, onset=day(10)),
+                                       "255604002"), "met"),
+    ("grade not recorded", condition("I26.99", ICD10CM, onset=day(10)), "unknown"),
+    ("grade 3, 40 days ago", graded(condition("I26.99", ICD10CM, onset=day(40)), "3", CTCAE),
+     "met"),
+]
+
+
+@pytest.mark.parametrize("event,expected", [r[1:] for r in GRADES], ids=[r[0] for r in GRADES])
+def test_a_graded_diagnosis(mappings, event, expected):
+    found = results(screen(mappings, adult() + [event], AUTOGRAPH))
+    assert found["thromboembolism"] == expected
+
+
 def test_autograph_old_events_do_not_exclude(mappings):
-    record = adult() + [condition("I26.99", ICD10CM, onset=day(60)),
+    record = adult() + [graded(condition("I26.99", ICD10CM, onset=day(60)), "24484000"),
                         condition("B18.1", ICD10CM, clinical="resolved")]
     found = results(screen(mappings, record, AUTOGRAPH))
     assert (found["thromboembolism"], found["hepatitis"]) == ("met", "met")
@@ -211,6 +241,53 @@ def test_ft819_screens(mappings, record, cid, expected):
         record[-1]["code"] = cc("0540T", "http://www.ama-assn.org/go/cpt")
     study = screen(mappings, record, FT819)
     assert results(study)[cid] == expected, study
+
+
+def medication_for(reason: dict[str, Any] | None, reference: str | None, when: int
+                   ) -> dict[str, Any]:
+    """Levetiracetam (RxNorm 114477) with an indication as reasonCode or reasonReference."""
+    res = med_statement("114477", day(when), day(when - 30), dose=(500, "mg"))
+    if reason is not None:
+        res["reasonCode"] = [reason]
+    if reference is not None:
+        res["reasonReference"] = [{"reference": reference}]
+    return res
+
+
+EPILEPSY = condition("84757009", cid="epi", clinical="resolved")
+INDICATIONS = [
+    ("reasonCode epilepsy, 1 year ago", [medication_for(cc("G40.909", ICD10CM), None, 365)],
+     "not-met"),
+    ("reasonCode epilepsy, 3 years ago", [medication_for(cc("G40.909", ICD10CM), None, 1100)],
+     "unknown"),
+    ("no indication recorded", [medication_for(None, None, 200)], "unknown"),
+]
+
+
+@pytest.mark.parametrize("extra,expected", [r[1:] for r in INDICATIONS],
+                         ids=[r[0] for r in INDICATIONS])
+def test_a_medications_indication(mappings, extra, expected):
+    """FT819 excludes "receipt of medications for these conditions within 2 years": a
+    medication whose reasonCode/reasonReference names a CNS disease excludes; without one the
+    manual part is left to a person (unknown), never read as absent. The epilepsy Condition is
+    resolved but a diagnosis ever made still excludes, so it is checked apart below."""
+    record = adult() + [r for r in extra if r.get("resourceType") != "Condition"]
+    conditions = [r for r in extra if r.get("resourceType") == "Condition"]
+    found = screen(mappings, record + conditions, FT819)
+    [crit] = [c for c in found.criteria if c.id == "cns-disease"]
+    assert crit.result == expected, crit.reason
+    if expected == "not-met" and not conditions:
+        assert "was given for" in crit.reason
+
+
+def test_a_reason_reference_names_the_indication(mappings):
+    """reasonReference to a Condition gives the Condition's concepts as the indication."""
+    from service.engine.medications import medication_uses
+    from service.engine.record import build_record
+    use = medication_for(None, "Condition/epi", 200)
+    record = build_record([patient(birth_for(30)), EPILEPSY, use], mappings)
+    [found] = medication_uses(record, mappings, AS_OF)
+    assert "cns-disease" in found.reasons and found.concepts == ()
 
 
 def test_ft819_candidate_becomes_eligible_with_its_confirmations(mappings):
