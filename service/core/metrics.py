@@ -63,6 +63,13 @@ AUDIT_UNDELIVERED = Counter(
     registry=_REGISTRY,
 )
 
+# Every result and reason is exported from the start (at 0), so a rate or an alert on one
+# that has not happened yet still finds its series.
+for _result in ("created", "updated", "unchanged", "not-a-candidate"):
+    WRITES.labels(result=_result)
+for _reason in ("wrong-password", "locked", "oidc"):
+    SIGNIN_FAILURES.labels(reason=_reason)
+
 # What started the screenings of this request or task (set by the surface, read when counted).
 _TRIGGER: contextvars.ContextVar[str | None] = contextvars.ContextVar("trigger", default=None)
 # The process's own trigger when no surface set one (the CLI: its screening threads).

@@ -1,4 +1,4 @@
-"""GET /metrics (docs/deployment.md "Monitoring"): the names api.md "Operations" lists, parsed
+"""GET /metrics (docs/deployment.md "Monitoring"): the contract's metric names, parsed
 with prometheus_client's own text parser, behind the API token; under gunicorn with 2 workers
 (and their embedded queue workers) the figures are summed across processes."""
 
@@ -64,7 +64,12 @@ def test_metrics_need_the_api_token_and_parse(make_app, tmp_path: Path):
     assert answer.mimetype == "text/plain"
     found = families(answer.get_data(as_text=True))
     assert found["eligibility_queue_pending"].type == "gauge"
-    assert total(answer.get_data(as_text=True), "eligibility_queue_pending") == 0
+    text = answer.get_data(as_text=True)
+    assert total(text, "eligibility_queue_pending") == 0
+    # The contract's series exist before anything happened (alerts find them at 0).
+    assert {s["result"] for s, _ in samples(text, "eligibility_researchsubject_writes_total")
+            } >= {"created", "updated", "unchanged", "not-a-candidate"}
+    assert samples(text, "eligibility_signin_failures_total")
 
 
 def _wrong_password(url: str) -> int:
