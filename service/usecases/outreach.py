@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from service.accounts.outreach_log import Batch, OutreachLog
 from service.accounts.store import Accounts
+from service.core.catalogues import DEFAULT, translations
 from service.core.clock import Clock
 from service.core.settings import Settings
 from service.fhir import research_subject as rs
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 CANDIDATE_STATUSES = frozenset({"eligible", "potential-candidate"})
 DIGEST_SECONDS = 24 * 3600.0
 RETRY_SECONDS = 300.0  # a failed email is tried again after this
-MODE_TEXT = {"immediate": "an email at once", "digest": "a daily digest"}
 
 
 @dataclass
@@ -117,26 +117,36 @@ class Outreach:
         return sent
 
     def compose(self, batch: Batch) -> tuple[str, str]:
-        """Subject and body: the study, the counts, the link; no patient data at all."""
+        """Subject and body in the coordinator's language: the study, the counts, the link;
+        no patient data at all."""
+        language = self.accounts.language(batch.user) or DEFAULT
+        t = translations(language)
         study = self.screener.mappings.studies.get(batch.study)
-        title = study.title if study is not None else batch.study
+        title = batch.study if study is None else (
+            study.title_zh if language == "zh_CN" and study.title_zh else study.title)
         eligible = sum(1 for _, status in batch.patients if status == "eligible")
         potential = len(batch.patients) - eligible
         n = len(batch.patients)
-        subject = (f"Trial eligibility: {n} new candidate{'s' if n != 1 else ''} for "
-                   f"{batch.study}")
-        since = "since your last digest" if batch.mode == "digest" else "just found"
+        subject = t.ngettext("Trial eligibility: %(num)d new candidate for %(study)s",
+                             "Trial eligibility: %(num)d new candidates for %(study)s",
+                             n) % {"num": n, "study": batch.study}
+        digest = batch.mode == "digest"
+        url = f"{self.public_url}/notifications"
         body = "\n".join([
             f"{title} ({batch.study})",
             "",
-            f"New candidates {since}:",
-            f"  eligible: {eligible}",
-            f"  potential candidates: {potential}",
+            t.gettext("New candidates since your last digest:") if digest
+            else t.gettext("New candidates just found:"),
+            "  " + t.gettext("eligible: %(count)s") % {"count": eligible},
+            "  " + t.gettext("potential candidates: %(count)s") % {"count": potential},
             "",
-            f"Open the worklist: {self.public_url}/?study={batch.study}",
+            t.gettext("Open the worklist: %(url)s")
+            % {"url": f"{self.public_url}/?study={batch.study}"},
             "",
-            f"You receive {MODE_TEXT.get(batch.mode, batch.mode)} for this study; change it "
-            f"at {self.public_url}/notifications.",
+            (t.gettext("You receive a daily digest for this study; change it at %(url)s.")
+             if digest else
+             t.gettext("You receive an email at once for this study; change it at %(url)s."))
+            % {"url": url},
         ])
         return subject, body
 

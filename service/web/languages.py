@@ -8,41 +8,19 @@ compile step and a changed `.po` shows at the next start.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import Flask, request, session
 from flask_babel import Babel, Domain, get_locale
 
-TRANSLATIONS = Path(__file__).with_name("translations")
-# Babel's locale names, and the BCP 47 tag each has in <html lang> and in the language switch.
-LANGUAGES = {"en": "en", "zh_CN": "zh-CN"}
-DEFAULT = "en"
+from service.core.catalogues import DEFAULT, LANGUAGES, TRANSLATIONS, catalogues
+
+__all__ = ["DEFAULT", "LANGUAGES", "TRANSLATIONS", "install_languages"]
+
 # Each language's name in itself, as the language switch offers it.
 NATIVE_NAMES = {"en": "English", "zh_CN": "中文"}
-
-
-def compiled(po_path: Path, locale: str) -> Translations:
-    """The catalogue of one `.po` file as gettext translations (fuzzy entries left out)."""
-    with po_path.open("rb") as source:
-        catalog = read_po(source, locale=locale)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return Translations(fp=buffer)
-
-
-def catalogues(folder: Path = TRANSLATIONS) -> dict[str, Translations]:
-    """Every language's compiled catalogue, by Babel locale name."""
-    return {
-        locale: compiled(folder / locale / "LC_MESSAGES" / "messages.po", locale)
-        for locale in LANGUAGES if locale != DEFAULT
-    }
 
 
 def name_of(locale: Any) -> str:

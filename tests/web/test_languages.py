@@ -377,3 +377,39 @@ def test_the_pages_python_never_flashes_or_aborts_with_a_bare_string():
                         isinstance(arg, ast.Constant) and not isinstance(arg.value, str)):
                     bare.append(f"{path.name}:{node.lineno}")
     assert bare == [], "wrap these messages in gettext(...)"
+
+
+def test_an_email_goes_in_the_language_the_coordinator_chose(tmp_path):
+    from email.header import decode_header, make_header
+
+    from service.accounts.store import Accounts
+    from service.core.clock import Clock
+    from service.usecases.outreach import Outreach
+    from service.usecases.smtp_mailer import SmtpMailer
+    from tests.support.smtp_server import smtp_server
+    from tests.usecases.test_outreach import NAMES, FakeFhir, FakeScreener, Hands
+
+    with smtp_server() as (box, url):
+        accounts = Accounts(tmp_path / "users.sqlite")
+        for name in ("li", "casey"):
+            accounts.add(name, "coordinator", "a long password 12")
+            accounts.set_outreach(name, f"{name}@hospital.example", {LN: "immediate"})
+        accounts.set_language("li", "zh_CN")
+        fhir = FakeFhir()
+        outreach = Outreach(FakeScreener(fhir), accounts,
+                            SmtpMailer(url, "eligibility@hospital.example"),
+                            "https://elig.hospital.example", Clock(Hands()))
+        outreach()
+        fhir.put(LN, "seed-ln-eligible", "eligible")
+        assert outreach()["sent"] == 2
+        mails = {m["To"]: m for m in box.messages}
+        zh = mails["li@hospital.example"]
+        subject = str(make_header(decode_header(zh["Subject"])))  # RFC 2047 encoded words
+        assert subject == f"临床试验入组筛选：{LN} 有 1 名新候选者"
+        body = zh.get_payload(decode=True).decode()
+        assert "CAR-T 治疗儿童难治性/复发性狼疮性肾炎" in body and "符合入组条件：1" in body
+        assert f"https://elig.hospital.example/?study={LN}" in body
+        assert not [w for w in NAMES if w in body or w in subject]
+        en = mails["casey@hospital.example"]
+        assert en["Subject"] == f"Trial eligibility: 1 new candidate for {LN}"
+        assert "eligible: 1" in en.get_payload(decode=True).decode()
