@@ -123,7 +123,11 @@ class Settings:
     smart_private_key_path: str | None = None
     smart_key_id: str | None = None
     smart_alg: str = "RS384"
-    smart_scope: str = "system/*.rs system/ResearchSubject.cu system/ResearchStudy.cu"
+    # Read everything; write what the service writes: ResearchSubject and ResearchStudy
+    # (write-back), and the pages' Observation and Consent (confirmations, scores, undo) each
+    # with a Provenance (SMART v2 scopes: c = create, u = update).
+    smart_scope: str = ("system/*.rs system/ResearchSubject.cu system/ResearchStudy.cu "
+                        "system/Observation.cu system/Consent.cu system/Provenance.c")
     smart_token_url: str | None = None
     fhir_timeout: float = 30.0
     fhir_max_retries: int = 3

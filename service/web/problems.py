@@ -25,6 +25,7 @@ TITLES = {
     412: "Precondition failed",
     413: "Request body too large",
     415: "Unsupported media type",
+    421: "Misdirected request",
     422: "Unprocessable content",
     500: "Internal server error",
     502: "FHIR server error",

@@ -69,9 +69,21 @@ def raw_body() -> bytes:
     return raw
 
 
+def is_json_type(mimetype: str) -> bool:
+    """application/json or any application/*+json (application/fhir+json...)."""
+    kind = (mimetype or "").lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                          and kind.endswith("+json"))
+
+
 def json_body(*, required: bool = True) -> Any:
     """The request body parsed as JSON; 400 problem when it is not JSON."""
     raw = raw_body()
+    if raw.strip() and not is_json_type(request.mimetype):
+        # A form or text/plain body is what any website can make a browser send without
+        # asking (no CORS preflight): only a JSON content type is read as JSON.
+        raise Problem(415, "The body must be sent as Content-Type: application/json.",
+                      slug="unsupported-media-type")
     if not raw.strip():
         if required:
             raise Problem(400, "The request body must be a JSON document.", slug="invalid-body")

@@ -260,7 +260,7 @@ def test_prescreening_log_csv_counts_and_neutralises_formulas(ws):
     answer = client.get(f"/studies/{LN}/log.csv")
     assert answer.mimetype == "text/csv"
     lines = answer.get_data(as_text=True).strip().splitlines()
-    assert lines[0].startswith("patient,name,computed status")
+    assert lines[0].startswith('"patient","name","computed status"')
     # 17 of the 18 seed patients are candidates (seed-drug-induced has no SLE diagnosis).
     assert len(lines) == 1 + 17
     from service.web.pages.log_page import _cell, bar_chart

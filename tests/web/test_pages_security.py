@@ -12,6 +12,7 @@ import pytest
 
 from localfhir import start_local_server
 from service.accounts.form_tokens import new_form_token
+from service.core.settings import Settings
 from tests.support.workspace import AS_OF, COORDINATOR, Workspace, workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.security]
@@ -231,3 +232,101 @@ def test_a_double_submitted_confirmation_is_recorded_once(ws):
     assert len(venous()) == before + 1
     text = client.get(f"/patients/{pid}").get_data(as_text=True)
     assert "already sent" in text
+
+
+# ---------------------------------------------------------------- finding 10
+
+HOSTILE = "Anna;=cmd|' /C calc'!A0|+1\t\t-2,@SUM(1)"
+
+
+def test_the_csv_log_quotes_every_field_and_no_separator_starts_a_formula(ws):
+    import csv
+    import io
+
+    pid = "seed-potential"
+    patient = ws.client.read("Patient", pid)
+    patient["name"] = [{"use": "official", "text": HOSTILE}]
+    ws.client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient, "request": {"method": "PUT", "url": f"Patient/{pid}"}}]})
+    client = _signed_in(ws)
+    client.post(f"/patients/{pid}/screen", data={"csrf_token": _csrf(client, f"/patients/{pid}")})
+    text = client.get(f"/studies/{LN}/log.csv").get_data(as_text=True)
+    row = next(line for line in text.splitlines() if line.startswith(f'"{pid}"'))
+    # Every field quoted.
+    assert all(field.startswith('"') and field.endswith('"') for field in
+               re.findall(r'"(?:[^"]|"")*"|[^,]+', row))
+    assert "Anna" in text
+    # However a spreadsheet splits it (",", ";", "|", tab), no cell starts a formula.
+    for delimiter in (",", ";", "|", "\t"):
+        for cells in csv.reader(io.StringIO(text), delimiter=delimiter):
+            for cell in cells:
+                stripped = cell.lstrip('"')
+                assert stripped[:1] not in ("=", "+", "-", "@"), (delimiter, cell)
+
+
+# ---------------------------------------------------------------- finding 12
+
+def _granted(scope: str, resource_type: str, interaction: str) -> bool:
+    """SMART v2 (and v1 `write`) system scopes: may `scope` do `interaction` (c, u) on the type?"""
+    for item in scope.split():
+        context, _, rest = item.partition("/")
+        kind, _, perms = rest.partition(".")
+        if context != "system" or kind not in (resource_type, "*"):
+            continue
+        perms = perms.split("?", 1)[0]
+        if perms in ("write", "*") or interaction in perms:
+            return True
+    return False
+
+
+def test_the_default_smart_scope_allows_every_write_the_pages_make(ws, monkeypatch):
+    from service.fhir.client import FhirClient
+
+    writes: set[tuple[str, str]] = set()
+    real = FhirClient._request
+
+    def recording(self, method, url, **kwargs):
+        body = kwargs.get("json_body")
+        if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+            for entry in body.get("entry") or ():
+                request = entry.get("request") or {}
+                verb = request.get("method")
+                kind = str(request.get("url", "")).split("?")[0].split("/")[0]
+                if verb in ("POST", "PUT"):
+                    writes.add((kind, "c" if verb == "POST" else "u"))
+                    if verb == "PUT" and "?" in str(request.get("url")):
+                        writes.add((kind, "c"))  # a conditional update may create
+        elif method in ("POST", "PUT") and "/_search" not in url and not url.endswith("/token"):
+            kind = url.rstrip("/").split("/")[-1 if method == "POST" else -2]
+            writes.add((kind, "c" if method == "POST" else "u"))
+        return real(self, method, url, **kwargs)
+
+    monkeypatch.setattr(FhirClient, "_request", recording)
+    pid = "seed-age-4"
+    client = _signed_in(ws)
+    page = client.get(f"/patients/{pid}").get_data(as_text=True)
+    token = _CSRF.search(page).group(1)
+    for criterion in ("venous-access", "consent"):
+        assert client.post(f"/patients/{pid}/confirm", data={
+            "csrf_token": token, "form_token": new_form_token(), "study": LN,
+            "criterion": criterion, "answer": "met", "date": AS_OF.isoformat(),
+        }).status_code == 302, criterion
+    page = client.get(f"/patients/{pid}").get_data(as_text=True)
+    for ref in sorted(_undo_forms(page)):
+        assert client.post(f"/patients/{pid}/undo",
+                           data={"csrf_token": token, "ref": ref}).status_code == 302
+    sledai = client.get(f"/patients/{pid}/sledai").get_data(as_text=True)
+    once = re.search(r'name="form_token" value="([^"]+)"', sledai).group(1)
+    assert client.post(f"/patients/{pid}/sledai", data={
+        "csrf_token": token, "form_token": once, "date": AS_OF.isoformat(),
+        "descriptor": "rash"}).status_code == 302
+    page = client.get(f"/patients/{pid}").get_data(as_text=True)
+    if f'name="study" value="{LN}"' in page and 'name="version"' in page:
+        client.post(f"/patients/{pid}/workflow", data={
+            "csrf_token": token, "study": LN, "status": "screening",
+            "version": _version_in_form(page, LN)})
+    assert {("Observation", "c"), ("Observation", "u"), ("Consent", "c"), ("Consent", "u"),
+            ("Provenance", "c"), ("ResearchSubject", "u")} <= writes, writes
+    scope = Settings().smart_scope
+    refused = sorted(w for w in writes if not _granted(scope, *w))
+    assert refused == [], f"the default FHIR_SMART_SCOPE {scope!r} does not allow {refused}"

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from service.fhir.errors import FhirError, FhirNotFound
 from service.web.pages import bp, pages
+from service.web.problems import Problem, problem_response
 from service.web.services import services
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def _fhir(exc: FhirError) -> Any:
     return render_template("error.html", code=503, heading=heading,
                            message=gettext("Nothing was changed. Please try again in a moment.")
                            ), 503
+
+
+@bp.errorhandler(Problem)
+def _problem(exc: Problem) -> Any:
+    # Raised before any page code (a host name that is not ours): the app's problem answer.
+    return problem_response(exc)
 
 
 @bp.errorhandler(Exception)

@@ -115,10 +115,15 @@ def study_log(key: str) -> Any:
     )
 
 
+# A spreadsheet runs a cell starting with = + - @ (or tab, CR) as a formula (CSV injection).
+# One that splits on ";" "|" or tab instead of "," starts a new cell after any of those, so a
+# formula start is neutralised ("'" before it) at the start AND after every separator.
+_FORMULA_START = re.compile(r"(?:^|(?<=[,;|\t\r\n]))(?=[=+\-@\t\r])")
+
+
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
-    # A spreadsheet would run a cell starting with = + - @ as a formula (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return _FORMULA_START.sub("'", text)
 
 
 @bp.route("/studies/<key>/log.csv")
@@ -128,7 +133,7 @@ def study_log_csv(key: str) -> Any:
     data = _summary(key)
     shown(r.patient_id for r in data["rows"])  # the access audit: every patient exported
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)  # every field quoted, whatever it holds
     writer.writerow(["patient", "name", "computed status", "workflow status", "not met",
                      "unknown", "as of", "last screened",
                      # the columns of a screening and enrolment log
