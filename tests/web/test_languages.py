@@ -290,6 +290,13 @@ def test_every_reason_of_the_seeds_is_translated_and_english_pages_keep_the_engi
      "CD19+ B 细胞计数 310 /uL（2026年11月2日），高于 0：CD19 表达阳性。"),
     ("No ALT within 90 days (latest 17 U/L on 2026-07-20 is stale).",
      "90 天内无 ALT 结果（最近一次为 2026年7月20日 的 17 U/L，已超出时限）。"),
+    ("Excluded: deceased on 2026-10-01.", "排除：已故（2026年10月1日）。"),
+    ("Not classified as SLE by the 2019 EULAR/ACR criteria recorded on 2026-11-10: 8 points, "
+     "below 10; the laboratory and biopsy items alone reach 4 of the 10 2019 EULAR/ACR points "
+     "(entry criterion ANA >= 1:80 met): Low C3 and low C4 4.",
+     "按 2026年11月10日 记录的 2019 EULAR/ACR 标准未分类为系统性红斑狼疮：8 分，低于 10 分；"
+     "仅实验室和活检条目即达 2019 EULAR/ACR 所需 10 分中的 4 分（准入标准 ANA ≥1:80：满足）："
+     "C3 和 C4 均降低 4。"),
 ])
 def test_reasons_are_matched_to_their_template_and_filled_in_chinese(english, chinese):
     from service.web.pages import reason_text, wording

@@ -101,6 +101,19 @@ TEMPLATES = (
     N_("no ANA titre of 1:80 or more (latest %(value)s on %(date)s); an ANA result without a "
        "titre is recorded: tick the entry criterion only if that test is equivalent to HEp-2 "
        "at 1:80"),
+    N_("the laboratory and biopsy items alone reach %(score)s of the 10 2019 EULAR/ACR points "
+       "(entry criterion ANA >= 1:80 %(term)s)"),
+    N_("the laboratory and biopsy items alone reach %(score)s of the 10 2019 EULAR/ACR points "
+       "(entry criterion ANA >= 1:80 %(term)s): %(items)s"),
+    N_("Classified as SLE by the 2019 EULAR/ACR criteria on %(date)s: entry criterion met, "
+       "%(total)s points (at least %(threshold)s); %(reason)s"),
+    N_("Not classified as SLE by the 2019 EULAR/ACR criteria recorded on %(date)s: "
+       "%(reason)s; %(reason2)s"),
+    N_("the entry criterion (ANA >= 1:80) is not met"),
+    N_("%(total)s points, below %(threshold)s"),
+    N_("no clinical item counts (at least one is required)"),
+    N_("The 2019 EULAR/ACR classification recorded on %(date)s (%(ref)s) has no readable total "
+       "or entry criterion; record it again with the worksheet; %(reason)s"),
     N_("class recorded on %(date)s"),
     N_("no such class recorded"),
     # kidney biopsy and proteinuria
@@ -124,6 +137,10 @@ TEMPLATES = (
     N_("no intolerance to standard treatment is recorded"),
     N_("No medication history is recorded"),
     N_("No medication history is recorded, so refractoriness cannot be judged"),
+    # deceased patients (engine/deceased.py)
+    N_("deceased"),
+    N_("deceased on %(date)s"),
+    N_("deceased (the date of death cannot be read)"),
     # demographics, diagnoses, more results
     N_("No birth date on record, so the age is unknown"),
     N_("The birth date is after the screening date"),
