@@ -172,11 +172,14 @@ def medication_uses(record: PatientRecord, mappings: Mappings, as_of: date
             use = replace(_use(ref_key(resource), concepts, start, end, dose), reasons=reasons)
             if rtype == ADMINISTRATION:
                 use = replace(use, given_mg=use.daily_mg, given_mg_per_kg=use.daily_mg_per_kg)
-                if start is not None and end is None:
-                    # A single date: one administration, joined into a series below.
-                    points.append((use, _gap(mappings, concepts, resource, True)))
+                if start is not None and (end is None or end == start):
+                    # One administration (a date, or an infusion within a day): joined into
+                    # a series below.
+                    points.append((replace(use, end=None),
+                                   _gap(mappings, concepts, resource, True)))
                     continue
-            uses.append(replace(use, gap_days=_gap(mappings, concepts, resource, False)))
+            uses.append(replace(use, gap_days=_gap(mappings, concepts, resource,
+                                                   rtype == ADMINISTRATION)))
     return uses + _series(points)
 
 

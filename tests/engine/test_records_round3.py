@@ -209,6 +209,36 @@ def test_administration_series_form_courses(crit, admins, expected):
     assert r.result == expected, r.reason
 
 
+def test_infusions_recorded_with_a_period_form_a_series_too(crit):
+    """Monthly 2-hour cyclophosphamide infusions (effectivePeriod within the day)."""
+    infusions = []
+    for i in range(8):
+        when = day(230 - i * 30)
+        infusions.append(med_admin(RX_CYC, start=f"{when}T09:00:00Z", end=f"{when}T11:00:00Z",
+                                   dose=(500, "mg")))
+    r = crit([BOY, MMF_YEAR, *infusions], LN, "refractory-ln")
+    assert r.result == "met", r.reason
+
+
+def test_administrations_with_a_period_join_at_the_administration_gap(crit):
+    """Cyclosporine (no agent gap of its own) given within a day every 20 days for 200 days:
+    administrations up to 35 days apart are one course, even when each has a period."""
+    given = [med_admin("3008", start=f"{day(210 - i * 20)}T08:00:00Z",
+                       end=f"{day(210 - i * 20)}T09:00:00Z", dose=(100, "mg"))
+             for i in range(11)]
+    r = crit([BOY, MMF_YEAR, *given], LN, "refractory-ln")
+    assert r.result == "met", r.reason
+
+
+def test_monthly_steroid_infusions_are_not_a_daily_high_dose(crit):
+    """800 mg methylprednisolone infused monthly, each over 3 hours: spread over the month."""
+    infusions = [med_admin("6902", start=f"{day(150 - i * 30)}T08:00:00Z",
+                           end=f"{day(150 - i * 30)}T11:00:00Z", dose=(800, "mg"))
+                 for i in range(6)]
+    r = crit([P, W40, *infusions, *background()], SLE, "refractory-disease")
+    assert r.result == "not-met", r.reason
+
+
 def test_daily_administrations_count_like_ordered_doses(crit):
     """Prednisone 40 mg given daily for 120 days (40 kg): >= 1 mg/kg/day for >= 90 days."""
     daily = [med_admin(RX_PREDNISONE, day(130 - i), dose=(40, "mg")) for i in range(121)]
@@ -319,3 +349,32 @@ def test_frequency_vocabulary_is_in_the_mappings(mappings):
     assert text_per_day("twice daily", mappings.frequencies) == 2
     assert text_per_day("twice daily", FrequencyVocabulary()) is None
 
+
+
+# --------------------------------------------------------------------------- exceptions as text
+# The exceptions that a measurement rule reads from diagnoses (Gilbert syndrome, myositis,
+# lupus nephritis): written only as text they are not absent, so a result that would be
+# not-met without them is unknown.
+
+EXCEPTIONS = [
+    ("bilirubin 2 x ULN, Gilbert syndrome as text", LN, "bilirubin",
+     [obs("1975-2", 2.0, "mg/dL", day(5), ref_high=1.0)], "Gilbert's syndrome", "unknown"),
+    ("bilirubin 2 x ULN, no Gilbert", LN, "bilirubin",
+     [obs("1975-2", 2.0, "mg/dL", day(5), ref_high=1.0)], None, "not-met"),
+    ("ALT 5 x ULN, dermatomyositis as text", LN, "alt",
+     [obs("1742-6", 125, "U/L", day(5), ref_high=25)], "Juvenile dermatomyositis", "unknown"),
+    ("eGFR 20, lupus nephritis as text", LN, "egfr",
+     [obs("33914-3", 20, "mL/min/{1.73_m2}", day(5))], "Lupus nephritis", "unknown"),
+    ("eGFR 20, unrelated text", LN, "egfr",
+     [obs("33914-3", 20, "mL/min/{1.73_m2}", day(5))], "Asthma", "not-met"),
+]
+
+
+@pytest.mark.parametrize("key,cid,results,text,expected", [r[1:] for r in EXCEPTIONS],
+                         ids=[r[0] for r in EXCEPTIONS])
+def test_an_exception_written_as_text_is_not_absent(crit, key, cid, results, text, expected):
+    res = [BOY, *results] + ([text_condition(text, cid="written")] if text else [])
+    r = crit(res, key, cid)
+    assert r.result == expected, r.reason
+    if expected == "unknown":
+        assert "Condition/written" in r.evidence and "text only" in r.reason

@@ -100,6 +100,13 @@ def not_proven(ctx: Context, crit: CriterionMapping, found: list[Entry],
     return None
 
 
+def written_only(ctx: Context, names: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Conditions of the concepts recorded only as text (or under an unmapped code) whose
+    words name them: not missing, so a rule that would say `not-met` without them says
+    `unknown` (e.g. Gilbert syndrome written out raises a bilirubin limit)."""
+    return uncoded_mentions(ctx.record, [n for name in names for n in _names(ctx, name)])
+
+
 def _names(ctx: Context, name: str) -> tuple[str, ...]:
     concept = ctx.concept(name)
     return concept.names if concept.kind == "condition" else ()

@@ -10,10 +10,10 @@ from service.engine.context import Context
 from service.engine.labs import compare, fmt, latest_entries, latest_quantity
 from service.engine.model import CriterionMapping
 from service.engine.reasons import day, result
-from service.engine.record import Entry, PatientRecord
+from service.engine.record import Entry, PatientRecord, ref_key
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
-from service.engine.rules.diagnoses import conditions, display
+from service.engine.rules.diagnoses import conditions, display, written_only
 
 
 @rule("egfr", {
@@ -65,6 +65,14 @@ def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       f"recorded ({review[0].ref}): the protocol makes an exception for it, so "
                       "the investigator must review.", value=out_value,
                       evidence=evidence + [e.ref for e in review])
+    written = written_only(ctx, tuple(crit.params.get("review_if", ())))
+    if written:
+        # The exception's diagnosis written only as text is not absent (docs/decisions.md).
+        return result(crit, "unknown",
+                      f"{how} is below {fmt(limit)}, but {display(written[0])} is recorded as "
+                      f"text only ({ref_key(written[0])}): the protocol makes an exception for "
+                      "it, so the investigator must review.", value=out_value,
+                      evidence=evidence + [ref_key(r) for r in written])
     return result(crit, "not-met", f"{how} is below {fmt(limit)}.", value=out_value,
                   evidence=evidence)
 

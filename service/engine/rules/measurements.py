@@ -9,9 +9,10 @@ from service.engine.context import Context
 from service.engine.labs import Lookup, Measurement, compare, fmt, label, latest_quantity
 from service.engine.model import CriterionMapping
 from service.engine.reasons import FAIL_WORDS, OPERATOR_WORDS, cap, day, result, with_unit
+from service.engine.record import ref_key
 from service.engine.registry import LOOKBACK, MAX_DAYS, Param, rule, together
 from service.engine.results import CriterionResult, Result, Value
-from service.engine.rules.diagnoses import conditions, display
+from service.engine.rules.diagnoses import conditions, display, written_only
 from service.engine.sledai import with_lab_lower_bound
 from service.engine.uln import find_lln, find_uln
 
@@ -148,6 +149,16 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                     f"{text} is above {fmt(multiple)} x ULN, but {display(review[0].resource)} "
                     "is recorded: the protocol makes an exception for it, so the investigator "
                     "must review.", evidence + [e.ref for e in review])
+    exceptions = tuple(crit.params.get("review_if", ())) + (
+        () if alternative else tuple(crit.params.get("alternative_if", ())))
+    written = written_only(ctx, exceptions)
+    if written:
+        # An exception written only as text is not absent (docs/decisions.md).
+        return said("unknown",
+                    f"{text} is above {fmt(multiple)} x ULN{why}, but {display(written[0])} "
+                    f"is recorded as text only ({ref_key(written[0])}), and the protocol makes "
+                    "an exception for it: the investigator must review.",
+                    evidence + [ref_key(r) for r in written])
     return said("not-met", f"{text} is above {fmt(multiple)} x ULN{why}.", evidence)
 
 
