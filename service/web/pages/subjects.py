@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service.fhir import research_subject as rs
+from service.usecases.study_funnel import LogLine
 
 # The criterion id of the engine's deceased rule, as stored in a ResearchSubject.
 DECEASED = "deceased"
@@ -114,7 +115,7 @@ class Row:
     patient_name: str = ""
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     # The screening and enrolment log's view of the subject (service/usecases/study_funnel.py).
-    log_line: Any = field(default=None, compare=False, repr=False)
+    log_line: LogLine | None = field(default=None, compare=False, repr=False)
 
     @property
     def not_met(self) -> list[Criterion]:
