@@ -10,9 +10,14 @@ from service.fhir import queries as retrieval
 
 
 class FhirApi(Protocol):
-    """What the use cases need of a FHIR client: FhirClient, or a test's fake."""
+    """What the use cases need of a FHIR client: FhirClient, or a test's fake.
 
-    settings: Settings
+    It carries no settings: what a use case needs besides the server (the SLEDAI-2K window,
+    the seeds) is passed to the use case explicitly.
+    """
+
+    base_url: str  # the FHIR base, no trailing slash: resources "about this patient" live here
+    page_size: int  # the _count of the searches built for this server
 
     def capabilities(self) -> dict[str, Any]: ...
 

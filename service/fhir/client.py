@@ -30,7 +30,7 @@ from service.fhir.errors import (
     outcome_message,
     status_of,
 )
-from service.fhir.record_read import record_resources
+from service.fhir.record_read import RecordRead, record_resources
 from service.fhir.smart_tokens import SmartTokens
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class FhirClient:
     ) -> None:
         self.settings = settings
         self.base_url = settings.fhir_base_url.rstrip("/")
+        self.page_size = settings.fhir_page_size  # _count of the searches it builds
         self._origin = self._origin_of(self.base_url)
         self._session = session if session is not None else requests.Session()
         self._owns_session = session is None
@@ -287,7 +288,8 @@ class FhirClient:
             outcome=body if isinstance(body, dict) and "issue" in body else None,
         )
 
-    def _resolve_link(self, link: str, what: str) -> str:
+    def next_page_url(self, link: str, what: str) -> str:
+        """The absolute URL of a search's next link, refused when it leaves the FHIR server."""
         # Next links are followed as given, but only on the FHIR server itself: our
         # credentials never go to another host.
         absolute = urljoin(self.base_url + "/", link)
@@ -297,11 +299,20 @@ class FhirClient:
             )
         return absolute
 
-    def _relative_to_base(self, absolute: str) -> str | None:
+    def relative_to_base(self, absolute: str) -> str | None:
+        """`absolute` relative to the FHIR base (for a batch entry), or None when elsewhere."""
         base = self.base_url
         if absolute.startswith(base) and absolute[len(base) : len(base) + 1] in ("", "/", "?"):
             return absolute[len(base) :].lstrip("/")
         return None
+
+    def _record_read(self, queries: Sequence[retrieval.Query]) -> RecordRead:
+        return RecordRead(self, queries, max_pages=self.settings.fhir_max_pages,
+                          max_resources=self.settings.fhir_max_resources)
+
+    def get_page(self, url: str, what: str) -> Any:
+        """GET one absolute URL on the FHIR server (a search page), with retries and auth."""
+        return self._request("GET", url, what=what)
 
     # ------------------------------------------------------------------ FHIR interactions
 
@@ -349,17 +360,15 @@ class FhirClient:
         """Every resource of a search (matches and includes), following next links."""
         if not _RESOURCE_TYPE_RE.fullmatch(resource_type):
             raise ValueError(f"not a FHIR resource type: {resource_type!r}")
-        from service.fhir.record_read import RecordRead
-
         what = f"search {resource_type}"
-        pager = RecordRead(self, [])
+        pager = self._record_read([])
         bundle = self._request("GET", f"{self.base_url}/{resource_type}", params=params, what=what)
         while True:
             resources, next_link = pager.page(resource_type, bundle, what)
             yield from resources
             if next_link is None:
                 return
-            bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
+            bundle = self._request("GET", self.next_page_url(next_link, what), what=what)
 
     def search_population(
         self, resource_type: str, params: Mapping[str, Any] | Sequence[tuple[str, str]] | None
@@ -404,7 +413,7 @@ class FhirClient:
             if next_link in links:
                 raise FhirProtocolError(f"{what}: the server repeated a next link")
             links.add(next_link)
-            bundle = self._request("GET", self._resolve_link(next_link, what), what=what)
+            bundle = self._request("GET", self.next_page_url(next_link, what), what=what)
 
     def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]:
         """POST a batch Bundle; per-entry failures stay in the batch-response."""
@@ -440,7 +449,8 @@ class FhirClient:
 
     # ------------------------------------------------------------------ record retrieval
 
-    def _entry_error(self, entry: Any, what: str) -> FhirError | None:
+    def entry_error(self, entry: Any, what: str) -> FhirError | None:
+        """The error a batch or transaction answer entry stands for, or None when it succeeded."""
         answer = entry.get("response") if isinstance(entry, dict) else None
         status = status_of((answer or {}).get("status"))
         if status is None:
@@ -464,16 +474,14 @@ class FhirClient:
         Medications referenced but not returned (a server ignoring _include) are fetched in
         the next round. Without paging this costs exactly one request.
         """
-        from service.fhir.record_read import RecordRead
-
-        return RecordRead(self, queries).run()
+        return self._record_read(queries).run()
 
     def read_patient_record(
         self, patient_id: str, observation_codes: Iterable[str]
     ) -> list[dict[str, Any]]:
         """The Patient and every resource the mappings need, in at most 2 requests unpaged."""
         queries = retrieval.record_queries(
-            patient_id, observation_codes, page_size=self.settings.fhir_page_size
+            patient_id, observation_codes, page_size=self.page_size
         )
         pid = retrieval.normalize_patient_id(patient_id)
         return record_resources(self.run_queries(queries), pid, self.base_url)

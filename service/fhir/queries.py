@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from service.fhir.ids import FHIR_ID, normalize_patient_id
 from service.fhir.research_subject import (
     RESEARCH_SUBJECT_SYSTEM,
     STUDY_SYSTEM,
     research_subject_identifier_value,
 )
-
-# FHIR R4 id: 1-64 characters of letters, digits, '-' and '.'. Anything else never reaches a URL.
-# A FHIR logical id (R4 `id` datatype); the one definition the service checks ids against.
-# "." and ".." match the R4 pattern but are path segments: a URL normaliser turns
-# `Patient/..` into `Patient/` (a search of every patient), so they are never ids here.
-FHIR_ID = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9\-.]{1,64}")
 
 # Clinical resource types read for every patient, with the reference each one's medication
 # lives in (so the referenced Medication comes back in the same answer via _include).
@@ -53,18 +47,6 @@ class Query:
 
     label: str
     url: str
-
-
-def normalize_patient_id(value: str) -> str:
-    """The logical id of 'Patient/123' or '123'; ValueError when it is not a FHIR id."""
-    if not isinstance(value, str):
-        raise ValueError("patient id must be a string")
-    candidate = value.strip()
-    if candidate.startswith("Patient/"):
-        candidate = candidate[len("Patient/") :]
-    if not FHIR_ID.fullmatch(candidate):
-        raise ValueError("patient id must be 1-64 letters, digits, '-' or '.' (a FHIR logical id)")
-    return candidate
 
 
 def _escape_token(value: str) -> str:

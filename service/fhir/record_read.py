@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from service.fhir import queries as retrieval
 from service.fhir.errors import (
@@ -17,8 +17,22 @@ from service.fhir.errors import (
 )
 from service.fhir.subjects import belongs_to
 
-if TYPE_CHECKING:
-    from service.fhir.client import FhirClient
+
+class PagingTransport(Protocol):
+    """The public transport of a FHIR client that a record read pages with (FhirClient)."""
+
+    base_url: str
+    page_size: int
+
+    def batch(self, bundle: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def get_page(self, url: str, what: str) -> Any: ...
+
+    def next_page_url(self, link: str, what: str) -> str: ...
+
+    def relative_to_base(self, absolute: str) -> str | None: ...
+
+    def entry_error(self, entry: Any, what: str) -> Exception | None: ...
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +72,20 @@ class RecordRead:
     Made per read (never shared between threads); the client it uses is thread-safe.
     """
 
-    def __init__(self, client: FhirClient, queries: Sequence[retrieval.Query]) -> None:
+    def __init__(
+        self,
+        client: PagingTransport,
+        queries: Sequence[retrieval.Query],
+        *,
+        max_pages: int,
+        max_resources: int,
+    ) -> None:
         labels = [q.label for q in queries]
         if len(set(labels)) != len(labels):
             raise ValueError("query labels must be unique")
         self.client = client
-        self.settings = client.settings
+        self.max_pages = max_pages  # FHIR_MAX_PAGES: pages per search
+        self.max_resources = max_resources  # FHIR_MAX_RESOURCES: resources per record
         self.queries = list(queries)
         self.states = {q.label: _SearchState(q.label) for q in queries}
         self.resource_count = 0
@@ -88,7 +110,7 @@ class RecordRead:
             ]
             if missing and not any(p.label == "Medication" for p in pending):
                 asked_medications.update(missing)
-                query = retrieval.medication_query(missing, self.settings.fhir_page_size)
+                query = retrieval.medication_query(missing, self.client.page_size)
                 self.states.setdefault("Medication", _SearchState("Medication"))
                 pending.append(_Pending("Medication", f"{self.client.base_url}/{query.url}"))
             if not pending:
@@ -100,7 +122,7 @@ class RecordRead:
         pending: list[_Pending] = []
         for query, entry in zip(self.queries, answer["entry"], strict=True):
             what = f"read {query.label}" if "?" not in query.url else f"search {query.label}"
-            error = self.client._entry_error(entry, what)
+            error = self.client.entry_error(entry, what)
             if error is not None:
                 if isinstance(error, FhirNotFound) and query.label == "Patient":
                     raise FhirNotFound(f"{query.url} not found", status=error.status)
@@ -131,7 +153,7 @@ class RecordRead:
             log.info("%s: capped inside a batch without a next link; fetching it alone", what)
             return [_Pending(label, url, alone=True)]
         if next_link:
-            return [_Pending(label, self.client._resolve_link(next_link, what))]
+            return [_Pending(label, self.client.next_page_url(next_link, what))]
         return []
 
     def page(self, label: str, bundle: Any, what: str) -> tuple[list[dict[str, Any]], str | None]:
@@ -145,9 +167,9 @@ class RecordRead:
         """Take one searchset page's resources into state; its next link, caps enforced."""
         _check_searchset(bundle, what)
         state.pages += 1
-        if state.pages > self.settings.fhir_max_pages:
+        if state.pages > self.max_pages:
             raise FhirRecordTooLarge(
-                f"{what}: more than {self.settings.fhir_max_pages} pages (FHIR_MAX_PAGES)"
+                f"{what}: more than {self.max_pages} pages (FHIR_MAX_PAGES)"
             )
         if state.total is None and isinstance(bundle.get("total"), int):
             state.total = bundle["total"]
@@ -184,9 +206,9 @@ class RecordRead:
             return  # _include'd resources repeat across pages
         state.seen.add(key)
         self.resource_count += 1
-        if self.resource_count > self.settings.fhir_max_resources:
+        if self.resource_count > self.max_resources:
             raise FhirRecordTooLarge(
-                f"{what}: more than {self.settings.fhir_max_resources} resources "
+                f"{what}: more than {self.max_resources} resources "
                 "(FHIR_MAX_RESOURCES)"
             )
         state.found.append(resource)
@@ -196,7 +218,7 @@ class RecordRead:
         batchable = [
             (p, rel)
             for p in pending
-            if not p.alone and (rel := self.client._relative_to_base(p.url)) is not None
+            if not p.alone and (rel := self.client.relative_to_base(p.url)) is not None
         ]
         if len(batchable) < 2:
             batchable = []
@@ -205,7 +227,7 @@ class RecordRead:
         if batchable:
             answer = self.client.batch(retrieval.batch_bundle(rel for _, rel in batchable))
             for (item, _), entry in zip(batchable, answer["entry"], strict=True):
-                if self.client._entry_error(entry, f"search {item.label}") is None:
+                if self.client.entry_error(entry, f"search {item.label}") is None:
                     still.extend(self._take_page(item.label, item.url, entry.get("resource")))
                 else:
                     # Some servers cannot page inside a batch; the plain GET either works or
@@ -217,7 +239,7 @@ class RecordRead:
         for item in pending:
             if id(item) in in_batch:
                 continue
-            bundle = self.client._request("GET", item.url, what=f"search {item.label}")
+            bundle = self.client.get_page(item.url, f"search {item.label}")
             still.extend(self._take_page(item.label, item.url, bundle, in_batch=False))
         return still
 

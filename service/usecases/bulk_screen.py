@@ -212,7 +212,7 @@ class BulkScreening:
         wanted = set(export_request(self.screener, self.group, None).types)
         is_diagnosis = diagnosis_matcher(self.screener.mappings, self.studies)
         is_observation = observation_matcher(self.screener.mappings.observation_codes())
-        base = self.client.settings.fhir_base_url
+        base = self.client.base_url
 
         def rows(path: Path, deciding: bool) -> Iterator[tuple[str, dict[str, Any]]]:
             for resource in read_ndjson(path):
@@ -320,7 +320,9 @@ class BulkScreening:
                     outcome = screen_results(
                         self.client, self.screener.mappings, pid, self.keys, results,
                         as_of=self.as_of, studies=self.studies, write=self.write,
-                        research_studies=refs, evaluated_at=self.evaluated_at, snapshot=True)
+                        research_studies=refs, evaluated_at=self.evaluated_at, snapshot=True,
+                        sledai_window_days=self.screener.settings.sledai_window_days,
+                        seeds_dir=self.screener.settings.seeds_dir)
                 except FhirConflict:
                     if not self.write:
                         raise
@@ -343,7 +345,7 @@ class BulkScreening:
             with failures_classified():
                 queries = record_queries(
                     pid, self.screener.mappings.observation_codes(),
-                    page_size=self.client.settings.fhir_page_size,
+                    page_size=self.client.page_size,
                     research_subject_studies=self.keys)
                 self.figures.requests["record read"] += 1
                 results = self.client.run_queries(queries)
@@ -357,7 +359,9 @@ class BulkScreening:
                 outcome = screen_results(
                     self.client, self.screener.mappings, pid, self.keys, results,
                     as_of=self.as_of, studies=self.studies, write=self.write,
-                    research_studies=refs, evaluated_at=self.evaluated_at)
+                    research_studies=refs, evaluated_at=self.evaluated_at,
+                    sledai_window_days=self.screener.settings.sledai_window_days,
+                    seeds_dir=self.screener.settings.seeds_dir)
         except ScreeningFailure as failure:
             return BulkRow(pid, error=failure.reason, finished=not failure.retryable)
         return BulkRow(pid, outcome.evaluation.to_json(outcome.research_studies),

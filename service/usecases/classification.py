@@ -21,8 +21,7 @@ from service.fhir.confirmations import (
     create_with_provenance,
     created_reference,
 )
-from service.fhir.queries import record_queries
-from service.fhir.record_read import record_resources
+from service.usecases import patient_record
 from service.usecases.screener import ScreeningService
 
 
@@ -47,11 +46,7 @@ class Recorded:
 
 def read_record(screener: ScreeningService, patient_id: str) -> PatientRecord:
     """The patient's record as the engine reads it (every mapped code, one batch)."""
-    client = screener.client()
-    queries = record_queries(patient_id, screener.mappings.observation_codes(),
-                             page_size=client.settings.fhir_page_size)
-    resources = record_resources(client.run_queries(queries), patient_id,
-                                 client.settings.fhir_base_url)
+    resources, _ = patient_record.read_record(screener.client(), screener.mappings, patient_id)
     return build_record(resources, screener.mappings, patient_id)
 
 

@@ -127,6 +127,8 @@ class Screener:
             outcome = screen_patient(
                 self.client(), self.mappings, patient_id, as_of=as_of, studies=studies,
                 write=False, research_studies=known or None,
+                sledai_window_days=self.settings.sledai_window_days,
+                seeds_dir=self.settings.seeds_dir,
             )
         return outcome.evaluation.to_json(outcome.research_studies)
 
@@ -145,6 +147,8 @@ class Screener:
             outcome = screen_patient(
                 client, self.mappings, patient_id, as_of=as_of, studies=studies, write=True,
                 research_studies=self._research_study_refs(client), every_patient=every_patient,
+                sledai_window_days=self.settings.sledai_window_days,
+                seeds_dir=self.settings.seeds_dir,
             )
         return {
             "result": outcome.to_json(),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.core.metrics import count_write_backs
+from service.core.settings import Settings
 from service.engine.results import PatientEvaluation
 from service.fhir import research_subject as rs
 from service.fhir.api import FhirApi
@@ -20,10 +21,10 @@ from service.fhir.errors import (
     FhirConflict,
     FhirProtocolError,
 )
-from service.fhir.queries import normalize_patient_id, query_string, record_queries
-from service.fhir.record_read import record_resources
+from service.fhir.queries import normalize_patient_id, query_string
 from service.fhir.research_study import with_enrollment
 from service.usecases.candidacy import NOT_A_CANDIDATE, is_candidate
+from service.usecases.patient_record import read_record, record_of
 
 if TYPE_CHECKING:
     from service.mappings import Mappings
@@ -274,6 +275,8 @@ def screen_patient(
     evaluated_at: datetime | None = None,
     locks: PatientLocks | None = None,
     every_patient: bool = False,
+    sledai_window_days: int = Settings.sledai_window_days,
+    seeds_dir: Path | None = Settings.seeds_dir,
 ) -> ScreeningOutcome:
     """Read the record (<= 2 requests unpaged), evaluate, and with write=True write back (1).
 
@@ -292,19 +295,22 @@ def screen_patient(
     unknown = [k for k in keys if k not in mappings.studies]
     if unknown:
         raise ValueError(f"unknown study key(s): {', '.join(unknown)}")
+    options = {"sledai_window_days": sledai_window_days, "seeds_dir": seeds_dir}
     guard = (locks or _PATIENT_LOCKS).hold(pid) if write else nullcontext()
     with guard:
         try:
             return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
                                 write=write, research_studies=research_studies,
-                                evaluated_at=evaluated_at, every_patient=every_patient)
+                                evaluated_at=evaluated_at, options=options,
+                                every_patient=every_patient)
         except FhirConflict as exc:
             if not (write and lost_a_race(exc)):
                 raise
             log.info("Patient/%s: a concurrent write won (HTTP 409); reading again", pid)
         return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
                             write=write, research_studies=research_studies,
-                            evaluated_at=evaluated_at, every_patient=every_patient)
+                            evaluated_at=evaluated_at, options=options,
+                            every_patient=every_patient)
 
 
 def _screen_once(
@@ -318,22 +324,20 @@ def _screen_once(
     write: bool,
     research_studies: Mapping[str, str] | None,
     evaluated_at: datetime | None,
+    options: Mapping[str, Any],
     every_patient: bool = False,
 ) -> ScreeningOutcome:
     """One read, evaluation and (with write=True) write-back of screen_patient."""
     known_refs = dict(research_studies or {})
     lookup = [k for k in keys if k not in known_refs]
-    queries = record_queries(
-        pid,
-        mappings.observation_codes(),
-        page_size=client.settings.fhir_page_size,
+    _, results = read_record(
+        client, mappings, pid,
         research_subject_studies=keys if write else (),
         research_study_keys=lookup,
     )
-    results = client.run_queries(queries)
     return screen_results(client, mappings, pid, keys, results, as_of=as_of, studies=studies,
                           write=write, research_studies=known_refs, evaluated_at=evaluated_at,
-                          every_patient=every_patient)
+                          every_patient=every_patient, **options)
 
 
 def screen_results(
@@ -350,6 +354,8 @@ def screen_results(
     evaluated_at: datetime | None,
     snapshot: bool = False,
     every_patient: bool = False,
+    sledai_window_days: int = Settings.sledai_window_days,
+    seeds_dir: Path | None = Settings.seeds_dir,
 ) -> ScreeningOutcome:
     """Evaluate a record already read (labelled as `record_queries` labels it) and, with
     write=True, write back: the part of a screening after the read, shared by the per-patient
@@ -362,12 +368,12 @@ def screen_results(
     known_refs = dict(research_studies or {})
     lookup = [k for k in keys if k not in known_refs]
     # Only resources about this patient (subject relative or on our FHIR base).
-    record = record_resources(results, pid, client.settings.fhir_base_url)
+    record = record_of(client, results, pid)
     refs = {**known_refs, **_studies_by_key(results.get("ResearchStudy", []), lookup)}
     # The refs let a confirmation that names a study in Observation.focus count for it.
     evaluation = evaluate_patient(
         record, mappings, as_of, studies=keys if studies else None, patient_id=pid,
-        research_studies=refs, sledai_window_days=client.settings.sledai_window_days,
+        research_studies=refs, sledai_window_days=sledai_window_days,
     )
     if not write:
         return ScreeningOutcome(evaluation, research_studies={k: refs[k] for k in refs})
@@ -383,7 +389,7 @@ def screen_results(
     # A ResearchStudy is created only when something is written that refers to it.
     missing = [s.study for s in chosen if s.study not in refs]
     if missing:
-        refs.update(_create_research_studies(client, mappings, missing, client.settings.seeds_dir))
+        refs.update(_create_research_studies(client, mappings, missing, seeds_dir))
     now = evaluated_at or datetime.now(UTC)
     subjects: dict[str, str] = {}
     to_write: list[tuple[str, str, dict[str, Any]]] = []

@@ -101,7 +101,8 @@ class FakeClient:
 
     def __init__(self, settings: Settings, *, up: bool = True,
                  resources: dict[str, list[dict[str, Any]]] | None = None) -> None:
-        self.settings = settings
+        self.base_url = settings.fhir_base_url.rstrip("/")
+        self.page_size = settings.fhir_page_size
         self.up = up
         self.resources = resources or {}
         self.requests: list[tuple[str, Any]] = []
