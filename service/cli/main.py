@@ -24,10 +24,10 @@ def wait_for_fhir(
     settings: Settings, client_factory: Any = None, out: TextIO | None = None
 ) -> None:
     """Wait up to FHIR_WAIT_SECONDS for the FHIR server; a CliError when it never answers."""
-    from service.fhir.readiness import FhirNotReady, wait_until_ready
+    from service.usecases.fhir_readiness import FhirNotReady, wait_for_fhir_server
 
     try:
-        wait_until_ready(settings, client_factory, out=out)
+        wait_for_fhir_server(settings, client_factory, out=out)
     except FhirNotReady as exc:
         raise CliError(str(exc), EXIT_FAILURES) from None
 
@@ -110,10 +110,9 @@ def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     """Create or update the rest-hook Subscriptions (criteria naming the codes the loaded
     mappings read), delete ours no longer wanted, then wait until each is `active`."""
-    from service.fhir.subscriptions import SubscriptionNotActive, await_active
     from service.mappings import load_mappings
     from service.usecases.screener import default_client_factory
-    from service.usecases.subscribe import register
+    from service.usecases.subscribe import SubscriptionNotActive, await_subscriptions, register
 
     if not settings.notify_secret:
         raise CliError("subscribe needs FHIR_NOTIFY_SECRET (sent back in the channel header)")
@@ -138,7 +137,7 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_wait:
         return EXIT_OK
     try:
-        await_active(client.read, refs, timeout=args.timeout)
+        await_subscriptions(client, refs, timeout=args.timeout)
     except SubscriptionNotActive as exc:
         raise CliError(str(exc), EXIT_FAILURES) from None
     print(f"{len(refs)} Subscriptions active, delivering to {endpoint}/fhir-notify")

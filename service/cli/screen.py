@@ -24,7 +24,7 @@ from service.fhir.errors import FhirFatalError
 
 
 def patient_ids(values: Sequence[str]) -> list[str]:
-    from service.fhir.queries import normalize_patient_id
+    from service.fhir.ids import normalize_patient_id
 
     ids = []
     for value in values:
@@ -82,7 +82,7 @@ def screen_one(
     """(PatientRow, finished): finished is False when a retry later may help."""
     from service.cli.tables import PatientRow
     from service.core.log_setup import escape_controls
-    from service.fhir.queries import FHIR_ID
+    from service.fhir.ids import FHIR_ID
     from service.usecases.screening_failures import ScreeningFailure
 
     if not FHIR_ID.fullmatch(pid):
@@ -146,14 +146,14 @@ def _population(settings: Settings, screener: Any, args: argparse.Namespace,
                 studies: tuple[str, ...] | None) -> list[str]:
     """Whom `--all` screens: the candidates (docs/getting-started.md), or with --every-patient
     every Patient."""
-    from service.fhir.candidates import candidate_ids, every_patient_id
+    from service.usecases.population import population
 
-    client, size = screener.client(), settings.fhir_page_size
+    size = settings.fhir_page_size
     if args.every_patient:
-        return list(every_patient_id(client, page_size=size))
+        return population(screener, studies, every_patient=True, page_size=size)
     started = time.monotonic()
     try:
-        ids = candidate_ids(client, screener.mappings, studies, page_size=size)
+        ids = population(screener, studies, every_patient=False, page_size=size)
     except FhirFatalError as exc:
         if exc.status not in (400, 403, 422):
             raise

@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 from service.fhir.api import FhirApi
 from service.fhir.subscriptions import (
+    SubscriptionNotActive,
+    await_active,
     our_tags,
     subscription_criteria,
     subscription_reference,
     subscriptions_transaction,
 )
 from service.mappings import Mappings
+
+__all__ = ["Registered", "SubscriptionNotActive", "await_subscriptions", "register"]
 
 
 @dataclass(frozen=True)
@@ -44,3 +48,8 @@ def register(client: FhirApi, mappings: Mappings, public_url: str, secret: str
         out.append(Registered(tag, criteria, str(response.get("status", "?")),
                               str(response.get("location") or "")))
     return out, stale
+
+
+def await_subscriptions(client: FhirApi, references: list[str], *, timeout: float) -> None:
+    """Wait until the server marks each Subscription active; SubscriptionNotActive otherwise."""
+    await_active(client.read, references, timeout=timeout)

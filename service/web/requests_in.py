@@ -11,7 +11,7 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from service.fhir.queries import normalize_patient_id
+from service.fhir.ids import normalize_patient_id
 from service.web.problems import Problem
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

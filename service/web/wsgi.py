@@ -26,10 +26,10 @@ def build() -> Flask:
     # Under compose the web service starts before HAPI: wait for it, bounded by
     # FHIR_WAIT_SECONDS. If it is still down, start anyway: /readyz says why and queued
     # screenings wait and retry, which beats a restart loop.
-    from service.fhir.readiness import FhirNotReady, wait_until_ready
+    from service.usecases.fhir_readiness import FhirNotReady, wait_for_fhir_server
 
     try:
-        wait_until_ready(settings)
+        wait_for_fhir_server(settings)
     except FhirNotReady as exc:
         print(f"eligibility: {exc}; starting anyway (see /readyz)", file=sys.stderr)
     app = create_app(settings)
