@@ -98,7 +98,8 @@ def patient_page(raw_id: str) -> Any:
                         "mapping": texts,
                         "per_study": {c.id: per_study(c) for c in mapping.criteria},
                         "forms": {c.id: _forms(c) for c in mapping.criteria},
-                        "history": workflow_status.history(rows[key].resource) if key in rows else []})
+                        "history": (workflow_status.history(rows[key].resource)
+                                    if key in rows else [])})
     from service.web.pages.subjects import deceased_date, is_deceased, patient_name
 
     # The Patient resource says it; else a stored screening found it (the Patient unread).
