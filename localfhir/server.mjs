@@ -500,8 +500,9 @@ const bulkCounts = { kickoff: 0, status: 0, download: 0, delete: 0 };
 function compartmentPatient(resource) {
   if (resource.resourceType === 'Patient') return resource.id;
   for (const key of ['subject', 'patient', 'individual']) {
-    const ref = resource[key]?.reference;
-    if (typeof ref === 'string' && ref.startsWith('Patient/')) return ref.slice('Patient/'.length);
+    // Relative or absolute (on this server): Patient/1, http://host/fhir/Patient/1
+    const match = /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})$/.exec(String(resource[key]?.reference ?? ''));
+    if (match) return match[1];
   }
   return undefined;
 }

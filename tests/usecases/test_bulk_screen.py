@@ -300,3 +300,17 @@ def test_records_assembled_from_the_export_give_the_seeds_expected_results(tmp_p
         got = {s["study"]: s["status"] for s in row.result["studies"]}
         want = {k: v["status"] for k, v in expected["patients"][pid]["studies"].items()}
         assert got == want, pid
+
+
+def test_a_group_export_screens_the_group_s_candidates_only(refusing, monkeypatch, capsys):
+    with FhirClient(refusing) as client:
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [_put(
+            {"resourceType": "Group", "id": "rheum", "type": "person", "actual": True,
+             "member": [{"entity": {"reference": f"Patient/p{i}"}} for i in (0, 1, 3, 5)]})]})
+    assert _cli(refusing, monkeypatch, "--all", "--bulk", "--group", "rheum", "--csv") == 0
+    captured = capsys.readouterr()
+    assert _patients(captured.out) == ["p0", "p1"]  # p2 and p4 are candidates outside it
+    assert _subjects_by_patient(refusing) == {"p0": 2, "p1": 2, "p4": 1}
+    with FhirClient(refusing) as client:
+        assert last_transaction_time(client, "rheum") is not None
+        assert last_transaction_time(client, None) is None  # each scope keeps its own
