@@ -186,3 +186,33 @@ def test_the_capability_statement_tells_whether_export_is_offered():
     assert offers_export({"rest": [{"resource": [
         {"type": "Group", "operation": [{"name": "export"}]}]}]}, "g1")
     assert not offers_export({"rest": [{"resource": [{"type": "Patient"}]}]}, None)
+
+
+@responses.activate
+@pytest.mark.security
+def test_smart_backend_services_token_on_kick_off_polls_and_downloads(tmp_path: Path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = tmp_path / "key.pem"
+    key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    token_url = "http://ehr.test/auth/token"
+    client = _client(fhir_auth="smart", smart_client_id="eligibility-backend",
+                     smart_private_key_path=str(key), smart_alg="RS384",
+                     smart_scope="system/*.rs", smart_token_url=token_url)
+    responses.post(token_url, json={"access_token": "smart-1", "token_type": "bearer",
+                                    "expires_in": 300})
+    _kick_off_ok()
+    responses.get(STATUS, status=202, headers={"Retry-After": "1"})
+    responses.get(STATUS, json=_manifest(requires_token=True))
+    responses.get(FILE, body="")
+    export = _export(client)
+    export.kick_off(REQUEST)
+    manifest = export.wait()
+    export.download(manifest.output[0], manifest, tmp_path)
+    fhir_calls = [c.request for c in responses.calls if c.request.url != token_url]
+    assert len(fhir_calls) == 4  # kick-off, two polls, one download
+    assert {r.headers["Authorization"] for r in fhir_calls} == {"Bearer smart-1"}
+    assert client.token_request_count == 1
