@@ -76,7 +76,20 @@ def _timing_code_per_day(code: Any, vocabulary: FrequencyVocabulary = NO_VOCABUL
 def text_per_day(text: str, vocabulary: FrequencyVocabulary) -> Decimal | None:
     """Administrations a day of a frequency in words ("twice daily", "every 12 hours") by the
     vocabulary; None for text it does not know (the frequency stays unknown, docs/decisions.md)."""
-    normal = _SPACES.sub(" ", text.strip().lower().rstrip(".")).strip()
+    whole = _SPACES.sub(" ", text.strip().lower().rstrip(".")).strip()
+    # "twice daily (BID)", "BID; with food": the whole text, else each part of it.
+    parts = [whole] + [p.strip().rstrip(".").strip() for p in _PARTS.split(whole)]
+    found = {_vocabulary_per_day(p, vocabulary) for p in dict.fromkeys(parts) if p}
+    found.discard(None)
+    if len(found) == 1:
+        return found.pop()
+    return None  # nothing known, or parts that disagree ("daily (twice)")
+
+
+_PARTS = re.compile(r"[(),;]")
+
+
+def _vocabulary_per_day(normal: str, vocabulary: FrequencyVocabulary) -> Decimal | None:
     if normal in vocabulary.phrases:
         return vocabulary.phrases[normal]
     for pattern in vocabulary.patterns:
