@@ -100,6 +100,9 @@ def test_accounts_and_session_key_survive_a_recreated_container(compose):
     assert _required(env["SESSION_SECRET"], "SESSION_SECRET")
     for name in ("worker", "subscribe"):
         assert compose["services"][name]["environment"]["SESSION_SECRET"] == env["SESSION_SECRET"]
+    # The worker reads the same accounts (outreach email), never a copy of its own.
+    worker = compose["services"]["worker"]
+    assert _mounts(worker).get(str(users_db.parent)) == mounts[str(users_db.parent)]
 
 
 def test_the_image_prepares_the_volume_folders_for_its_user():
