@@ -73,8 +73,14 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from service.usecases.screener import Screener
 
     wait_for_fhir(settings)
+    import os
+
     from service.core.clock import Clock
+    from service.core.metrics_files import MULTIPROC_ENV, prepare_directory
     from service.usecases.outreach import outreach_for
+
+    if os.environ.get(MULTIPROC_ENV):
+        prepare_directory(os.environ[MULTIPROC_ENV])  # files of this host's dead processes
 
     screener = Screener(settings)
     queue = JobQueue(settings, screener)

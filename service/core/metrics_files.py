@@ -26,14 +26,26 @@ def _host() -> str:
 
 
 def prepare_directory(folder: str) -> None:
-    """At gunicorn start: create the directory, drop this host's files of an earlier run
-    (their processes are gone); files of other hosts (the queue workers' containers) stay."""
+    """At start: create the directory and drop this host's files of processes that are gone
+    (an earlier run); live processes' files (a queue worker beside gunicorn) and other hosts'
+    files (the queue workers' containers) stay."""
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    mine = re.compile(rf"_{re.escape(_host())}-\d+\.db$")
+    mine = re.compile(rf"_{re.escape(_host())}-(\d+)\.db$")
     for stale in path.glob("*.db"):
-        if mine.search(stale.name):
+        found = mine.search(stale.name)
+        if found and not _alive(int(found.group(1))):
             stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def mark_dead(pid: int) -> None:

@@ -170,6 +170,13 @@ def build_openapi(public_url: str) -> dict[str, Any]:
                 "503": _json("Not ready; `checks` says why.", {"type": "object"}),
             },
         }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics of every process (text format)",
+            "operationId": "metrics",
+            "responses": {"200": {"description": "Prometheus text exposition 0.0.4.",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          **_AUTH_ERRORS},
+        }},
         "/openapi.json": {"get": {
             "summary": "This document", "operationId": "openapi",
             "responses": {"200": _json("OpenAPI 3.1 document.", {"type": "object"}),
