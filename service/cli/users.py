@@ -1,4 +1,4 @@
-"""`eligibility users add|list|remove|unlock`: local accounts of the coordinator pages."""
+"""`eligibility users add|list|remove|unlock|sign-out`: accounts and sessions of the pages."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 import sys
 from typing import Any
 
+from service.accounts.sessions import Sessions
 from service.accounts.signin_throttle import SignInThrottle
 from service.accounts.store import ROLES, AccountError, Accounts
 from service.core.settings import Settings
@@ -34,6 +35,11 @@ def add_parser(sub: Any) -> None:
     unlock = action.add_parser("unlock", help="lift a sign-in lock after failed attempts")
     unlock.add_argument("name")
     unlock.set_defaults(func=cmd_users_unlock)
+    sign_out = action.add_parser(
+        "sign-out", help="end every session of a user now (local name, or an OIDC user's "
+                         "ISSUER#SUB as the pages' performer identifier shows it)")
+    sign_out.add_argument("name")
+    sign_out.set_defaults(func=cmd_users_sign_out)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -80,6 +86,18 @@ def cmd_users_unlock(settings: Settings, args: argparse.Namespace) -> int:
         print(f"sign-in for {args.name} unlocked")
         return 0
     print(f"eligibility users: no lock or failed sign-in for {args.name}", file=sys.stderr)
+    return 1
+
+
+def cmd_users_sign_out(settings: Settings, args: argparse.Namespace) -> int:
+    """End every session of a user (exit 1 when there was none)."""
+    accounts = Accounts(settings.users_db)
+    # The lifetimes do not matter here: every session of the name goes.
+    ended = Sessions(accounts, idle_seconds=0, max_seconds=0).end_all(args.name.strip())
+    if ended:
+        print(f"{ended} session(s) of {args.name} ended")
+        return 0
+    print(f"eligibility users: no session of {args.name}", file=sys.stderr)
     return 1
 
 

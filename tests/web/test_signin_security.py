@@ -168,6 +168,20 @@ def test_users_remove_and_a_change_to_viewer_end_the_sessions_at_once(ws, monkey
     assert _confirm(viewer) == 403
 
 
+def test_users_sign_out_ends_every_session_of_a_user_now(ws, monkeypatch, capsys):
+    name, password = _account(ws, "temp-signout")
+    first, second, other = (ws.app.test_client() for _ in range(3))
+    for client in (first, second):
+        assert _sign_in(client, name, password).status_code == 302
+    _sign_in(other, COORDINATOR[0], COORDINATOR[2])
+    assert _opens(first) and _opens(second)
+    assert _cli(ws, monkeypatch, "users", "sign-out", name) == 0
+    assert "2 session(s)" in capsys.readouterr().out
+    assert not _opens(first) and not _opens(second)
+    assert _opens(other)  # another user's session is untouched
+    assert _cli(ws, monkeypatch, "users", "sign-out", name) == 1
+
+
 def test_a_session_ends_after_its_absolute_lifetime_however_active(ws):
     clock = Clock()
     state = ws.app.extensions["pages"]
