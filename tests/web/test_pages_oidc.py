@@ -151,3 +151,15 @@ def test_an_oidc_name_with_a_line_break_is_never_shown_or_written(browser, signe
     for o in w.client.search("Observation", {"subject": "Patient/seed-potential"}):
         for p in o.get("performer") or ():
             assert "\n" not in p.get("display", "") and "casey signed in" not in str(p)
+
+
+def test_oidc_sign_in_never_redirects_off_site(browser, signed_in_app):
+    """Issue 22, finding 2: `next=/%09/evil.example/phish` once left as //evil.example/phish."""
+    _, url = signed_in_app
+    for target in ("/%09/evil.example/phish", "/%0a/evil.example", "//evil.example/x"):
+        page = browser.new_context().new_page()
+        page.goto(f"{url}/login/oidc?next={target}")
+        page.wait_for_load_state()
+        _provider_login(page, "u-1")
+        assert page.url.rstrip("/") == url, (target, page.url)
+        page.context.close()
