@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, before_render_template, g, request
+from flask import Flask, Response, before_render_template, current_app, g, request
 
 from service.core.log_setup import REQUEST_ID
 from service.usecases.access_audit import AuditTrail
@@ -63,11 +63,11 @@ def _outcome(status: int, user: Any) -> str:
     return "success" if status < 400 else "failure"
 
 
-def install_access_audit(app: Flask, trail: AuditTrail) -> None:
+def install_access_audit(app: Flask, audit: AuditTrail) -> None:
     """Record each audited pages request once, after its answer is made."""
     from service.web.pages.signin import current_user
 
-    app.extensions["access_audit"] = trail
+    app.extensions["access_audit"] = audit  # looked up per request: tests may swap it
     before_render_template.connect(_from_template, app)
 
     @app.after_request
@@ -86,6 +86,7 @@ def install_access_audit(app: Flask, trail: AuditTrail) -> None:
                                      "read" if request.method == "GET" else "update")
         user = current_user()
         view_args = request.view_args or {}
+        trail: AuditTrail = current_app.extensions["access_audit"]
         # The form only when the view read it: parsing it here could fail (413) or wait on
         # a body the view refused unread.
         form = request.__dict__.get("form")

@@ -254,3 +254,40 @@ def test_processes_appending_at_once_never_tear_a_line(tmp_path):
     parsed = entries(Path(path))  # a torn or interleaved line does not parse
     assert len(parsed) == 4 * 1500
     assert len({e["request_id"] for e in parsed}) == 4 * 1500
+
+
+class _Stuck:
+    """A FHIR client whose batch hangs until released (a FHIR server that stopped answering)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.entered, self.release, self.done = (threading.Event(), threading.Event(),
+                                                 threading.Event())
+
+    def batch(self, bundle: dict) -> dict:
+        self.entered.set()
+        try:
+            assert self.release.wait(10)
+            return {"entry": [{"response": {"status": "201 Created"}} for _ in bundle["entry"]]}
+        finally:
+            self.done.set()
+
+
+def test_a_hanging_fhir_server_does_not_hold_up_the_page(ws, tmp_path):
+    stuck = _Stuck()
+    settings = ws.settings.with_overrides(audit_fhir=True, audit_log=str(tmp_path / "a.jsonl"))
+    before = ws.app.extensions["access_audit"]
+    ws.app.extensions["access_audit"] = AuditTrail(settings, client=lambda: stuck)
+    try:
+        client = ws.app.test_client()
+        _sign_in(client)
+        assert client.get("/patients/seed-potential").status_code == 200
+        assert stuck.entered.wait(30)  # the AuditEvent is being sent...
+        assert client.get("/patients/seed-potential").status_code == 200  # ... pages answer
+        assert not stuck.done.is_set()  # while it is still on its way
+        views = [e for e in entries(tmp_path / "a.jsonl") if e["action"] == "patient-view"]
+        assert len(views) == 2 and {e["fhir"] for e in views} == {"queued"}
+    finally:
+        stuck.release.set()
+        ws.app.extensions["access_audit"] = before
