@@ -314,3 +314,34 @@ def test_forty_parallel_guesses_check_at_most_the_limit_of_passwords(ws):
     assert len(statuses) == 40 and set(statuses) <= {401, 429}
     assert len([n for n in checked if n == name]) <= limit, checked
     assert statuses.count(429) >= 40 - limit
+
+
+def _begin(users_db: str, start: multiprocessing.synchronize.Event, out) -> None:
+    from service.accounts.signin_throttle import Limits, SignInThrottle
+
+    throttle = SignInThrottle(Accounts(Path(users_db)), Limits(per_name=5, per_address=100))
+    start.wait()
+    try:
+        out.put(throttle.begin("casey", f"10.0.0.{multiprocessing.current_process().pid % 250}",
+                               now=1000.0).id is not None)
+    except Exception as exc:  # a "database is locked" would be a lost attempt: report it
+        out.put(repr(exc))
+
+
+def test_processes_guessing_together_get_at_most_the_limit_of_attempts(tmp_path):
+    """gunicorn workers are processes: the count is atomic across them (BEGIN IMMEDIATE)."""
+    from service.accounts.signin_throttle import SignInThrottle
+
+    db = tmp_path / "users.sqlite"
+    SignInThrottle(Accounts(db)).locked_for("casey", "x", 0.0)  # the schema, before the race
+    ctx = multiprocessing.get_context("fork")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_begin, args=(str(db), start, out)) for _ in range(16)]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert all(isinstance(r, bool) for r in results), results
+    assert results.count(True) == 5
