@@ -115,3 +115,47 @@ def test_a_dose_range_gives_both_ends_and_an_open_range_is_unreadable():
 
 def test_a_medication_administration_dose_is_read():
     assert daily_dose({"dose": {"value": 750, "unit": "mg"}}, None) == mg(750)
+
+
+@pytest.mark.parametrize(("timing", "expected"), [
+    # A GTS code written without its system, or as the code's text.
+    ({"code": {"coding": [{"code": "BID"}]}}, mg(20)),
+    ({"code": {"text": "TID"}}, mg(30)),
+    # A coding that is not a string is passed over, not the end of the search.
+    ({"code": {"coding": [{"system": GTS, "code": 5}, {"system": GTS, "code": "BID"}]}},
+     mg(20)),
+    # A coding of another system is not read as a GTS abbreviation.
+    ({"code": {"coding": [{"system": "urn:local", "code": "BID"}]}}, None),
+    # Timing without repeat or code (only event dates): one administration a day.
+    ({"event": ["2026-11-01T08:00:00Z"]}, mg(10)),
+    # A frequency without its period is per one unit; a period without a frequency is once.
+    ({"repeat": {"frequency": 2, "periodUnit": "d"}}, mg(20)),
+    ({"repeat": {"period": 12, "periodUnit": "h"}}, mg(20)),
+    ({"repeat": {"frequency": 3}}, mg(30)),
+], ids=["no-system", "text", "non-string-first", "other-system", "events-only",
+        "frequency-only", "period-only", "default-unit"])
+def test_timing_as_ehrs_send_it(timing, expected):
+    assert daily_dose(dosage(**timing), None) == expected
+
+
+def test_the_ucum_code_of_a_dose_wins_over_its_display_unit():
+    quantity = {"value": 1, "unit": "milligram", "code": "g"}
+    assert daily_dose({"doseAndRate": [{"doseQuantity": quantity}]}, None) == mg(1000)
+    no_code = {"value": 5, "unit": "mg"}
+    assert daily_dose({"doseAndRate": [{"doseQuantity": no_code}]}, None) == mg(5)
+
+
+@pytest.mark.parametrize(("timing", "expected"), [
+    # A repeat that says neither frequency nor period nor events: the code decides.
+    ({"repeat": {"boundsPeriod": {"start": "2026-11-01"}}, "code": {"text": "BID"}}, mg(20)),
+    # Every 12 hours with a named event: the hours decide, the event does not bound them.
+    ({"repeat": {"frequency": 1, "period": 12, "periodUnit": "h", "when": ["MORN"]}}, mg(20)),
+    # Meals named without a count beside a frequency: the frequency decides.
+    ({"repeat": {"frequency": 3, "period": 1, "periodUnit": "d", "when": ["C"]}}, mg(30)),
+], ids=["repeat-without-frequency", "hours-and-an-event", "meals-and-a-frequency"])
+def test_timing_whose_parts_say_different_things(timing, expected):
+    assert daily_dose(dosage(**timing), None) == expected
+
+
+def test_a_dose_without_a_unit_is_unreadable():
+    assert daily_dose({"doseAndRate": [{"doseQuantity": {"value": 10}}]}, None) is None
