@@ -174,6 +174,16 @@ def test_alert_rules_are_well_formed_and_use_the_contract_names():
     assert "eligibility_fhir_request_errors_total" in exprs  # the FHIR error rate
 
 
+def test_every_alert_expression_parses_as_promql():
+    # Prometheus's grammar (the promql-parser port); promtool, when installed, checks below too.
+    import promql_parser
+
+    for rule in _rules():
+        promql_parser.parse(rule["expr"])  # raises ValueError on a syntax error
+    with pytest.raises(ValueError):
+        promql_parser.parse("sum(rate(eligibility_queue_pending[5m])")
+
+
 def test_promtool_accepts_the_rules_and_the_config():
     import shutil
     import subprocess
