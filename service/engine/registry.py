@@ -202,7 +202,11 @@ RULES: Mapping[str, RuleSpec] = MappingProxyType(_RULES)
 def rule(name: str, params: Mapping[str, Param] | None = None,
          checks: tuple[CrossCheck, ...] = (), *, verdict: bool = False,
          negated: bool = False) -> Callable[[RuleFunc], RuleFunc]:
-    """Register an evaluator under a rule name with its parameter declarations."""
+    """Register an evaluator under a rule name with its parameter declarations.
+
+    Called as `rule(name, params)(evaluate)` after the function, not as a decorator: mutation
+    testing (mutmut 3) leaves decorated functions unmutated, and every rule must be mutated.
+    """
     declared = dict(params or {})
     for key, param in declared.items():
         unknown = set(param.kinds) - set(CONCEPT_KINDS)

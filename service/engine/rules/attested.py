@@ -75,16 +75,6 @@ def _manual_observations(ctx: Context, criterion_id: str, scope: str) -> list[En
     return out
 
 
-@rule("manual", {
-    # docs/write-back.md "Recording what a person confirms": confirmed once per patient, or once
-    # per study.
-    "scope": Param("str", required=True, choices=("patient", "study")),
-    "lookback_days": LOOKBACK,
-    "interpretation": Param("concept", kinds=("observation",)),
-    "normal": Param("concept", kinds=("observation",)),
-    "abnormal": Param("concept", kinds=("observation",)),
-}, checks=(needs("normal", "interpretation"), needs("abnormal", "interpretation")),
-    verdict=True)
 def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when a person confirmed it in the record (within the look-back, in its scope), or a
     coded interpretation decides.
@@ -119,6 +109,18 @@ def manual(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     per_study = " for this study" if scope == "study" else ""
     return result(crit, "unknown",
                   f"Needs a person to confirm{per_study}: {_needed(crit)}. {WHERE}")
+
+
+rule("manual", {
+    # docs/write-back.md "Recording what a person confirms": confirmed once per patient, or once
+    # per study.
+    "scope": Param("str", required=True, choices=("patient", "study")),
+    "lookback_days": LOOKBACK,
+    "interpretation": Param("concept", kinds=("observation",)),
+    "normal": Param("concept", kinds=("observation",)),
+    "abnormal": Param("concept", kinds=("observation",)),
+}, checks=(needs("normal", "interpretation"), needs("abnormal", "interpretation")),
+    verdict=True)(manual)
 
 
 def _excluding_answer(crit: CriterionMapping, entry: Entry, present: bool) -> CriterionResult:
@@ -176,7 +178,6 @@ def _research_scope(resource: dict[str, Any]) -> bool:
     return "research" in codes
 
 
-@rule("consent", verdict=True)
 def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest signed, refused or withdrawn Consent for this study is active."""
     found = []
@@ -218,3 +219,6 @@ def consent(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"The latest consent for this study is {status or 'without a status'}; an "
                   f"active, signed consent is needed. {WHERE_CONSENT}",
                   evidence=[ref_key(resource)])
+
+
+rule("consent", verdict=True)(consent)

@@ -88,11 +88,6 @@ def _decide(crit: CriterionMapping, entry: Entry, labs: LabScore) -> CriterionRe
                   f"{why}; {lab_reason(labs)}.", value=value, evidence=evidence)
 
 
-@rule("sle-classification", {
-    "concept": Param("concept", required=True, kinds=("condition",)),
-    "exclude": Param("concepts", kinds=("condition",)),
-    "classification": Param("concept", required=True, kinds=("observation",)),
-})
 def sle_classification(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """A recorded classification decides; without one the coded diagnosis (the `diagnosis`
     rule); the reason gives the points the laboratory items alone reach."""
@@ -104,3 +99,10 @@ def sle_classification(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     reason = f"{coded.reason.rstrip('.')}; no 2019 EULAR/ACR classification is recorded; " \
              f"{lab_reason(labs)}."
     return replace(coded, reason=reason)
+
+
+rule("sle-classification", {
+    "concept": Param("concept", required=True, kinds=("condition",)),
+    "exclude": Param("concepts", kinds=("condition",)),
+    "classification": Param("concept", required=True, kinds=("observation",)),
+})(sle_classification)

@@ -27,11 +27,6 @@ from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
 
 
-@rule("pregnancy", {
-    "concept": Param("concept", required=True, kinds=("observation",)),
-    "min_age_years": Param("int", minimum=0, maximum=MAX_YEARS),
-    "window_days": Param("int", minimum=0, maximum=MAX_DAYS),
-})
 def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met with a negative hCG in the window for females from the minimum age; males and younger
     girls: not applicable.
@@ -74,13 +69,13 @@ def pregnancy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"searched ({searched_codes(concept)}).")
 
 
-@rule("titer", {
+rule("pregnancy", {
     "concept": Param("concept", required=True, kinds=("observation",)),
-    "presence_concept": Param("concept", kinds=("observation",)),
-    # Titers are reported up to 1:40960 or so; 1:100000 is past any laboratory's last dilution.
-    "min_denominator": Param("decimal", required=True, minimum=1, maximum=100000),
-    "lookback_days": LOOKBACK,
-})
+    "min_age_years": Param("int", minimum=0, maximum=MAX_YEARS),
+    "window_days": Param("int", minimum=0, maximum=MAX_DAYS),
+})(pregnancy)
+
+
 def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest titer (ratio, quantity or text) reaches 1:min_denominator."""
     concept = ctx.concept(crit.params["concept"])
@@ -115,6 +110,15 @@ def titer(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       f"titer is needed to show >= 1:{fmt(minimum)}.", evidence=[ref])
     return result(crit, "unknown", f"No {name} on record under the codes searched "
                   f"({searched_codes(concept)}).")
+
+
+rule("titer", {
+    "concept": Param("concept", required=True, kinds=("observation",)),
+    "presence_concept": Param("concept", kinds=("observation",)),
+    # Titers are reported up to 1:40960 or so; 1:100000 is past any laboratory's last dilution.
+    "min_denominator": Param("decimal", required=True, minimum=1, maximum=100000),
+    "lookback_days": LOOKBACK,
+})(titer)
 
 
 def _below(crit: CriterionMapping, entry: Entry, below: tuple[Decimal, str], minimum: Decimal,
@@ -164,14 +168,6 @@ def _answer(entry_resource: dict[str, Any]) -> str | None:
     return None
 
 
-@rule("coded-result", {
-    "concepts": Param("concepts", required=True, kinds=("observation",)),
-    # Which answer makes the rule met: "positive" (e.g. a test that excludes) or "negative".
-    "answer": Param("str", required=True, choices=ANSWERS),
-    "lookback_days": LOOKBACK,  # 0 = any time; default: the concept's look-back
-    # With no result in the window: "unknown" (a test is required) or "not-met".
-    "if_missing": Param("str", choices=("unknown", "not-met")),
-})
 def coded_result(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """The latest result in the window read as positive or negative (coded answer, text,
     interpretation POS/NEG, or a number above its reference range high)."""
@@ -202,3 +198,13 @@ def coded_result(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       evidence=[entry.ref])
     return result(crit, "met" if answer == wanted else "not-met", f"{text} is {answer}.",
                   value=Value(answer), evidence=[entry.ref])
+
+
+rule("coded-result", {
+    "concepts": Param("concepts", required=True, kinds=("observation",)),
+    # Which answer makes the rule met: "positive" (e.g. a test that excludes) or "negative".
+    "answer": Param("str", required=True, choices=ANSWERS),
+    "lookback_days": LOOKBACK,  # 0 = any time; default: the concept's look-back
+    # With no result in the window: "unknown" (a test is required) or "not-met".
+    "if_missing": Param("str", choices=("unknown", "not-met")),
+})(coded_result)

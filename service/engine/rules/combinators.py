@@ -44,7 +44,6 @@ def _combine(crit: CriterionMapping, outcome: Result, lead: str, deciding: Decid
 OF = Param("criteria", required=True, minimum=2, maximum=MAX_PARTS)
 
 
-@rule("any-of", {"of": OF})
 def any_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met if any part is met, not-met if all are not-met, else unknown."""
     decided = _parts(ctx, crit)
@@ -58,7 +57,9 @@ def any_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return _combine(crit, "not-met", "None of the parts is met", decided)
 
 
-@rule("all-of", {"of": OF})
+rule("any-of", {"of": OF})(any_of)
+
+
 def all_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met if every part is met, not-met if any is not-met, else unknown."""
     decided = _parts(ctx, crit)
@@ -71,10 +72,9 @@ def all_of(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return _combine(crit, "met", "Every part is met", decided)
 
 
-@rule("at-least", {
-    "of": OF,
-    "count": Param("int", required=True, minimum=1, maximum=MAX_PARTS),
-}, checks=(at_most_listed("count", "of", "parts"),))
+rule("all-of", {"of": OF})(all_of)
+
+
 def at_least(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met if at least `count` parts are met; not-met if too few can still be met."""
     decided = _parts(ctx, crit)
@@ -90,7 +90,12 @@ def at_least(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                     f"(at least {need} needed)", _with(decided, "not-met"))
 
 
-@rule("not", {"of": Param("criteria", required=True, minimum=1, maximum=1)})
+rule("at-least", {
+    "of": OF,
+    "count": Param("int", required=True, minimum=1, maximum=MAX_PARTS),
+}, checks=(at_most_listed("count", "of", "parts"),))(at_least)
+
+
 def negation(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met if the part is not-met, not-met if it is met, else unknown."""
     decided: Sequence[tuple[CriterionMapping, CriterionResult]] = _parts(ctx, crit)
@@ -100,3 +105,6 @@ def negation(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     outcome = flipped[found.result]
     return result(crit, outcome, f"{lead[outcome]}: {part.text}: {found.reason.rstrip('.')}.",
                   value=found.value, evidence=found.evidence)
+
+
+rule("not", {"of": Param("criteria", required=True, minimum=1, maximum=1)})(negation)

@@ -10,10 +10,6 @@ from service.engine.registry import MAX_YEARS, Param, one_of, ordered, rule
 from service.engine.results import CriterionResult, Value
 
 
-@rule("age", {
-    "min_years": Param("int", minimum=0, maximum=MAX_YEARS),
-    "max_years": Param("int", minimum=0, maximum=MAX_YEARS),
-}, checks=(one_of("min_years", "max_years"), ordered("min_years", "max_years")))
 def age(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when every whole-year age the (possibly partial) birth date allows is within the
     bounds.
@@ -48,3 +44,9 @@ def age(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"The birth date is partial ({ctx.record.patient.get('birthDate')}): age is "
                   f"{youngest} or {oldest} years, which may or may not be within {bounds}.",
                   evidence=[ref])
+
+
+rule("age", {
+    "min_years": Param("int", minimum=0, maximum=MAX_YEARS),
+    "max_years": Param("int", minimum=0, maximum=MAX_YEARS),
+}, checks=(one_of("min_years", "max_years"), ordered("min_years", "max_years")))(age)

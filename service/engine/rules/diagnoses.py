@@ -34,12 +34,6 @@ def conditions(ctx: Context, concept: str) -> list[Entry]:
 CLINICAL_STATUS = Param("str", choices=("ever", "active"))
 
 
-@rule("diagnosis", {
-    "concept": Param("concept", required=True, kinds=("condition",)),
-    "exclude": Param("concepts", kinds=("condition",)),
-    # Default "ever": a resolved diagnosis still meets an inclusion such as "SLE".
-    "clinical_status": CLINICAL_STATUS,
-})
 def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the Condition is recorded (and is not only one of the excluded ones)."""
     name = crit.params["concept"]
@@ -72,6 +66,14 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       f"Only {others} is recorded, which does not count as {wanted}.",
                       evidence=sorted(excluded_refs))
     return result(crit, "not-met", f"No {wanted} diagnosis is recorded.")
+
+
+rule("diagnosis", {
+    "concept": Param("concept", required=True, kinds=("condition",)),
+    "exclude": Param("concepts", kinds=("condition",)),
+    # Default "ever": a resolved diagnosis still meets an inclusion such as "SLE".
+    "clinical_status": CLINICAL_STATUS,
+})(diagnosis)
 
 
 def not_proven(ctx: Context, crit: CriterionMapping, found: list[Entry],
@@ -128,10 +130,6 @@ def display(resource: dict[str, Any], fallback: str | None = None) -> str:
     return fallback or "A matching diagnosis"
 
 
-@rule("absence", {
-    "concepts": Param("concepts", required=True,
-                      kinds=("condition", "procedure", "medication", "immunization")),
-}, negated=True)
 def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when none of the concepts is recorded: an active Condition, a Procedure done,
     a medication taken or an Immunization given, at any time up to the as-of date."""
@@ -158,6 +156,12 @@ def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   "recorded.")
 
 
+rule("absence", {
+    "concepts": Param("concepts", required=True,
+                      kinds=("condition", "procedure", "medication", "immunization")),
+}, negated=True)(absence)
+
+
 # Procedure and Immunization statuses that say it was (being) done.
 DONE = {"Procedure": {"completed", "in-progress", "stopped", "unknown"},
         "Immunization": {"completed"}}
@@ -178,17 +182,6 @@ def recorded(ctx: Context, names: tuple[str, ...]) -> list[Entry]:
             out.append(entry)
     return list({e.ref: e for e in out}.values())
 
-@rule("ln-biopsy", {
-    "classes": Param("concepts", required=True, kinds=("condition",)),
-    "biopsy": Param("concepts", required=True, kinds=("procedure",)),
-    "max_age_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
-    # Lupus nephritis without a class (e.g. ICD-10-CM M32.14): with a biopsy in the window the
-    # class is "not recorded" (unknown), not absent (docs/decisions.md "Records as hospitals...").
-    "nephritis": Param("concept", kinds=("condition",)),
-    # Classes that are known and are not the ones required (I, II, V alone, VI): when the most
-    # recent recorded class is only one of these, the criterion is not met (docs/decisions.md).
-    "other_classes": Param("concepts", kinds=("condition",)),
-})
 def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Class III/IV nephritis and a kidney biopsy within the window.
 
@@ -231,6 +224,19 @@ def ln_biopsy(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"The latest kidney biopsy ({day(latest.when.day)}) is {age} days before "
                   f"screening, more than {limit} days.", value=Value(age, "d"),
                   evidence=class_refs + [latest.ref])
+
+
+rule("ln-biopsy", {
+    "classes": Param("concepts", required=True, kinds=("condition",)),
+    "biopsy": Param("concepts", required=True, kinds=("procedure",)),
+    "max_age_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
+    # Lupus nephritis without a class (e.g. ICD-10-CM M32.14): with a biopsy in the window the
+    # class is "not recorded" (unknown), not absent (docs/decisions.md "Records as hospitals...").
+    "nephritis": Param("concept", kinds=("condition",)),
+    # Classes that are known and are not the ones required (I, II, V alone, VI): when the most
+    # recent recorded class is only one of these, the criterion is not met (docs/decisions.md).
+    "other_classes": Param("concepts", kinds=("condition",)),
+})(ln_biopsy)
 
 
 def _class_entries(ctx: Context, names: tuple[str, ...]) -> list[Entry]:

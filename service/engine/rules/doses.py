@@ -76,19 +76,6 @@ def _scaled(bounds: tuple[Decimal, Decimal], factor: Decimal) -> tuple[Decimal, 
     return bounds[0] * factor, bounds[1] * factor
 
 
-@rule("daily-dose", {
-    "concepts": Param("concepts", required=True, kinds=("medication",)),
-    "min_mg_per_day": Param("decimal", positive=True, maximum=MAX_DAILY_MG),
-    "min_mg_per_kg_day": Param("decimal", positive=True, maximum=1000),
-    "min_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
-    # Only days inside this window before the as-of date count; absent: any time.
-    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
-    # Convert each agent to prednisone-equivalent mg with its concept's factor.
-    "equivalent": Param("str", choices=("prednisone",)),
-    "weight_lookback_days": LOOKBACK,
-}, checks=(one_of("min_mg_per_day", "min_mg_per_kg_day"),
-           lambda p: ("min_mg_per_kg_day", "give min_mg_per_day or min_mg_per_kg_day, not both")
-           if "min_mg_per_day" in p and "min_mg_per_kg_day" in p else None))
 def daily_dose(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the agents were taken at or above the daily dose for at least `min_days`
     continuous days (courses a few days apart join), inside the window if one is given."""
@@ -143,12 +130,21 @@ def daily_dose(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"{longest}.", value=Value(course, "d"), evidence=[u.ref for u in uses])
 
 
-@rule("cumulative-dose", {
+rule("daily-dose", {
     "concepts": Param("concepts", required=True, kinds=("medication",)),
-    "min_mg": Param("decimal", required=True, positive=True, maximum=MAX_CUMULATIVE_MG),
-    "within_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
+    "min_mg_per_day": Param("decimal", positive=True, maximum=MAX_DAILY_MG),
+    "min_mg_per_kg_day": Param("decimal", positive=True, maximum=1000),
+    "min_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
+    # Only days inside this window before the as-of date count; absent: any time.
+    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
+    # Convert each agent to prednisone-equivalent mg with its concept's factor.
+    "equivalent": Param("str", choices=("prednisone",)),
     "weight_lookback_days": LOOKBACK,
-})
+}, checks=(one_of("min_mg_per_day", "min_mg_per_kg_day"),
+           lambda p: ("min_mg_per_kg_day", "give min_mg_per_day or min_mg_per_kg_day, not both")
+           if "min_mg_per_day" in p and "min_mg_per_kg_day" in p else None))(daily_dose)
+
+
 def cumulative_dose(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the doses given (MedicationAdministration) in the window add up to `min_mg`;
     orders or statements without administrations cannot show a dose given: unknown."""
@@ -192,11 +188,14 @@ def cumulative_dose(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   evidence=[u.ref for u in given])
 
 
-@rule("distinct-agents", {
-    "agents": Param("agents", required=True, kinds=("medication",)),
-    "min_agents": Param("int", required=True, minimum=1, maximum=100),
-    "more_than_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
-}, checks=(at_most_listed("min_agents", "agents"),))
+rule("cumulative-dose", {
+    "concepts": Param("concepts", required=True, kinds=("medication",)),
+    "min_mg": Param("decimal", required=True, positive=True, maximum=MAX_CUMULATIVE_MG),
+    "within_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
+    "weight_lookback_days": LOOKBACK,
+})(cumulative_dose)
+
+
 def distinct_agents(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when at least `min_agents` agents of the list were each taken for more than
     `more_than_days` (longest continuous course); unknown when durations are missing."""
@@ -232,3 +231,10 @@ def distinct_agents(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     listed = ", ".join(taken + short) or "none of the listed agents"
     return result(crit, "not-met", f"Fewer than {p['min_agents']} of the listed agents taken "
                   f"for more than {days} days ({listed}).", evidence=evidence)
+
+
+rule("distinct-agents", {
+    "agents": Param("agents", required=True, kinds=("medication",)),
+    "min_agents": Param("int", required=True, minimum=1, maximum=100),
+    "more_than_days": Param("int", required=True, minimum=0, maximum=MAX_DAYS),
+}, checks=(at_most_listed("min_agents", "agents"),))(distinct_agents)

@@ -32,9 +32,6 @@ def _this_study(ctx: Context, subject: dict[str, Any]) -> bool:
     return bool(known and study and study.endswith(known))
 
 
-@rule("enrolled-elsewhere", {
-    "statuses": Param("strs", required=True, choices=SUBJECT_STATUSES),
-})
 def enrolled_elsewhere(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when a ResearchSubject of this patient in another study has one of the statuses."""
     wanted = crit.params["statuses"]
@@ -47,3 +44,8 @@ def enrolled_elsewhere(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       f"({ref_key(first)}).", evidence=[ref_key(s) for s in found])
     return result(crit, "not-met", "No ResearchSubject of this patient in another study has "
                   f"status {', '.join(wanted)}.")
+
+
+rule("enrolled-elsewhere", {
+    "statuses": Param("strs", required=True, choices=SUBJECT_STATUSES),
+})(enrolled_elsewhere)

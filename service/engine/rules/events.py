@@ -92,18 +92,6 @@ def _placed(event: Event, since: date | None) -> bool | None:
     return False
 
 
-@rule("event", {
-    "concepts": Param("concepts", required=True, kinds=EVENT_KINDS),
-    # Within this many days before the as-of date (a use overlapping them counts); absent: ever.
-    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
-    # Conditions: "ever" (default) counts a resolved or inactive one, "active" only an active one.
-    "clinical_status": CLINICAL_STATUS,
-    # A graded diagnosis (CTCAE grade >= 2, BILAG A): a Condition counts only at or above
-    # `min_grade`, read from its severity or stage by the `grade` concept's `answers`; one
-    # without a grade is unknown.
-    "grade": Param("concept", kinds=("observation",)),
-    "min_grade": Param("decimal", minimum=0, maximum=100),
-}, checks=(together("grade", "min_grade"),))
 def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when one of the concepts happened in the window (Condition onset or recorded date,
     Procedure performed, medication use period, Immunization given)."""
@@ -139,3 +127,17 @@ def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     tail = f" (the latest, {older[-1].ref}, is older)" if older else ""
     return result(crit, "not-met", f"No {looked} is recorded{window}{tail}.",
                   evidence=[e.ref for e in older[-1:]])
+
+
+rule("event", {
+    "concepts": Param("concepts", required=True, kinds=EVENT_KINDS),
+    # Within this many days before the as-of date (a use overlapping them counts); absent: ever.
+    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
+    # Conditions: "ever" (default) counts a resolved or inactive one, "active" only an active one.
+    "clinical_status": CLINICAL_STATUS,
+    # A graded diagnosis (CTCAE grade >= 2, BILAG A): a Condition counts only at or above
+    # `min_grade`, read from its severity or stage by the `grade` concept's `answers`; one
+    # without a grade is unknown.
+    "grade": Param("concept", kinds=("observation",)),
+    "min_grade": Param("decimal", minimum=0, maximum=100),
+}, checks=(together("grade", "min_grade"),))(event)

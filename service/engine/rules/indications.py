@@ -13,15 +13,6 @@ from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult
 
 
-@rule("medication-for", {
-    # The conditions the medication was given for (its indication).
-    "indications": Param("concepts", required=True, kinds=("condition",)),
-    # Only these medications; absent: any medication.
-    "concepts": Param("concepts", kinds=("medication",)),
-    # Taken in this many days before the as-of date (a use overlapping them counts); absent:
-    # ever.
-    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
-})
 def medication_for(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when a medication use whose reasonCode or reasonReference names one of the
     indications was taken in the window. A use without a recorded reason says nothing about
@@ -53,3 +44,14 @@ def medication_for(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       f"({unsure[0].ref}), but its dates do not show whether it was taken"
                       f"{window}.", evidence=[u.ref for u in unsure])
     return result(crit, "not-met", f"No medication recorded as given for {for_what}{window}.")
+
+
+rule("medication-for", {
+    # The conditions the medication was given for (its indication).
+    "indications": Param("concepts", required=True, kinds=("condition",)),
+    # Only these medications; absent: any medication.
+    "concepts": Param("concepts", kinds=("medication",)),
+    # Taken in this many days before the as-of date (a use overlapping them counts); absent:
+    # ever.
+    "within_days": Param("int", minimum=1, maximum=MAX_DAYS),
+})(medication_for)

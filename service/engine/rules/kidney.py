@@ -16,15 +16,6 @@ from service.engine.results import CriterionResult, Value
 from service.engine.rules.diagnoses import conditions, display, written_only
 
 
-@rule("egfr", {
-    "threshold": Param("decimal", required=True, positive=True, maximum=200),
-    # Bedside Schwartz k is 0.413 (Schwartz 2009); the older formulas used 0.33-0.7.
-    "schwartz_k": Param("decimal", required=True, positive=True, maximum=1),
-    "schwartz_max_age": Param("int", minimum=0, maximum=MAX_YEARS),
-    "height_window_days": Param("int", minimum=0, maximum=MAX_DAYS),
-    "review_if": Param("concepts", kinds=("condition",)),
-    "lookback_days": LOOKBACK,
-})
 def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the reported eGFR, else bedside Schwartz, reaches the threshold."""
     limit = crit.params["threshold"]
@@ -75,6 +66,17 @@ def egfr(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       evidence=evidence + [ref_key(r) for r in written])
     return result(crit, "not-met", f"{how} is below {fmt(limit)}.", value=out_value,
                   evidence=evidence)
+
+
+rule("egfr", {
+    "threshold": Param("decimal", required=True, positive=True, maximum=200),
+    # Bedside Schwartz k is 0.413 (Schwartz 2009); the older formulas used 0.33-0.7.
+    "schwartz_k": Param("decimal", required=True, positive=True, maximum=1),
+    "schwartz_max_age": Param("int", minimum=0, maximum=MAX_YEARS),
+    "height_window_days": Param("int", minimum=0, maximum=MAX_DAYS),
+    "review_if": Param("concepts", kinds=("condition",)),
+    "lookback_days": LOOKBACK,
+})(egfr)
 
 
 def _schwartz(ctx: Context, crit: CriterionMapping

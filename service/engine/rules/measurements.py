@@ -56,14 +56,6 @@ def _washout(ctx: Context, crit: CriterionMapping, m: Measurement) -> CriterionR
     return None
 
 
-@rule("threshold", {
-    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
-    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
-    "threshold": Param("decimal", required=True, minimum=0),
-    "lookback_days": LOOKBACK,
-    "washout_concepts": Param("concepts", kinds=("medication",)),
-    "washout_days": Param("int", minimum=1, maximum=MAX_DAYS),
-}, checks=(together("washout_concepts", "washout_days"),))
 def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest value in the look-back compares true against an absolute limit."""
     concept = ctx.concept(crit.params["concept"])
@@ -95,14 +87,16 @@ def threshold(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   f"{limit_text}.", value=_value(m), evidence=[m.ref])
 
 
-@rule("uln-multiple", {
+rule("threshold", {
     "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
-    "max_multiple": Param("decimal", required=True, positive=True, maximum=MAX_MULTIPLE),
+    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
+    "threshold": Param("decimal", required=True, minimum=0),
     "lookback_days": LOOKBACK,
-    "review_if": Param("concepts", kinds=("condition",)),
-    "alternative_if": Param("concepts", kinds=("condition",)),
-    "alternative_max_multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
-}, checks=(together("alternative_if", "alternative_max_multiple"),))
+    "washout_concepts": Param("concepts", kinds=("medication",)),
+    "washout_days": Param("int", minimum=1, maximum=MAX_DAYS),
+}, checks=(together("washout_concepts", "washout_days"),))(threshold)
+
+
 def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest value is at most a multiple of its ULN (own range, else table)."""
     concept = ctx.concept(crit.params["concept"])
@@ -162,13 +156,16 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return said("not-met", f"{text} is above {fmt(multiple)} x ULN{why}.", evidence)
 
 
-@rule("proteinuria", {
-    "upcr_concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
-    "upcr_min": Param("decimal", required=True, minimum=0),
-    "protein_24h_concept": Param("concept", kinds=("observation",), needs_unit=True),
-    "protein_24h_min": Param("decimal", minimum=0),
+rule("uln-multiple", {
+    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    "max_multiple": Param("decimal", required=True, positive=True, maximum=MAX_MULTIPLE),
     "lookback_days": LOOKBACK,
-}, checks=(together("protein_24h_concept", "protein_24h_min"),))
+    "review_if": Param("concepts", kinds=("condition",)),
+    "alternative_if": Param("concepts", kinds=("condition",)),
+    "alternative_max_multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
+}, checks=(together("alternative_if", "alternative_max_multiple"),))(uln_multiple)
+
+
 def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """The most recent proteinuria measure, UPCR or 24 h protein, decides (docs/decisions.md).
 
@@ -208,10 +205,15 @@ def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   value=_value(m), evidence=[m.ref])
 
 
-@rule("positive", {
-    "concepts": Param("concepts", required=True, kinds=("observation",), needs_unit=True),
+rule("proteinuria", {
+    "upcr_concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    "upcr_min": Param("decimal", required=True, minimum=0),
+    "protein_24h_concept": Param("concept", kinds=("observation",), needs_unit=True),
+    "protein_24h_min": Param("decimal", minimum=0),
     "lookback_days": LOOKBACK,
-})
+}, checks=(together("protein_24h_concept", "protein_24h_min"),))(proteinuria)
+
+
 def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest value of any of the concepts is above zero."""
     found = []
@@ -238,14 +240,12 @@ def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   evidence=[m.ref])
 
 
-@rule("ecog", {
-    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
-    "max_score": Param("decimal", required=True, minimum=0, maximum=5),  # ECOG runs 0-5
-    "equivalents": Param("concepts", kinds=("observation",), needs_unit=True),
-    # [score, ECOG] pairs: Lansky/Karnofsky run 0-100.
-    "equivalence": Param("pairs", minimum=0, maximum=100),
+rule("positive", {
+    "concepts": Param("concepts", required=True, kinds=("observation",), needs_unit=True),
     "lookback_days": LOOKBACK,
-}, checks=(together("equivalents", "equivalence"),))
+})(positive)
+
+
 def ecog(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest ECOG (or an equivalent score converted) is at most the maximum."""
     p = crit.params
@@ -282,14 +282,16 @@ def ecog(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                   value=Value(score), evidence=[m.ref])
 
 
-@rule("normal-limit", {
+rule("ecog", {
     "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
-    # Compared with the lower ("low") or upper ("high") limit of normal of the result.
-    "limit": Param("str", required=True, choices=("low", "high")),
-    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
-    "multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
+    "max_score": Param("decimal", required=True, minimum=0, maximum=5),  # ECOG runs 0-5
+    "equivalents": Param("concepts", kinds=("observation",), needs_unit=True),
+    # [score, ECOG] pairs: Lansky/Karnofsky run 0-100.
+    "equivalence": Param("pairs", minimum=0, maximum=100),
     "lookback_days": LOOKBACK,
-})
+}, checks=(together("equivalents", "equivalence"),))(ecog)
+
+
 def normal_limit(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """The latest value against a multiple of its lower or upper limit of normal: the
     result's own referenceRange, else (upper limit only) the age/sex table."""
@@ -322,3 +324,13 @@ def normal_limit(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     words = OPERATOR_WORDS if verdict else FAIL_WORDS
     return result(crit, "met" if verdict else "not-met",
                   f"{text} is {words[op]} {limit_text}.", value=_value(m), evidence=[m.ref])
+
+
+rule("normal-limit", {
+    "concept": Param("concept", required=True, kinds=("observation",), needs_unit=True),
+    # Compared with the lower ("low") or upper ("high") limit of normal of the result.
+    "limit": Param("str", required=True, choices=("low", "high")),
+    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
+    "multiple": Param("decimal", positive=True, maximum=MAX_MULTIPLE),
+    "lookback_days": LOOKBACK,
+})(normal_limit)

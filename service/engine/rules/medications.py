@@ -40,15 +40,6 @@ def _intolerances(ctx: Context, concepts: set[str]) -> list[tuple[str, str]]:
     return found
 
 
-@rule("refractory-sle", {
-    "steroid_min_mg_per_kg_day": Param("decimal", required=True, positive=True, maximum=100),
-    "steroid_min_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
-    "required": Param("concepts", kinds=("medication",)),
-    "dmards": Param("agents", required=True, kinds=("medication",)),
-    "min_dmards": Param("int", required=True, minimum=1, maximum=100),
-    "glucocorticoids": Param("concepts", required=True, kinds=("medication",)),
-    "weight_lookback_days": LOOKBACK,
-}, checks=(at_most_listed("min_dmards", "dmards"),))
 def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Intolerance to standard treatment, or all of: a high-dose glucocorticoid course,
     the required agents and enough DMARDs.
@@ -95,6 +86,17 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     return result(crit, "not-met",
                   f"The medication history does not show: {'; '.join(missing)}; no intolerance "
                   "to standard treatment is recorded.", evidence=[u.ref for u in relevant])
+
+
+rule("refractory-sle", {
+    "steroid_min_mg_per_kg_day": Param("decimal", required=True, positive=True, maximum=100),
+    "steroid_min_days": Param("int", required=True, minimum=1, maximum=MAX_DAYS),
+    "required": Param("concepts", kinds=("medication",)),
+    "dmards": Param("agents", required=True, kinds=("medication",)),
+    "min_dmards": Param("int", required=True, minimum=1, maximum=100),
+    "glucocorticoids": Param("concepts", required=True, kinds=("medication",)),
+    "weight_lookback_days": LOOKBACK,
+}, checks=(at_most_listed("min_dmards", "dmards"),))(refractory_sle)
 
 
 def _dmards(relevant: list[MedicationUse], agent_of: dict[str, str], minimum: int,

@@ -35,17 +35,6 @@ def _items(resource: dict[str, Any], system: str) -> dict[str, Decimal | None]:
     return out
 
 
-@rule("score-without-items", {
-    "concept": Param("concept", required=True, kinds=("observation",)),
-    # The code system of the score's item components (the SLEDAI-2K worksheet writes
-    # urn:trial-eligibility:sledai-2k-descriptor with one component per descriptor).
-    "item_system": Param("str", required=True),
-    # Item codes whose points do not count (e.g. ["fever", "lupus-headache"]).
-    "exclude_items": Param("strs", required=True),
-    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
-    "threshold": Param("decimal", required=True, minimum=0),
-    "lookback_days": LOOKBACK,
-})
 def score_without_items(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """The newest score in the look-back, less the points of the excluded items, compared.
 
@@ -99,3 +88,16 @@ def score_without_items(ctx: Context, crit: CriterionMapping) -> CriterionResult
                   f"{name} {fmt(total)} on {day(entry.when.day)} does not record the points of "
                   f"{excluded} item by item; score it on the worksheet or confirm it.",
                   value=Value(total), evidence=[entry.ref])
+
+
+rule("score-without-items", {
+    "concept": Param("concept", required=True, kinds=("observation",)),
+    # The code system of the score's item components (the SLEDAI-2K worksheet writes
+    # urn:trial-eligibility:sledai-2k-descriptor with one component per descriptor).
+    "item_system": Param("str", required=True),
+    # Item codes whose points do not count (e.g. ["fever", "lupus-headache"]).
+    "exclude_items": Param("strs", required=True),
+    "operator": Param("str", required=True, choices=tuple(OPERATOR_WORDS)),
+    "threshold": Param("decimal", required=True, minimum=0),
+    "lookback_days": LOOKBACK,
+})(score_without_items)
