@@ -247,7 +247,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
           file=sys.stderr)
     rows = [screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
     # A summary, not every reason of 36 screenings: those are one command away.
-    print(f"\nSeed patients screened as of {as_of.isoformat()}, ResearchSubjects written:\n")
+    # Only a candidate gets a ResearchSubject (api.md): say for how many that was.
+    written = sum(1 for row in rows if row.research_subjects)
+    print(f"\nSeed patients screened as of {as_of.isoformat()} (ResearchSubject written for "
+          f"the {written} candidate(s) of {len(rows)}):\n")
     print(status_grid(rows, screener.study_keys()))
     print(f"\nWhy (every criterion not met or unknown, with its reason):\n"
           f"  {_detail_command(settings, rows, as_of)}", flush=True)
