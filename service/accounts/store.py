@@ -97,8 +97,8 @@ CREATE TABLE IF NOT EXISTS outreach (
   user TEXT NOT NULL, study TEXT NOT NULL, mode TEXT NOT NULL, PRIMARY KEY (user, study));
 CREATE TABLE IF NOT EXISTS outreach_email (user TEXT PRIMARY KEY, email TEXT NOT NULL);
 """
-# How a coordinator is told of new eligible or potential candidates of a study (api.md
-# "Outreach"): an email at once, a daily digest, or nothing.
+# How a coordinator is told of new eligible or potential candidates of a study
+# (docs/coordinator-funnel.md "Outreach"): an email at once, a daily digest, or nothing.
 OUTREACH_MODES = ("immediate", "digest", "none")
 EMAIL_RE = re.compile(r"[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 

@@ -242,7 +242,8 @@ def csv_rows(row: PatientRow) -> list[list[str]]:
         crit = study.get("criteria", [])
         out.append([
             row.patient, study["study"], study["status"],
-            # The reference written, or `not-a-candidate` where none may be (api.md).
+            # The reference written, or `not-a-candidate` where none may be
+            # (docs/candidates-and-triggers.md).
             row.research_subjects.get(study["study"], "") or (
                 study.get("writeBack") if study.get("writeBack") == "not-a-candidate" else ""),
             ";".join(c["id"] for c in crit if c.get("result") == "not-met"),

@@ -8,7 +8,7 @@ from typing import Any
 from service.engine.record import parse_date
 from service.engine.results import CriterionResult
 
-# The result's id in every study (api.md "Who gets a ResearchSubject"); mappings cannot use it.
+# The result's id in every study (docs/candidates-and-triggers.md); mappings cannot use it.
 DECEASED_ID = "deceased"
 
 

@@ -51,7 +51,8 @@ def evaluate_record(record: PatientRecord, mappings: Mappings, as_of: date,
     keys = _select(mappings, studies)
     results = []
     uses = None
-    # A deceased patient is ineligible for every study, whatever the criteria say (api.md).
+    # A deceased patient is ineligible for every study, whatever the criteria say
+    # (docs/candidates-and-triggers.md).
     died = deceased_result(record.patient, record.patient_id, as_of)
     for key in keys:
         study = mappings.studies[key]

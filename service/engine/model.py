@@ -59,7 +59,8 @@ def _empty() -> Mapping[str, str]:
 
 
 # Rules that read a diagnosis Condition (`concept`): a study's `diagnosis_criteria` name
-# criteria of these rules, and whoever holds such a diagnosis is a candidate (api.md).
+# criteria of these rules, and whoever holds such a diagnosis is a candidate
+# (docs/candidates-and-triggers.md).
 DIAGNOSIS_RULES = frozenset({"diagnosis", "sle-classification"})
 
 @dataclass(frozen=True)
@@ -134,8 +135,8 @@ class StudyMapping:
     criteria: tuple[CriterionMapping, ...]
     source: str
     title_zh: str | None = None  # the title in Simplified Chinese, for the pages
-    # Ids of the criteria whose diagnosis makes a patient a candidate of the study (api.md
-    # "Who gets a ResearchSubject"): declared in the mapping (`study.diagnosis_criteria`).
+    # Ids of the criteria whose diagnosis makes a patient a candidate of the study
+    # (docs/candidates-and-triggers.md): declared in the mapping (`study.diagnosis_criteria`).
     diagnosis_criteria: tuple[str, ...] = ()
 
 

@@ -37,7 +37,8 @@ def condition_tokens(token: str, *, prefix: bool) -> list[str]:
 
 def diagnosis_concepts(mappings: Mappings, studies: Sequence[str] | None = None) -> list[str]:
     """Concepts the studies' declared diagnosis criteria (`study.diagnosis_criteria`) look for
-    (e.g. `sle`), in study order: whoever has one is a candidate (api.md)."""
+    (e.g. `sle`), in study order: whoever has one is a candidate
+    (docs/candidates-and-triggers.md)."""
     keys = studies or list(mappings.studies)
     names = [c.params["concept"] for k in keys for c in mappings.studies[k].criteria
              if c.id in mappings.studies[k].diagnosis_criteria and c.params.get("concept")]

@@ -1,7 +1,7 @@
 """A ResearchSubject's history as R5 `progress` entries on R4 (pure): build, read, reasons.
 
-api.md: every change of a subject's state is kept on the ResearchSubject with the
-cross-version extension `http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchSubject.progress`
+docs/coordinator-funnel.md: every change of a subject's state is kept on the ResearchSubject
+with the cross-version extension `http://hl7.org/fhir/5.0/StructureDefinition/extension-ResearchSubject.progress`
 (`type` the kind of state, `subjectState`, `reason`, `startDate`), so the history lives in
 FHIR. The screening appends an entry when the computed status changes; a person's workflow
 change appends one with its reason. Entries are only ever appended: a re-screen keeps them.
@@ -24,9 +24,9 @@ REASON_SYSTEM = "urn:trial-eligibility:progress-reason"
 CRITERION_SYSTEM = "urn:trial-eligibility:criterion"
 MAX_WHY = 500
 
-# The reasons a person gives (api.md: declined by the family, clinician declined, not
-# approached and why, screen failure and the criterion, withdrawn and why), and the computed
-# status change the screening records.
+# The reasons a person gives (docs/coordinator-funnel.md: declined by the family, clinician
+# declined, not approached and why, screen failure and the criterion, withdrawn and why), and
+# the computed status change the screening records.
 REASONS: Mapping[str, str] = {
     "family-declined": "Declined by the family",
     "clinician-declined": "Clinician declined",

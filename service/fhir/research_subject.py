@@ -183,8 +183,9 @@ def build_research_subject(
         )
     ]
     if existing is None or computed_status(existing) != study.status:
-        # The history (api.md): a change of the computed status is appended as an R5 progress
-        # entry; entries already there (the screening's and people's) are kept as they are.
+        # The history (docs/coordinator-funnel.md): a change of the computed status is appended
+        # as an R5 progress entry; entries already there (the screening's and people's) are kept
+        # as they are.
         not_met = [c.id for c in study.criteria if c.result == "not-met"]
         foreign_ext.append(screened_entry(study.status, evaluated_at, not_met))
     screening = {

@@ -1,4 +1,5 @@
-"""Who gets a ResearchSubject: the one decision every writing path goes through (api.md)."""
+"""Who gets a ResearchSubject: the one decision every writing path goes through (see
+docs/candidates-and-triggers.md)."""
 
 from __future__ import annotations
 

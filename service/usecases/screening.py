@@ -286,8 +286,8 @@ def screen_patient(
     with another writer (HAPI answers 409), the record is read again and the write retried
     once, so it builds on what the other writer stored.
 
-    Only a candidate's ResearchSubject is written (service.usecases.candidacy, api.md "Who
-    gets a ResearchSubject"); another study answers `not-a-candidate`. `every_patient` (the
+    Only a candidate's ResearchSubject is written (service.usecases.candidacy,
+    docs/candidates-and-triggers.md); another study answers `not-a-candidate`. `every_patient` (the
     explicit `screen --every-patient`) writes for every living patient.
     """
     pid = normalize_patient_id(patient_id)

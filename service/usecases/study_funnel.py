@@ -1,10 +1,10 @@
 """A study's funnel and its screening and enrolment log, read from its ResearchSubjects.
 
-Stages (api.md): screened -> candidate -> eligible -> approached (`screening`) -> consented ->
-on study. A patient counts at every stage up to the furthest one reached, read from the
-current statuses, the consent criterion (unless the record shows them ineligible now) and the
-R5 progress history (so a patient withdrawn after consent still counts as approached and
-consented). Those who left (`withdrawn`,
+Stages (docs/coordinator-funnel.md): screened -> candidate -> eligible -> approached
+(`screening`) -> consented -> on study. A patient counts at every stage up to the furthest one
+reached, read from the current statuses, the consent criterion (unless the record shows them
+ineligible now) and the R5 progress history (so a patient withdrawn after consent still counts
+as approached and consented). Those who left (`withdrawn`,
 `not-registered`, or computed `ineligible` with no workflow status) are counted by the stage
 they reached and their reason: the person's reason from the history, else the criteria not
 met.
