@@ -247,7 +247,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
           file=sys.stderr)
     rows = [screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
     # A summary, not every reason of 36 screenings: those are one command away.
-    # Only a candidate gets a ResearchSubject (api.md): say for how many that was.
+    # Only a candidate gets a ResearchSubject (docs/candidates-and-triggers.md): say how many.
     written = sum(1 for row in rows if row.research_subjects)
     print(f"\nSeed patients screened as of {as_of.isoformat()} (ResearchSubject written for "
           f"the {written} candidate(s) of {len(rows)}):\n")

@@ -326,5 +326,5 @@ def test_demo_loads_screens_prints_and_serves(seeded, tmp_path):
     assert f"as of {AS_OF.isoformat()}" in out
     for entry in MANIFEST["patients"]:
         assert Path(entry).stem in out  # every seed patient is in the table
-    assert "ResearchSubjects written:" in out  # the summary of what the demo wrote
+    assert "ResearchSubject written" in out  # the summary says what the demo wrote
     assert f"http://127.0.0.1:{port}/patients/" in out
