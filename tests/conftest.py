@@ -18,9 +18,11 @@ import pytest
 
 from localfhir import LocalFhirError, LocalServer, NodeNotFoundError, start_local_server
 from service.core.settings import Settings
+from service.mappings import Mappings
 from tests.support import hapi_server as hapi_support
 from tests.support.apps import MakeApp, app_factory
 from tests.support.ci import unavailable
+from tests.support.fakes import real_mappings
 from tests.support.fhir_fixtures import population, proxy, seeded_server  # noqa: F401 - fixtures
 from tests.support.ids import ascii_id
 
@@ -169,6 +171,13 @@ def settings(tmp_path: Path) -> Settings:
         public_url="https://elig.example.org",
         users_db=tmp_path / "users.sqlite",
     )
+
+
+@pytest.fixture(scope="session")
+def mappings() -> Mappings:
+    """The repository's mappings (mappings/), loaded once: the one fixture every test shares
+    (modules testing other mapping folders override it)."""
+    return real_mappings()
 
 
 @pytest.fixture

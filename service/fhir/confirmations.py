@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from service.fhir.locations import location_parts
 from service.fhir.progress import Reason, progress_entry
 
 CRITERION_SYSTEM = "urn:trial-eligibility:criterion"
@@ -304,7 +305,7 @@ def created_reference(answer: Mapping[str, Any]) -> str:
     """'Type/id' of the first entry of a transaction-response."""
     entries = answer.get("entry") or []
     location = str(((entries[0] if entries else {}).get("response") or {}).get("location") or "")
-    parts = location.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) < 2:
+    found = location_parts(location)
+    if found is None:
         raise ConfirmationError("the FHIR server did not say where it stored the resource")
-    return f"{parts[-2]}/{parts[-1]}"
+    return f"{found[0]}/{found[1]}"

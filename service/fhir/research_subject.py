@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from service.engine.results import CriterionResult, StudyResult, Value
 from service.fhir import resource_schema
+from service.fhir.locations import location_parts, stored_reference
 from service.fhir.progress import screened_entry
 
 RESEARCH_SUBJECT_SYSTEM = "urn:trial-eligibility:research-subject"
@@ -331,18 +332,11 @@ def parse_write_response(response: Mapping[str, Any], expected: int) -> list[Wri
         code = _status_code(answer.get("status"))
         if code is None or not 200 <= code < 300:
             raise WriteBackError(f"transaction entry answered {answer.get('status')!r}")
-        location = answer.get("location") or ""
-        resource = entry.get("resource") or {}
-        parts = location.split("/_history/")[0].rstrip("/").split("/")
-        if len(parts) >= 2 and parts[-2] == "ResearchSubject" and parts[-1]:
-            ref = f"ResearchSubject/{parts[-1]}"
-        elif resource.get("resourceType") == "ResearchSubject" and resource.get("id"):
-            ref = f"ResearchSubject/{resource['id']}"
-        else:
+        ref = stored_reference(entry, "ResearchSubject")
+        if ref is None:
             raise WriteBackError("transaction entry has no ResearchSubject location")
-        version = None
-        if "/_history/" in location:
-            version = location.split("/_history/")[1].strip("/") or None
+        found = location_parts(answer.get("location") or "")
+        version = found[2] if found is not None else None
         written.append(WrittenEntry(reference=ref, created=code == 201, version=version))
     return written
 

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from service.fhir.locations import location_parts
+
 if TYPE_CHECKING:
     from service.engine.model import Mappings
 
@@ -135,10 +137,10 @@ class SubscriptionNotActive(Exception):
 
 def subscription_reference(location: str) -> str:
     """'Subscription/<id>' from a transaction response location (history part dropped)."""
-    parts = location.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) < 2 or parts[-2] != "Subscription" or not parts[-1]:
+    found = location_parts(location)
+    if found is None or found[0] != "Subscription":
         raise SubscriptionNotActive(f"the server answered no Subscription location ({location!r})")
-    return f"Subscription/{parts[-1]}"
+    return f"Subscription/{found[1]}"
 
 
 def await_active(

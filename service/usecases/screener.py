@@ -105,7 +105,7 @@ class Screener:
         """study key -> ResearchStudy reference, found or created once per process."""
         with self._lock:
             if self._research_studies is None:
-                from service.usecases.screening import ensure_research_studies
+                from service.usecases.research_studies import ensure_research_studies
 
                 self._research_studies = dict(
                     ensure_research_studies(client, self.mappings, self.settings.seeds_dir)

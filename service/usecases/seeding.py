@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -230,54 +230,21 @@ def read_studies(seeds_dir: Path, manifest: Mapping[str, Any] | None = None) -> 
 # ---------------------------------------------------------------------------- writing
 
 
-def _location_ref(entry: Mapping[str, Any], resource_type: str) -> str | None:
-    location = str((entry.get("response") or {}).get("location") or "")
-    parts = location.split("/_history/")[0].rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] == resource_type and parts[-1]:
-        return f"{resource_type}/{parts[-1]}"
-    resource = entry.get("resource") or {}
-    if resource.get("resourceType") == resource_type and resource.get("id"):
-        return f"{resource_type}/{resource['id']}"
-    return None
-
-
-def _find_studies(client: TransactionClient, keys: Sequence[str]) -> dict[str, str]:
-    token = ",".join(f"{STUDY_SYSTEM}|{k}" for k in keys)
-    found: dict[str, str] = {}
-    for resource in client.search("ResearchStudy", {"identifier": token}):
-        for ident in resource.get("identifier") or ():
-            if not isinstance(ident, dict) or ident.get("system") != STUDY_SYSTEM:
-                continue
-            key = ident.get("value")
-            if isinstance(key, str) and key in keys and resource.get("id"):
-                found.setdefault(key, f"ResearchStudy/{resource['id']}")
-    return found
-
-
 def _ensure_studies(client: TransactionClient, studies: Mapping[str, dict]) -> dict[str, str]:
     """Find each seed study by identifier, create the missing ones by conditional create."""
+    from service.usecases.research_studies import (
+        create_research_studies,
+        find_research_studies,
+    )
+
     keys = list(studies)
     if not keys:
         return {}
-    found = _find_studies(client, keys)
+    api: Any = client  # search and transaction are all the two use
+    _, found = find_research_studies(api, keys)
     missing = [k for k in keys if k not in found]
     if missing:
-        entries = []
-        for key in missing:
-            resource = {k: v for k, v in studies[key].items() if k != "id"}
-            entries.append({
-                "resource": resource,
-                "request": {"method": "POST", "url": "ResearchStudy",
-                            # A study created meanwhile by someone else is found, not doubled.
-                            "ifNoneExist": f"identifier={STUDY_SYSTEM}|{key}"},
-            })
-        answer = client.transaction({"resourceType": "Bundle", "type": "transaction",
-                                     "entry": entries})
-        for key, entry in zip(missing, answer.get("entry") or [], strict=True):
-            ref = _location_ref(entry, "ResearchStudy")
-            if ref is None:
-                raise SeedError(f"creating ResearchStudy {key}: the server gave no location")
-            found[key] = ref
+        found.update(create_research_studies(api, {k: studies[k] for k in missing}))
     return {k: found[k] for k in keys}
 
 
@@ -288,7 +255,7 @@ def load_seeds(
 
     Idempotent: studies are found by identifier before anything is created and patient
     resources have fixed ids. Nothing is sent when any seed file is invalid (SeedError).
-    With `mappings`, studies go through service.usecases.screening.ensure_research_studies.
+    With `mappings`, studies go through service.usecases.research_studies.ensure_research_studies.
     """
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
@@ -298,7 +265,7 @@ def load_seeds(
     patients = read_patients(seeds_dir, manifest)
 
     if mappings is not None:
-        from service.usecases.screening import ensure_research_studies
+        from service.usecases.research_studies import ensure_research_studies
 
         study_refs = ensure_research_studies(client, mappings, seeds_dir)  # type: ignore[arg-type]
     else:

@@ -16,7 +16,7 @@ import pytest
 
 from service.engine.evaluate import evaluate_patient
 from service.engine.results import RESULTS, STATUSES, CriterionResult, StudyResult
-from service.mappings import Mappings, load_mappings
+from service.mappings import Mappings
 from tests.support.builders import AS_OF
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,11 +34,6 @@ def check_invariants(result: StudyResult, resources: list[dict[str, Any]]) -> No
         assert isinstance(c.reason, str) and len(c.reason.strip()) > 10, c
         for ref in c.evidence:
             assert ref in refs, f"{c.id}: evidence {ref} is not a resource of the record"
-
-
-@pytest.fixture(scope="session")
-def mappings() -> Mappings:
-    return load_mappings(REPO / "mappings")
 
 
 @pytest.fixture(scope="session")

@@ -11,18 +11,12 @@ from service.fhir import candidates
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirProtocolError
-from service.mappings import load_mappings
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 15)
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 SNOMED = "http://snomed.info/sct"
-
-
-@pytest.fixture(scope="module")
-def mappings():
-    return load_mappings(REPO / "mappings")
 
 
 def test_the_search_names_every_form_of_the_diagnosis_codes(mappings):

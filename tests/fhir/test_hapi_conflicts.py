@@ -11,7 +11,6 @@ import responses
 
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirConflict
-from service.mappings import load_mappings
 from service.usecases.screening import ensure_research_studies, screen_patient
 from tests.support.fhir_testkit import BASE, hapi
 from tests.usecases.test_screening import (  # noqa: F401
@@ -27,11 +26,6 @@ from tests.usecases.test_screening import (  # noqa: F401
 FHIR_JSON = "application/fhir+json"
 # The stub engine of test_screening (imported above): the screenings below evaluate nothing real.
 pytestmark = pytest.mark.usefixtures("engine")
-
-
-@pytest.fixture(scope="module")
-def mappings():
-    return load_mappings(REPO / "mappings")
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirConflict
 from service.fhir.queries import record_queries
-from service.mappings import load_mappings
 from service.usecases.screening import PatientLocks, ensure_research_studies, screen_patient
 from tests.benchmarks import synthetic
 from tests.benchmarks.fhir_server import load_population
@@ -47,11 +46,6 @@ class RecordingSession(requests.Session):
         with self._lock:
             self.seen.append((method, url, response.status_code, body))
         return response
-
-
-@pytest.fixture(scope="module")
-def mappings():
-    return load_mappings(Settings().mappings_dir)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ from fhir.resources.R4B.researchsubject import ResearchSubject
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirNotFound, FhirTemporaryError
-from service.mappings import load_mappings
 from service.usecases.screening import ensure_research_studies, screen_patient
 
 pytestmark = pytest.mark.integration
@@ -45,11 +44,6 @@ class CountingSession(requests.Session):
         with self._lock:
             self.kinds.append(kind)
         return super().request(method, url, *args, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def mappings():
-    return load_mappings(REPO / "mappings")
 
 
 def _load_patient(fhir: FhirClient, seed: str) -> str:

@@ -18,7 +18,6 @@ import pytest
 import responses
 
 from service.fhir.errors import FhirError
-from service.mappings import load_mappings
 from service.usecases.screening import screen_patient
 from tests.support.fhir_testkit import BASE
 
@@ -30,11 +29,6 @@ PID = "pt-1"
 FHIR_JSON = "application/fhir+json"
 STUDY_REFS = {"refractory-sle-cart": "ResearchStudy/s1", "pediatric-ln-cart": "ResearchStudy/s2"}
 PATIENT = {"resourceType": "Patient", "id": PID, "gender": "female", "birthDate": "2014-03-02"}
-
-
-@pytest.fixture(scope="module")
-def mappings() -> Any:
-    return load_mappings(REPO / "mappings")
 
 
 def outcome(severity: str) -> dict[str, Any]:

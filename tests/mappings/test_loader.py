@@ -36,11 +36,6 @@ TERMINOLOGY_CODES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def mappings():
-    return load_mappings(REPO_ROOT / "mappings")
-
-
 def test_studies_and_criteria_ids_match_the_spec(mappings):
     # The seed studies come first in seed order; a site may load more after them.
     assert list(mappings.studies)[:2] == list(SPEC_IDS)

@@ -6,23 +6,23 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from service.core.settings import REPO_ROOT, Settings
 from service.engine.evaluate import evaluate_patient
 from service.fhir.client import FhirClient
-from service.mappings import Mappings, load_mappings
+from service.mappings import Mappings
 
 SEEDS_DIR = REPO_ROOT / "seeds"
 AS_OF = date.fromisoformat(json.loads((SEEDS_DIR / "manifest.json").read_text())["asOf"])
 SEED_FILES = sorted((SEEDS_DIR / "patients").glob("*.json"))
 
 
-@cache
 def mappings() -> Mappings:
-    return load_mappings(REPO_ROOT / "mappings")
+    from tests.support.fakes import real_mappings
+
+    return real_mappings()
 
 
 def clone_seed(seed: Path, new_id: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import responses
 from service.engine.results import CriterionResult, PatientEvaluation, StudyResult
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirConflict, FhirNotFound, FhirTemporaryError
-from service.mappings import load_mappings
 from service.usecases.screening import PatientLocks, screen_patient
 from tests.support.fhir_testkit import BASE, hapi
 
@@ -27,11 +26,6 @@ STUDY_REFS = {
     "pediatric-ln-cart": "ResearchStudy/st-ln",
 }
 FHIR_JSON = "application/fhir+json"
-
-
-@pytest.fixture(scope="module")
-def mappings():
-    return load_mappings(REPO / "mappings")
 
 
 def candidate(patient_id: str = "pt-1") -> tuple[CriterionResult, ...]:
