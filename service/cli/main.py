@@ -103,12 +103,12 @@ def _queue_label(settings: Settings) -> str:
 def cmd_load_seeds(settings: Settings, args: argparse.Namespace) -> int:
     """Load the seed studies and patients into the FHIR server (idempotent)."""
     from service.usecases.screener import Screener
-    from service.usecases.seeding import load_seeds
+    from service.usecases.seeding import load_seeds_into
 
     wait_for_fhir(settings)
     screener = Screener(settings)
     # With the mappings, studies are found or created the same way screenings do it.
-    report = load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings)
+    report = load_seeds_into(screener, settings.seeds_dir)
     print(report)
     return EXIT_OK
 
@@ -232,7 +232,7 @@ def _detail_command(settings: Settings, rows: Sequence[Any], as_of: date) -> str
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     """Load the seeds, screen every seed patient (write-back), print a summary, then serve."""
     from service.cli.tables import status_grid
-    from service.usecases.seeding import load_seeds
+    from service.usecases.seeding import load_seeds_into
     from service.web.app import create_app
 
     _refuse_open_listen(settings, args.host)
@@ -243,7 +243,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.with_overrides(screen_as_of=as_of)
     app = create_app(settings)
     screener = app.extensions["eligibility"].screener
-    print(load_seeds(screener.client(), settings.seeds_dir, mappings=screener.mappings),
+    print(load_seeds_into(screener, settings.seeds_dir),
           file=sys.stderr)
     rows = [screen_one(screener, pid, as_of, None, True)[0] for pid in ids]
     # A summary, not every reason of 36 screenings: those are one command away.

@@ -9,7 +9,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -30,7 +30,7 @@ from service.fhir.errors import (
     outcome_message,
     status_of,
 )
-from service.fhir.record_read import RecordRead, record_resources
+from service.fhir.record_read import RecordRead
 from service.fhir.smart_tokens import SmartTokens
 
 log = logging.getLogger(__name__)
@@ -475,16 +475,6 @@ class FhirClient:
         the next round. Without paging this costs exactly one request.
         """
         return self._record_read(queries).run()
-
-    def read_patient_record(
-        self, patient_id: str, observation_codes: Iterable[str]
-    ) -> list[dict[str, Any]]:
-        """The Patient and every resource the mappings need, in at most 2 requests unpaged."""
-        queries = retrieval.record_queries(
-            patient_id, observation_codes, page_size=self.page_size
-        )
-        pid = retrieval.normalize_patient_id(patient_id)
-        return record_resources(self.run_queries(queries), pid, self.base_url)
 
 
 __all__ = ["ClientFactory", "FhirApi", "FhirClient"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from service.fhir.api import FhirApi
@@ -32,9 +32,25 @@ def read_record(
     With research_subject_studies / research_study_keys the same batch also fetches the
     patient's stored ResearchSubjects and the ResearchStudies (the screening's write-back).
     """
+    return read_record_of_codes(
+        client, patient_id, mappings.observation_codes(),
+        research_subject_studies=research_subject_studies,
+        research_study_keys=research_study_keys,
+    )
+
+
+def read_record_of_codes(
+    client: FhirApi,
+    patient_id: str,
+    observation_codes: Iterable[str],
+    *,
+    research_subject_studies: Sequence[str] = (),
+    research_study_keys: Sequence[str] = (),
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """read_record for these Observation codes (the mappings' codes, or a test's)."""
     pid = normalize_patient_id(patient_id)
     queries = record_queries(
-        pid, mappings.observation_codes(), page_size=client.page_size,
+        pid, observation_codes, page_size=client.page_size,
         research_subject_studies=research_subject_studies,
         research_study_keys=research_study_keys,
     )

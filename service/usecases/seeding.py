@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from service.mappings import Mappings
+    from service.usecases.screener import ScreeningService
 
 log = logging.getLogger(__name__)
 
@@ -295,3 +296,9 @@ def load_seeds(
         as_of=as_of,
         files=tuple(str(p.path) for p in patients),
     )
+
+
+def load_seeds_into(svc: ScreeningService, seeds_dir: Path) -> SeedReport:
+    """Load the seeds into the screener's FHIR server, the studies found or created the way
+    screenings do it (the CLI's `load-seeds` and `demo`)."""
+    return load_seeds(svc.client(), seeds_dir, mappings=svc.mappings)

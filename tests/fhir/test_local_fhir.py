@@ -18,6 +18,7 @@ from fhir.resources.R4B.researchsubject import ResearchSubject
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirNotFound, FhirTemporaryError
+from service.usecases.patient_record import read_record
 from service.usecases.screening import ensure_research_studies, screen_patient
 
 pytestmark = pytest.mark.integration
@@ -305,9 +306,9 @@ def test_an_unknown_patient_is_not_found_and_nothing_is_written(mappings, studie
 
 def test_a_small_page_size_still_reads_the_whole_record(fhir_settings, mappings, studies, fhir):
     patient = _load_patient(fhir, "seed-ln-eligible")
-    full = fhir.read_patient_record(patient, mappings.observation_codes())
+    full = read_record(fhir, mappings, patient)[0]
     with FhirClient(replace(fhir_settings, fhir_page_size=3)) as small:
-        paged = small.read_patient_record(patient, mappings.observation_codes())
+        paged = read_record(small, mappings, patient)[0]
         assert small.request_count > 2  # paging really happened
     key = lambda r: (r["resourceType"], r["id"])  # noqa: E731
     assert sorted(map(key, paged)) == sorted(map(key, full))

@@ -11,7 +11,13 @@ from flask_babel import gettext
 from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.usecases import classification
 from service.web.pages import bp, pages
-from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404
+from service.web.pages.patient import (
+    _form_date,
+    _rescreen,
+    author,
+    patient_id_or_404,
+    read_patient,
+)
 from service.web.pages.signin import coordinator, signed_in
 from service.web.pages.subjects import patient_name
 from service.web.services import services
@@ -25,7 +31,7 @@ def classification_worksheet(raw_id: str) -> Any:
     """The entry criterion and the weighted items by domain, lab and biopsy items pre-filled."""
     pid = patient_id_or_404(raw_id)
     screener = services().screener
-    patient = screener.client().read("Patient", pid)
+    patient = read_patient(pid)
     sheet = classification.worksheet(screener, pid, pages().today())
     by_domain = [(d, [i for i in sheet.items if i.domain == d.key]) for d in sheet.domains]
     return render_template(

@@ -12,8 +12,8 @@ from flask import Response, abort, render_template
 from flask_babel import gettext
 from markupsafe import Markup, escape
 
-from service.fhir.errors import FhirError
 from service.usecases import study_funnel
+from service.usecases.study_target import enrolment_target
 from service.web.access_audit import shown
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
@@ -22,18 +22,9 @@ from service.web.pages.wording import criterion, stage
 from service.web.pages.worklist import read_rows, study_refs
 from service.web.services import services
 
-# The seed ResearchStudies state the target in their description ("target 50 participants").
-_TARGET = re.compile(r"target\s+(\d+)\s+participants", re.IGNORECASE)
-
 
 def _target(study_ref: str) -> int | None:
-    kind, _, rid = study_ref.partition("/")
-    try:
-        study = services().screener.client().read(kind, rid)
-    except (FhirError, ValueError):
-        return None
-    found = _TARGET.search(str(study.get("description") or ""))
-    return int(found.group(1)) if found else None
+    return enrolment_target(services().screener, study_ref)
 
 
 def _enrolled(row: Row) -> bool:
