@@ -43,7 +43,7 @@ from tests.benchmarks.latency import run_latency  # noqa: E402
 from tests.benchmarks.population import run_population  # noqa: E402
 from tests.benchmarks.prevalence import run_prevalence  # noqa: E402
 from tests.benchmarks.roundtrips import run_roundtrips  # noqa: E402
-from tests.benchmarks.triggers import run_triggers  # noqa: E402
+from tests.benchmarks.triggers import candidate_subjects, run_triggers  # noqa: E402
 from tests.benchmarks.worklist import run_worklist  # noqa: E402
 
 DEFAULT_OUT = synthetic.REPO_ROOT / "var" / "bench-results.json"
@@ -143,8 +143,9 @@ def run(scale: Scale, *, mode: str = "full", log: Any = print, hapi: bool = Fals
         figures["checks"] = check_retrieval(client, mappings)
         if hapi:  # the local side of the HAPI column, measured the same way
             figures["screening_latency"] = screening_latency(server.base_url, mappings, seeds)
-        trigger_ids = bench_fhir.load_population(
-            client, synthetic.population(scale.trigger_patients, start=900_000))[1]
+        trigger_records = list(synthetic.population(scale.trigger_patients, start=900_000))
+        trigger_ids = bench_fhir.load_population(client, trigger_records)[1]
+        trigger_expected = candidate_subjects(trigger_records, mappings)
         with tempfile.TemporaryDirectory(prefix="bench-service-") as folder:
             key = CdsKey.create(Path(folder))
             service = start_service(server.base_url, Path(folder), cds_key=key,
@@ -161,7 +162,7 @@ def run(scale: Scale, *, mode: str = "full", log: Any = print, hapi: bool = Fals
                     "patients ...")
                 figures["triggers"] = run_triggers(
                     service, client, trigger_ids, notifications=scale.notifications,
-                    studies=len(mappings.studies))
+                    studies=len(mappings.studies), expected=trigger_expected)
             finally:
                 service.stop()
     finally:

@@ -29,15 +29,31 @@ def _written(client: FhirClient, patient_ids: Sequence[str]) -> int:
     return len(pairs)
 
 
+def candidate_subjects(records: Sequence[Sequence[dict[str, Any]]], mappings: Any) -> int:
+    """ResearchSubjects a first screening of these records writes: candidates x their studies."""
+    from service.engine.evaluate import evaluate_patient
+    from service.usecases.candidacy import is_candidate
+    from tests.benchmarks.synthetic import AS_OF
+
+    total = 0
+    for record in records:
+        evaluation = evaluate_patient(list(record), mappings, AS_OF)
+        total += sum(is_candidate(s, mappings.studies[s.study], deceased=evaluation.deceased,
+                                  has_subject=False) for s in evaluation.studies)
+    return total
+
+
 def run_triggers(service: RunningService, client: FhirClient, patient_ids: Sequence[str], *,
-                 notifications: int, studies: int, timeout: float = 300.0) -> dict[str, Any]:
+                 notifications: int, studies: int, timeout: float = 300.0,
+                 expected: int | None = None) -> dict[str, Any]:
     """Send `notifications` signed webhooks spread round-robin over the patients; time until
     every patient's ResearchSubjects are on the FHIR server; count the screenings run."""
     secret = service.settings_env["WEBHOOK_SECRET"]
     url = f"{service.url}/webhooks/screening"
     ids = list(patient_ids)
     order = [ids[i % len(ids)] for i in range(notifications)]
-    expected = len(ids) * studies
+    # Only candidates get ResearchSubjects (api.md): the caller says how many; else everyone.
+    expected = len(ids) * studies if expected is None else expected
     if _written(client, ids):
         raise RuntimeError("trigger patients already have ResearchSubjects; use fresh patients")
     answers: list[dict[str, Any]] = []
