@@ -15,8 +15,8 @@ from flask import Blueprint, Response, json, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.core.log_setup import escape_controls
-from service.fhir.queries import FHIR_ID, RECORD_TYPES
-from service.fhir.subjects import subject_of
+from service.fhir.ids import FHIR_ID
+from service.usecases.notification import TRIGGER_TYPES, NotR4, patient_of, refuse_other_versions
 from service.web import requests_in
 from service.web.auth import auth_mode, bearer_token, token_matches
 from service.web.services import services
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("fhir_notify", __name__)
 
 FHIR_JSON = "application/fhir+json"
-TRIGGER_TYPES: tuple[str, ...] = ("Patient", *RECORD_TYPES)
 # One notification queues at most this many patients: a Bundle naming more is refused whole
 # (a Subscription notifies one change; a bulk import should use POST /screenings).
 MAX_NOTIFY_PATIENTS = 100
@@ -73,11 +72,9 @@ def _validate_r4(resource: dict[str, Any]) -> None:
     """Refuse STU3/R5 resources with a clear reason, then anything that is not valid R4."""
     from fhir.resources.R4B import get_fhir_model_class
 
-    from service.engine.record import RecordError, check_r4
-
     try:
-        check_r4([resource])
-    except RecordError as exc:
+        refuse_other_versions(resource)
+    except NotR4 as exc:
         raise NotifyError(400, "not-supported", str(exc)) from None
     rtype = resource["resourceType"]
     try:
@@ -96,18 +93,6 @@ def _validate_r4(resource: dict[str, Any]) -> None:
             details.append(f"{where}: {err.get('msg')}")
         text = "; ".join(details) or "invalid content"
         raise NotifyError(400, "structure", f"{rtype} is not valid FHIR R4: {text}") from None
-
-
-def patient_of(resource: dict[str, Any], base_url: str | None) -> str | None:
-    """The logical id of our patient a resource is about (the Patient itself or its subject).
-
-    A subject on another server (an absolute URL off `base_url`) is not our patient, even
-    with the same id.
-    """
-    if resource.get("resourceType") == "Patient":
-        rid = resource.get("id")
-        return rid if isinstance(rid, str) and FHIR_ID.fullmatch(rid) else None
-    return subject_of(resource, base_url)
 
 
 def _queue_for(resource: dict[str, Any]) -> Response:
