@@ -6,14 +6,18 @@ import logging
 import re
 import uuid
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, jsonify, request
 
 from service.core.log_setup import escape_controls
 from service.fhir.errors import failed_outcome
-from service.fhir.queries import RECORD_TYPES, code_token
-from service.fhir.subjects import own_resources
+from service.usecases.cds_prefetch import (
+    _PREFETCH_KEYS,  # noqa: F401 - the tests group seed records by it
+    PATIENT_TEMPLATE,
+    own_resources,
+    prefetch_templates,
+)
 from service.web import requests_in
 from service.web.auth import auth_mode
 from service.web.cds_auth import CdsAuthError
@@ -28,45 +32,9 @@ SERVICE_ID = "trial-eligibility"
 SOURCE_LABEL = "Trial eligibility screening"
 SUMMARY_MAX = 139  # the CDS Hooks specification: "<140 characters"
 CARD_STATUSES = ("eligible", "potential-candidate")
-PATIENT_TEMPLATE = "{{context.patientId}}"
-_PREFETCH_KEYS = {
-    "Observation": "observations",
-    "Condition": "conditions",
-    "MedicationRequest": "medicationRequests",
-    "MedicationStatement": "medicationStatements",
-    "MedicationAdministration": "medicationAdministrations",
-    "Procedure": "procedures",
-    "AllergyIntolerance": "allergies",
-    "Consent": "consents",
-    "DiagnosticReport": "diagnosticReports",
-}
-_INCLUDES = {
-    "MedicationRequest": "MedicationRequest:medication",
-    "MedicationStatement": "MedicationStatement:medication",
-    "MedicationAdministration": "MedicationAdministration:medication",
-}
 # A card's uuid is stable for (hook instance, study) so feedback can be matched to it.
 _CARD_NAMESPACE = uuid.UUID("6f1d5c1e-8a51-4f07-9b0c-2a3e7d54c0a1")
 _CARD_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}", re.ASCII)
-
-
-def prefetch_templates(observation_codes: tuple[str, ...]) -> dict[str, str]:
-    """Prefetch key -> FHIR query template for everything the engine reads."""
-    templates = {"patient": f"Patient/{PATIENT_TEMPLATE}"}
-    for rtype in RECORD_TYPES:
-        key = _PREFETCH_KEYS.get(rtype)
-        if key is None:
-            continue
-        query = f"{rtype}?patient={PATIENT_TEMPLATE}"
-        if rtype == "Observation":
-            codes = sorted({code_token(c) for c in observation_codes})
-            if not codes:
-                continue
-            query += "&code=" + ",".join(quote(c, safe="|:/.-_") for c in codes)
-        if rtype in _INCLUDES:
-            query += f"&_include={_INCLUDES[rtype]}"
-        templates[key] = query
-    return templates
 
 
 def _templates() -> dict[str, str]:
