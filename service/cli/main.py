@@ -193,6 +193,8 @@ def _seed_patient_id(seeds_dir: Path, entry: Any) -> str | None:
 
 
 def _manifest(settings: Settings) -> tuple[list[str], date]:
+    from service.core.dates import calendar_date
+
     path = settings.seeds_dir / "manifest.json"
     try:
         manifest = json.loads(path.read_text())
@@ -202,7 +204,7 @@ def _manifest(settings: Settings) -> tuple[list[str], date]:
     if not ids or not all(isinstance(i, str) for i in ids):
         raise CliError(f"{path}: 'patients' must list the seed patients")
     try:
-        as_of = date.fromisoformat(manifest["asOf"])
+        as_of = calendar_date(manifest["asOf"])
     except (KeyError, TypeError, ValueError):
         raise CliError(f"{path}: 'asOf' must be a date YYYY-MM-DD") from None
     return patient_ids([str(i) for i in ids]), as_of

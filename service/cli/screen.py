@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import sys
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from service.cli.exits import EXIT_FAILURES, EXIT_OK, CliError
 from service.cli.tables import SummaryCounter
 from service.core.clock import Clock
+from service.core.dates import calendar_date
 from service.core.settings import Settings
 from service.fhir.errors import FhirFatalError
 
@@ -39,10 +39,7 @@ def _as_of(value: str | None, clock: Clock) -> date:
     if not value:
         return clock.today()
     try:
-        # YYYY-MM-DD only, as the API's asOf: fromisoformat also takes week dates (2026-W46-7).
-        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
+        return calendar_date(value)  # YYYY-MM-DD only, as the API's asOf
     except ValueError:
         raise CliError(f"--as-of {value!r} is not a date YYYY-MM-DD") from None
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from service.core.dates import calendar_date
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,7 +67,7 @@ def _date(raw: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        return calendar_date(raw)
     except ValueError:
         raise SettingsError(f"SCREEN_AS_OF={raw!r} is not a date YYYY-MM-DD") from None
 

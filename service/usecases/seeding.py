@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from service.core.dates import calendar_date
+
 if TYPE_CHECKING:
     from service.mappings import Mappings
     from service.usecases.screener import ScreeningService
@@ -116,7 +118,7 @@ def read_manifest(seeds_dir: Path) -> dict[str, Any]:
             raise SeedError(f"{path}: '{key}' must be a list of file names")
     if manifest.get("asOf") is not None:
         try:
-            date.fromisoformat(manifest["asOf"])
+            calendar_date(manifest["asOf"])
         except (TypeError, ValueError):
             raise SeedError(f"{path}: 'asOf' must be a date YYYY-MM-DD") from None
     return manifest
@@ -286,7 +288,7 @@ def load_seeds(
                   len(patient.bundle["entry"]))
     log.info("loaded %d seed patients (%d resources) and %d studies", len(patients), resources,
              len(study_refs))
-    as_of = date.fromisoformat(manifest["asOf"]) if manifest.get("asOf") else None
+    as_of = calendar_date(manifest["asOf"]) if manifest.get("asOf") else None
     return SeedReport(
         patients=tuple(p.patient_id for p in patients),
         studies=study_refs,

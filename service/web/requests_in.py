@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -11,10 +10,9 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from service.core.dates import calendar_date
 from service.fhir.ids import normalize_patient_id
 from service.web.problems import Problem
-
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def patient_id(value: Any, *, field: str = "patient") -> str:
@@ -34,11 +32,8 @@ def as_of(value: str | None, *, field: str = "asOf") -> date | None:
     """An ISO date (YYYY-MM-DD) or None; 400 problem when malformed."""
     if value is None or value == "":
         return None
-    # Only YYYY-MM-DD: date.fromisoformat also takes week dates (2026-W46-7) and other forms.
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise Problem(400, f"{field} must be a date YYYY-MM-DD.", slug="invalid-date")
     try:
-        return date.fromisoformat(value)
+        return calendar_date(value)
     except ValueError:
         raise Problem(400, f"{field} must be a date YYYY-MM-DD.", slug="invalid-date") from None
 
