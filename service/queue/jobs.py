@@ -83,21 +83,23 @@ def retry_delay(attempts: int, cap: float) -> float:
     return min(RETRY_BASE_SECONDS * 2 ** min(attempts, 30), cap)
 
 
-def open_store(settings: Settings) -> tuple[JobStore, Any]:
-    """The job store and the huey instance for QUEUE_URL (sqlite:///, redis://, memory://)."""
+def open_store(settings: Settings, now: Callable[[], float] = time.time
+               ) -> tuple[JobStore, Any]:
+    """The job store and the huey instance for QUEUE_URL (sqlite:///, redis://, memory://);
+    `now` is the store's clock (seconds since the epoch)."""
     url = settings.queue_url
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url[len("sqlite://"):]
         if not path.startswith("/"):
             path = os.path.abspath(path)
-        store = SqliteJobStore(path)
+        store = SqliteJobStore(path, now)
         huey = SqliteHuey("eligibility", filename=path, results=False, utc=True)
         return store, huey
     if scheme in ("redis", "rediss"):
-        return RedisJobStore(url), RedisHuey("eligibility", url=url, results=False, utc=True)
+        return RedisJobStore(url, now), RedisHuey("eligibility", url=url, results=False, utc=True)
     # memory:// keeps everything in this process: for tests and throwaway demos only.
-    store = SqliteJobStore(f"file:elig-{uuid.uuid4().hex}?mode=memory&cache=shared")
+    store = SqliteJobStore(f"file:elig-{uuid.uuid4().hex}?mode=memory&cache=shared", now)
     return store, MemoryHuey("eligibility", results=False, utc=True)
 
 
@@ -118,7 +120,7 @@ class JobQueue:
         # Decides the as-of date of a submission that names none; the task keeps that date.
         self.clock = clock or Clock.from_settings(settings)
         if store is None or huey is None:
-            store, huey = open_store(settings)
+            store, huey = open_store(settings, self.epoch)
         self.store: JobStore = store
         self.huey = huey
         self._task = huey.task(name="screen-patient")(self._execute)
@@ -130,6 +132,10 @@ class JobQueue:
         self._consumer: Consumer | None = None
         self._reaper_stop = threading.Event()
         self._reaper: threading.Thread | None = None
+
+    def epoch(self) -> float:
+        """Now, in seconds since the epoch, by the queue's clock (the store's clock too)."""
+        return self.clock.now().timestamp()
 
     # ------------------------------------------------------------------ submitting
 
@@ -145,13 +151,14 @@ class JobQueue:
         The screening is made as of `as_of`, else the clock's today at submission: a task
         that waits past midnight still screens as of the day it was asked for.
         """
-        now = time.time()
+        now = self.epoch()
         delay = self.settings.coalesce_seconds
         day = (as_of or self.clock.today()).isoformat()
-        job = JobRecord(id=new_id(), source=source, as_of=day, studies=None, total=1)
+        job = JobRecord(id=new_id(), source=source, as_of=day, studies=None, total=1,
+                        created=now)
         task = TaskRecord(
             id=new_id(), job_id=job.id, patient=patient_id, source=source, as_of=day,
-            not_before=now + delay,
+            not_before=now + delay, created=now, updated=now,
         )
         job_id, task_ids, created = self.store.add_job(
             job, [task], coalesce_key=f"patient:{patient_id}"
@@ -173,14 +180,15 @@ class JobQueue:
     ) -> str:
         """Queue one screening per patient under a new job (as of `as_of`, else the clock's
         today at submission); returns the job id."""
+        now = self.epoch()
         job = JobRecord(
             id=new_id(), source=source, as_of=(as_of or self.clock.today()).isoformat(),
-            studies=tuple(studies) if studies else None, total=len(patient_ids),
+            studies=tuple(studies) if studies else None, total=len(patient_ids), created=now,
         )
         tasks = [
             TaskRecord(
                 id=new_id(), job_id=job.id, patient=pid, studies=job.studies,
-                as_of=job.as_of, source=source, not_before=time.time(),
+                as_of=job.as_of, source=source, not_before=now, created=now, updated=now,
             )
             for pid in patient_ids
         ]
@@ -253,7 +261,7 @@ class JobQueue:
 
     def purge(self, now: float | None = None) -> int:
         """Delete finished jobs (and their results) older than JOB_RETENTION_DAYS."""
-        now = time.time() if now is None else now
+        now = self.epoch() if now is None else now
         purged = self.store.purge_finished(now - self.settings.job_retention_days * 86400)
         if purged:
             log.info("purged %d finished job(s) older than %d days", purged,
@@ -285,7 +293,7 @@ class JobQueue:
         patient_lock = f"patient:{task.patient}"
         if not self.store.lock(patient_lock, worker, lease):
             self.store.requeue(
-                task_id, worker, time.time() + BUSY_RETRY_SECONDS, task.error, count=False
+                task_id, worker, self.epoch() + BUSY_RETRY_SECONDS, task.error, count=False
             )
             self._send(task_id, BUSY_RETRY_SECONDS)
             return
@@ -327,7 +335,7 @@ class JobQueue:
             hint = failure.retry_after if failure is not None else None
             if isinstance(hint, int | float) and math.isfinite(hint) and hint > delay:
                 delay = min(float(hint), cap)
-            self.store.requeue(task.id, worker, time.time() + delay, reason, count=True)
+            self.store.requeue(task.id, worker, self.epoch() + delay, reason, count=True)
             self._send(task.id, delay)
             log.warning(
                 "screening of Patient/%s hit a temporary FHIR error (attempt %d); retry in %.0fs",
@@ -368,7 +376,7 @@ class JobQueue:
 
     def reap(self, now: float | None = None) -> int:
         """Re-queue tasks whose worker died and re-send queued tasks whose message was lost."""
-        now = time.time() if now is None else now
+        now = self.epoch() if now is None else now
         reaped = self.store.reap_expired(now)
         for task_id in reaped:
             log.warning("task %s lost its worker; re-queued", task_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,9 +23,10 @@ class RedisJobStore(OwnedTaskUpdates):
 
     PREFIX = "elig:"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, now: Callable[[], float] = time.time) -> None:
         import redis
 
+        self._now = now
         self._redis = redis
         self._conn = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
@@ -110,7 +111,7 @@ class RedisJobStore(OwnedTaskUpdates):
                     continue
 
     def claim(self, task_id: str, worker: str, lease: float) -> TaskRecord | None:
-        now = time.time()
+        now = self._now()
 
         def change(task: TaskRecord) -> TaskRecord | None:
             if task.state != QUEUED or task.not_before > now + 1:
@@ -128,7 +129,7 @@ class RedisJobStore(OwnedTaskUpdates):
         def change(task: TaskRecord) -> TaskRecord | None:
             if task.state != RUNNING or task.worker != worker:
                 return None
-            return replace(task, updated=time.time(), **changes)
+            return replace(task, updated=self._now(), **changes)
 
         return self._transition(task_id, change) is not None
 
@@ -140,7 +141,7 @@ class RedisJobStore(OwnedTaskUpdates):
                 return None
             return replace(
                 task, state=QUEUED, worker=None, lease_until=None, not_before=not_before,
-                error=error, attempts=task.attempts + (1 if count else 0), updated=time.time(),
+                error=error, attempts=task.attempts + (1 if count else 0), updated=self._now(),
             )
 
         return self._transition(task_id, change) is not None

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +39,8 @@ _SQLITE_DDL = (
 class SqliteJobStore(OwnedTaskUpdates):
     """The embedded store: tables beside huey's in one SQLite file (WAL, a connection a thread)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, now: Callable[[], float] = time.time) -> None:
+        self._now = now
         self._path = path
         self._uri = path.startswith("file:")
         if not self._uri:
@@ -152,7 +153,7 @@ class SqliteJobStore(OwnedTaskUpdates):
         )
 
     def claim(self, task_id: str, worker: str, lease: float) -> TaskRecord | None:
-        now = time.time()
+        now = self._now()
         with self._tx() as conn:
             task = self._read(conn, task_id)
             if task is None or task.state != QUEUED or task.not_before > now + 1:
@@ -168,7 +169,7 @@ class SqliteJobStore(OwnedTaskUpdates):
             task = self._read(conn, task_id)
             if task is None or task.state != RUNNING or task.worker != worker:
                 return False
-            self._write(conn, replace(task, updated=time.time(), **changes))
+            self._write(conn, replace(task, updated=self._now(), **changes))
             return True
 
     def requeue(
@@ -180,7 +181,7 @@ class SqliteJobStore(OwnedTaskUpdates):
                 return False
             self._write(conn, replace(
                 task, state=QUEUED, worker=None, lease_until=None, not_before=not_before,
-                error=error, attempts=task.attempts + (1 if count else 0), updated=time.time(),
+                error=error, attempts=task.attempts + (1 if count else 0), updated=self._now(),
             ))
             return True
 
@@ -206,7 +207,7 @@ class SqliteJobStore(OwnedTaskUpdates):
         return [r[0] for r in rows]
 
     def lock(self, name: str, owner: str, ttl: float) -> bool:
-        now = time.time()
+        now = self._now()
         with self._tx() as conn:
             row = conn.execute(
                 "select owner, expires from elig_lock where name = ?", (name,)
@@ -224,7 +225,7 @@ class SqliteJobStore(OwnedTaskUpdates):
             conn.execute("delete from elig_lock where name = ? and owner = ?", (name, owner))
 
     def remember_once(self, key: str, ttl: float) -> bool:
-        now = time.time()
+        now = self._now()
         with self._tx() as conn:
             conn.execute("delete from elig_once where expires < ?", (now,))
             row = conn.execute("select 1 from elig_once where key = ?", (key,)).fetchone()
@@ -273,6 +274,6 @@ class SqliteJobStore(OwnedTaskUpdates):
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"delete from elig_task where job_id in ({marks})", chunk)
                 conn.execute(f"delete from elig_job where id in ({marks})", chunk)
-            conn.execute("delete from elig_once where expires < ?", (time.time(),))
-            conn.execute("delete from elig_lock where expires < ?", (time.time(),))
+            conn.execute("delete from elig_once where expires < ?", (self._now(),))
+            conn.execute("delete from elig_lock where expires < ?", (self._now(),))
             return len(ids)

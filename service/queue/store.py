@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -119,13 +119,19 @@ def finished_before(tasks: Sequence[TaskRecord], before: float) -> bool:
 # ---------------------------------------------------------------------------------------- SQLite
 
 class OwnedTaskUpdates:
-    """Task changes only the worker holding the lease may make; stores give `_update_owned`."""
+    """Task changes only the worker holding the lease may make; stores give `_update_owned`.
+
+    `_now` is the store's clock (seconds since the epoch): the queue passes its own, so tests
+    move a job through time with the public API instead of rewriting stored timestamps.
+    """
+
+    _now: Callable[[], float] = staticmethod(time.time)
 
     def _update_owned(self, task_id: str, worker: str, **changes: Any) -> bool:
         raise NotImplementedError
 
     def heartbeat(self, task_id: str, worker: str, lease: float) -> bool:
-        return self._update_owned(task_id, worker, lease_until=time.time() + lease)
+        return self._update_owned(task_id, worker, lease_until=self._now() + lease)
 
     def complete(self, task_id: str, worker: str, result: dict[str, Any]) -> bool:
         return self._update_owned(

@@ -5,12 +5,13 @@ backends: SQLite and Redis."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from service.core.clock import Clock
 from service.core.settings import Settings
 from service.queue.jobs import JOB_PAGE_PATIENTS, JobQueue
 from service.queue.store import DONE
@@ -21,45 +22,37 @@ RESULT = {"result": {"patient": "Patient/x", "studies": [{"reason": "Haemoglobin
           "researchSubjects": {"s": "ResearchSubject/1"}}
 
 
+class HandClock:
+    """The queue's clock, moved by hand: jobs are made and finished at the times a test says."""
+
+    def __init__(self) -> None:
+        self.at = datetime(2026, 11, 15, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
 @pytest.fixture
-def queue(queue_url: str) -> Iterator[JobQueue]:
-    made = JobQueue(Settings().with_overrides(queue_url=queue_url, job_retention_days=30))
+def hand() -> HandClock:
+    return HandClock()
+
+
+@pytest.fixture
+def queue(queue_url: str, hand: HandClock) -> Iterator[JobQueue]:
+    made = JobQueue(Settings().with_overrides(queue_url=queue_url, job_retention_days=30),
+                    clock=Clock(hand))
     yield made
     made.stop()
 
 
-def finish(queue: JobQueue, job_id: str, *, at: float | None = None) -> None:
-    """Run every task of a job to done (as a worker would), optionally at a past time."""
+def finish(queue: JobQueue, job_id: str) -> None:
+    """Run every task of a job to done, as a worker would, at the queue clock's time."""
     cursor: int | None = 0
     while cursor is not None:
         tasks, cursor = queue.store.job_tasks_page(job_id, cursor, 100)
         for task in tasks:
             assert queue.store.claim(task.id, "w", 60) is not None
             assert queue.store.complete(task.id, "w", RESULT)
-    if at is not None:
-        _age(queue, job_id, at)
-
-
-def _age(queue: JobQueue, job_id: str, at: float) -> None:
-    """Rewrite a job's and its tasks' timestamps as if they had happened at `at`."""
-    import json
-    from dataclasses import replace
-
-    store = queue.store
-    job = store.get_job(job_id)
-    tasks = store.job_tasks(job_id)
-    if hasattr(store, "_tx"):
-        with store._tx() as conn:
-            conn.execute("update elig_job set created = ?, data = ? where id = ?",
-                         (at, json.dumps(replace(job, created=at).to_dict()), job_id))
-            for t in tasks:
-                conn.execute("update elig_task set data = ? where id = ?",
-                             (json.dumps(replace(t, created=at, updated=at).to_dict()), t.id))
-    else:
-        store._conn.set(store._k("job", job_id), json.dumps(replace(job, created=at).to_dict()))
-        for t in tasks:
-            store._conn.set(store._k("task", t.id),
-                            json.dumps(replace(t, created=at, updated=at).to_dict()))
 
 
 def test_a_large_job_is_answered_in_pages_with_a_whole_job_summary(queue):
@@ -106,17 +99,20 @@ def test_the_http_answer_is_capped_and_links_the_next_page(make_app, queue_url):
         assert answer.status_code == 400, bad
 
 
-def test_finished_jobs_older_than_the_retention_are_purged_with_their_results(queue):
-    now = time.time()
-    old = queue.submit_batch(["a", "b"], studies=None, as_of=None)
-    finish(queue, old, at=now - 31 * 86400)
-    recent = queue.submit_batch(["c"], studies=None, as_of=None)
-    finish(queue, recent, at=now - 29 * 86400)
+def test_finished_jobs_older_than_the_retention_are_purged_with_their_results(queue, hand):
+    start = hand.at
     unfinished = queue.submit_batch(["d", "e"], studies=None, as_of=None)
     tasks, _ = queue.store.job_tasks_page(unfinished, 0, 10)
     queue.store.claim(tasks[0].id, "w", 60)
-    queue.store.complete(tasks[0].id, "w", RESULT)
-    _age(queue, unfinished, now - 90 * 86400)  # old, but one task is still queued
+    queue.store.complete(tasks[0].id, "w", RESULT)  # old, but one task stays queued
+    hand.at = start + timedelta(days=59)
+    old = queue.submit_batch(["a", "b"], studies=None, as_of=None)
+    finish(queue, old)
+    hand.at = start + timedelta(days=61)
+    recent = queue.submit_batch(["c"], studies=None, as_of=None)
+    finish(queue, recent)
+    hand.at = now_at = start + timedelta(days=90)  # old finished 31 days ago, recent 29
+    now = now_at.timestamp()
     old_tasks = [t.id for t in queue.store.job_tasks(old)]
 
     assert queue.purge(now) == 1
