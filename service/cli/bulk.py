@@ -61,7 +61,6 @@ def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
     """Screen the candidates found in a bulk export (docs/getting-started.md "The command line")."""
     from service.cli.progress import ScreeningProgress
     from service.cli.screen import ResultSink, _as_of, _studies
-    from service.cli.tables import PatientRow
     from service.fhir.bulk_export import BulkExportRefused, BulkExportUnsupported
     from service.fhir.errors import FhirError
     from service.usecases.bulk_screen import BulkScreening, BulkScreeningError
@@ -111,11 +110,7 @@ def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
     sink = ResultSink(args, ["-" * 36], studies or tuple(screener.mappings.studies))
     summary = SummaryCounter()
     try:
-        for row in run.rows():
-            out = PatientRow(row.patient, row.result, row.research_subjects, row.error)
-            progress.step(failed=bool(out.error), patient=out.patient, reason=out.error)
-            sink.write(out)
-            summary.add(out)
+        _write_rows(run.rows(), progress, sink, summary)
     except FhirError as exc:
         raise CliError(f"--bulk: {str(exc)[:300]}", EXIT_FAILURES) from None
     finally:
@@ -131,3 +126,17 @@ def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
              f"; next --since last starts at {figures.transaction_time}"
              if not args.no_write else ""), file=sys.stderr)
     return EXIT_FAILURES if summary.errors else EXIT_OK
+
+
+def _write_rows(rows: Any, progress: Any, sink: Any, summary: SummaryCounter) -> None:
+    """Each screened candidate as `screen --all` shows it; a changed non-candidate only counts."""
+    from service.cli.tables import PatientRow
+
+    for row in rows:
+        if not row.screened:
+            progress.step(patient=row.patient)  # a changed patient, no candidate
+            continue
+        out = PatientRow(row.patient, row.result, row.research_subjects, row.error)
+        progress.step(failed=bool(out.error), patient=out.patient, reason=out.error)
+        sink.write(out)
+        summary.add(out)

@@ -59,6 +59,8 @@ class BulkRow:
     research_subjects: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     finished: bool = True
+    # False for an incremental run's changed patient who is no candidate: checked, not screened.
+    screened: bool = True
 
 
 @dataclass
@@ -262,7 +264,9 @@ class BulkScreening:
                 for pid in self._grouping.patients():
                     changed = self._screen_read(pid, refs)
                     if changed is None:
-                        continue  # not a candidate: nothing to screen or write
+                        # Not a candidate: nothing to screen or write (counted as checked).
+                        yield BulkRow(pid, screened=False)
+                        continue
                     failed += bool(changed.error)
                     yield changed
         finally:

@@ -33,7 +33,7 @@ def _run(settings: Settings, since: str | None = None) -> tuple[BulkScreening, d
     run = BulkScreening(Screener(settings), as_of=AS_OF, studies=None, write=True,
                         since=since, sleep=_wait)
     run.prepare()
-    rows = {row.patient: row for row in run.rows()}
+    rows = {row.patient: row for row in run.rows() if row.screened}
     assert not [r.error for r in rows.values() if r.error]
     return run, rows
 
