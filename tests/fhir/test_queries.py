@@ -11,6 +11,7 @@ import responses
 from service.fhir import queries as retrieval
 from service.fhir.errors import FhirFatalError, FhirNotFound, FhirProtocolError, FhirTemporaryError
 from service.fhir.record_read import record_resources
+from service.usecases.patient_record import read_record_of_codes
 from tests.support.fhir_testkit import BASE, hapi
 
 PT1 = {"reference": "Patient/pt-1"}
@@ -154,7 +155,7 @@ def test_a_long_code_list_travels_in_the_batch_body_not_the_request_line(fhir):
     )
     responses.add_callback(responses.POST, BASE, callback=server)
 
-    fhir.read_patient_record("pt-1", codes)
+    read_record_of_codes(fhir, "pt-1", codes)[0]
 
     request = responses.calls[0].request
     assert request.url == BASE  # the request line carries no query at all
@@ -178,7 +179,7 @@ def test_an_unpaged_record_costs_exactly_one_request(fhir):
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     assert fhir.request_count == 1
     assert record[0]["resourceType"] == "Patient"
@@ -201,7 +202,7 @@ def test_a_single_next_page_is_fetched_as_given_in_the_second_request(fhir):
     page2 = hapi("searchset-observation-page2.json")
     responses.get(BASE, json=page2, content_type=FHIR_JSON)
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     assert fhir.request_count == 2
     next_link = hapi("searchset-observation-page1.json")["link"][1]["url"]
@@ -231,7 +232,7 @@ def test_next_pages_of_several_searches_go_in_one_batch(fhir):
     server = BatchServer(answer)
     responses.add_callback(responses.POST, BASE, callback=server)
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     assert fhir.request_count == 2
     assert sorted(server.batches[1]) == sorted(
@@ -273,7 +274,7 @@ def test_further_rounds_only_while_pages_remain(fhir):
         content_type=FHIR_JSON,
     )
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     # batch, batch of the two next pages, then the last Condition page alone
     assert fhir.request_count == 3
@@ -319,7 +320,7 @@ def test_a_page_that_fails_inside_a_batch_is_fetched_alone(fhir):
         match=[responses.matchers.query_param_matcher({"_getpages": "cond-1"}, strict_match=False)],
     )
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     assert {"c1", "c2", "obs-wt-1"} <= {r["id"] for r in record}
 
@@ -344,7 +345,7 @@ def test_medications_a_server_did_not_include_are_fetched_with_the_next_round(fh
         match=[responses.matchers.query_param_matcher({"_id": "med-pred", "_count": "500"})],
     )
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     assert fhir.request_count == 2
     assert [r for r in record if r["resourceType"] == "Medication"] == [med]
@@ -360,7 +361,7 @@ def test_an_included_medication_repeated_by_several_searches_appears_once(fhir):
         return _record_answer(url)
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
     assert [r["id"] for r in record if r["resourceType"] == "Medication"] == ["med-pred"]
 
 
@@ -376,7 +377,7 @@ def test_unknown_patient_is_not_found(fhir):
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
     with pytest.raises(FhirNotFound) as caught:
-        fhir.read_patient_record("pt-missing", CODES)
+        read_record_of_codes(fhir, "pt-missing", CODES)[0]
     assert "Patient/pt-missing" in str(caught.value)
 
 
@@ -397,7 +398,7 @@ def test_a_failed_search_entry_fails_the_whole_read(fhir, status, cls):
 
     responses.add_callback(responses.POST, BASE, callback=BatchServer(answer))
     with pytest.raises(cls) as caught:
-        fhir.read_patient_record("pt-1", CODES)
+        read_record_of_codes(fhir, "pt-1", CODES)[0]
     assert "Consent" in str(caught.value)
 
 
@@ -407,7 +408,7 @@ def test_a_failing_next_page_fails_the_whole_read(fhir, settings):
     for _ in range(settings.fhir_max_retries + 1):
         responses.get(BASE, status=503, body="", content_type="text/html")
     with pytest.raises(FhirTemporaryError):
-        fhir.read_patient_record("pt-1", CODES)
+        read_record_of_codes(fhir, "pt-1", CODES)[0]
 
 
 def _capped_in_batch(url):
@@ -426,7 +427,7 @@ def test_a_search_capped_inside_a_batch_is_rerun_alone_and_paged(fhir):
     )
     responses.get(BASE, json=hapi("searchset-observation-page2.json"), content_type=FHIR_JSON)
 
-    record = fhir.read_patient_record("pt-1", CODES)
+    record = read_record_of_codes(fhir, "pt-1", CODES)[0]
 
     observations = [r["id"] for r in record if r["resourceType"] == "Observation"]
     assert observations == ["obs-hb-2", "obs-wt-2", "obs-wt-1"]  # each once, none lost
@@ -441,7 +442,7 @@ def test_a_search_capped_without_next_link_even_alone_is_an_error(fhir):
     capped["link"] = []
     responses.get(f"{BASE}/Observation", json=capped, content_type=FHIR_JSON)
     with pytest.raises(FhirProtocolError) as caught:
-        fhir.read_patient_record("pt-1", CODES)
+        read_record_of_codes(fhir, "pt-1", CODES)[0]
     assert "3 matches" in str(caught.value)
 
 
@@ -450,7 +451,7 @@ def test_the_batch_is_retried_on_503(fhir, sleeps):
     responses.post(BASE, status=503, headers={"Retry-After": "1"}, body="")
     responses.add_callback(responses.POST, BASE, callback=BatchServer(_record_answer))
     responses.get(BASE, json=hapi("searchset-observation-page2.json"), content_type=FHIR_JSON)
-    assert fhir.read_patient_record("pt-1", CODES)[0]["id"] == "pt-1"
+    assert read_record_of_codes(fhir, "pt-1", CODES)[0][0]["id"] == "pt-1"
     assert sleeps == [1.0]
 
 
@@ -462,7 +463,7 @@ def test_a_batch_response_with_missing_entries_is_rejected(fhir):
         content_type=FHIR_JSON,
     )
     with pytest.raises(FhirProtocolError):
-        fhir.read_patient_record("pt-1", CODES)
+        read_record_of_codes(fhir, "pt-1", CODES)[0]
 
 
 def test_record_resources_puts_the_patient_first_and_leaves_write_back_state_out():

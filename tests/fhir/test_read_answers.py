@@ -18,6 +18,7 @@ import pytest
 import responses
 
 from service.fhir.errors import FhirError
+from service.usecases.patient_record import read_record_of_codes
 from service.usecases.screening import screen_patient
 from tests.support.fhir_testkit import BASE
 
@@ -147,7 +148,7 @@ def test_a_warning_outcome_is_no_failure(fhir, mappings):
 def test_another_patients_or_unattributed_diagnosis_is_not_used(fhir, mappings, subject):
     server = Server(condition_entry=ok(searchset({"resource": sle("c-foreign", subject)})))
     responses.add_callback(responses.POST, BASE, callback=server)
-    record = fhir.read_patient_record(PID, mappings.observation_codes())
+    record = read_record_of_codes(fhir, PID, mappings.observation_codes())[0]
     assert "c-foreign" not in {r.get("id") for r in record}
     assert status_of(screen(fhir, mappings, write=False), "sle-diagnosis") != "met"
 
@@ -160,8 +161,8 @@ def test_another_patients_or_unattributed_diagnosis_is_not_used(fhir, mappings, 
 def test_this_patients_diagnosis_is_used(fhir, mappings, subject):
     server = Server(condition_entry=ok(searchset({"resource": sle("c-own", subject)})))
     responses.add_callback(responses.POST, BASE, callback=server)
-    assert "c-own" in {r.get("id") for r in fhir.read_patient_record(
-        PID, mappings.observation_codes())}
+    assert "c-own" in {r.get("id") for r in read_record_of_codes(fhir,
+        PID, mappings.observation_codes())[0]}
     assert status_of(screen(fhir, mappings, write=False), "sle-diagnosis") == "met"
 
 
