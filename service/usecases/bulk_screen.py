@@ -324,7 +324,7 @@ class BulkScreening:
                     outcome = screen_results(
                         self.client, self.screener.mappings, pid, self.keys, results,
                         as_of=self.as_of, studies=self.studies, write=self.write,
-                        research_studies=refs, evaluated_at=self.evaluated_at, snapshot=True,
+                        research_studies=refs, evaluated_at=self.evaluated_at,
                         sledai_window_days=self.screener.settings.sledai_window_days,
                         seeds_dir=self.screener.settings.seeds_dir)
                 except FhirConflict:

@@ -121,6 +121,12 @@ def _existing_subjects(
     return out
 
 
+class ChangedSinceRead(FhirConflict):
+    """A ResearchSubject changed between this screening's read and its write (If-Match: 412).
+
+    Unlike a 412 for several matches, reading again helps: the retry builds on the change."""
+
+
 def screen_patient(
     client: FhirApi,
     mappings: Mappings,
@@ -141,8 +147,9 @@ def screen_patient(
     A FHIR failure while reading raises before anything is written. Write-back is one
     transaction of conditional updates, skipping studies whose stored result is unchanged;
     screenings of one patient in this process are serialised. When the write loses a race
-    with another writer (HAPI answers 409), the record is read again and the write retried
-    once, so it builds on what the other writer stored.
+    with another writer (HAPI answers 409), or a ResearchSubject changed since it was read
+    (every update carries If-Match: 412), the record is read again and the write retried once,
+    so it builds on what the other writer stored and never overwrites a person's decision.
 
     Only a candidate's ResearchSubject is written (service.usecases.candidacy,
     docs/candidates-and-triggers.md); another study answers `not-a-candidate`. `every_patient` (the
@@ -162,9 +169,12 @@ def screen_patient(
                                 evaluated_at=evaluated_at, options=options,
                                 every_patient=every_patient)
         except FhirConflict as exc:
-            if not (write and lost_a_race(exc)):
+            # 409: another writer won the race; 412: a ResearchSubject changed since it was
+            # read (If-Match), e.g. a person set its workflow status. Either way, read again.
+            if not (write and (lost_a_race(exc) or isinstance(exc, ChangedSinceRead))):
                 raise
-            log.info("Patient/%s: a concurrent write won (HTTP 409); reading again", pid)
+            log.info("Patient/%s: a concurrent write won (HTTP %s); reading again", pid,
+                     exc.status)
         return _screen_once(client, mappings, pid, keys, as_of=as_of, studies=studies,
                             write=write, research_studies=research_studies,
                             evaluated_at=evaluated_at, options=options,
@@ -210,16 +220,15 @@ def screen_results(
     write: bool,
     research_studies: Mapping[str, str] | None,
     evaluated_at: datetime | None,
-    snapshot: bool = False,
     every_patient: bool = False,
     sledai_window_days: int = Settings.sledai_window_days,
     seeds_dir: Path | None = Settings.seeds_dir,
 ) -> ScreeningOutcome:
     """Evaluate a record already read (labelled as `record_queries` labels it) and, with
     write=True, write back: the part of a screening after the read, shared by the per-patient
-    read and the bulk export (`snapshot`: the stored ResearchSubjects come from an export, so
-    each update carries If-Match with the exported version and a change made since is a
-    conflict, never overwritten). Only a candidate's ResearchSubjects are written
+    read and the bulk export (whose stored ResearchSubjects come from the export). Each update
+    carries If-Match with the version read, so a change made since is a conflict, never
+    overwritten. Only a candidate's ResearchSubjects are written
     (service.usecases.candidacy); `every_patient` writes for every living patient."""
     from service.engine.evaluate import evaluate_patient
 
@@ -270,13 +279,7 @@ def screen_results(
         rs.validate_research_subject(resource)
         to_write.append((study.study, pid, resource))
     if to_write:
-        bundle = rs.write_transaction(to_write)
-        if snapshot:
-            for (key, _, _), entry in zip(to_write, bundle["entry"], strict=True):
-                version = ((existing.get(key) or {}).get("meta") or {}).get("versionId")
-                if version:
-                    entry["request"]["ifMatch"] = f'W/"{version}"'
-        answer = client.transaction(bundle)
+        answer = _write_transaction(client, pid, to_write, existing)
         for (key, _, _), written in zip(
             to_write, rs.parse_write_response(answer, len(to_write)), strict=True
         ):
@@ -296,3 +299,25 @@ def screen_results(
         research_subjects=subjects,
         write_back=write_back,
     )
+
+
+def _write_transaction(
+    client: FhirApi, pid: str, to_write: list[tuple[str, str, dict[str, Any]]],
+    existing: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Write the ResearchSubjects in one transaction, each update naming the version read."""
+    bundle = rs.write_transaction(to_write)
+    # Every update names the version this screening read: a person's change made since (a
+    # workflow status, a reason) is a conflict (412), never overwritten.
+    for (key, _, _), entry in zip(to_write, bundle["entry"], strict=True):
+        version = ((existing.get(key) or {}).get("meta") or {}).get("versionId")
+        if version:
+            entry["request"]["ifMatch"] = f'W/"{version}"'
+    try:
+        return client.transaction(bundle)
+    except FhirConflict as exc:
+        if exc.status == 412 and any("ifMatch" in e["request"] for e in bundle["entry"]):
+            raise ChangedSinceRead(
+                f"a ResearchSubject of Patient/{pid} changed since it was read", status=412
+            ) from exc
+        raise
