@@ -120,7 +120,7 @@ def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
         print()
         print(summary.render())
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(run.figures.requests.items()))
-    sent = getattr(screener.client(), "request_count", None)
+    sent = screener.requests_sent()
     print(f"bulk requests: {kinds}; {sent} FHIR request(s) sent in all"
           + ("" if summary.errors else
              f"; next --since last starts at {figures.transaction_time}"

@@ -208,7 +208,7 @@ def cmd_screen(settings: Settings, args: argparse.Namespace) -> int:
         print(summary.render())
     if population:
         # What the run cost the FHIR server (every attempt; the token endpoint not counted).
-        sent = getattr(screener.client(), "request_count", None)
+        sent = screener.requests_sent()
         if sent is not None:
             print(f"{sent} FHIR request(s) sent", file=sys.stderr)
     return EXIT_FAILURES if summary.errors else EXIT_OK

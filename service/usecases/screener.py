@@ -97,6 +97,11 @@ class Screener:
                 self._client = self.client_factory(self.settings)
             return self._client
 
+    def requests_sent(self) -> int | None:
+        """FHIR requests the client has sent so far (every attempt), where it counts them."""
+        count = getattr(self.client(), "request_count", None)
+        return count if isinstance(count, int) else None
+
     def research_study_refs(self) -> dict[str, str]:
         """study key -> 'ResearchStudy/<id>' on the FHIR server (the coordinator pages)."""
         return self._research_study_refs(self.client())
