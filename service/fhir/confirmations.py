@@ -185,6 +185,41 @@ def workflow_update(
                    "UPDATE")
 
 
+def _score_observation(
+    *, code: str, display: str, patient_id: str, when: date, author: Author, total: int,
+    item_system: str, scored: Sequence[tuple[str, str, int, bool]], derived_from: Sequence[str],
+    note: str, leading: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """A worksheet's score Observation: the total, one component per item (its points or 0),
+    the evidence as `derivedFrom`, the person as performer, their note."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey"}]}],
+        "code": {"coding": [{"system": SCORE_SYSTEM, "code": code, "display": display}],
+                 "text": display},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": when.isoformat(),
+        "performer": [author.reference()],
+        "valueInteger": total,
+        "derivedFrom": [{"reference": ref} for ref in dict.fromkeys(derived_from)],
+        "component": [*leading] + [
+            {
+                "code": {"coding": [{"system": item_system, "code": key, "display": label}]},
+                "valueInteger": weight if present else 0,
+            }
+            for key, label, weight, present in scored
+        ],
+    }
+    if not resource["derivedFrom"]:
+        del resource["derivedFrom"]
+    if note.strip():
+        resource["note"] = [{"authorString": author.display, "text": note.strip()[:MAX_NOTE]}]
+    return resource
+
+
 def sledai_observation(
     *,
     patient_id: str,
@@ -196,33 +231,10 @@ def sledai_observation(
 ) -> dict[str, Any]:
     """A SLEDAI-2K score: `scored` = (key, label, weight, present) for all 24 descriptors."""
     total = sum(weight for _, _, weight, present in scored if present)
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-            "code": "survey"}]}],
-        "code": {"coding": [{"system": SCORE_SYSTEM, "code": "sledai-2k", "display": "SLEDAI-2K"}],
-                 "text": "SLEDAI-2K"},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": when.isoformat(),
-        "performer": [author.reference()],
-        "valueInteger": total,
-        "derivedFrom": [{"reference": ref} for ref in dict.fromkeys(derived_from)],
-        "component": [
-            {
-                "code": {"coding": [{"system": SLEDAI_DESCRIPTOR_SYSTEM, "code": key,
-                                     "display": label}]},
-                "valueInteger": weight if present else 0,
-            }
-            for key, label, weight, present in scored
-        ],
-    }
-    if not resource["derivedFrom"]:
-        del resource["derivedFrom"]
-    if note.strip():
-        resource["note"] = [{"authorString": author.display, "text": note.strip()[:MAX_NOTE]}]
-    return resource
+    return _score_observation(
+        code="sledai-2k", display="SLEDAI-2K", patient_id=patient_id, when=when, author=author,
+        total=total, item_system=SLEDAI_DESCRIPTOR_SYSTEM, scored=scored,
+        derived_from=derived_from, note=note)
 
 
 def written_by_service(resource: Mapping[str, Any]) -> bool:
@@ -267,38 +279,15 @@ def classification_observation(
     """A 2019 EULAR/ACR classification (docs/coordinator-funnel.md): `valueInteger` the total
     (highest item per domain), the entry criterion as a `valueBoolean` component, and one
     component per item, `scored` = (key, label, weight, present), valueInteger its points or 0."""
-    display = "2019 EULAR/ACR classification criteria for SLE"
-    resource: dict[str, Any] = {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-            "code": "survey"}]}],
-        "code": {"coding": [{"system": SCORE_SYSTEM, "code": EULAR_ACR_CODE, "display": display}],
-                 "text": display},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": when.isoformat(),
-        "performer": [author.reference()],
-        "valueInteger": total,
-        "derivedFrom": [{"reference": ref} for ref in dict.fromkeys(derived_from)],
-        "component": [
-            {"code": {"coding": [{"system": EULAR_ACR_ITEM_SYSTEM, "code": EULAR_ACR_ENTRY,
-                                  "display": "ANA at a titre of at least 1:80 (ever)"}]},
-             "valueBoolean": entry},
-        ] + [
-            {
-                "code": {"coding": [{"system": EULAR_ACR_ITEM_SYSTEM, "code": key,
-                                     "display": label}]},
-                "valueInteger": weight if present else 0,
-            }
-            for key, label, weight, present in scored
-        ],
-    }
-    if not resource["derivedFrom"]:
-        del resource["derivedFrom"]
-    if note.strip():
-        resource["note"] = [{"authorString": author.display, "text": note.strip()[:MAX_NOTE]}]
-    return resource
+    entry_component = {
+        "code": {"coding": [{"system": EULAR_ACR_ITEM_SYSTEM, "code": EULAR_ACR_ENTRY,
+                             "display": "ANA at a titre of at least 1:80 (ever)"}]},
+        "valueBoolean": entry}
+    return _score_observation(
+        code=EULAR_ACR_CODE, display="2019 EULAR/ACR classification criteria for SLE",
+        patient_id=patient_id, when=when, author=author, total=total,
+        item_system=EULAR_ACR_ITEM_SYSTEM, scored=scored, derived_from=derived_from, note=note,
+        leading=[entry_component])
 
 
 def created_reference(answer: Mapping[str, Any]) -> str:
