@@ -261,8 +261,8 @@ def test_an_empty_chinese_text_in_a_mapping_is_an_error_naming_file_and_key():
 
 
 def test_every_reason_of_the_seeds_is_translated_and_english_pages_keep_the_engines_words(ws):
+    from service.usecases.subject_rows import criteria_of
     from service.web.pages import reason_text, wording
-    from service.web.pages.subjects import criteria_of
 
     reasons = {c.reason for subject in ws.client.search("ResearchSubject", {})
                for c in criteria_of(subject)}

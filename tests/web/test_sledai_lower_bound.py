@@ -13,7 +13,7 @@ import pytest
 from service.core.settings import Settings
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
-from service.web.pages.subjects import criteria_of
+from service.usecases.subject_rows import criteria_of
 from tests.support.seed_population import AS_OF, SEEDS_DIR, clone_seed
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 from localfhir import start_local_server
 from service.fhir import research_subject as rs
 from service.fhir.errors import FhirError
-from service.web.pages.worklist_rows import (
+from service.usecases.worklist_rows import (
     FULL_READ_SECONDS,
     OVERLAP,
     RowCache,
@@ -253,7 +253,7 @@ def test_the_full_read_pages_past_the_caps_of_a_record_search(ws, monkeypatch):
     """A study holds more ResearchSubjects than one record search may page through (after
     `screen --all --every-patient`): the worklist still lists every one, with its name."""
     from service.fhir.client import FhirClient
-    from service.web.pages import worklist_rows
+    from service.usecases import worklist_rows
 
     screener = ws.app.extensions["eligibility"].screener
     capped = FhirClient(ws.settings.with_overrides(fhir_max_pages=2))

@@ -14,10 +14,10 @@ from markupsafe import Markup, escape
 
 from service.usecases import study_funnel
 from service.usecases.study_target import enrolment_target
+from service.usecases.subject_rows import Row, label
 from service.web.access_audit import shown
 from service.web.pages import bp
 from service.web.pages.signin import signed_in
-from service.web.pages.subjects import Row, label
 from service.web.pages.wording import criterion, stage
 from service.web.pages.worklist import read_rows, study_refs
 from service.web.services import services

@@ -21,10 +21,10 @@ from service.usecases import patient_view, workflow_status
 from service.usecases import undo as undoing
 from service.usecases.confirm import Author, per_study
 from service.usecases.errors import Refused, StaleRecord
+from service.usecases.subject_rows import Row, label, row_of, study_key_of
 from service.web.pages import bp, pages
 from service.web.pages.evidence import Evidence, summarize
 from service.web.pages.signin import coordinator, current_user, signed_in
-from service.web.pages.subjects import Row, label, row_of, study_key_of
 from service.web.pages.wording import criterion as criterion_name
 from service.web.pages.wording import progress_reason, reason_error_words
 from service.web.pages.wording import status as status_words
@@ -100,7 +100,7 @@ def patient_page(raw_id: str) -> Any:
                         "forms": {c.id: _forms(c) for c in mapping.criteria},
                         "history": (workflow_status.history(rows[key].resource)
                                     if key in rows else [])})
-    from service.web.pages.subjects import deceased_date, is_deceased, patient_name
+    from service.usecases.subject_rows import deceased_date, is_deceased, patient_name
 
     # The Patient resource says it; else a stored screening found it (the Patient unread).
     deceased_on = deceased_date(patient)

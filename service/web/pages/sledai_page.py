@@ -10,10 +10,10 @@ from flask_babel import gettext
 
 from service.accounts.form_tokens import TOKEN_RE, new_form_token
 from service.usecases import sledai_worksheet as worksheets
+from service.usecases.subject_rows import patient_name
 from service.web.pages import bp, pages
 from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404, read_patient
 from service.web.pages.signin import coordinator, signed_in
-from service.web.pages.subjects import patient_name
 from service.web.services import services
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from typing import Any
 from flask_babel import format_date, format_decimal, gettext, pgettext
 from markupsafe import Markup
 
+from service.usecases.subject_rows import label
 from service.web.languages import language
 from service.web.pages import bp, reason_text
-from service.web.pages.subjects import label
 from service.web.pages.worksheet_words import WORKSHEET_TEXTS
 from service.web.services import services
 

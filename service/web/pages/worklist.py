@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import abort, current_app, render_template, request
 
+from service.usecases.subject_rows import Row
+from service.usecases.worklist_rows import FIRST_VIEW_WAIT, RowCache, StillReading, study_rows
 from service.web.pages import bp, pages
 from service.web.pages.signin import current_user, signed_in
-from service.web.pages.subjects import Row
-from service.web.pages.worklist_rows import FIRST_VIEW_WAIT, RowCache, StillReading
 from service.web.services import services
 
 PAGE_SIZE = 50
@@ -31,7 +31,7 @@ def row_cache() -> RowCache:
 def read_rows_as_of(study_ref: str) -> tuple[list[Row], datetime]:
     """Every ResearchSubject of the study as on the FHIR server now, closest first, and when
     the whole list was last read (deletions and Patient names show from then)."""
-    return row_cache().rows(services().screener.client(), study_ref, pages().clock())
+    return study_rows(row_cache(), services().screener, study_ref, pages().clock())
 
 
 def read_rows(study_ref: str) -> list[Row]:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.usecases import study_funnel
-from service.web.pages.subjects import Row, patient_name, row_of
+from service.usecases.subject_rows import Row, patient_name, row_of
 
 log = logging.getLogger(__name__)
 FHIR_PAGE = 500  # ResearchSubjects per FHIR search page (with their Patients included)
@@ -230,3 +230,10 @@ class RowCache:
 def _query(study_ref: str) -> list[tuple[str, str]]:
     return [("study", study_ref), ("_include", "ResearchSubject:individual"),
             ("_count", str(FHIR_PAGE))]
+
+
+def study_rows(cache: RowCache, screener: Any, study_ref: str, now: datetime
+               ) -> tuple[list[Row], datetime]:
+    """The worklist's read of one study: its rows as the FHIR server has them now (through
+    this process's cache), closest first, and when the whole list was last read."""
+    return cache.rows(screener.client(), study_ref, now)
