@@ -42,7 +42,8 @@ def _statuses(result: dict[str, Any]) -> dict[str, str]:
     return {s["study"]: s["status"] for s in result["studies"]}
 
 
-# HAPI starts an export job at its batch maintenance pass, once a minute: two exports.
+# HAPI starts an export job at a batch maintenance pass: once a minute as shipped, every second
+# in the test tier (-Dhapi.maintenance_every_ms, tests/support/hapi_server.py).
 @pytest.mark.timeout(600)
 def test_bulk_on_hapi_screens_the_search_s_candidates_then_what_changed(hapi_seeded):
     settings = Settings().with_overrides(fhir_base_url=hapi_seeded["base_url"],

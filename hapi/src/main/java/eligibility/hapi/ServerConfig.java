@@ -1,5 +1,6 @@
 package eligibility.hapi;
 
+import ca.uhn.fhir.batch2.api.IJobMaintenanceService;
 import ca.uhn.fhir.batch2.jobs.config.Batch2JobsConfig;
 import ca.uhn.fhir.batch2.jobs.export.BulkDataExportProvider;
 import ca.uhn.fhir.context.FhirContext;
@@ -40,6 +41,9 @@ import ca.uhn.fhir.rest.server.util.ISearchParamRegistry;
 import jakarta.persistence.EntityManagerFactory;
 import java.util.List;
 import java.util.Properties;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import javax.sql.DataSource;
 import org.apache.commons.dbcp2.BasicDataSource;
 import org.hl7.fhir.dstu2.model.Subscription.SubscriptionChannelType;
@@ -113,6 +117,42 @@ public class ServerConfig {
 		// - a conditional create that loses a race is refused with 409 (HAPI-0550) thanks to the
 		//   unique HFJ_RES_SEARCH_URL row, instead of creating a duplicate (HAPI >= 6.6).
 		return settings;
+	}
+
+	/**
+	 * -Dhapi.maintenance_every_ms=N (the test tier only): a batch maintenance pass every N ms
+	 * besides HAPI's own, once a minute. A bulk export starts at a maintenance pass, so without
+	 * this each export of the tests waits up to a minute before its first step. Off by default.
+	 */
+	@Bean(destroyMethod = "stop")
+	public QuickMaintenance quickMaintenance(IJobMaintenanceService maintenance) {
+		return new QuickMaintenance(maintenance, Long.getLong("hapi.maintenance_every_ms", 0L));
+	}
+
+	/** The extra maintenance passes of the test tier (none when the period is 0). */
+	public static final class QuickMaintenance {
+		private final ScheduledExecutorService executor;
+
+		QuickMaintenance(IJobMaintenanceService maintenance, long everyMs) {
+			executor = Executors.newSingleThreadScheduledExecutor(task -> {
+				Thread thread = new Thread(task, "quick-batch-maintenance");
+				thread.setDaemon(true);
+				return thread;
+			});
+			if (everyMs > 0) {
+				executor.scheduleWithFixedDelay(() -> {
+					try {
+						maintenance.triggerMaintenancePass();
+					} catch (RuntimeException e) {
+						// The next pass tries again; HAPI's own pass still runs every minute.
+					}
+				}, everyMs, everyMs, TimeUnit.MILLISECONDS);
+			}
+		}
+
+		public void stop() {
+			executor.shutdownNow();
+		}
 	}
 
 	/** subscription.resthook_enabled: true, as our docker-compose.yml sets it (the starter's default is false). */
