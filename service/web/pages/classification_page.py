@@ -8,10 +8,11 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from service.accounts.form_tokens import TOKEN_RE, new_form_token
+from service.accounts.form_tokens import new_form_token
 from service.usecases import classification
 from service.usecases.subject_rows import patient_name
 from service.web.pages import bp, pages
+from service.web.pages.form_once import claim_form_token
 from service.web.pages.patient import (
     _form_date,
     _rescreen,
@@ -46,13 +47,11 @@ def classification_save(raw_id: str) -> Any:
     """Record the classification (Observation + Provenance), then re-screen."""
     pid = patient_id_or_404(raw_id)
     day = _form_date(request.form.get("date"))
-    token, tokens = request.form.get("form_token", ""), pages().form_tokens
-    if not TOKEN_RE.fullmatch(token):
-        abort(400, gettext("The form is incomplete: reload the page and try again."))
-    if not tokens.claim(token, pages().clock().timestamp()):
-        flash(gettext("This form was already sent: the classification was recorded once, not "
-                      "again."), "info")
+    token = claim_form_token(gettext(
+        "This form was already sent: the classification was recorded once, not again."))
+    if token is None:
         return redirect(url_for("pages.patient_page", raw_id=pid))
+    tokens = pages().form_tokens
     try:
         saved = classification.record(
             services().screener, pid, as_of=pages().today(), when=day, author=author(),

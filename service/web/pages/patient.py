@@ -11,7 +11,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from service.accounts.form_tokens import TOKEN_RE, new_form_token
+from service.accounts.form_tokens import new_form_token
 from service.core.dates import calendar_date
 from service.fhir.errors import FhirError, FhirNotFound, FhirTemporaryError
 from service.fhir.ids import normalize_patient_id
@@ -24,6 +24,7 @@ from service.usecases.errors import Refused, StaleRecord
 from service.usecases.subject_rows import Row, label, row_of, study_key_of
 from service.web.pages import bp, pages
 from service.web.pages.evidence import Evidence, summarize
+from service.web.pages.form_once import claim_form_token
 from service.web.pages.signin import coordinator, current_user, signed_in
 from service.web.pages.wording import criterion as criterion_name
 from service.web.pages.wording import progress_reason, reason_error_words
@@ -173,14 +174,11 @@ def confirm(raw_id: str) -> Any:
         abort(400, gettext("Choose met or not met."))
     day = _form_date(request.form.get("date"))
     note = request.form.get("note", "")[:2000]
-    token = request.form.get("form_token", "")
-    if not TOKEN_RE.fullmatch(token):
-        abort(400, gettext("The form is incomplete: reload the page and try again."))
-    tokens = pages().form_tokens
-    if not tokens.claim(token, pages().clock().timestamp()):
-        # A second submit of the same form (double click, reload, back + send): written once.
-        flash(gettext("This form was already sent: it was recorded once, not again."), "info")
+    token = claim_form_token(
+        gettext("This form was already sent: it was recorded once, not again."))
+    if token is None:
         return redirect(url_for("pages.patient_page", raw_id=pid) + f"#study-{key}")
+    tokens = pages().form_tokens
     try:
         ref = confirming.confirm_criterion(
             services().screener, author=author(), patient_id=pid, study_key=key,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 
-from service.accounts.form_tokens import TOKEN_RE, new_form_token
+from service.accounts.form_tokens import new_form_token
 from service.usecases import sledai_worksheet as worksheets
 from service.usecases.subject_rows import patient_name
 from service.web.pages import bp, pages
+from service.web.pages.form_once import claim_form_token
 from service.web.pages.patient import _form_date, _rescreen, author, patient_id_or_404, read_patient
 from service.web.pages.signin import coordinator, signed_in
 from service.web.services import services
@@ -41,13 +42,11 @@ def sledai_save(raw_id: str) -> Any:
     """Save the score (Observation + Provenance), then re-screen."""
     pid = patient_id_or_404(raw_id)
     day = _form_date(request.form.get("date"))
-    token, tokens = request.form.get("form_token", ""), pages().form_tokens
-    if not TOKEN_RE.fullmatch(token):
-        abort(400, gettext("The form is incomplete: reload the page and try again."))
-    if not tokens.claim(token, pages().clock().timestamp()):
-        flash(gettext("This form was already sent: the score was recorded once, not again."),
-              "info")
+    token = claim_form_token(
+        gettext("This form was already sent: the score was recorded once, not again."))
+    if token is None:
         return redirect(url_for("pages.patient_page", raw_id=pid))
+    tokens = pages().form_tokens
     state = pages()
     try:
         ref, total = worksheets.record_score(
