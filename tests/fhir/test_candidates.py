@@ -11,12 +11,10 @@ from service.fhir import candidates
 from service.fhir import research_subject as rs
 from service.fhir.client import FhirClient
 from service.fhir.errors import FhirProtocolError
+from tests.support.candidate_population import ICD10, ICD10CM, SNOMED, load_candidate_population
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = date(2026, 11, 15)
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-SNOMED = "http://snomed.info/sct"
 
 
 def test_the_search_names_every_form_of_the_diagnosis_codes(mappings):
@@ -44,45 +42,12 @@ def test_patient_ids_from_references(reference, expected):
     assert candidates.patient_id_of(reference) == expected
 
 
-def _put(resource: dict) -> dict:
-    return {"resource": resource,
-            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
-
-
-def _condition(cid: str, patient: str, system: str, code: str) -> dict:
-    return _put({"resourceType": "Condition", "id": cid, "subject": {"reference": patient},
-                 "code": {"coding": [{"system": system, "code": code}]}})
-
-
-def _ours(rid: str, patient: str) -> dict:
-    return _put({"resourceType": "ResearchSubject", "id": rid, "status": "ineligible",
-                 "identifier": [{"system": rs.RESEARCH_SUBJECT_SYSTEM,
-                                 "value": f"pediatric-ln-cart/{patient}"}],
-                 "study": {"reference": "ResearchStudy/any"},
-                 "individual": {"reference": f"Patient/{patient}"}})
-
-
 @pytest.fixture
 def population(fresh_fhir_server, fhir_settings):
     """Ten patients: three diagnosed (three code forms), one already ours, six others."""
     settings = fhir_settings.with_overrides(fhir_base_url=fresh_fhir_server.base_url,
                                             fhir_page_size=2)  # several pages per search
-    entries = [_put({"resourceType": "Patient", "id": f"p{i}", "gender": "female",
-                     "birthDate": "2014-01-01"}) for i in range(10)]
-    entries += [
-        _condition("c0", "Patient/p0", ICD10CM, "M32.14"),
-        _condition("c0b", "Patient/p0", SNOMED, "55464009"),  # two diagnoses, one candidate
-        _condition("c1", f"{fresh_fhir_server.base_url}/Patient/p1", ICD10, "M329"),
-        _condition("c2", "Patient/p2", SNOMED, "55464009"),
-        _condition("c3", "Patient/p3", ICD10CM, "J45.909"),  # asthma: not a candidate
-        _ours("rs4", "p4"),  # screened before, diagnosis since removed: must be updated
-        _put({"resourceType": "ResearchSubject", "id": "rs5", "status": "candidate",
-              "identifier": [{"system": "urn:other-registry", "value": "x"}],
-              "study": {"reference": "ResearchStudy/any"},
-              "individual": {"reference": "Patient/p5"}}),  # someone else's: not ours
-    ]
-    with FhirClient(settings) as client:
-        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+    load_candidate_population(settings)
     return settings
 
 

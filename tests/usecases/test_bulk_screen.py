@@ -18,11 +18,9 @@ from service.fhir.client import FhirClient
 from service.fhir.export_state import last_transaction_time
 from service.usecases.bulk_screen import BulkScreening
 from service.usecases.screener import Screener
+from tests.support.candidate_population import SNOMED, condition, load_candidate_population, put
 
 AS_OF = date(2026, 11, 15)
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-SNOMED = "http://snomed.info/sct"
 CANDIDATES = ["p0", "p1", "p2", "p4"]
 # p4 holds one of ours and no diagnosis: only that one is written (api.md "Who gets a
 # ResearchSubject").
@@ -40,45 +38,6 @@ def _server(**env: str) -> LocalServer:
         pytest.fail(str(exc), pytrace=False)
 
 
-def _put(resource: dict) -> dict:
-    return {"resource": resource,
-            "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}}
-
-
-def _condition(cid: str, patient: str, system: str, code: str) -> dict:
-    return _put({"resourceType": "Condition", "id": cid, "subject": {"reference": patient},
-                 "code": {"coding": [{"system": system, "code": code}]}})
-
-
-def _ours(rid: str, patient: str) -> dict:
-    return _put({"resourceType": "ResearchSubject", "id": rid, "status": "ineligible",
-                 "identifier": [{"system": rs.RESEARCH_SUBJECT_SYSTEM,
-                                 "value": f"pediatric-ln-cart/{patient}"}],
-                 "study": {"reference": "ResearchStudy/any"},
-                 "individual": {"reference": f"Patient/{patient}"}})
-
-
-def _populate(settings: Settings) -> None:
-    """Ten patients: three diagnosed (three code forms), one already ours, six others."""
-    base = settings.fhir_base_url
-    entries = [_put({"resourceType": "Patient", "id": f"p{i}", "gender": "female",
-                     "birthDate": "2014-01-01"}) for i in range(10)]
-    entries += [
-        _condition("c0", "Patient/p0", ICD10CM, "M32.14"),
-        _condition("c0b", "Patient/p0", SNOMED, "55464009"),
-        _condition("c1", f"{base}/Patient/p1", ICD10, "M329"),
-        _condition("c2", "Patient/p2", SNOMED, "55464009"),
-        _condition("c3", "Patient/p3", ICD10CM, "J45.909"),  # asthma: not a candidate
-        _ours("rs4", "p4"),  # screened before, diagnosis since removed: must be updated
-        _put({"resourceType": "ResearchSubject", "id": "rs5", "status": "candidate",
-              "identifier": [{"system": "urn:other-registry", "value": "x"}],
-              "study": {"reference": "ResearchStudy/any"},
-              "individual": {"reference": "Patient/p5"}}),  # someone else's: not ours
-    ]
-    with FhirClient(settings) as client:
-        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-
-
 def _settings(server: LocalServer, tmp_path: Path) -> Settings:
     return Settings().with_overrides(
         fhir_base_url=server.base_url, queue_url=f"sqlite:///{tmp_path / 'q.sqlite'}",
@@ -90,7 +49,7 @@ def refusing(tmp_path: Path) -> Iterator[Settings]:
     """A server refusing population searches, exporting at once (no status poll in progress)."""
     server = _server(LOCAL_FHIR_REQUIRE_PATIENT="1", LOCAL_FHIR_EXPORT_POLLS="0")
     settings = _settings(server, tmp_path)
-    _populate(settings)
+    load_candidate_population(settings)
     yield settings
     server.stop()
 
@@ -139,7 +98,7 @@ def test_bulk_screens_the_candidates_from_the_export_then_only_what_changed(
     # One change: p7 is diagnosed. The next run exports what changed since and screens p7.
     with FhirClient(refusing) as client:
         client.transaction({"resourceType": "Bundle", "type": "transaction",
-                            "entry": [_condition("c7", "Patient/p7", SNOMED, "55464009")]})
+                            "entry": [condition("c7", "Patient/p7", SNOMED, "55464009")]})
     assert _cli(refusing, monkeypatch, "--all", "--bulk", "--since", "last", "--csv") == 0
     captured = capsys.readouterr()
     assert _patients(captured.out) == ["p7"]
@@ -153,7 +112,7 @@ def test_polls_honour_retry_after_and_show_progress_without_sleeping(tmp_path):
     server = _server(LOCAL_FHIR_REQUIRE_PATIENT="1", LOCAL_FHIR_EXPORT_POLLS="2")
     try:
         settings = _settings(server, tmp_path)
-        _populate(settings)
+        load_candidate_population(settings)
         slept: list[float] = []
         shown: list[str | None] = []
         run = BulkScreening(Screener(settings), as_of=AS_OF, studies=None, write=False,
@@ -176,9 +135,9 @@ def test_without_typefilter_the_whole_types_are_filtered_while_reading(tmp_path,
                      LOCAL_FHIR_TYPEFILTER="0")
     try:
         settings = _settings(server, tmp_path)
-        _populate(settings)
+        load_candidate_population(settings)
         with FhirClient(settings) as client:  # an Observation no mapping reads
-            client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [_put(
+            client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [put(
                 {"resourceType": "Observation", "id": "o-other", "status": "final",
                  "subject": {"reference": "Patient/p0"},
                  "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}})]})
@@ -304,7 +263,7 @@ def test_records_assembled_from_the_export_give_the_seeds_expected_results(tmp_p
 
 def test_a_group_export_screens_the_group_s_candidates_only(refusing, monkeypatch, capsys):
     with FhirClient(refusing) as client:
-        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [_put(
+        client.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [put(
             {"resourceType": "Group", "id": "rheum", "type": "person", "actual": True,
              "member": [{"entity": {"reference": f"Patient/p{i}"}} for i in (0, 1, 3, 5)]})]})
     assert _cli(refusing, monkeypatch, "--all", "--bulk", "--group", "rheum", "--csv") == 0
