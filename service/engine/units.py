@@ -104,11 +104,6 @@ def spellings(unit: str | None, aliases: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(c for c in candidates if c is not None))
 
 
-def canonical_spelling(unit: str | None, aliases: Mapping[str, str]) -> str:
-    """The most literal UCUM spelling of a unit as written (synonyms applied, blanks removed)."""
-    return spellings(unit, aliases)[0]
-
-
 def _factor_float(source: str, target: str) -> float:
     src = _quantity(source)
     dst = _quantity(target)

@@ -62,3 +62,27 @@ def test_factors_are_exact_decimals_for_simple_prefixes():
     assert units.factor("g/dL", "g/L") == Decimal(10)
     assert units.factor("10*3/uL", "10*9/L") == Decimal(1)
     assert units.factor("/uL", "10*9/L") == Decimal("0.001")
+
+
+@pytest.mark.parametrize(
+    ("source", "concept", "expected"),
+    [
+        ("g/dL", "hemoglobin", True),
+        ("mmol/L", "hemoglobin", True),     # through the concept's molar mass
+        ("K/uL", "lymphocytes", True),      # through the concept's unit aliases
+        ("U/L", "hemoglobin", False),
+        ("bogus-unit", "alt", False),
+        (None, "hemoglobin", False),
+        (None, "sledai-2k", True),          # a score's unit "1": no unit written is understood
+    ],
+)
+def test_understood_says_whether_a_unit_converts(source, concept, expected):
+    # What the codes report tells a site about its units (service/usecases/codes_report.py).
+    c = MAPPINGS.concepts[concept]
+    assert units.understood(source, c.unit, aliases=c.unit_aliases,
+                            molar_mass=c.molar_mass) is expected
+
+
+def test_understood_needs_the_aliases_and_the_molar_mass_it_is_given():
+    assert not units.understood("K/uL", MAPPINGS.concepts["lymphocytes"].unit)
+    assert not units.understood("mmol/L", MAPPINGS.concepts["hemoglobin"].unit)
