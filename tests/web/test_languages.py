@@ -297,6 +297,19 @@ def test_every_reason_of_the_seeds_is_translated_and_english_pages_keep_the_engi
      "按 2026年11月10日 记录的 2019 EULAR/ACR 标准未分类为系统性红斑狼疮：8 分，低于 10 分；"
      "仅实验室和活检条目即达 2019 EULAR/ACR 所需 10 分中的 4 分（准入标准 ANA ≥1:80：满足）："
      "C3 和 C4 均降低 4。"),
+    # a name the catalogue does not know (a hospital's own mapping) is kept as written
+    ("Glucose 5 mmol/L on 2026-11-04 is at least 3 mmol/L.",
+     "Glucose 5 mmol/L（2026年11月4日），不低于 3 mmol/L。"),
+    ("Excluded: rituximab taken on 2026-05-19 (MedicationAdministration/ma-284) in the 180 days "
+     "before 2026-11-15.",
+     "排除：利妥昔单抗 使用于 2026年5月19日（MedicationAdministration/ma-284），在 2026年11月15日 "
+     "前 180 天内。"),
+    ("Lansky 60 (ECOG equivalent 2) on 2026-11-05 is within 0-2.",
+     "Lansky 评分 60 分（相当于 ECOG 2 分，2026年11月5日），在 0-2 范围内。"),
+    ("1 of 3 parts are met, 2 needed, and these cannot be decided: SpO2 at least 92%: No SpO2 on "
+     "record under the codes searched (LOINC 2708-6).",
+     "3 个部分中有 1 个满足，需要 2 个，以下部分无法判定：SpO2 at least 92%：按所检索的编码未找到 "
+     "SpO2 记录（LOINC 2708-6）。"),
 ])
 def test_reasons_are_matched_to_their_template_and_filled_in_chinese(english, chinese):
     from service.web.pages import reason_text, wording
@@ -312,8 +325,7 @@ def test_a_reason_no_template_fits_is_shown_in_english_marked_as_such():
     app = _bare_app()
     with app.test_request_context("/", headers={"Accept-Language": "zh-CN"}):
         with pytest.raises(reason_text.Untranslated):
-            reason_text.translate("Glucose 5 mmol/L on 2026-11-04 is at least 3 mmol/L.",
-                                  wording.reason_words())
+            reason_text.translate("The moon was full on 2026-11-04.", wording.reason_words())
         shown = str(wording.reason("A <b>new</b> sentence."))
         assert shown == '<span lang="en">A &lt;b&gt;new&lt;/b&gt; sentence.</span>'
 

@@ -1,22 +1,27 @@
 """Reasons in the reader's language: the engine's English sentences matched to catalogue templates.
 
 The engine writes its reasons in English and FHIR keeps them so (the pages read them back from
-the ResearchSubjects). Each sentence shape the engine writes is listed here once as an English
-template, which is also its msgid; the catalogue gives the other language's sentence with the
-same placeholders. A reason is matched against the templates (a placeholder matches any text,
-a `date` one only a date); placeholders are then filled by kind, from their name:
+the ResearchSubjects). Each sentence shape the engine writes is listed once as an English
+template (pages/reason_templates.py), which is also its msgid; the catalogue gives the other
+language's sentence with the same placeholders. A reason is matched against the templates; what
+a placeholder matches and how it is filled follow from its name:
 
-- `date...`: formatted for the locale;
-- `what...` / `term...`: a record or medicine term of TERMS (the template only matches when it
-  is one), in the reader's words;
-- `reason...`, `source`, `range`, `clauses`, `detail`: a phrase translated the same way;
-- `list...`: a comma list whose items are translated the same way;
-- `text`: a criterion's registry text (the study file's `text_zh`);
-- `items`: classification items with their points (pages/worksheet_words.py);
+- `date...`: a date, formatted for the locale;
+- `what...` / `term...`: a record or medicine term of TERMS, in the reader's words; failing
+  that, a name the catalogue does not know (a hospital's own mapping) kept as written;
+- `value...`, `limit...`, `low`, `high`, `count`, `days`, ... (NUMBERS): a number, with its
+  comparator and unit as written;
+- `reason...`, `source`, `range`, `clauses`, `detail`, `gap...`: a phrase translated the same way;
+- `list...`: a comma list whose items are translated the same way (or kept as written);
+- `text...`: a criterion's registry text (the study file's `text_zh`), else as written;
+- `parts`: a combination's parts, `text: reason; text: reason`;
+- `items`: classification or SLEDAI-2K items with their points (pages/worksheet_words.py);
 - `record`: a record's own words as written (one of TERMS in the reader's words);
-- anything else (values, units, references): as written.
+- anything else (references, codes, units): as written.
 
-A reason no template matches is shown in English, marked as such (pages/wording.py).
+Templates are tried the most literal first, each first with `what` and `text` only matching
+known terms and texts, then with any name there. A reason no template matches is shown in
+English, marked as such (pages/wording.py).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 
-from flask_babel import get_translations, gettext
+from flask_babel import get_translations, gettext, pgettext
 
 
 def N_(message: str) -> str:  # noqa: N802  (gettext's name for "extract, translate later")
@@ -33,164 +39,18 @@ def N_(message: str) -> str:  # noqa: N802  (gettext's name for "extract, transl
     return message
 
 
-# Every sentence shape of the engine's reasons (no final full stop: it is added back).
-TEMPLATES = (
-    # decide.py: exclusions and who a criterion applies to
-    N_("Excluded: %(reason)s"),
-    N_("Not excluded: %(reason)s"),
-    N_("Not applicable: %(reason)s"),
-    N_("the patient is %(term)s"),
-    N_("the patient is %(term)s (applies to %(term2)ss only)"),
-    N_("the patient is %(years)s years old (applies from %(low)s)"),
-    N_("the patient is %(years)s years old (applies up to %(high)s)"),
-    # ages
-    N_("Age %(years)s years on %(date)s (required: %(range)s)"),
-    N_("Age %(years)s years on %(date)s is outside the required %(range)s"),
-    N_("%(low)s-%(high)s years"),
-    N_("at least %(low)s years"),
-    N_("at most %(high)s years"),
-    # measurements against a threshold
-    N_("%(what)s %(value)s on %(date)s is at least %(limit)s"),
-    N_("%(what)s %(value)s on %(date)s is at most %(limit)s"),
-    N_("%(what)s %(value)s on %(date)s is above %(limit)s"),
-    N_("%(what)s %(value)s on %(date)s is below %(limit)s"),
-    N_("%(what)s %(value)s on %(date)s is within %(limit)s"),
-    N_("%(what)s %(value)s on %(date)s"),
-    N_("Bedside Schwartz eGFR %(value)s (%(factor)s x height %(height)s on %(date)s / "
-       "creatinine %(creatinine)s on %(date2)s) is at least %(limit)s"),
-    N_("Bedside Schwartz eGFR %(value)s (%(factor)s x height %(height)s on %(date)s / "
-       "creatinine %(creatinine)s on %(date2)s) is below %(limit)s"),
-    N_("%(reason)s, and bedside Schwartz cannot be computed: %(reason2)s"),
-    # multiples of the upper limit of normal
-    N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) is at "
-       "most %(limit)s x ULN"),
-    N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) is "
-       "above %(limit)s x ULN"),
-    N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) is at "
-       "most %(limit)s x ULN (limit for Gilbert syndrome)"),
-    N_("reference range of %(ref)s"),
-    N_("CALIPER pediatric table (%(detail)s)"),
-    N_("%(what)s, %(term)s, age %(low)s to <%(high)s years: %(value)s"),
-    N_("%(reason)s, but %(record)s is recorded: the protocol makes an exception for it, so the "
-       "investigator must review"),
-    N_("%(reason)s, but %(record)s is recorded (%(ref)s): the protocol makes an exception for "
-       "it, so the investigator must review"),
-    N_("%(what)s %(value)s on %(date)s was measured within %(days)s days of G-CSF (%(ref)s); "
-       "repeat the count after washout"),
-    # missing and stale results
-    N_("No %(what)s within %(days)s days (latest %(value)s on %(date)s is stale)"),
-    N_("No %(what)s on record under the codes searched (%(codes)s)"),
-    N_("No pregnancy test within %(days)s days (latest on %(date)s)"),
-    N_("%(what)s: %(reason)s"),
-    N_("no result on record"),
-    N_("no result in the window"),
-    N_("not shown by %(count)s result(s)"),
-    N_("not shown by %(count)s result(s) in the window"),
-    # SLEDAI-2K
-    N_("%(reason)s; lab items alone score %(score)s (results of the last %(days)s days; score "
-       "the clinical items with the SLEDAI-2K worksheet)"),
-    # diagnoses and the 2019 EULAR/ACR classification
-    N_("%(record)s is recorded (%(ref)s)"),
-    N_("Only drug-induced lupus is recorded, which does not count as SLE"),
-    N_("%(reason)s; no 2019 EULAR/ACR classification is recorded; the laboratory and biopsy "
-       "items alone reach %(score)s of the 10 2019 EULAR/ACR points (entry criterion ANA >= "
-       "1:80 %(term)s)"),
-    N_("%(reason)s; no 2019 EULAR/ACR classification is recorded; the laboratory and biopsy "
-       "items alone reach %(score)s of the 10 2019 EULAR/ACR points (entry criterion ANA >= "
-       "1:80 %(term)s): %(items)s"),
-    N_("no ANA titre of 1:80 or more (latest %(value)s on %(date)s); an ANA result without a "
-       "titre is recorded: tick the entry criterion only if that test is equivalent to HEp-2 "
-       "at 1:80"),
-    N_("the laboratory and biopsy items alone reach %(score)s of the 10 2019 EULAR/ACR points "
-       "(entry criterion ANA >= 1:80 %(term)s)"),
-    N_("the laboratory and biopsy items alone reach %(score)s of the 10 2019 EULAR/ACR points "
-       "(entry criterion ANA >= 1:80 %(term)s): %(items)s"),
-    N_("Classified as SLE by the 2019 EULAR/ACR criteria on %(date)s: entry criterion met, "
-       "%(total)s points (at least %(threshold)s); %(reason)s"),
-    N_("Not classified as SLE by the 2019 EULAR/ACR criteria recorded on %(date)s: "
-       "%(reason)s; %(reason2)s"),
-    N_("the entry criterion (ANA >= 1:80) is not met"),
-    N_("%(total)s points, below %(threshold)s"),
-    N_("no clinical item counts (at least one is required)"),
-    N_("The 2019 EULAR/ACR classification recorded on %(date)s (%(ref)s) has no readable total "
-       "or entry criterion; record it again with the worksheet; %(reason)s"),
-    N_("class recorded on %(date)s"),
-    N_("no such class recorded"),
-    # kidney biopsy and proteinuria
-    N_("Class III/IV lupus nephritis with a kidney biopsy on %(date)s, %(days)s days before "
-       "screening (limit %(limit)s)"),
-    N_("The latest kidney biopsy (%(date)s) is %(days)s days before screening, more than "
-       "%(limit)s days"),
-    N_("No active class III or IV lupus nephritis is recorded (Condition or pathology "
-       "conclusion)"),
-    # medicines
-    N_("%(count)s of the listed agents taken for more than %(days)s days: %(list)s"),
-    N_("Fewer than %(count)s of the listed agents taken for more than %(days)s days (%(list)s)"),
-    N_("%(what)s (%(days)s days)"),
-    N_("High-dose glucocorticoid for %(days)s days, hydroxychloroquine and %(count)s DMARDs "
-       "(%(list)s) are recorded"),
-    N_("Intolerant to standard treatment (%(list)s)"),
-    N_("The medication history does not show: %(clauses)s"),
-    N_("glucocorticoid >= %(dose)s mg/kg/day prednisone-equivalent for >= %(days)s days "
-       "(longest high-dose course %(longest)s days)"),
-    N_("at least %(count)s DMARDs (found %(found)s: %(list)s)"),
-    N_("no intolerance to standard treatment is recorded"),
-    N_("No medication history is recorded"),
-    N_("No medication history is recorded, so refractoriness cannot be judged"),
-    # deceased patients (engine/deceased.py)
-    N_("deceased"),
-    N_("deceased on %(date)s"),
-    N_("deceased (the date of death cannot be read)"),
-    # demographics, diagnoses, more results
-    N_("No birth date on record, so the age is unknown"),
-    N_("The birth date is after the screening date"),
-    N_("The sex is not recorded as female or male, so it is unknown whether a pregnancy test is "
-       "needed"),
-    N_("The latest pregnancy test has no readable result"),
-    N_("The latest %(what)s result has no readable titer"),
-    N_("ANA reported negative on %(date)s: below %(limit)s"),
-    N_("ANA reported negative on %(date)s, without the screening dilution; %(limit)s cannot be "
-       "judged"),
-    N_("ANA titer %(value)s on %(date)s may or may not reach %(limit)s"),
-    N_("No %(record)s diagnosis is recorded"),
-    N_("%(record)s is recorded"),
-    N_("%(record)s is recorded (%(ref)s), but %(reason)s"),
-    N_("a person recorded on %(date)s that it is present: %(record)s"),
-    N_("a person recorded on %(date)s that it is absent: %(record)s"),
-    # confirmations, consent, pregnancy
-    N_("Confirmed by a person on %(date)s"),
-    N_("Needs a person to confirm: %(text)s. Record it with the confirmation form on the "
-       "patient page"),
-    N_("No signed informed consent for this study is recorded: %(text)s. Record it with the "
-       "confirmation form on the patient page once it is signed"),
-    N_("Informed consent for this study is recorded as active (signed %(date)s)"),
-    N_("Negative pregnancy test on %(date)s"),
-    N_("Positive pregnancy test on %(date)s"),
-)
-
-# Record and medicine terms the templates' `what` and `term` placeholders accept.
-TERMS = (
-    N_("ALT"), N_("AST"), N_("ALT (no P5P)"), N_("AST (no P5P)"), N_("INR"), N_("PT"),
-    N_("WBC"), N_("LVEF"), N_("SpO2"), N_("ECOG"), N_("ECOG score"), N_("eGFR"), N_("C3"),
-    N_("C4"), N_("Reported eGFR"), N_("ANA titer"), N_("ANA titre"), N_("SLEDAI-2K score"),
-    N_("Haemoglobin"), N_("haemoglobin"), N_("Total bilirubin"), N_("total bilirubin"),
-    N_("Lymphocytes"), N_("lymphocytes"), N_("Neutrophils"), N_("neutrophils"),
-    N_("creatinine"), N_("Urine protein/creatinine ratio"), N_("urine protein/creatinine ratio"),
-    N_("24 h urine protein"), N_("CD19+ B cell percentage"), N_("CD19+ B cell count"),
-    N_("male"), N_("female"), N_("both sexes"), N_("met"), N_("not shown"),
-    N_("glucocorticoids"), N_("mycophenolic acid analogues"), N_("tacrolimus"),
-    N_("cyclosporine"), N_("leflunomide"), N_("cyclophosphamide"), N_("azathioprine"),
-    N_("mycophenolate"), N_("methotrexate"), N_("hydroxychloroquine"),
-    # concept names the engine writes in its own words (a record's own words stay as written)
-    N_("lupus nephritis"), N_("systemic lupus erythematosus"), N_("SLE"),
-    N_("drug-induced lupus"),
-    # the study files' `wording` phrases (what a result means for a criterion)
-    N_("CD19 is expressed"), N_("proteinuria persists"),
-)
-_TERMS = frozenset(TERMS)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _DATE = r"\d{4}(?:-\d{2}(?:-\d{2})?)?"
-_RECURSIVE = ("reason", "source", "range", "clauses", "detail")
+_RECURSIVE = ("reason", "source", "range", "clauses", "detail", "gap")
+_FREE = ("what", "term", "text")  # known words in the first pass, any name in the second
+NUMBERS = ("value", "limit", "low", "high", "count", "days", "score", "total", "threshold",
+           "years", "ratio", "uln", "dose", "found", "longest", "factor", "height",
+           "creatinine", "need", "amount", "age", "multiple", "bound", "number")
+# A number as reasons write it: an optional comparator, then digits; then its unit, which never
+# holds ": " or "; " (1:160 does not) nor " on " (the date follows).
+_NUMBER = r"(?:[<>]=?|=)?-?\d(?:(?!: |; | on ).)*?"
+# A name the catalogue does not know: no clause separators, no date, no full stop.
+_NAME = r"[^\s;:](?:(?!: |; | on |\. ).)*?"
 
 
 @dataclass(frozen=True)
@@ -200,18 +60,39 @@ class _Template:
     names: tuple[str, ...]
 
 
-def _group(name: str) -> str:
+def _terms() -> frozenset[str]:
+    from service.web.pages.reason_templates import TERMS
+
+    return frozenset(TERMS)
+
+
+@cache
+def _known() -> dict[str, str]:
+    """Every term as reasons write it (also capitalised, as a sentence starts) -> its msgid."""
+    known: dict[str, str] = {}
+    for term in sorted(_terms()):
+        known.setdefault(term, term)
+        known.setdefault(term[:1].upper() + term[1:], term)
+    return known
+
+
+def _group(name: str, loose: bool) -> str:
     if name.startswith("date"):
         return _DATE
-    if name.startswith(("what", "term")):  # longest first: "ALT (no P5P)" before "ALT"
-        return "|".join(re.escape(t) for t in sorted(_TERMS, key=len, reverse=True))
-    if name.startswith(_RECURSIVE) or name.startswith(("list", "text", "items")):
+    if name.startswith(("what", "term")):
+        if loose:
+            return _NAME
+        # longest first: "ALT (no P5P)" before "ALT"
+        return "|".join(re.escape(t) for t in sorted(_known(), key=len, reverse=True))
+    if name.startswith(NUMBERS):
+        return _NUMBER
+    if name.startswith(_RECURSIVE) or name.startswith(("list", "text", "items", "parts")):
         return ".+?"
-    # A value, unit or reference never holds ": " or "; " (1:160 does not): those end it.
+    # A reference, code or unit never holds ": " or "; ": those end it.
     return r"(?:(?!: |; ).)+?"
 
 
-def _compile(msgid: str) -> _Template:
+def _compile(msgid: str, loose: bool) -> _Template:
     parts = _PLACEHOLDER.split(msgid)
     regex, names = "", []
     for index, part in enumerate(parts):
@@ -219,13 +100,24 @@ def _compile(msgid: str) -> _Template:
             regex += re.escape(part)
         else:
             names.append(part)
-            regex += f"(?P<{part}>{_group(part)})"
+            regex += f"(?P<{part}>{_group(part, loose)})"
     return _Template(msgid, re.compile(regex, re.S), tuple(names))
 
 
-# The most literal text first: a specific shape wins over a general one.
-_COMPILED = tuple(sorted((_compile(t) for t in TEMPLATES),
-                         key=lambda t: -len(_PLACEHOLDER.sub("", t.msgid))))
+@cache
+def _compiled() -> tuple[tuple[_Template, bool], ...]:
+    """Every template, the most literal text first (a specific shape wins over a general one);
+    each strict, then (when it names a `what` or `text`) loose."""
+    from service.web.pages.reason_templates import STRICT_ONLY, TEMPLATES
+
+    ordered = sorted(TEMPLATES, key=lambda t: -len(_PLACEHOLDER.sub("", t)))
+    out: list[tuple[_Template, bool]] = []
+    for msgid in ordered:
+        out.append((_compile(msgid, False), False))
+        if msgid not in STRICT_ONLY and any(
+                n.startswith(_FREE) for n in _PLACEHOLDER.findall(msgid)):
+            out.append((_compile(msgid, True), True))
+    return tuple(out)
 
 
 class Untranslated(Exception):
@@ -252,53 +144,161 @@ def translate(reason: str, words: Words) -> str:
 
 
 def _phrase(text: str, words: Words) -> str:
-    for candidate in dict.fromkeys((text, text[:1].upper() + text[1:])):
-        for template in _COMPILED:
-            found = template.pattern.fullmatch(candidate)
-            if found is None:
-                continue
-            try:
-                filled = {name: _fill(name, found.group(name), words) for name in template.names}
-            except Untranslated:
-                continue
-            if get_translations().ugettext(template.msgid) == template.msgid:
-                raise Untranslated(text)  # the catalogue has no sentence for this shape
-            return str(gettext(template.msgid, **filled) if filled else gettext(template.msgid))
-    if "; " in text:  # clauses joined by the engine: each is a sentence of its own
-        return words.semicolon.join(_phrase(part, words) for part in text.split("; "))
+    found = _match(tuple(dict.fromkeys((text, text[:1].upper() + text[1:]))), words)
+    if found is not None:
+        return found
+    if "; " in text:  # clauses joined by the engine: each is a sentence (or a term) of its own
+        return words.semicolon.join(_term(part) if part in _known() else _phrase(part, words)
+                                    for part in text.split("; "))
     head, sep, tail = text.rpartition(": ")
-    if sep and tail in _TERMS:  # a study file's wording added after the rule's reason
-        return _phrase(head, words) + gettext(": ") + gettext(tail)
+    if sep and _wording(tail):  # a study file's wording added after the rule's reason
+        return _phrase(head, words) + gettext(": ") + _term(tail)
     raise Untranslated(text)
 
 
-def _fill(name: str, value: str, words: Words) -> str:
+def _match(candidates: tuple[str, ...], words: Words) -> str | None:
+    """The first template (most literal first) that fits the text as written or capitalised."""
+    for template, free in _compiled():
+        found = next(filter(None, (template.pattern.fullmatch(c) for c in candidates)), None)
+        if found is None:
+            continue
+        try:
+            filled = {name: _fill(name, found.group(name), words, free)
+                      for name in template.names}
+        except Untranslated:
+            continue
+        if get_translations().ugettext(template.msgid) == template.msgid:
+            raise Untranslated(candidates[0])  # the catalogue has no sentence for this shape
+        return str(gettext(template.msgid, **filled) if filled else gettext(template.msgid))
+    return None
+
+
+def _wording(tail: str) -> bool:
+    """A study file's wording ('renal response'): a known term, or a short phrase of words."""
+    return tail in _known() or re.fullmatch(r"[a-z][\w+/-]*(?: [\w+/-]+){0,5}", tail) is not None
+
+
+def _term(value: str) -> str:
+    """A known term in the reader's words; a name the catalogue does not know as written."""
+    msgid = _known().get(value)
+    if msgid:
+        return str(gettext(msgid))
+    code = re.fullmatch(r"Code (\S+)", value)  # a diagnosis without a display (engine's words)
+    if code:
+        return str(gettext("Code %(code)s", code=code.group(1)))
+    if " or " in value:  # names the engine joined: "anti-dsDNA or anti-Smith"
+        return str(gettext(" or ")).join(_term(part) for part in value.split(" or "))
+    return value
+
+
+def known_term(value: str) -> str:
+    """A record's words in the reader's language when they are exactly one of TERMS."""
+    msgid = _known().get(value)
+    return str(gettext(msgid)) if msgid else value
+
+
+def _known_name(value: str) -> bool:
+    """Whether every name of a (possibly joined) name is a known term."""
+    return all(part in _known() for part in value.split(" or "))
+
+
+def _fill(name: str, value: str, words: Words, free: bool) -> str:
     if name.startswith("date"):
         return words.day(value)
     if name.startswith(("what", "term")):
-        if value not in _TERMS:
+        if not free and not _known_name(value):
             raise Untranslated(value)
-        return str(gettext(value))
+        return _term(value)
+    if name.startswith("text"):
+        if value not in words.texts and not free:
+            raise Untranslated(value)
+        return words.texts.get(value, value)
     if name.startswith(_RECURSIVE):
         return _phrase(value, words)
-    if name.startswith("list"):
-        return words.comma.join(_phrase(item, words) if item not in _TERMS else gettext(item)
-                                for item in value.split(", "))
     if name.startswith("record"):  # a record's own words, or one of our terms
-        return str(gettext(value)) if value in _TERMS else value
-    if name == "items":  # classification items with their points: "Low C3 or low C4 3, ..."
-        return words.comma.join(f"{_worksheet_text(m.group(1))} {m.group(2)}"
-                                for m in re.finditer(r"(.+?) (\d+)(?=, |$)", value))
-    if name == "text":
-        if value not in words.texts:
-            raise Untranslated(value)
-        return words.texts[value]
-    return value
+        return _term(value)
+    filler = _FILLERS.get(name.rstrip("0123456789"))
+    return filler(value, words) if filler else value
+
+
+def _items(value: str, words: Words) -> str:
+    """Items with their points: 'Low C3 or low C4 3, proteinuria 4' (worksheet words)."""
+    found = list(re.finditer(r"(?:^|, )(.+?) (\d+)(?=, |$)", value))
+    if "".join(m.group(0) for m in found) != value:
+        raise Untranslated(value)
+    return words.comma.join(f"{_worksheet_text(m.group(1))} {m.group(2)}" for m in found)
+
+
+def _statuses(value: str, words: Words) -> str:
+    """ResearchSubject or Consent status codes, as the pages word them."""
+    return words.comma.join(str(pgettext("status", code)) for code in value.split(", "))
+
+
+def _list(value: str, words: Words) -> str:
+    return words.comma.join(_item(item, words) for item in value.split(", "))
+
+
+def _item(item: str, words: Words) -> str:
+    if item in _known():
+        return _term(item)
+    try:
+        return _phrase(item, words)
+    except Untranslated:
+        pass
+    try:  # a SLEDAI-2K item's id ('mucosal-ulcers')
+        return _worksheet_text(item.replace("-", " "))
+    except Untranslated:
+        if re.fullmatch(_NAME, item) and not re.search(r"\d", item):
+            return item  # a medicine or agent name the catalogue does not know
+        raise
+
+
+def _parts(value: str, words: Words) -> str:
+    """A combination's parts, 'text: reason; text: reason' (texts and reasons may hold ': ' and
+    '; ' themselves): the first split whose every piece translates."""
+    pieces = value.split("; ")
+
+    def split(start: int) -> list[str] | None:
+        if start == len(pieces):
+            return []
+        for end in range(len(pieces), start, -1):  # the longest reason first
+            chunk = "; ".join(pieces[start:end])
+            for at in [m.start() for m in re.finditer(": ", chunk)]:
+                text, reason = chunk[:at], chunk[at + 2:]
+                if "; " in text:
+                    break
+                try:
+                    said = _phrase(reason, words)
+                except Untranslated:
+                    continue
+                rest = split(end)
+                if rest is not None:
+                    return [gettext("%(text)s: %(reason)s", text=_part_text(text, words),
+                                    reason=said), *rest]
+        return None
+
+    found = split(0)
+    if found is None:
+        raise Untranslated(value)
+    return words.semicolon.join(found)
+
+
+def _part_text(text: str, words: Words) -> str:
+    return words.texts.get(text, text)
+
+
+_FILLERS: dict[str, Callable[[str, Words], str]] = {
+    "list": _list, "items": _items, "parts": _parts, "status": _statuses, "statuses": _statuses,
+}
 
 
 def _worksheet_text(text: str) -> str:
     from service.web.pages.worksheet_words import WORKSHEET_TEXTS  # it imports N_ from here
 
-    if text not in WORKSHEET_TEXTS:
-        raise Untranslated(text)
-    return str(gettext(text))
+    for candidate in (text, text[:1].upper() + text[1:]):
+        if candidate in WORKSHEET_TEXTS:
+            return str(gettext(candidate))
+    by_case = {t.lower(): t for t in WORKSHEET_TEXTS}
+    if text.lower() in by_case:
+        return str(gettext(by_case[text.lower()]))
+    raise Untranslated(text)

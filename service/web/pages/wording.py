@@ -261,9 +261,10 @@ def worksheet_definition(part: Any) -> str | Markup:
 
 @bp.app_template_filter("evidence_what")
 def evidence_what(text: Any) -> str:
-    """What an evidence resource is: the record's own display, or our words for it translated."""
+    """What an evidence resource is: our words for it, or the record's own display (in the
+    reader's words when it is exactly one of the reasons' terms, 'mycophenolic acid')."""
     words = EVIDENCE_WORDS.get(str(text or ""))
-    return words() if words else str(text or "")
+    return words() if words else reason_text.known_term(str(text or ""))
 
 
 # The reasons a person gives for a workflow change (service/fhir/progress.py), in words.
