@@ -333,12 +333,16 @@ class FhirClient:
         accept: str = FHIR_JSON,
         headers: Mapping[str, str] | None = None,
         authenticate: bool = True,
+        body: Mapping[str, Any] | None = None,
     ) -> requests.Response:
         """One request (retried as any other) whose 2xx answer is returned as a streamed
         Response: Bulk Data's kick-off, status polls and NDJSON downloads."""
         response: requests.Response = self._request(
             method, url, what=what, params=params, accept=accept, extra_headers=headers,
-            authenticate=authenticate, raw=True)
+            authenticate=authenticate, raw=True, json_body=body,
+            # A POST kick-off starts a job: not resent after a connection that may have
+            # delivered it (a second job would run for nothing).
+            idempotent=method != "POST")
         return response
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:

@@ -74,6 +74,7 @@ class BulkFigures:
     touched: int = 0
     transaction_time: str | None = None
     type_filter_refused: bool = False
+    posted_kick_off: bool = False  # the filters went in a POST body (the GET URL was too long)
     since: str | None = None
 
 
@@ -183,6 +184,7 @@ class BulkScreening:
         self._manifest = manifest
         self.figures.transaction_time = manifest.transaction_time
         self.figures.type_filter_refused = self.export.type_filter_refused
+        self.figures.posted_kick_off = self.export.posted_kick_off
         self._grouping = PatientGrouping(folder / "group.sqlite")
         self._load(downloaded, incremental=since is not None)
         self._note_costs()

@@ -19,6 +19,7 @@ from service.fhir.bulk_export import (
     offers_export,
 )
 from service.fhir.client import FhirClient
+from service.fhir.errors import FhirTemporaryError
 
 BASE = "http://ehr.test/fhir"
 STATUS = f"{BASE}/bulkstatus/job1"
@@ -53,6 +54,54 @@ def test_kick_off_404_or_405_means_no_export():
         with pytest.raises(BulkExportUnsupported, match=f"no \\$export .*{status}"):
             _export(_client()).kick_off(REQUEST)
         responses.reset()
+
+
+@responses.activate
+def test_a_url_too_long_is_sent_again_as_a_post_of_parameters_keeping_the_filters():
+    # HAPI's Jetty answers 414 to the GET with the mapped codes in _typeFilter.
+    responses.get(f"{BASE}/$export", status=414)
+    responses.post(f"{BASE}/$export", status=202, headers={"Content-Location": STATUS})
+    export = _export(_client())
+    request = ExportRequest(("Patient", "Observation"),
+                            ("Observation?code=x", "Observation?code=y"),
+                            since="2026-11-01T00:00:00Z")
+    assert export.kick_off(request) == STATUS
+    assert export.posted_kick_off and not export.type_filter_refused
+    post = responses.calls[1].request
+    assert post.method == "POST" and "?" not in post.url
+    assert post.headers["Prefer"] == "respond-async"
+    assert post.headers["Content-Type"].startswith("application/fhir+json")
+    assert json.loads(post.body) == {"resourceType": "Parameters", "parameter": [
+        {"name": "_outputFormat", "valueString": "application/fhir+ndjson"},
+        {"name": "_type", "valueString": "Patient,Observation"},
+        {"name": "_since", "valueInstant": "2026-11-01T00:00:00Z"},
+        {"name": "_typeFilter", "valueString": "Observation?code=x"},
+        {"name": "_typeFilter", "valueString": "Observation?code=y"}]}
+
+
+@pytest.mark.parametrize("refusal", [405, 400, 404])
+@responses.activate
+def test_a_server_refusing_the_post_kick_off_exports_whole_types(refusal):
+    responses.get(f"{BASE}/$export", status=414,
+                  match=[responses.matchers.query_param_matcher(
+                      {"_typeFilter": "Observation?code=x"}, strict_match=False)])
+    responses.post(f"{BASE}/$export", status=refusal)
+    _kick_off_ok()
+    export = _export(_client())
+    assert export.kick_off(REQUEST) == STATUS
+    assert export.type_filter_refused and not export.posted_kick_off
+    assert [c.request.method for c in responses.calls] == ["GET", "POST", "GET"]
+    assert "_typeFilter" not in responses.calls[2].request.url
+    assert export.requests["kick-off"] == 3
+
+
+@responses.activate
+def test_a_post_kick_off_is_not_sent_twice_after_a_connection_that_may_have_delivered_it():
+    responses.get(f"{BASE}/$export", status=414)
+    responses.post(f"{BASE}/$export", body=requests.ConnectionError("reset after sending"))
+    with pytest.raises(FhirTemporaryError, match="kick-off: connection"):
+        _export(_client()).kick_off(REQUEST)
+    assert [c.request.method for c in responses.calls] == ["GET", "POST"]
 
 
 @responses.activate

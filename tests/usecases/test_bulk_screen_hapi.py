@@ -12,6 +12,7 @@ import pytest
 
 from service.core.settings import REPO_ROOT, Settings
 from service.fhir import candidates
+from service.fhir.bulk_export import BulkExport, ExportRequest, read_ndjson
 from service.fhir.client import FhirClient
 from service.fhir.export_state import last_transaction_time
 from service.usecases.bulk_screen import BulkScreening
@@ -65,6 +66,9 @@ def test_bulk_on_hapi_screens_the_search_s_candidates_then_what_changed(hapi_see
             want = {key: study["status"] for key, study in expected["studies"].items()}
             assert _statuses(rows[pid].result) == want, pid
     assert run.figures.requests["download"] >= 3
+    # HAPI's Jetty refuses the GET with the mapped codes (414); the POST kick-off keeps them.
+    assert run.figures.posted_kick_off and not run.figures.type_filter_refused
+    assert run.figures.requests["kick-off"] == 2
     with FhirClient(settings) as client:
         kept = last_transaction_time(client, None)
     assert kept == run.figures.transaction_time
@@ -87,3 +91,23 @@ def test_bulk_on_hapi_screens_the_search_s_candidates_then_what_changed(hapi_see
     assert later.figures.requests["record read"] == 1
     with FhirClient(settings) as client:
         assert last_transaction_time(client, None) == later.figures.transaction_time > kept
+
+
+@pytest.mark.timeout(300)
+def test_hapi_applies_the_type_filter_of_a_posted_kick_off(hapi_seeded, tmp_path):
+    # A filter list too long for a URL: HAPI answers the GET with 414, the POST is taken, and
+    # only Observations of the one real code come back (the other filters match nothing).
+    settings = Settings().with_overrides(fhir_base_url=hapi_seeded["base_url"],
+                                         queue_url="memory://", fhir_timeout=300)
+    haemoglobin = "http://loinc.org|718-7"
+    filters = (f"Observation?code={haemoglobin}",
+               *(f"Observation?code=urn:example:none|code-{i:04}" for i in range(600)))
+    with FhirClient(settings) as client:
+        export = BulkExport(client, sleep=_wait)
+        export.kick_off(ExportRequest(("Observation",), filters))
+        manifest = export.wait()
+        codes = [{f"{c.get('system')}|{c.get('code')}" for c in o["code"]["coding"]}
+                 for item in manifest.output
+                 for o in read_ndjson(export.download(item, manifest, tmp_path))]
+    assert export.posted_kick_off and not export.type_filter_refused
+    assert codes and all(haemoglobin in c for c in codes), codes
