@@ -127,7 +127,7 @@ class JobQueue:
         # Outreach (service/usecases/outreach.py): a sweep run after each screening and every
         # OUTREACH_INTERVAL_SECONDS by the reaper; its state is durable in its own store.
         self.outreach: Callable[[], object] | None = None
-        self._outreach_task = huey.task(name="outreach-sweep")(self._run_outreach)
+        self._outreach_task = huey.task(name="outreach-sweep")(self.sweep_outreach)
         self._next_outreach = 0.0
         self._consumer: Consumer | None = None
         self._reaper_stop = threading.Event()
@@ -349,8 +349,12 @@ class JobQueue:
                 log.warning("screening of Patient/%s failed: %s", task.patient, reason)
             self.store.fail(task.id, worker, reason)
 
-    def _run_outreach(self) -> None:
-        """One outreach sweep, by one worker at a time (the others skip: it runs again soon)."""
+    def sweep_outreach(self) -> None:
+        """One outreach sweep, by one worker at a time (the others skip: it runs again soon).
+
+        The queue runs it as a task after each screening and every OUTREACH_INTERVAL_SECONDS;
+        called directly it sweeps now (what the reaper's interval would do later).
+        """
         if self.outreach is None:
             return
         worker = self._worker_id()

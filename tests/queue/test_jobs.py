@@ -344,8 +344,8 @@ def test_a_finished_screening_runs_the_outreach_sweep_on_the_queue(open_queue):
     # one sweep at a time: while another worker holds the outreach lock, a sweep is skipped
     assert queue.store.lock("outreach", "other-worker", 30.0)
     before = len(sweeps)
-    queue._run_outreach()
+    queue.sweep_outreach()
     assert len(sweeps) == before
     queue.store.unlock("outreach", "other-worker")
-    queue._run_outreach()
+    queue.sweep_outreach()
     assert len(sweeps) == before + 1

@@ -185,7 +185,7 @@ def test_a_new_candidate_produces_exactly_one_email(browser, ws, mailbox):
     box, _ = mailbox
     queue = w.app.extensions["eligibility"].queue
     assert queue.outreach is not None  # SMTP_URL and MAIL_FROM set: outreach is on
-    queue._run_outreach()  # the queue's sweep: learns who is a candidate already
+    queue.sweep_outreach()  # the queue's sweep: learns who is a candidate already
     page = _page(browser, url)
     page.get_by_role("link", name="Email").click()
     page.wait_for_load_state()
@@ -202,7 +202,7 @@ def test_a_new_candidate_produces_exactly_one_email(browser, ws, mailbox):
     page.get_by_role("button", name="Screen again").click()
     page.wait_for_load_state()
     assert "potential-candidate" in page.locator(f"#study-{SLE} .status-line").inner_text()
-    queue._run_outreach()
+    queue.sweep_outreach()
     assert len(box.messages) == 1
     (mail,) = box.messages
     body = mail.get_payload(decode=True).decode()
@@ -214,6 +214,6 @@ def test_a_new_candidate_produces_exactly_one_email(browser, ws, mailbox):
     # screened again and swept again: still exactly one email
     page.get_by_role("button", name="Screen again").click()
     page.wait_for_load_state()
-    queue._run_outreach()
-    queue._run_outreach()
+    queue.sweep_outreach()
+    queue.sweep_outreach()
     assert len(box.messages) == 1
