@@ -299,7 +299,7 @@ TEMPLATES = (
     N_("%(amount)s mg of %(what)s given in the %(days)s days before %(date)s (%(count)s "
        "administration(s)), below %(limit)s mg"),
     N_("%(amount)s mg of %(what)s given in the %(days)s days before %(date)s (%(count)s "
-       "administration(s)); the dose of %(list)s is not recorded"),
+       "administration(s)); the dose of %(refs)s is not recorded"),
     N_("%(amount)s mg of %(what)s given in the %(days)s days before %(date)s (%(count)s "
        "administration(s)); %(what2)s is ordered or recorded as taken (%(ref)s) but its "
        "administrations are not recorded"),

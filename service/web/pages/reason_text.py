@@ -47,8 +47,9 @@ NUMBERS = ("value", "limit", "low", "high", "count", "days", "score", "total", "
            "years", "ratio", "uln", "dose", "found", "longest", "factor", "height",
            "creatinine", "need", "amount", "age", "multiple", "bound", "number")
 # A number as reasons write it: an optional comparator, then digits; then its unit, which never
-# holds ": " or "; " (1:160 does not) nor " on " (the date follows).
-_NUMBER = r"(?:[<>]=?|=)?-?\d(?:(?!: |; | on ).)*?"
+# holds ": " or "; " (1:160 does not; a unit as badly written as ";" just before " on " may)
+# nor " on " (the date follows).
+_NUMBER = r"(?:[<>]=?|=)?-?\d(?:(?!: |; (?!on )| on ).)*?"
 # A name the catalogue does not know: no clause separators, no date, no full stop.
 _NAME = r"[^\s;:](?:(?!: |; | on |\. ).)*?"
 
@@ -149,7 +150,7 @@ def _phrase(text: str, words: Words) -> str:
         return found
     if "; " in text:  # clauses joined by the engine: each is a sentence (or a term) of its own
         return words.semicolon.join(_term(part) if part in _known() else _phrase(part, words)
-                                    for part in text.split("; "))
+                                    for part in re.split(r"; (?!on )", text))  # "; on": a bad unit
     head, sep, tail = text.rpartition(": ")
     if sep and _wording(tail):  # a study file's wording added after the rule's reason
         return _phrase(head, words) + gettext(": ") + _term(tail)
@@ -189,6 +190,11 @@ def _term(value: str) -> str:
     if " or " in value:  # names the engine joined: "anti-dsDNA or anti-Smith"
         return str(gettext(" or ")).join(_term(part) for part in value.split(" or "))
     return value
+
+
+def is_term(value: str) -> bool:
+    """Whether the catalogue knows a name (as written or capitalised) as one of TERMS."""
+    return value in _known()
 
 
 def known_term(value: str) -> str:
