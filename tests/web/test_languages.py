@@ -432,3 +432,32 @@ def test_an_email_goes_in_the_language_the_coordinator_chose(tmp_path):
         en = mails["casey@hospital.example"]
         assert en["Subject"] == f"Trial eligibility: 1 new candidate for {LN}"
         assert "eligible: 1" in en.get_payload(decode=True).decode()
+
+
+def test_a_refusal_from_below_the_use_cases_shows_in_the_readers_words(ws):
+    # Undoing a confirmation twice: the FHIR layer's own sentence ("this confirmation was
+    # already undone") never reaches the page; the page says it in the reader's language.
+    from service.accounts.form_tokens import new_form_token
+
+    client = ws.app.test_client()
+    _sign_in(client)
+    pid = "seed-age-4"
+    token = _token(client, f"/patients/{pid}")
+    assert client.post(f"/patients/{pid}/confirm", data={
+        "csrf_token": token, "form_token": new_form_token(), "study": LN,
+        "criterion": "venous-access", "answer": "met", "date": "2026-11-14"}).status_code == 302
+    page = client.get(f"/patients/{pid}").get_data(as_text=True)
+    ref = sorted(re.findall(r'name="ref" value="(Observation/[^"]+)"', page))[0]
+    assert client.post(f"/patients/{pid}/undo",
+                       data={"csrf_token": token, "ref": ref}).status_code == 302
+    again = client.post(f"/patients/{pid}/undo", data={"csrf_token": token, "ref": ref})
+    shown = visible_text(again.get_data(as_text=True))
+    assert again.status_code == 400 and "already undone" not in shown
+    assert "This confirmation cannot be undone (it may have been undone already)" in shown
+    _choose(client, "zh_CN", f"/patients/{pid}")
+    again = client.post(f"/patients/{pid}/undo", data={"csrf_token": token, "ref": ref})
+    shown = visible_text(again.get_data(as_text=True))
+    assert again.status_code == 400 and "该确认无法撤销" in shown and "undone" not in shown
+    # A use case's own refusal is its sentence, translated.
+    answer = client.post(f"/patients/{pid}/undo", data={"csrf_token": token, "ref": "Patient/x"})
+    assert "这不是一条确认记录。" in visible_text(answer.get_data(as_text=True))

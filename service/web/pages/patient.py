@@ -25,6 +25,7 @@ from service.usecases.subject_rows import Row, label, row_of, study_key_of
 from service.web.pages import bp, pages
 from service.web.pages.evidence import Evidence, summarize
 from service.web.pages.form_once import claim_form_token
+from service.web.pages.refusals import refusal_words
 from service.web.pages.signin import coordinator, current_user, signed_in
 from service.web.pages.wording import criterion as criterion_name
 from service.web.pages.wording import progress_reason, reason_error_words
@@ -165,7 +166,8 @@ def confirm(raw_id: str) -> Any:
     try:
         _, crit = confirming.manual_criterion(services().screener, key, crit_id)
     except Refused as exc:
-        abort(400, gettext(str(exc)))
+        abort(400, refusal_words(exc, gettext("This criterion cannot be confirmed here: nothing "
+                                              "was recorded. Reload the page and try again.")))
     said = request.form.get("answer") or ""
     # An exclusion's form asks whether the condition is present; "present" records `true`
     # (the condition holds, so the patient is excluded), "absent" records `false`.
@@ -203,7 +205,9 @@ def undo(raw_id: str) -> Any:
         ref = undoing.undo_confirmation(services().screener, author=author(), patient_id=pid,
                                         ref=request.form.get("ref", ""), now=pages().clock())
     except Refused as exc:
-        abort(400, gettext(str(exc)))
+        abort(400, refusal_words(exc, gettext("This confirmation cannot be undone (it may have "
+                                              "been undone already): nothing was changed. Reload "
+                                              "the page to see what is recorded.")))
     flash(gettext("Undone: %(ref)s is marked entered-in-error.", ref=ref) + " "
           + _rescreen(pid), "success")
     return redirect(url_for("pages.patient_page", raw_id=pid))
@@ -223,7 +227,8 @@ def workflow(raw_id: str) -> Any:
             seen_version=seen, now=pages().clock(), reason=request.form.get("reason", ""),
             why=request.form.get("why", ""), criterion=request.form.get("criterion", ""))
     except Refused as exc:
-        abort(400, gettext(str(exc)))
+        abort(400, refusal_words(exc, gettext("The workflow status cannot be changed: nothing "
+                                              "was changed. Reload the page and try again.")))
     except workflow_status.ReasonError as exc:
         abort(400, reason_error_words(exc))
     except StaleRecord as stale:
