@@ -14,7 +14,7 @@ from service.core.settings import REPO_ROOT
 from service.engine.evaluate import evaluate_patient
 from service.engine.results import CriterionResult
 from service.mappings import MappingError, load_mappings
-from tests.support.builders import AS_OF, HB, SPO2, birth_for, obs, patient, sledai
+from tests.support.builders import AS_OF, HB, PID, SPO2, birth_for, obs, patient, sledai
 
 HEADER = ('[study]\nkey = "constructs"\ntitle = "Constructs under test"\n'
           'diagnosis_criteria = []\n')
@@ -187,19 +187,47 @@ APPLIES = ('\n[[criteria]]\nid = "limited"\ntext = "Haemoglobin, women 18-50 onl
            'applies_to = { sex = "female", min_age = 18, max_age = 50 }\n')
 
 
-@pytest.mark.parametrize(("gender", "years", "expected"), [
-    ("male", 30, "met"),            # not applicable
-    ("female", 17, "met"),          # not applicable: too young
-    ("female", 51, "met"),          # not applicable: too old
-    ("female", 18, "unknown"),      # applies: no haemoglobin on record
-    ("female", 50, "unknown"),
-    (None, 30, "unknown"),          # sex unknown: it may apply, so the rule decides
-])
-def test_applicability_by_sex_and_age(tmp_path, gender, years, expected):
+# (gender, age in years or a birth date, the result, the reason when not applicable)
+APPLICABILITY = [
+    ("male", 30, "met", "Not applicable: the patient is male (applies to females only)."),
+    ("female", 17, "met", "Not applicable: the patient is 17 years old (applies from 18)."),
+    ("female", 51, "met", "Not applicable: the patient is 51 years old (applies up to 50)."),
+    ("female", 18, "unknown", None),      # applies: no haemoglobin on record
+    ("female", 50, "unknown", None),
+    (None, 30, "unknown", None),          # sex unknown: it may apply, so the rule decides
+    ("other", 30, "unknown", None),       # neither female nor male: it may apply
+    # Born on the as-of date: 0 years old, so the age limit applies.
+    ("female", AS_OF.isoformat(), "met",
+     "Not applicable: the patient is 0 years old (applies from 18)."),
+    # A birth date after the as-of date or none: the age is unknown, so the criterion may apply.
+    ("female", "2026-12-01", "unknown", None),
+    ("female", "", "unknown", None),
+]
+
+
+@pytest.mark.parametrize(("gender", "years", "expected", "reason"), APPLICABILITY,
+                         ids=[f"{g}-{y or 'no-birth'}" for g, y, *_ in APPLICABILITY])
+def test_applicability_by_sex_and_age(tmp_path, gender, years, expected, reason):
     dirs = study_dir(tmp_path, APPLIES)
-    found = decide(dirs, [], "limited", gender=gender, birth=birth_for(years))
+    birth = birth_for(years) if isinstance(years, int) else years or None
+    evaluation = evaluate_patient([patient(birth, gender)], load_mappings(dirs), AS_OF,
+                                  ["constructs"], strict=True)
+    [found] = [c for c in evaluation.studies[0].criteria if c.id == "limited"]
     assert found.result == expected
-    assert found.reason.startswith("Not applicable") == (expected == "met")
+    if reason is None:
+        assert not found.reason.startswith("Not applicable"), found.reason
+    else:
+        assert found.reason == reason
+        assert found.evidence == (f"Patient/{PID}",)
+
+
+def test_a_criterion_for_males_does_not_apply_to_a_female(tmp_path):
+    dirs = study_dir(tmp_path, APPLIES.replace('sex = "female", min_age = 18, max_age = 50',
+                                               'sex = "male"'))
+    found = decide(dirs, [], "limited", gender="female", birth=birth_for(30))
+    assert (found.result, found.reason) == (
+        "met", "Not applicable: the patient is female (applies to males only).")
+    assert decide(dirs, [], "limited", gender="male", birth=birth_for(30)).result == "unknown"
 
 
 def test_manual_criteria_can_be_limited_too(tmp_path):

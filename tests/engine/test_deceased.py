@@ -25,6 +25,10 @@ from tests.support.builders import AS_OF, eligible_ln_patient, eligible_sle_pati
     ({"deceasedDateTime": "2026"}, AS_OF, "deceased on 2026"),
     ({"deceasedDateTime": "2027"}, AS_OF, None),
     ({"deceasedDateTime": "yesterday"}, AS_OF, "deceased (the date of death cannot be read)"),
+    # Written at the precision it was recorded, whatever text follows the date.
+    ({"deceasedDateTime": "2026 (approximately)"}, AS_OF, "deceased on 2026"),
+    ({"deceasedDateTime": " 2026-03 approx"}, AS_OF, "deceased on 2026-03"),
+    ({"deceasedDateTime": "2026-03-14T08:00:00Z"}, AS_OF, "deceased on 2026-03-14"),
 ])
 def test_when_the_record_says_the_patient_died(fields, as_of, expected):
     assert deceased_on({"resourceType": "Patient", "id": "p1", **fields}, as_of) == expected

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from service.engine.panels import component_view
 from tests.engine.test_records_shapes import background
 from tests.support.builders import (
     HB,
@@ -81,6 +82,26 @@ def test_a_diagnosis_as_text_only_is_unknown(crit, key, cid, texts, biopsy):
     r = crit(res, key, cid)
     assert r.result == "unknown", r.reason
     assert "text only" in r.reason
+
+
+@pytest.mark.parametrize(("code", "how"), [
+    ({"text": "SLE"}, "recorded as text only"),
+    ({"text": "SLE", "coding": [{"system": "http://hospital.example/dx", "code": "L-77"}]},
+     "recorded under a code the mappings do not know"),
+    # A coding without a code is no code: text only.
+    ({"text": "SLE", "coding": [{"system": "http://hospital.example/dx"}]},
+     "recorded as text only"),
+], ids=["text", "unmapped-code", "coding-without-code"])
+def test_the_reason_says_how_an_uncoded_diagnosis_is_recorded(crit, code, how):
+    res = condition(SCT_SLE, cid="sle-words")
+    res["code"] = code
+    r = crit([BOY, res], SLE, "sle-diagnosis")
+    assert (r.result, r.evidence) == ("unknown", ("Condition/sle-words",))
+    assert r.reason == (f"SLE is {how} (Condition/sle-words): it is not missing, but a coded "
+                        "diagnosis or a person's review is needed; no 2019 EULAR/ACR "
+                        "classification is recorded; the laboratory and biopsy items alone "
+                        "reach 0 of the 10 2019 EULAR/ACR points (entry criterion ANA >= 1:80 "
+                        "not shown).")
 
 
 def test_text_only_exclusion_is_unknown_not_met(mappings):
@@ -175,6 +196,36 @@ def test_the_panels_own_code_and_a_component_both_count(crit):
     panel["valueQuantity"] = quantity(4.0, "10*3/uL")
     assert crit([BOY, panel], LN, "wbc").result == "met"
     assert crit([BOY, panel], LN, "lymphocytes").result == "met"
+
+
+def test_a_component_is_read_with_the_panels_frame_and_its_own_result():
+    # What a component inherits from the panel and what it must not (the panel's own code,
+    # result, interpretation, range or absent-data reason would be read as the component's).
+    panel = {
+        "resourceType": "Observation", "id": "cbc9", "status": "final",
+        "effectiveDateTime": "2026-11-10", "issued": "2026-11-11T08:00:00Z",
+        "subject": {"reference": "Patient/p1"}, "extension": [{"url": "urn:x"}],
+        "code": cc("58410-2", "http://loinc.org"), "component": [],
+        "interpretation": [cc("H")], "referenceRange": [{"high": quantity(9, "g/L")}],
+        "dataAbsentReason": cc("unknown"), "valueQuantity": quantity(1, "g/L"),
+        "valueString": "panel text", "note": [{"text": "panel note"}],
+    }
+    component = {"code": cc(HB, "http://loinc.org"), "valueQuantity": quantity(11.5, "g/dL"),
+                 "interpretation": [cc("N")], "extension": [{"url": "urn:component"}]}
+    assert component_view(panel, component) == {
+        "resourceType": "Observation", "id": "cbc9", "status": "final",
+        "effectiveDateTime": "2026-11-10", "issued": "2026-11-11T08:00:00Z",
+        "subject": {"reference": "Patient/p1"}, "extension": [{"url": "urn:x"}],
+        "note": [{"text": "panel note"}],
+        "code": cc(HB, "http://loinc.org"), "valueQuantity": quantity(11.5, "g/dL"),
+        "interpretation": [cc("N")],
+    }
+    # A component without a result of its own does not take the panel's.
+    bare = component_view(panel, {"code": cc(HB)})
+    assert not {"valueQuantity", "valueString", "referenceRange", "interpretation",
+                "dataAbsentReason", "component"} & set(bare)
+    # Nor, without a code, the panel's code.
+    assert "code" not in component_view(panel, {})
 
 
 # --------------------------------------------------------------------------- administrations
