@@ -50,6 +50,14 @@ class Criterion:
         return label(self.id)
 
 
+def with_unit(number: str, unit: str | None) -> str:
+    """A number with its unit as pages show it: no unit for '1' or an annotation alone ('{score}':
+    a count or score), no space before '%' (as the engine's reasons write them)."""
+    if not unit or unit == "1" or re.fullmatch(r"\{[^{}]*\}", unit):
+        return number
+    return f"{number}{unit}" if unit == "%" else f"{number} {unit}"
+
+
 # UCUM time units read better spelt out on a page.
 _UNITS = {"a": "years", "mo": "months", "wk": "weeks", "d": "days", "h": "hours"}
 
@@ -58,7 +66,7 @@ def _shown(part: Mapping[str, Any]) -> str | None:
     if "valueQuantity" in part:
         q = part["valueQuantity"] or {}
         unit = str(q.get("unit") or "")
-        return f"{q.get('value')} {_UNITS.get(unit, unit)}".strip()
+        return with_unit(str(q.get("value")), _UNITS.get(unit, unit))
     for key in ("valueString", "valueInteger", "valueBoolean", "valueCode"):
         if key in part:
             return str(part[key])

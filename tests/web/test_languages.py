@@ -461,3 +461,23 @@ def test_a_refusal_from_below_the_use_cases_shows_in_the_readers_words(ws):
     # A use case's own refusal is its sentence, translated.
     answer = client.post(f"/patients/{pid}/undo", data={"csrf_token": token, "ref": "Patient/x"})
     assert "这不是一条确认记录。" in visible_text(answer.get_data(as_text=True))
+
+
+def test_values_show_no_unit_one_and_time_units_in_the_readers_words(ws):
+    client = ws.app.test_client()
+    _sign_in(client)
+    values = re.findall(r"<dd>([^<]*)</dd>",
+                        client.get("/patients/seed-potential").get_data(as_text=True))
+    assert "10" in values and "10 1" not in values  # the SLEDAI-2K score (UCUM unit 1)
+    assert "66%" in values and "10 years" in values and "95 days" in values
+    _choose(client, "zh_CN", "/patients/seed-potential")
+    values = re.findall(r"<dd>([^<]*)</dd>",
+                        client.get("/patients/seed-potential").get_data(as_text=True))
+    assert "10 岁" in values and "95 天" in values and "10 years" not in values
+
+
+def test_a_quantity_shows_as_the_reasons_write_it():
+    from service.usecases.subject_rows import with_unit
+
+    assert [with_unit("10", "1"), with_unit("30", "{score}"), with_unit("66", "%"),
+            with_unit("5", "10*9/L"), with_unit("7", None)] == ["10", "30", "66%", "5 10*9/L", "7"]

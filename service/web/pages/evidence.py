@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from service.usecases.subject_rows import with_unit
+
 _DATE_FIELDS = (
     "effectiveDateTime", "dateTime", "performedDateTime", "onsetDateTime", "recordedDate",
     "authoredOn", "issued", "birthDate", "date",
@@ -43,7 +45,7 @@ def _quantity(q: Any) -> str:
     if not isinstance(q, Mapping) or q.get("value") is None:
         return ""
     comparator = q.get("comparator") or ""
-    return f"{comparator}{q.get('value')} {q.get('unit') or q.get('code') or ''}".strip()
+    return with_unit(f"{comparator}{q.get('value')}", q.get("unit") or q.get("code"))
 
 
 def value_text(resource: Mapping[str, Any]) -> str:

@@ -259,6 +259,29 @@ def worksheet_definition(part: Any) -> str | Markup:
     return _worksheet(str(part.definition))
 
 
+# A value as the use cases spell it ("12 years", "45 days", "yes"), in the reader's words.
+VALUE_WORDS = {
+    "years": lambda n: gettext("%(n)s years", n=n),
+    "months": lambda n: gettext("%(n)s months", n=n),
+    "weeks": lambda n: gettext("%(n)s weeks", n=n),
+    "days": lambda n: gettext("%(n)s days", n=n),
+    "hours": lambda n: gettext("%(n)s hours", n=n),
+}
+ANSWERS = {"yes": lambda: gettext("yes"), "no": lambda: gettext("no")}
+
+
+@bp.app_template_filter("value")
+def value(text: Any) -> str:
+    """A criterion's or evidence's value: numbers and units as written, time units and yes/no
+    in the reader's words."""
+    shown = str(text or "")
+    if shown in ANSWERS:
+        return ANSWERS[shown]()
+    number, _, unit = shown.partition(" ")
+    words = VALUE_WORDS.get(unit)
+    return words(number) if words else shown
+
+
 @bp.app_template_filter("evidence_what")
 def evidence_what(text: Any) -> str:
     """What an evidence resource is: our words for it, or the record's own display (in the
