@@ -1,8 +1,9 @@
 """A pytest plugin that keeps every reason the engine builds while tests run (the shapes test).
 
-Loaded with `-p tests.support.reason_collector`; it wraps CriterionResult's constructor, keeps
-the reasons built by service code (not the ones tests write themselves) and writes them, as a
-JSON list, to the file REASON_COLLECTOR_OUT names when the session ends.
+Loaded with `-p tests.support.reason_collector`; it wraps the constructors of CriterionResult
+and of the worksheets' lab Finding (both shown through the pages' reason filter), keeps the
+reasons built by service code (not the ones tests write themselves) and writes them, as a JSON
+list, to the file REASON_COLLECTOR_OUT names when the session ends.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ from typing import Any
 
 import pytest
 
-from service.engine import results
+from service.engine import results, sledai_labs
 
 _SEEN: dict[str, None] = {}
-_original = results.CriterionResult.__init__
 
 
 def _built_by_service() -> bool:
@@ -29,13 +29,19 @@ def _built_by_service() -> bool:
     return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("service.")
 
 
-def _collecting_init(self: results.CriterionResult, *args: Any, **kwargs: Any) -> None:
-    _original(self, *args, **kwargs)
-    if _built_by_service():
-        _SEEN.setdefault(self.reason, None)
+def _collecting(cls: Any) -> None:
+    original = cls.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if _built_by_service():
+            _SEEN.setdefault(self.reason, None)
+
+    cls.__init__ = init
 
 
-results.CriterionResult.__init__ = _collecting_init  # type: ignore[method-assign]
+_collecting(results.CriterionResult)
+_collecting(sledai_labs.Finding)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -344,6 +344,21 @@ TEMPLATES = (
     N_("Holds: %(parts)s"),
     N_("Does not hold: %(parts)s"),
     N_("Cannot be decided: %(parts)s"),
+    # the worksheets' lab findings (engine/sledai_labs.py, eular_acr_labs.py)
+    N_("%(what)s positive on %(date)s"),
+    N_("%(what)s negative on %(date)s"),
+    N_("%(what)s flagged low on %(date)s"),
+    N_("%(what)s flagged high on %(date)s"),
+    N_("%(what)s %(value)s flagged by the laboratory on %(date)s"),
+    N_("%(what)s %(value)s (lower limit %(limit)s) on %(date)s"),
+    N_("%(what)s %(value)s (upper limit %(limit)s) on %(date)s"),
+    N_("class recorded"),
+    N_("no ANA titre on record"),
+    N_("no ANA titre of 1:80 or more (latest %(value)s on %(date)s)"),
+    N_("no ANA titre of 1:80 or more (latest unreadable on %(date)s)"),
+    N_("no ANA titre of 1:80 or more (latest the text %(quoted)s on %(date)s)"),
+    N_("an ANA result without a titre is recorded: tick the entry criterion only if that test "
+       "is equivalent to HEp-2 at 1:80"),
 )
 
 # Record and medicine terms the templates' `what` and `term` placeholders accept.
