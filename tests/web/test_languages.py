@@ -304,6 +304,12 @@ def test_every_reason_of_the_seeds_is_translated_and_english_pages_keep_the_engi
      "before 2026-11-15.",
      "排除：利妥昔单抗 使用于 2026年5月19日（MedicationAdministration/ma-284），在 2026年11月15日 "
      "前 180 天内。"),
+    ("No anti-dsDNA or anti-Smith result is recorded.",
+     "未记录 抗 dsDNA 抗体或抗 Smith 抗体 结果。"),
+    ("Excluded: a person recorded on 2026-11-13 that it is present: Acute flare needing steroids "
+     "or plasmapheresis.",
+     "排除：已由人工于 2026年11月13日 记录为存在："
+     "Acute flare needing steroids or plasmapheresis。"),
     ("Lansky 60 (ECOG equivalent 2) on 2026-11-05 is within 0-2.",
      "Lansky 评分 60 分（相当于 ECOG 2 分，2026年11月5日），在 0-2 范围内。"),
     ("1 of 3 parts are met, 2 needed, and these cannot be decided: SpO2 at least 92%: No SpO2 on "

@@ -187,8 +187,10 @@ def _term(value: str) -> str:
     code = re.fullmatch(r"Code (\S+)", value)  # a diagnosis without a display (engine's words)
     if code:
         return str(gettext("Code %(code)s", code=code.group(1)))
-    if " or " in value:  # names the engine joined: "anti-dsDNA or anti-Smith"
-        return str(gettext(" or ")).join(_term(part) for part in value.split(" or "))
+    parts = value.split(" or ")
+    if len(parts) > 1 and all(part in _known() for part in parts):
+        # names the engine joined ("anti-dsDNA or anti-Smith"); a record's words stay whole
+        return str(gettext(" or ")).join(_term(part) for part in parts)
     return value
 
 
