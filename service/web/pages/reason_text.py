@@ -297,6 +297,7 @@ def _part_text(text: str, words: Words) -> str:
 
 _FILLERS: dict[str, Callable[[str, Words], str]] = {
     "list": _list, "items": _items, "parts": _parts, "status": _statuses, "statuses": _statuses,
+    "normlimit": lambda value, words: value.replace(" x ", " × "),  # "2 x ULN", as the others
 }
 
 
