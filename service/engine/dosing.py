@@ -10,7 +10,8 @@ from typing import Any
 
 from service.engine import units
 from service.engine.model import FrequencyVocabulary
-from service.engine.record import as_list, codings, to_decimal
+from service.engine.numbers import to_decimal
+from service.engine.record import as_list, codings
 
 # Exact fractions: once every 8 h is 3 a day, not 2.999... (a Decimal 1/24 is rounded, and a
 # dose of 10 mg every 8 h must compare as 30 mg/day).
@@ -106,6 +107,9 @@ def _vocabulary_per_day(normal: str, vocabulary: FrequencyVocabulary) -> Decimal
     return None
 
 
+_TIMING_NUMBERS = ("frequency", "frequencyMax", "period", "periodMax")
+
+
 def _per_day(timing: Any, vocabulary: FrequencyVocabulary = NO_VOCABULARY) -> Range | None:
     """Administrations per day (low, high) from Timing; (1, 1) when no timing is given.
 
@@ -121,6 +125,9 @@ def _per_day(timing: Any, vocabulary: FrequencyVocabulary = NO_VOCABULARY) -> Ra
     unit = repeat.get("periodUnit") or "d"
     if unit not in PERIOD_DAYS:
         return None
+    if any(repeat.get(key) is not None and to_decimal(repeat.get(key)) is None
+           for key in _TIMING_NUMBERS):
+        return None  # a number written but unreadable ("abc", "1e999999"): not once a day
     frequency, period = to_decimal(repeat.get("frequency")), to_decimal(repeat.get("period"))
     daily_events = _daily_events(repeat)
     if daily_events is False:

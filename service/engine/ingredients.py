@@ -8,6 +8,7 @@ from typing import Any
 from service.engine import units
 from service.engine.dosing import Strength
 from service.engine.model import Mappings, normalise_token
+from service.engine.numbers import to_decimal
 from service.engine.record import (
     PatientRecord,
     as_dict,
@@ -15,7 +16,6 @@ from service.engine.record import (
     codings,
     concept_text,
     reference_of,
-    to_decimal,
 )
 
 

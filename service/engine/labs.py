@@ -11,6 +11,7 @@ from typing import Any
 
 from service.engine import units
 from service.engine.model import Concept, normalise_token
+from service.engine.numbers import to_decimal
 from service.engine.record import (
     USABLE_OBSERVATION,
     Entry,
@@ -18,7 +19,6 @@ from service.engine.record import (
     as_dict,
     as_list,
     codings,
-    to_decimal,
 )
 
 _RATIO_TEXT = re.compile(

@@ -12,6 +12,7 @@ from typing import Any
 from service.engine.dosing import PERIOD_DAYS, Dose, Strength, daily_dose
 from service.engine.ingredients import ingredient_concepts
 from service.engine.model import FrequencyVocabulary, Mappings, normalise_token
+from service.engine.numbers import to_decimal
 from service.engine.record import (
     FhirDate,
     PatientRecord,
@@ -21,7 +22,6 @@ from service.engine.record import (
     parse_date,
     ref_key,
     reference_of,
-    to_decimal,
 )
 
 # Statuses that say the drug was (or is being) taken; others are ignored.

@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from service.engine.model import Mappings
@@ -55,24 +54,6 @@ def parse_date(value: Any) -> FhirDate | None:
         )
     except ValueError:
         return None
-
-
-def to_decimal(value: Any) -> Decimal | None:
-    """A JSON number (or numeric string) as Decimal; None for anything else or non-finite."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        result = Decimal(repr(value))
-    elif isinstance(value, str):
-        try:
-            result = Decimal(value.strip())
-        except InvalidOperation:
-            return None
-    else:
-        return None
-    return result if result.is_finite() else None
 
 
 def status_of(resource: dict[str, Any]) -> str | None:

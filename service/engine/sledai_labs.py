@@ -20,13 +20,13 @@ from service.engine import units
 from service.engine.coded import coded_answer
 from service.engine.labs import compare, fmt, in_window, reading, unit_of
 from service.engine.model import Concept
+from service.engine.numbers import to_decimal
 from service.engine.record import (
     USABLE_OBSERVATION,
     Entry,
     PatientRecord,
     as_list,
     codings,
-    to_decimal,
 )
 
 # Gladman 2002: a descriptor counts when "present at the time of the visit or in the preceding

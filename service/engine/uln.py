@@ -8,7 +8,8 @@ from decimal import Decimal
 from service.engine import units
 from service.engine.labs import Measurement, fmt
 from service.engine.model import Concept, Mappings
-from service.engine.record import PatientRecord, to_decimal
+from service.engine.numbers import to_decimal
+from service.engine.record import PatientRecord
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ from __future__ import annotations
 import copy
 import json
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.engine.dosing import Dose, daily_dose
 from service.engine.evaluate import evaluate_patient
+from service.engine.numbers import to_decimal
 from service.engine.record import RecordError
 from service.engine.results import PatientEvaluation
 from tests.support.seed_population import AS_OF, SEED_FILES, bundle_resources, mappings
@@ -225,3 +228,31 @@ def test_unknown_types_and_non_resources_in_the_list_are_ignored():
             {"resourceType": "Observation"}, {"resourceType": "Patient", "id": ["x"]}]
     assert decisions(evaluate([*record, *junk], strict=True)) == decisions(
         evaluate(record, strict=True))
+
+
+# Numbers no record means: unreadable, like a non-finite one. Read exactly, a frequency of
+# "1e999999" made one evaluation take 281 s (fractions of million-digit integers); found by
+# test_wrong_types_and_absurd_values_anywhere_never_raise running into the test timeout.
+@pytest.mark.parametrize(("given", "read"), [
+    ("1e999999", None), ("-1e999999", None), ("1e-999999", None), (10**400, None),
+    (-(10**400), None), ("1e30", None), (10**30, None), ("1e-31", None),
+    ("1." + "0" * 50 + "1", None),  # more significant digits than any instrument reports
+    ("0E-1000000", Decimal(0)), ("0.00", Decimal("0.00")), ("9.99e29", Decimal("9.99e29")),
+    ("1e-30", Decimal("1e-30")), (10**30 - 1, Decimal(10**30 - 1)), ("4.5e9", Decimal("4.5e9")),
+    (" 7 ", Decimal(7)), (float("nan"), None), (1e300, None),
+], ids=lambda v: repr(v)[:24].encode("ascii", "backslashreplace").decode())
+def test_numbers_of_absurd_magnitude_or_precision_are_unreadable(given, read):
+    got = to_decimal(given)
+    assert got == read and (read is None or str(got) == str(read))
+
+
+@pytest.mark.parametrize("field", ["frequency", "frequencyMax", "period", "periodMax"])
+@pytest.mark.parametrize("absurd", ["1e999999", "1e-999999", 10**400, "twice", [2]])
+def test_a_timing_number_written_but_unreadable_leaves_the_daily_dose_unreadable(field, absurd):
+    # Not read as absent (which would mean once a day, or the frequency without its bound).
+    repeat = {"frequency": 2, "period": 1, "periodUnit": "d"}
+    dosage = {"doseAndRate": [{"doseQuantity": {"value": 10, "unit": "mg"}}],
+              "timing": {"repeat": repeat}}
+    assert daily_dose(dosage, None) == Dose(Decimal(20), Decimal(20), False)
+    repeat[field] = absurd
+    assert daily_dose(dosage, None) is None

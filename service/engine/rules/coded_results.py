@@ -21,8 +21,9 @@ from service.engine.labs import (
     titer_below,
 )
 from service.engine.model import CriterionMapping
+from service.engine.numbers import to_decimal
 from service.engine.reasons import cap, day, result
-from service.engine.record import Entry, as_dict, as_list, to_decimal
+from service.engine.record import Entry, as_dict, as_list
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
 

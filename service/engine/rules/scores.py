@@ -9,8 +9,9 @@ from typing import Any
 from service.engine.context import Context
 from service.engine.labs import fmt, in_window, label, latest_entries
 from service.engine.model import CriterionMapping
+from service.engine.numbers import to_decimal
 from service.engine.reasons import FAIL_WORDS, OPERATOR_WORDS, day, result
-from service.engine.record import as_list, codings, to_decimal
+from service.engine.record import as_list, codings
 from service.engine.registry import LOOKBACK, Param, rule
 from service.engine.results import CriterionResult, Value
 
