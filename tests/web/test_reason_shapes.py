@@ -204,3 +204,17 @@ def test_a_name_the_catalogue_does_not_know_keeps_the_sentence_chinese():
         with pytest.raises(reason_text.Untranslated):  # a shape no template fits stays English
             reason_text.translate("Hospital-brand MMF was crushed into applesauce on 2026-11-15.",
                                   words)
+
+
+def test_a_part_of_a_combination_is_named_by_its_text_zh(monkeypatch):
+    from types import SimpleNamespace
+
+    from service.web.pages import reason_text, wording
+
+    part = SimpleNamespace(text="ANA titer at least 1:80", text_zh="ANA 滴度 ≥1:80", params={})
+    whole = SimpleNamespace(text="Serology", text_zh="血清学", params={"of": (part,)})
+    monkeypatch.setattr(wording, "_studies", lambda: {"s": SimpleNamespace(criteria=(whole,))})
+    with _chinese_app().test_request_context("/", headers={"Accept-Language": "zh-CN"}):
+        shown = reason_text.translate("Met by ANA titer at least 1:80: ANA titer 1:160 on "
+                                      "2026-10-26 is at least 1:80.", wording.reason_words())
+    assert shown == "满足的部分：ANA 滴度 ≥1:80：ANA 滴度 1:160（2026年10月26日），不低于 1:80。"

@@ -214,9 +214,15 @@ def english(text: Any) -> str | Markup:
 
 
 def _chinese_texts() -> dict[str, str]:
-    """Criterion English text -> `text_zh` of the mappings (reasons quote the text)."""
+    """Criterion English text -> `text_zh` of the mappings (reasons quote the text; a
+    combination's reason quotes its parts' texts)."""
+    def with_parts(criteria: Any) -> Any:
+        for crit in criteria:
+            yield crit
+            yield from with_parts(crit.params.get("of", ()))
+
     return {crit.text: crit.text_zh for study in _studies().values()
-            for crit in study.criteria if crit.text_zh}
+            for crit in with_parts(study.criteria) if crit.text_zh}
 
 
 def reason_words() -> reason_text.Words:
