@@ -2,12 +2,12 @@
 
 Stages (docs/coordinator-funnel.md): screened -> candidate -> eligible -> approached
 (`screening`) -> consented -> on study. A patient counts at every stage up to the furthest one
-reached, read from the current statuses, the consent criterion (unless the record shows them
-ineligible now) and the R5 progress history (so a patient withdrawn after consent still counts
-as approached and consented). Those who left (`withdrawn`,
-`not-registered`, or computed `ineligible` with no workflow status) are counted by the stage
-they reached and their reason: the person's reason from the history, else the criteria not
-met.
+reached, read from the current statuses, the consent criterion (for a patient eligible or
+approached whom the record does not show ineligible now) and the R5 progress history (so a
+patient withdrawn after consent still counts as approached and consented). Those who left
+(`withdrawn`, `not-registered`, or computed `ineligible` with no workflow status) are counted
+by the stage they reached and their reason: the person's reason from the history, else the
+criteria not met.
 """
 
 from __future__ import annotations
@@ -82,10 +82,13 @@ def log_line(resource: Mapping[str, Any]) -> LogLine:
     consent = [(result, refs) for cid, result, refs in criteria if cid == "consent"]
     consented = any(result == "met" for result, _ in consent)
     states = [computed, workflow] + [h.state for h in history]
-    # A signed consent places a patient at `consented` unless the record now shows them
-    # ineligible: they then count where the screening and the people's states place them.
-    reached = max([_REACHED.get(s, 0) for s in states]
-                  + [4 if consented and computed != "ineligible" else 0])
+    reached = max(_REACHED.get(s, 0) for s in states)
+    # A signed consent places an eligible (or approached) patient at `consented`. It does not
+    # lift a potential candidate past eligibility (a consent signed before the screening
+    # tests: the funnel would count them eligible while the screening says not yet), nor
+    # someone the record now shows ineligible: they count where the statuses place them.
+    if consented and computed != "ineligible" and reached >= STAGES.index("eligible"):
+        reached = max(reached, STAGES.index("consented"))
     left = workflow in EXITS or (computed == "ineligible" and not workflow)
     reason = ""
     person = [h for h in history if not h.by_screening and h.reason is not None]

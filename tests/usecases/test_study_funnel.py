@@ -46,13 +46,15 @@ SUBJECTS = [
     _subject("h", "ineligible", "withdrawn", [("withdrawn", None)]),  # no reason recorded
     # a signed consent but ineligible by the record: counted where the screening places them
     _subject("i", "ineligible", criteria={"consent": "met", "age": "not-met"}),
+    # a consent signed before the screening tests: a candidate, not yet eligible nor consented
+    _subject("j", "potential-candidate", criteria={"consent": "met", "sledai-2k": "unknown"}),
 ]
 
 
 def test_the_funnel_counts_every_stage_reached_and_who_left_why():
     lines = [study_funnel.log_line(s) for s in SUBJECTS]
     f = study_funnel.funnel(lines)
-    assert f.stages == (("screened", 9), ("candidate", 6), ("eligible", 5), ("approached", 3),
+    assert f.stages == (("screened", 10), ("candidate", 7), ("eligible", 5), ("approached", 3),
                         ("consented", 2), ("on study", 1))
     assert f.left == (("consented", "Withdrawn: moved away", 1),
                       ("eligible", "Declined by the family", 1),
