@@ -56,3 +56,53 @@ def crit(study: Evaluate) -> Criterion:
         assert len(found) == 1, f"{key} has no single criterion {cid!r}"
         return found[0]
     return run
+
+
+RuleCheck = Callable[..., CriterionResult]
+
+
+@pytest.fixture(scope="session")
+def every_study_mappings() -> Mappings:
+    """The repository's mappings with the example trials and the conformance study."""
+    from service.mappings import load_mappings
+    return load_mappings(":".join(str(REPO / "mappings" / d)
+                                  for d in (".", "examples", "conformance")))
+
+
+@pytest.fixture(scope="session")
+def rule_check(every_study_mappings: Mappings) -> RuleCheck:
+    """rule_check(rule, params, resources, as_of=AS_OF, type="inclusion") -> CriterionResult.
+
+    One criterion of `rule` with `params` as a mapping file writes them (parsed and
+    cross-checked by the rule's declarations), decided for a patient with `resources`: a rule
+    at parameters no study of the repository uses (every operator, every option).
+    """
+    from types import MappingProxyType
+
+    from service.engine.context import Context
+    from service.engine.decide import decide
+    from service.engine.model import CriterionMapping
+    from service.engine.record import build_record
+    from service.engine.registry import RULES
+    from tests.support.builders import birth_for, patient
+
+    mappings = every_study_mappings
+
+    def run(rule: str, params: dict[str, Any], resources: list[dict[str, Any]], *,
+            as_of: date = AS_OF, type: str = "inclusion") -> CriterionResult:
+        spec = RULES[rule]
+        parsed = {k: spec.params[k].parse(v, mappings.concepts) for k, v in params.items()}
+        assert spec.check(parsed) is None
+        crit = CriterionMapping(id="under-test", text="the rule under test", rule=rule,
+                                kind="automatic", type=type,  # type: ignore[arg-type]
+                                params=MappingProxyType(parsed), source="test")
+        if not any(r.get("resourceType") == "Patient" for r in resources):
+            resources = [patient(birth_for(30), "female"), *resources]
+        record = build_record(resources, mappings)
+        found = decide(Context(record=record, mappings=mappings, as_of=as_of, study="test"),
+                       crit)
+        refs = {f"{r['resourceType']}/{r.get('id')}" for r in resources}
+        assert found.result in RESULTS and len(found.reason.strip()) > 10, found
+        assert set(found.evidence) <= refs, found.evidence
+        return found
+    return run
