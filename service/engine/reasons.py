@@ -27,6 +27,11 @@ def day(d: date) -> str:
     return d.isoformat()
 
 
+def any_of(names: Sequence[str]) -> str:
+    """Names joined by "or", each once (two concepts may share a display: "organ transplant")."""
+    return " or ".join(dict.fromkeys(names))
+
+
 def cap(text: str) -> str:
     """First letter upper-cased, the rest untouched (ALT stays ALT)."""
     return text[:1].upper() + text[1:]

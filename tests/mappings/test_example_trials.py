@@ -327,3 +327,12 @@ def test_sledai_without_the_excluded_descriptors(mappings, score, expected):
     found = screen(mappings, record, AUTOGRAPH).criteria
     [crit] = [c for c in found if c.id == "sledai-2k"]
     assert crit.result == expected, crit.reason
+
+
+def test_two_concepts_sharing_a_display_are_named_once_in_a_reason(mappings):
+    # FT819's organ allograft is a Condition (Z94.x) or a Procedure: both "organ transplant".
+    study = screen(mappings, adult(), FT819)
+    (criterion,) = [c for c in study.criteria if c.id == "prior-cell-therapy"]
+    assert "No organ transplant is recorded" in criterion.reason, criterion.reason
+    assert "No haematopoietic stem cell transplant is recorded" in criterion.reason
+    assert "organ transplant or organ transplant" not in criterion.reason

@@ -22,7 +22,7 @@ from service.engine.labs import (
 )
 from service.engine.model import CriterionMapping
 from service.engine.numbers import to_decimal
-from service.engine.reasons import cap, day, result
+from service.engine.reasons import any_of, cap, day, result
 from service.engine.record import Entry, as_dict, as_list
 from service.engine.registry import LOOKBACK, MAX_DAYS, MAX_YEARS, Param, rule
 from service.engine.results import CriterionResult, Value
@@ -174,7 +174,7 @@ def coded_result(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     interpretation POS/NEG, or a number above its reference range high)."""
     wanted = crit.params["answer"]
     names = crit.params["concepts"]
-    looked = " or ".join(label(ctx.concept(n)) for n in names)
+    looked = any_of([label(ctx.concept(n)) for n in names])
     found = []
     for name in names:
         concept = ctx.concept(name)

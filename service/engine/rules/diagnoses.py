@@ -14,7 +14,7 @@ from service.engine.conditions import (
 from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.model import CriterionMapping
-from service.engine.reasons import cap, day, result
+from service.engine.reasons import any_of, cap, day, result
 from service.engine.record import Entry, codes_of, codings, condition_active, ref_key
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult, Value
@@ -61,7 +61,7 @@ def diagnosis(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if unproven is not None:
         return unproven
     if excluded_refs:
-        others = " or ".join(label(ctx.concept(ex)) for ex in exclude)
+        others = any_of([label(ctx.concept(ex)) for ex in exclude])
         return result(crit, "not-met",
                       f"Only {others} is recorded, which does not count as {wanted}.",
                       evidence=sorted(excluded_refs))

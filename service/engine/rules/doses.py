@@ -10,7 +10,7 @@ from service.engine.context import Context
 from service.engine.labs import Measurement, fmt, label, latest_quantity
 from service.engine.medications import MedicationUse, has_medication_history, longest_course
 from service.engine.model import CriterionMapping
-from service.engine.reasons import day, result
+from service.engine.reasons import any_of, day, result
 from service.engine.registry import (
     LOOKBACK,
     MAX_DAYS,
@@ -33,7 +33,7 @@ def weight(ctx: Context, lookback: int) -> Measurement | None:
 
 
 def _names(ctx: Context, names: tuple[str, ...]) -> str:
-    return " or ".join(label(ctx.concept(n)) for n in names)
+    return any_of([label(ctx.concept(n)) for n in names])
 
 
 def _dose(ctx: Context, crit: CriterionMapping, use: MedicationUse, kg: Measurement | None

@@ -12,7 +12,7 @@ from service.engine.conditions import condition_tentative
 from service.engine.context import Context
 from service.engine.labs import fmt, label
 from service.engine.model import CriterionMapping, normalise_token
-from service.engine.reasons import cap, day, result
+from service.engine.reasons import any_of, cap, day, result
 from service.engine.record import as_dict, as_list, codings, condition_active
 from service.engine.registry import MAX_DAYS, Param, rule, together
 from service.engine.results import CriterionResult
@@ -122,7 +122,7 @@ def event(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     text_only = not_proven(ctx, crit, [], names)
     if text_only is not None:
         return text_only
-    looked = " or ".join(label(ctx.concept(n)) for n in names)
+    looked = any_of([label(ctx.concept(n)) for n in names])
     older = sorted((e for e in events if e.start), key=lambda e: e.start or date.min)
     tail = f" (the latest, {older[-1].ref}, is older)" if older else ""
     return result(crit, "not-met", f"No {looked} is recorded{window}{tail}.",

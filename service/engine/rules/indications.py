@@ -8,7 +8,7 @@ from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.medications import MedicationUse
 from service.engine.model import CriterionMapping
-from service.engine.reasons import cap, day, result
+from service.engine.reasons import any_of, cap, day, result
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult
 
@@ -22,7 +22,7 @@ def medication_for(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     only = set(p.get("concepts", ()))
     since = ctx.as_of - timedelta(days=p["within_days"]) if "within_days" in p else None
     window = f" in the {p['within_days']} days before {day(ctx.as_of)}" if since else ""
-    for_what = " or ".join(label(ctx.concept(n)) for n in p["indications"])
+    for_what = any_of([label(ctx.concept(n)) for n in p["indications"]])
     inside: list[MedicationUse] = []
     unsure: list[MedicationUse] = []
     for use in ctx.uses:
