@@ -180,25 +180,12 @@ class BulkExport:
         if request.since:
             params.append(("_since", request.since))
         filters = [("_typeFilter", f) for f in request.type_filters]
-        response: requests.Response | None
         try:
             response = self._kick(url, params + filters)
         except BulkExportRefused as exc:
             if not filters or exc.status not in (400, 414, 422):
                 raise
-            response = None
-            if exc.status == 414:
-                # Bulk Data lets a client POST the kick-off's parameters (servers MAY accept
-                # it; HAPI does), which keeps the filters: far less to export and download.
-                response = self._kick_by_post(url, params + filters)
-            if response is None:
-                # _typeFilter is optional for servers: export the whole types, filter while
-                # reading.
-                log.info("bulk export: _typeFilter refused (%s); exporting whole types",
-                         exc.status)
-                self.type_filter_refused = True
-                response = self._kick(url, params)
-        assert response is not None
+            response = self._kick_again(url, params, filters, exc.status)
         location = response.headers.get("Content-Location")
         if response.status_code != 202 or not location:
             raise FhirProtocolError(
@@ -206,6 +193,21 @@ class BulkExport:
                 "(Content-Location); not a Bulk Data server")
         self.status_url = self._same_origin(location, "status URL")
         return self.status_url
+
+    def _kick_again(self, url: str, params: list[tuple[str, str]],
+                    filters: list[tuple[str, str]], status: int | None) -> requests.Response:
+        """The kick-off after its filters were refused: as a POST when the URL was too long,
+        else (or when the POST form is refused too) without the filters."""
+        if status == 414:
+            # Bulk Data lets a client POST the kick-off's parameters (servers MAY accept it;
+            # HAPI does), which keeps the filters: far less to export and download.
+            posted = self._kick_by_post(url, params + filters)
+            if posted is not None:
+                return posted
+        # _typeFilter is optional for servers: export the whole types, filter while reading.
+        log.info("bulk export: _typeFilter refused (%s); exporting whole types", status)
+        self.type_filter_refused = True
+        return self._kick(url, params)
 
     def _kick_by_post(self, url: str, params: Sequence[tuple[str, str]]
                       ) -> requests.Response | None:
