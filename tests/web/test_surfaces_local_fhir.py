@@ -233,13 +233,24 @@ def _env(seeded: str, tmp_path: Path, **extra: str) -> dict[str, str]:
             "PYTHONPATH": str(REPO_ROOT), **extra}
 
 
+def _stopped(proc: subprocess.Popen, log: Path) -> int:
+    """The exit code of a process told to stop; fails with its log's tail if it does not."""
+    try:
+        # A graceful stop finishes the task in hand; 60 s leaves room for a loaded machine.
+        return proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("did not stop within 60 s of Ctrl-C; its log ends:\n"
+                    + log.read_text(errors="replace")[-3000:])
+
+
 @pytest.mark.slow
 def test_eligibility_serve_answers_and_stops_on_ctrl_c(seeded, tmp_path):
     port = free_port()
+    log = tmp_path / "serve.log"  # a file, not an unread pipe that could fill and block it
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli.main", "serve", "--port", str(port)],
         env=_env(seeded, tmp_path, FHIR_WAIT_SECONDS="10"), cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -253,7 +264,7 @@ def test_eligibility_serve_answers_and_stops_on_ctrl_c(seeded, tmp_path):
         studies = requests.get(f"{base}/studies", timeout=5).json()["studies"]
         assert {s["study"] for s in studies} >= {"refractory-sle-cart", "pediatric-ln-cart"}
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) in (0, 130, -signal.SIGINT)
+        assert _stopped(proc, log) in (0, 130, -signal.SIGINT)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -299,10 +310,11 @@ def test_demo_loads_screens_prints_and_serves(seeded, tmp_path):
     import threading
 
     port = free_port()
+    log = tmp_path / "demo.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli.main", "demo", "--port", str(port)],
         env=_env(seeded, tmp_path), cwd=REPO_ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        stdout=subprocess.PIPE, stderr=log.open("w"))
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
@@ -316,7 +328,7 @@ def test_demo_loads_screens_prints_and_serves(seeded, tmp_path):
         wait_until(serving, timeout=180, what="demo serving")
         assert proc.poll() is None, "".join(lines)
         proc.send_signal(signal.SIGINT)
-        proc.wait(30)
+        _stopped(proc, log)
     finally:
         if proc.poll() is None:
             proc.kill()
