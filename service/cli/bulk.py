@@ -104,7 +104,9 @@ def cmd_screen_bulk(settings: Settings, args: argparse.Namespace) -> int:
     print(f"bulk export of {figures.resources} resource(s), {figures.bytes_downloaded} bytes, "
           f"in {time.monotonic() - started:.1f} s: {count} {who}"
           + (" (_typeFilter refused: whole types filtered while reading)"
-             if figures.type_filter_refused else ""), file=sys.stderr)
+             if figures.type_filter_refused else "")
+          + (" (kick-off sent as POST: the URL with _typeFilter was too long)"
+             if figures.posted_kick_off else ""), file=sys.stderr)
     progress = ScreeningProgress(count)
     # Ids are known only as rows come: the table's id column is as wide as a UUID.
     sink = ResultSink(args, ["-" * 36], studies or tuple(screener.mappings.studies))
