@@ -11,6 +11,7 @@ import pytest
 
 from service.engine.results import Value
 from tests.support.builders import (
+    AS_OF,
     RX_CYC,
     RX_METHYLPRED,
     RX_PREDNISONE,
@@ -142,6 +143,23 @@ DAILY: list[tuple[str, dict[str, Any], list[dict[str, Any]], str, str, Any, tupl
      'Medication history is partial (dose of MedicationStatement/m1 unknown; dose of '
      'MedicationStatement/m2 unknown); the longest such course is 10 days, 30 needed.',
      None, ('MedicationStatement/m1', 'MedicationStatement/m2', 'MedicationStatement/m3')),
+    # The body weight's look-back is a year unless the criterion says otherwise.
+    ("weight-365-days-old", PER_KG, [pred(400, 10, 20, "m1"), kg(40, 365)], "met",
+     "prednisone at >= 0.5 mg/kg/day for 390 days.", 390, ("MedicationStatement/m1",)),
+    ("weight-366-days-old", PER_KG, [pred(400, 10, 20, "m1"), kg(40, 366)], "unknown",
+     "Medication history is partial (no body weight to convert between mg and mg/kg); the "
+     "longest such course is 0 days, 30 needed.", None, ("MedicationStatement/m1",)),
+    # A use that does not count, listed first, does not hide one that does.
+    ("below-then-qualifying", PRED, [pred(200, 150, 10, "m0"), pred(100, 10, 20, "m1")], "met",
+     "prednisone or methylprednisolone at >= 20 mg/day for 90 days.", 90,
+     ("MedicationStatement/m1",)),
+    ("unknown-then-qualifying", PRED, [pred(200, 150, None, "m0"), pred(100, 10, 20, "m1")],
+     "met", "prednisone or methylprednisolone at >= 20 mg/day for 90 days.", 90,
+     ("MedicationStatement/m1",)),
+    ("before-window-then-qualifying", {**PRED, "within_days": 40},
+     [pred(200, 150, 20, "m0"), pred(100, 5, 20, "m1")], "met",
+     "prednisone or methylprednisolone at >= 20 mg/day for 35 days in the 40 days before "
+     "2026-11-15.", 35, ("MedicationStatement/m1",)),
 ]
 
 
@@ -224,6 +242,32 @@ CUMULATIVE: list[tuple[str, list[dict[str, Any]], str, str, Any, tuple[str, ...]
      '1500 mg of cyclophosphamide given in the 365 days before 2026-11-15 (2 '
      'administration(s)), at least 1500 mg.',
      1500, ('MedicationAdministration/a2', 'MedicationAdministration/a1')),
+    # Doses per kg of a series: each administration's amount, summed.
+    ("per-kg-series", [adm(60, 12.5, "a1", "mg/kg"), adm(30, 12.5, "a2", "mg/kg"), kg(60)],
+     "met", "1500 mg of cyclophosphamide given in the 365 days before 2026-11-15 "
+     "(2 administration(s)), at least 1500 mg.", 1500,
+     ("MedicationAdministration/a1", "MedicationAdministration/a2")),
+    ("two-unknown-doses", [adm(30, None, "a1"), adm(60, None, "a2")], "unknown",
+     "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 (2 administration(s)); "
+     "the dose of MedicationAdministration/a2, MedicationAdministration/a1 is not recorded.", 0,
+     ("MedicationAdministration/a2", "MedicationAdministration/a1")),
+    ("on-the-as-of-day", [med_admin(RX_CYC, AS_OF.isoformat(), dose=(1500, "mg"), mid="a1")],
+     "met", "1500 mg of cyclophosphamide given in the 365 days before 2026-11-15 "
+     "(1 administration(s)), at least 1500 mg.", 1500, ("MedicationAdministration/a1",)),
+    # An order reaching into the window (by its end) leaves the administrations to be shown.
+    ("order-ending-on-first-day",
+     [med_request(RX_CYC, day(400), day(365), dose=(500, "mg"), mid="r1")], "unknown",
+     "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 (0 administration(s)); "
+     "cyclophosphamide is ordered or recorded as taken (MedicationRequest/r1) but its "
+     "administrations are not recorded.", 0, ("MedicationRequest/r1",)),
+    ("order-ending-the-day-before",
+     [med_request(RX_CYC, day(400), day(366), dose=(500, "mg"), mid="r1")], "not-met",
+     "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 (0 administration(s)), "
+     "below 1500 mg.", 0, ()),
+    ("order-open-long-ago",
+     [med_request(RX_CYC, day(800), None, dose=(500, "mg"), mid="r1", status="completed")],
+     "not-met", "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 "
+     "(0 administration(s)), below 1500 mg.", 0, ()),
 ]
 
 
