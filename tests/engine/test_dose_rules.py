@@ -277,3 +277,17 @@ def test_cumulative_dose(rule_check, resources, expected, reason, mg, evidence):
     found = rule_check("cumulative-dose", CUM, resources)
     assert (found.result, found.reason, found.evidence) == (expected, reason, evidence)
     assert found.value == Value(Decimal(mg), "mg")
+
+
+@pytest.mark.parametrize(("params", "weighed", "expected", "mg"), [
+    (CUM, 365, "met", 1500),                                     # the default look-back: a year
+    (CUM, 366, "unknown", 0),
+    ({**CUM, "weight_lookback_days": 30}, 30, "met", 1500),       # the criterion's own
+    ({**CUM, "weight_lookback_days": 30}, 31, "unknown", 0),
+], ids=["365-days", "366-days", "own-30-days", "own-31-days"])
+def test_a_cumulative_dose_per_kg_reads_a_body_weight_of_the_look_back(rule_check, params,
+                                                                        weighed, expected, mg):
+    found = rule_check("cumulative-dose", params, [adm(20, 25, "a1", "mg/kg"), kg(60, weighed)])
+    assert (found.result, found.value) == (expected, Value(Decimal(mg), "mg"))
+    if expected == "unknown":
+        assert found.reason.endswith("the dose of MedicationAdministration/a1 is not recorded.")
