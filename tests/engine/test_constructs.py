@@ -4,6 +4,7 @@ applicability by sex and age, per-criterion wording, and what the loader refuses
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,99 @@ def test_combinators_nest(tmp_path):
     assert decide(dirs, [sledai(5), obs(HB, 100, "g/L")]).result == "unknown"
     found = decide(dirs, [sledai(5), obs(HB, 100, "g/L"), obs(SPO2, 95, "%")])
     assert "blood and oxygen" in found.reason
+
+
+# Each combinator's own words, the value it passes on and how much evidence, for each outcome.
+# The codes a "no ... on record" reason lists depend on the mappings: left out of the comparison.
+COMBINED = [
+    ('any-of-met', 'met',
+     'Met by SLEDAI-2K at least 8: SLEDAI-2K score 10 on 2026-11-14 is at least 8.',
+     {'value': 10, 'unit': '1'}, 1),
+    ('any-of-not-met', 'not-met',
+     'None of the parts is met: SLEDAI-2K at least 8: SLEDAI-2K score 5 on 2026-11-14 is below '
+     '8; haemoglobin at least 60 g/L: Haemoglobin 50 g/L on 2026-11-14 is below 60 g/L.',
+     None, 2),
+    ('any-of-unknown', 'unknown',
+     'No part is met yet, and these cannot be decided: haemoglobin at least 60 g/L: No '
+     'haemoglobin on record; SpO2 at least 92%: No SpO2 on record.',
+     None, 0),
+    ('all-of-met', 'met',
+     'Every part is met: SLEDAI-2K at least 8: SLEDAI-2K score 10 on 2026-11-14 is at least 8; '
+     'haemoglobin at least 60 g/L: Haemoglobin 100 g/L on 2026-11-14 is at least 60 g/L.',
+     None, 2),
+    ('all-of-unknown', 'unknown',
+     'Not every part can be decided: haemoglobin at least 60 g/L: No haemoglobin on record.',
+     None, 0),
+    ('all-of-not-met', 'not-met',
+     'Not met because of haemoglobin at least 60 g/L: Haemoglobin 50 g/L on 2026-11-14 is below '
+     '60 g/L.',
+     {'value': 50, 'unit': 'g/L'}, 1),
+    ('all-of-two-not-met', 'not-met',
+     'Not met because of SLEDAI-2K at least 8: SLEDAI-2K score 5 on 2026-11-14 is below 8.',
+     {'value': 5, 'unit': '1'}, 1),
+    ('at-least-met', 'met',
+     '2 of 3 parts are met (at least 2 needed): SLEDAI-2K at least 8: SLEDAI-2K score 10 on '
+     '2026-11-14 is at least 8; haemoglobin at least 60 g/L: Haemoglobin 100 g/L on 2026-11-14 '
+     'is at least 60 g/L.',
+     None, 2),
+    ('at-least-not-met', 'not-met',
+     'Only 1 of 3 parts can be met (at least 2 needed): haemoglobin at least 60 g/L: '
+     'Haemoglobin 50 g/L on 2026-11-14 is below 60 g/L; SpO2 at least 92%: SpO2 80% on '
+     '2026-11-14 is below 92%.',
+     None, 2),
+    ('at-least-unknown', 'unknown',
+     '1 of 3 parts are met, 2 needed, and these cannot be decided: haemoglobin at least 60 g/L: '
+     'No haemoglobin on record.',
+     None, 0),
+    ('not-of-met', 'not-met',
+     'Holds: SLEDAI-2K at least 8: SLEDAI-2K score 10 on 2026-11-14 is at least 8.',
+     {'value': 10, 'unit': '1'}, 1),
+    ('not-of-not-met', 'met',
+     'Does not hold: SLEDAI-2K at least 8: SLEDAI-2K score 5 on 2026-11-14 is below 8.',
+     {'value': 5, 'unit': '1'}, 1),
+    ('not-of-unknown', 'unknown',
+     'Cannot be decided: SLEDAI-2K at least 8: No SLEDAI-2K score on record; lab items alone '
+     'score 0 (results of the last 30 days; score the clinical items with the SLEDAI-2K '
+     'worksheet).',
+     None, 0),
+
+
+]
+COMBINED_RECORDS = [
+    ("any-of-met", "any-of", "", {"sledai": "met", "hb": "met"}),
+    ("any-of-not-met", "any-of", "", {"sledai": "not-met", "hb": "not-met"}),
+    ("any-of-unknown", "any-of", "", {"sledai": "not-met", "hb": "unknown", "spo2": "unknown"}),
+    ("all-of-met", "all-of", "", {"sledai": "met", "hb": "met"}),
+    ("all-of-unknown", "all-of", "", {"sledai": "met", "hb": "unknown"}),
+    ("all-of-not-met", "all-of", "", {"sledai": "met", "hb": "not-met"}),
+    # Two parts fail: the first names the reason and is the only evidence.
+    ("all-of-two-not-met", "all-of", "", {"sledai": "not-met", "hb": "not-met"}),
+    ("at-least-met", "at-least", "count = 2\n", {"sledai": "met", "hb": "met", "spo2": "not-met"}),
+    ("at-least-not-met", "at-least", "count = 2\n",
+     {"sledai": "met", "hb": "not-met", "spo2": "not-met"}),
+    ("at-least-unknown", "at-least", "count = 2\n",
+     {"sledai": "met", "hb": "unknown", "spo2": "not-met"}),
+    ("not-of-met", "not", "", {"sledai": "met"}),
+    ("not-of-not-met", "not", "", {"sledai": "not-met"}),
+    ("not-of-unknown", "not", "", {"sledai": "unknown"}),
+]
+
+
+def _without_codes(reason: str) -> str:
+    return re.sub(r" under the codes searched \([^)]*\)", "", reason)
+
+
+@pytest.mark.parametrize(("rule", "extra", "parts", "expected", "reason", "value", "evidence"),
+                         [(*c[1:], *e[1:]) for c, e in zip(COMBINED_RECORDS, COMBINED,
+                                                            strict=True)],
+                         ids=[c[0] for c in COMBINED_RECORDS])
+def test_each_combinator_says_why_in_its_own_words(tmp_path, rule, extra, parts, expected,
+                                                   reason, value, evidence):
+    dirs = study_dir(tmp_path, combined(rule, list(parts), extra))
+    found = decide(dirs, [r for name, out in parts.items() for r in VALUES[name][out]()])
+    assert (found.result, _without_codes(found.reason)) == (expected, reason)
+    assert (found.value.to_json() if found.value else None) == value
+    assert len(found.evidence) == evidence
 
 
 # ------------------------------------------------------------------ exclusions
