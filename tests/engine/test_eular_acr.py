@@ -10,6 +10,7 @@ import pytest
 
 from service.engine import eular_acr, eular_acr_labs
 from service.engine.record import build_record
+from service.engine.results import Value
 from service.fhir.confirmations import Author, classification_observation
 from tests.support.builders import (
     AS_OF,
@@ -202,3 +203,52 @@ def test_the_reason_gives_the_points_the_labs_alone_reach(crit):
     assert r.result == "met"
     assert "reach 13 of the 10" in r.reason and "entry criterion ANA >= 1:80 met" in r.reason
     assert "Thrombocytopenia 4" in r.reason and "Anti-dsDNA or anti-Smith antibody 6" in r.reason
+
+
+LABS_NONE = ("the laboratory and biopsy items alone reach 0 of the 10 2019 EULAR/ACR points "
+             "(entry criterion ANA >= 1:80 not shown)")
+ON = day(5)
+RECORDED = [
+    # (id, items, entry, result, reason before the labs' part, points)
+    ("classified", CLASSIFIED, True, "met",
+     f"Classified as SLE by the 2019 EULAR/ACR criteria on {ON}: entry criterion met, "
+     "12 points (at least 10)", 12),
+    ("too-few-points", ["joint-involvement"], True, "not-met",
+     f"Not classified as SLE by the 2019 EULAR/ACR criteria recorded on {ON}: 6 points, "
+     "below 10", 6),
+    ("no-entry", CLASSIFIED, False, "not-met",
+     f"Not classified as SLE by the 2019 EULAR/ACR criteria recorded on {ON}: the entry "
+     "criterion (ANA >= 1:80) is not met", 12),
+    ("no-clinical-item", ["anti-dsdna-or-anti-sm", "low-c3-and-c4"], True, "not-met",
+     f"Not classified as SLE by the 2019 EULAR/ACR criteria recorded on {ON}: no clinical item "
+     "counts (at least one is required)", 10),
+]
+
+
+@pytest.mark.parametrize(("items", "entry", "expected", "reason", "points"),
+                         [r[1:] for r in RECORDED], ids=[r[0] for r in RECORDED])
+def test_a_recorded_classification_in_its_exact_words(crit, items, entry, expected, reason,
+                                                      points):
+    res = _recorded(items, entry)
+    # A malformed component and an item of another code system are no items.
+    res["component"] = ["not a component", *res["component"],
+                        {"code": cc("fever", "urn:other"), "valueInteger": 2}]
+    found = crit([P, SLE_CONDITION, res], SLE, "sle-diagnosis")
+    assert (found.result, found.reason) == (expected, f"{reason}; {LABS_NONE}.")
+    assert (found.value, found.evidence) == (Value(points), (f"Observation/{res['id']}",))
+
+
+@pytest.mark.parametrize("broken", ["total", "entry"])
+def test_a_recorded_classification_that_cannot_be_read(crit, broken):
+    res = _recorded(CLASSIFIED)
+    if broken == "total":
+        del res["valueInteger"]
+    else:
+        res["component"] = [c for c in res["component"]
+                            if c["code"]["coding"][0]["code"] != eular_acr.ENTRY]
+    found = crit([P, SLE_CONDITION, res], SLE, "sle-diagnosis")
+    assert (found.result, found.value, found.evidence) == (
+        "unknown", None, (f"Observation/{res['id']}",))
+    assert found.reason == (f"The 2019 EULAR/ACR classification recorded on {ON} "
+                            f"(Observation/{res['id']}) has no readable total or entry "
+                            f"criterion; record it again with the worksheet; {LABS_NONE}.")
