@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from service.engine.record import RecordError, check_r4
+from service.engine.record import RecordError, check_r4, reference_of
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,7 @@ def patient_slices(bundle: dict[str, Any], include_referenced: bool = False
         referenced: dict[str, None] = {}
         for _, resource in pairs:
             for key in ("subject", "patient"):
-                ref = resource.get(key)
-                ref = ref.get("reference") if isinstance(ref, dict) else None
+                ref = reference_of(resource.get(key))
                 if isinstance(ref, str) and ref.startswith("Patient/") and ref not in known:
                     referenced[ref] = None
         for ref in referenced:

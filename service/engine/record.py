@@ -95,12 +95,17 @@ def concept_text(concept: Any) -> str:
     return " ".join(p for p in parts if isinstance(p, str)).lower()
 
 
+# A version-specific reference (`Patient/1/_history/2`, as some EHR exports write them) means
+# the resource itself: the FHIR boundary accepts it for the patient, so the record must too.
+_VERSION = re.compile(r"/_history/[^/]*$")
+
+
 def reference_of(value: Any) -> str | None:
-    """The `reference` string of a Reference, if any."""
+    """The `reference` string of a Reference, if any, without a `/_history/{v}` version."""
     if isinstance(value, dict):
         ref = value.get("reference")
         if isinstance(ref, str):
-            return ref
+            return _VERSION.sub("", ref)
     return None
 
 

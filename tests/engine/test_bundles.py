@@ -104,6 +104,11 @@ def test_patients_only_referenced_get_a_bare_patient_when_asked():
         entry({"resourceType": "AllergyIntolerance", "id": "a1",
                "patient": {"reference": "Patient/p8"}}),
         entry({"resourceType": "Observation", "id": "o3", "subject": {"reference": "Patient/p9"}}),
+        # a version-specific reference means the same patient (not one named "p9/_history/2")
+        entry({"resourceType": "Observation", "id": "o7",
+               "subject": {"reference": "Patient/p9/_history/2"}}),
+        entry({"resourceType": "Observation", "id": "o8",
+               "subject": {"reference": "Patient/p1/_history/4"}}),  # carried: p1
         entry({"resourceType": "Observation", "id": "o4", "subject": {"reference": "urn:uuid:1"}}),
         entry({"resourceType": "Observation", "id": "o5", "subject": "Patient/p7"}),
         entry({"resourceType": "Observation", "id": "o6", "subject": {"reference": "Group/g"}}),

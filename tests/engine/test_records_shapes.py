@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from tests.support.builders import (
     cc,
     condition,
     day,
+    eligible_sle_patient,
     med_statement,
     obs,
     patient,
@@ -479,3 +481,28 @@ def test_dmard_with_a_single_date_does_not_count_for_refractory_disease(crit):
     assert "duration" in r.reason
     tac = med_statement(RX_TAC, day(300), day(20), dose=(2, "mg"))
     assert crit([P, W40, pred, hcq, aza, tac, single], SLE, "refractory-disease").result == "met"
+
+
+def _versioned(resources: list[dict[str, Any]], pid: str) -> list[dict[str, Any]]:
+    """The record with every reference to the patient version-specific (Patient/x/_history/3)."""
+    out = copy.deepcopy(resources)
+    for resource in out:
+        for key in ("subject", "patient"):
+            if isinstance(resource.get(key), dict):
+                resource[key]["reference"] = f"Patient/{pid}/_history/3"
+    return out
+
+
+def test_version_specific_references_to_the_patient_are_the_patients(study):
+    # Some EHR exports write Patient/{id}/_history/{v}; the FHIR boundary accepts them for the
+    # patient, and the record must read them too (they were dropped as someone else's).
+    plain = eligible_sle_patient()
+    pid = plain[0]["id"]
+    versioned = study(_versioned(plain, pid), SLE)
+    assert versioned.status == "eligible"
+    assert ([(c.id, c.result, c.reason, c.evidence) for c in versioned.criteria]
+            == [(c.id, c.result, c.reason, c.evidence) for c in study(plain, SLE).criteria])
+    # ... and another patient's resources stay out, versioned or not
+    other = study([plain[0], *_versioned(plain[1:], "someone-else")], SLE)
+    assert other.status != "eligible"
+    assert {c.result for c in other.criteria if c.id == "sle-diagnosis"} == {"not-met"}
