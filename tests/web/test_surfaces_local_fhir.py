@@ -233,10 +233,17 @@ def _env(seeded: str, tmp_path: Path, **extra: str) -> dict[str, str]:
             "PYTHONPATH": str(REPO_ROOT), **extra}
 
 
+def _as_from_a_terminal() -> None:
+    """In the child: SIGINT as a terminal gives it. A background job of a non-interactive shell
+    (`.ci/run &`) starts with SIGINT ignored, which Python then keeps, so Ctrl-C would never
+    reach the server under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stopped(proc: subprocess.Popen, log: Path) -> int:
     """The exit code of a process told to stop; fails with its log's tail if it does not."""
     try:
-        # A graceful stop finishes the task in hand; 60 s leaves room for a loaded machine.
+        # A graceful stop finishes the task in hand (a few seconds); 60 s leaves room to spare.
         return proc.wait(60)
     except subprocess.TimeoutExpired:
         pytest.fail("did not stop within 60 s of Ctrl-C; its log ends:\n"
@@ -250,7 +257,7 @@ def test_eligibility_serve_answers_and_stops_on_ctrl_c(seeded, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli.main", "serve", "--port", str(port)],
         env=_env(seeded, tmp_path, FHIR_WAIT_SECONDS="10"), cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), preexec_fn=_as_from_a_terminal)
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -314,7 +321,7 @@ def test_demo_loads_screens_prints_and_serves(seeded, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli.main", "demo", "--port", str(port)],
         env=_env(seeded, tmp_path), cwd=REPO_ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=log.open("w"))
+        stdout=subprocess.PIPE, stderr=log.open("w"), preexec_fn=_as_from_a_terminal)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
