@@ -20,6 +20,7 @@ from service.engine.evaluate import evaluate_patient
 from service.engine.numbers import to_decimal
 from service.engine.record import RecordError
 from service.engine.results import PatientEvaluation
+from tests.support.examples import examples
 from tests.support.seed_population import AS_OF, SEED_FILES, bundle_resources, mappings
 
 pytestmark = pytest.mark.reliability
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.reliability
 RECORDS = {path.stem: bundle_resources(json.loads(path.read_text())) for path in SEED_FILES}
 RESULTS = ("met", "not-met", "unknown")
 STATUSES = ("eligible", "potential-candidate", "ineligible")
-PROPERTY = settings(max_examples=150, deadline=None, database=None,
+PROPERTY = settings(max_examples=examples(150), deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 ABSURD = st.one_of(
@@ -104,7 +105,7 @@ def test_wrong_types_and_absurd_values_anywhere_never_raise(seed, data):
     assert_well_formed(evaluation)
 
 
-@settings(max_examples=8, deadline=None, database=None)
+@settings(max_examples=examples(8), deadline=None, database=None)
 @given(st.sampled_from(sorted(RECORDS)), st.sampled_from([2_000, 20_000]), st.randoms())
 def test_huge_records_are_evaluated(seed, size, rnd):
     record = RECORDS[seed]

@@ -9,6 +9,7 @@ from service.core.settings import REPO_ROOT
 from service.engine.evaluate import evaluate_patient
 from service.engine.record import RecordError
 from service.mappings import load_mappings
+from tests.support.examples import examples
 
 MAPPINGS = load_mappings(REPO_ROOT / "mappings")
 CODES = [t.split("|", 1) for t in MAPPINGS.observation_codes()] + [
@@ -77,7 +78,7 @@ patient = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(patient, st.lists(st.one_of(observation, condition, medication, other), max_size=25),
        st.dates(min_value=date(1990, 1, 1), max_value=date(2040, 1, 1)))
 def test_engine_never_raises_and_stays_in_three_values(pat, resources, as_of):
@@ -95,7 +96,7 @@ def test_engine_never_raises_and_stays_in_three_values(pat, resources, as_of):
             crit.to_json()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.sampled_from(["bogus", "mmol", "kg", "{cells}", "[ft_i]"]),
        st.decimals(min_value=0, max_value=1000, places=2))
 def test_unconvertible_unit_is_unknown(unit, value):
