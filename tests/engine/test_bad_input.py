@@ -240,7 +240,9 @@ def test_unknown_types_and_non_resources_in_the_list_are_ignored():
     ("1." + "0" * 50 + "1", None),  # more significant digits than any instrument reports
     ("0E-1000000", Decimal(0)), ("0.00", Decimal("0.00")), ("9.99e29", Decimal("9.99e29")),
     ("1e-30", Decimal("1e-30")), (10**30 - 1, Decimal(10**30 - 1)), ("4.5e9", Decimal("4.5e9")),
-    (" 7 ", Decimal(7)), (float("nan"), None), (1e300, None),
+    (" 7 ", Decimal(7)), (float("nan"), None), (1e300, None), (True, None), (False, None),
+    ("1." + "2" * 39, Decimal("1." + "2" * 39)), ("1." + "2" * 40, None),  # 40 digits, then 41
+    ("0E-30", Decimal("0E-30")), ("0E-31", Decimal(0)),  # a zero as written, up to 10^-30
 ], ids=lambda v: repr(v)[:24].encode("ascii", "backslashreplace").decode())
 def test_numbers_of_absurd_magnitude_or_precision_are_unreadable(given, read):
     got = to_decimal(given)
