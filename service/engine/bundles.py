@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,9 @@ def check_bundle_version(bundle: Any) -> None:
     check_r4(resource for _, resource in iter_resources(bundle))
 
 
+_PATIENT_REF = re.compile(r"Patient/[^/]+\Z")
+
+
 def patient_slices(bundle: dict[str, Any], include_referenced: bool = False
                    ) -> list[PatientSlice]:
     """Every Patient of a Bundle with the resources (all of them: the engine filters by subject).
@@ -68,7 +72,9 @@ def patient_slices(bundle: dict[str, Any], include_referenced: bool = False
         for _, resource in pairs:
             for key in ("subject", "patient"):
                 ref = reference_of(resource.get(key))
-                if isinstance(ref, str) and ref.startswith("Patient/") and ref not in known:
+                # "Patient/a/b" or "Patient/" is no patient's reference: a stub with the id
+                # "a/b" or "" would be written back as a ResearchSubject about no patient.
+                if isinstance(ref, str) and _PATIENT_REF.match(ref) and ref not in known:
                     referenced[ref] = None
         for ref in referenced:
             pid = ref.split("/", 1)[1]

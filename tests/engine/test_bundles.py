@@ -112,6 +112,9 @@ def test_patients_only_referenced_get_a_bare_patient_when_asked():
         entry({"resourceType": "Observation", "id": "o4", "subject": {"reference": "urn:uuid:1"}}),
         entry({"resourceType": "Observation", "id": "o5", "subject": "Patient/p7"}),
         entry({"resourceType": "Observation", "id": "o6", "subject": {"reference": "Group/g"}}),
+        # no patient's reference: no stub "a/b" or ""
+        entry({"resourceType": "Observation", "id": "o9", "subject": {"reference": "Patient/a/b"}}),
+        entry({"resourceType": "Observation", "id": "o10", "subject": {"reference": "Patient/"}}),
     )
     assert [s.patient_id for s in patient_slices(given)] == ["p1"]
     slices = patient_slices(given, include_referenced=True)

@@ -252,3 +252,16 @@ def test_a_recorded_classification_that_cannot_be_read(crit, broken):
     assert found.reason == (f"The 2019 EULAR/ACR classification recorded on {ON} "
                             f"(Observation/{res['id']}) has no readable total or entry "
                             f"criterion; record it again with the worksheet; {LABS_NONE}.")
+
+
+@pytest.mark.parametrize(("points", "expected"), [(1, "met"), (0, "not-met"), (True, "not-met")])
+def test_a_recorded_item_counts_when_its_points_are_above_zero(crit, points, expected):
+    # Another system may record a present item as 1 point, not its weight: it still counts;
+    # 0, or a yes/no where points belong, does not.
+    res = _recorded(["anti-dsdna-or-anti-sm", "low-c3-and-c4"])
+    for comp in res["component"]:
+        if comp["code"]["coding"][0]["code"] == "joint-involvement":
+            comp["valueInteger"] = points
+    found = crit([P, SLE_CONDITION, res], SLE, "sle-diagnosis")
+    assert found.result == expected, found.reason
+    assert found.value == Value(10)
