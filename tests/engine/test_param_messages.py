@@ -177,6 +177,11 @@ def test_every_rule_is_registered_with_its_own_name_doc_and_checks():
         assert spec.doc == (spec.evaluate.__doc__ or "").strip() != ""
         assert isinstance(spec.checks, tuple) and all(callable(c) for c in spec.checks)
         assert spec.check({}) is None or isinstance(spec.check({})[1], str)
+    # the checks a rule declares are the ones it runs
+    assert RULES["age"].check({}) == ("min_years", "one of min_years, max_years is required")
+    assert RULES["age"].check({"min_years": 9, "max_years": 8}) == (
+        "min_years", "9 is above max_years = 8")
+    assert RULES["event"].check({"grade": ("x",)}) == ("min_grade", "required together with grade")
 
 
 def test_only_a_persons_answer_is_a_verdict_and_only_absence_is_negated():
