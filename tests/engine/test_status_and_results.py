@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from service.engine.evaluate import evaluate_patient
-from service.engine.results import CriterionResult, overall_status
+from service.engine.results import CriterionResult, Value, overall_status
 from tests.support.builders import (
     ALT,
     ANA,
@@ -322,3 +324,13 @@ def test_json_shape_of_an_evaluation(mappings):
     assert hb["value"] == {"value": 115, "unit": "g/L"}
     assert hb["evidence"] and hb["evidence"][0].startswith("Observation/")
     assert isinstance(hb["reason"], str) and hb["reason"]
+
+
+@pytest.mark.parametrize(("value", "unit", "written"), [
+    (Decimal("10.0"), "mg/dL", '{"value": 10, "unit": "mg/dL"}'),   # integral: a JSON integer
+    (Decimal("0.125"), None, '{"value": 0.125}'),
+    (7, None, '{"value": 7}'),
+    ("positive", None, '{"value": "positive"}'),
+])
+def test_a_compared_value_is_written_as_json_numbers_are(value, unit, written):
+    assert json.dumps(Value(value, unit).to_json()) == written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -123,8 +124,5 @@ def _schwartz(ctx: Context, crit: CriterionMapping
 
 def _single(record: PatientRecord, entry: Entry, concept: str) -> PatientRecord:
     """A view of the record where a concept has only the given entry (to read one value)."""
-    view = PatientRecord(patient=record.patient, patient_id=record.patient_id,
-                         mappings=record.mappings, by_type=record.by_type,
-                         by_ref=record.by_ref, report_dates=record.report_dates)
-    view.by_concept = {concept: [entry]}
-    return view
+    # A copy of every field but one: a field added to PatientRecord is carried too.
+    return replace(record, by_concept={concept: [entry]})
