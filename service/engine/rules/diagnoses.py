@@ -15,7 +15,14 @@ from service.engine.context import Context
 from service.engine.labs import label
 from service.engine.model import CriterionMapping
 from service.engine.reasons import any_of, cap, day, result
-from service.engine.record import Entry, codes_of, codings, condition_active, ref_key
+from service.engine.record import (
+    Entry,
+    as_list,
+    codes_of,
+    codings,
+    condition_active,
+    ref_key,
+)
 from service.engine.registry import MAX_DAYS, Param, rule
 from service.engine.results import CriterionResult, Value
 
@@ -265,12 +272,22 @@ def _superseded(classes: list[Entry], others: list[Entry]) -> list[Entry] | None
 def superseded_result(crit: CriterionMapping, latest: list[Entry], classes: list[Entry]
                       ) -> CriterionResult:
     """`not-met`: the most recent class is known and is not one the criterion requires."""
-    shown = ", ".join(dict.fromkeys(display(e.resource) for e in latest))
+    shown = ", ".join(dict.fromkeys(_class_name(e.resource) for e in latest))
     older = " (an older required class is superseded by it)" if classes else ""
     return result(crit, "not-met",
                   f"The most recent lupus nephritis class recorded is {shown} "
                   f"({latest[0].ref}), not class III or IV{older}.",
                   evidence=[e.ref for e in latest] + [e.ref for e in classes])
+
+
+def _class_name(resource: dict[str, Any]) -> str:
+    """How a class entry names its class: a pathology report by its conclusions (its own code
+    names the report, e.g. "Code 60567-5", not the class it concludes)."""
+    if resource.get("resourceType") != "DiagnosticReport":
+        return display(resource)
+    named = [display({"code": c}) for c in as_list(resource.get("conclusionCode"))
+             if isinstance(c, dict)]
+    return ", ".join(dict.fromkeys(named)) or display(resource)
 
 
 def _no_class(ctx: Context, crit: CriterionMapping, tentative: list[Entry],
