@@ -122,6 +122,7 @@ TEMPLATES = (
     N_("The latest pregnancy test has no readable result"),
     N_("The latest %(what)s result has no readable titer"),
     N_("ANA reported negative on %(date)s: below %(limit)s"),
+    N_("No ANA titer within %(days)s days (latest negative on %(date)s is stale)"),
     N_("ANA reported negative on %(date)s, without the screening dilution; %(limit)s cannot be "
        "judged"),
     N_("ANA titer %(value)s on %(date)s may or may not reach %(limit)s"),
