@@ -81,6 +81,15 @@ def test_classify(entry, present, total, classified):
     assert (c.total, c.classified) == (total, classified)
 
 
+@pytest.mark.parametrize("present", [["thrombocytopenia", "autoimmune-hemolysis"],
+                                     ["autoimmune-hemolysis", "thrombocytopenia"]])
+def test_of_two_items_of_equal_weight_in_a_domain_the_first_listed_counts(present):
+    # Aringer 2019 counts one item per domain; thrombocytopenia and autoimmune haemolysis are
+    # both 4 points: the one listed first (Aringer's order) is named, whatever the record's order.
+    counted = eular_acr.classify(True, present).counted
+    assert [i.key for i in counted] == ["thrombocytopenia"]
+
+
 def test_an_unknown_item_is_refused():
     with pytest.raises(ValueError, match="unknown"):
         eular_acr.classify(True, ["rash"])
