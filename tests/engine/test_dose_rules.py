@@ -160,6 +160,25 @@ DAILY: list[tuple[str, dict[str, Any], list[dict[str, Any]], str, str, Any, tupl
      [pred(200, 150, 20, "m0"), pred(100, 5, 20, "m1")], "met",
      "prednisone or methylprednisolone at >= 20 mg/day for 35 days in the 40 days before "
      "2026-11-15.", 35, ("MedicationStatement/m1",)),
+    # A range across the threshold, or a period unknown, listed first: the next use still counts
+    # (the history stays partial).
+    ("range-spans-then-qualifying", PRED, [dose_range(pred(200, 150, None, "m0"), 10, 30),
+                                           pred(100, 10, 20, "m1")], "met",
+     "prednisone or methylprednisolone at >= 20 mg/day for 90 days.", 90,
+     ("MedicationStatement/m1",)),
+    ("period-unknown-then-qualifying", PRED, [pred(200, None, 20, "m0"), pred(100, 10, 20, "m1")],
+     "met", "prednisone or methylprednisolone at >= 20 mg/day for 90 days.", 90,
+     ("MedicationStatement/m1",)),
+    # A use ending on the window's first day still joins the course that follows it.
+    ("ending-on-the-windows-first-day", {**PRED, "within_days": 40},
+     [pred(100, 40, 20, "m0"), pred(35, 5, 20, "m1")], "met",
+     "prednisone or methylprednisolone at >= 20 mg/day for 35 days in the 40 days before "
+     "2026-11-15.", 35, ("MedicationStatement/m0", "MedicationStatement/m1")),
+    # A body weight of 1 kg or less is still a weight (a preterm newborn's).
+    ("per-kg-one-kg", PER_KG, [pred(100, 10, 1, "m1"), kg(1)], "met",
+     "prednisone at >= 0.5 mg/kg/day for 90 days.", 90, ("MedicationStatement/m1",)),
+    ("per-kg-under-one-kg", PER_KG, [pred(100, 10, 0.4, "m1"), kg(0.8)], "met",
+     "prednisone at >= 0.5 mg/kg/day for 90 days.", 90, ("MedicationStatement/m1",)),
 ]
 
 
@@ -264,6 +283,14 @@ CUMULATIVE: list[tuple[str, list[dict[str, Any]], str, str, Any, tuple[str, ...]
      [med_request(RX_CYC, day(400), day(366), dose=(500, "mg"), mid="r1")], "not-met",
      "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 (0 administration(s)), "
      "below 1500 mg.", 0, ()),
+    # A body weight of 1 kg converts a dose per kg; a weight of 0 does not.
+    ("per-kg-one-kg", [adm(30, 25, "a1", "mg/kg"), kg(1)], "not-met",
+     "25 mg of cyclophosphamide given in the 365 days before 2026-11-15 (1 administration(s)), "
+     "below 1500 mg.", 25, ("MedicationAdministration/a1",)),
+    ("per-kg-zero-weight", [adm(30, 25, "a1", "mg/kg"), kg(0)], "unknown",
+     "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 (1 administration(s)); "
+     "the dose of MedicationAdministration/a1 is not recorded.", 0,
+     ("MedicationAdministration/a1",)),
     ("order-open-long-ago",
      [med_request(RX_CYC, day(800), None, dose=(500, "mg"), mid="r1", status="completed")],
      "not-met", "0 mg of cyclophosphamide given in the 365 days before 2026-11-15 "
