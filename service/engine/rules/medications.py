@@ -133,7 +133,7 @@ def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[Med
         if per_kg is None:
             if use.daily_mg_range is None and use.daily_mg_per_kg_range is None:
                 gaps.append(f"dose of {use.ref} unknown")
-            elif weight is None:
+            elif weight is None or weight.value <= 0:
                 gaps.append("no body weight for mg/kg/day")
             continue
         low, high_end = per_kg
