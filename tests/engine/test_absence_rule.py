@@ -135,6 +135,10 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], str, str, tuple[str
      "MMR is recorded.", ("Immunization/i1",)),
     ("immunization-not-done", {"concepts": ["live-vaccine"]}, [vaccine("i1", "not-done")],
      "met", "No live vaccine is recorded.", ()),
+    # A resource whose `code` is not an object names nothing readable.
+    ("immunization-with-a-stray-code", {"concepts": ["live-vaccine"]},
+     [vaccine("i1") | {"code": "MMR"}], "not-met", "A matching diagnosis is recorded.",
+     ("Immunization/i1",)),
     # Medication uses: of the concepts only.
     ("medication", {"concepts": ["rituximab", "cyclophosphamide", "kidney-biopsy"]},
      [med_statement(RITUXIMAB, day(60), day(30), mid="rx1"),
@@ -153,3 +157,9 @@ def test_absence(rule_check, params, resources, expected, reason, evidence):
     found = rule_check("absence", params, resources, as_of=AS_OF)
     assert (found.result, found.reason, found.evidence) == (expected, reason, evidence)
     assert found.value is None
+
+
+def test_an_event_naming_nothing_readable_is_named_by_its_concept(rule_check):
+    found = rule_check("event", {"concepts": ["live-vaccine"]}, [vaccine("i1") | {"code": 3}])
+    assert (found.result, found.reason) == ("met",
+                                            f"Live vaccine given on {day(30)} (Immunization/i1).")
