@@ -229,3 +229,26 @@ def test_no_lab_item_says_zero_and_stays_unknown(mappings):
     out = sledai.with_lab_lower_bound(unknown, record, AS_OF)
     assert out.result == "unknown" and "lab items alone score 0" in out.reason
     assert out.evidence == ()
+
+
+@pytest.mark.parametrize(("window", "labs", "reason", "evidence"), [
+    (30, [obs(PLT, 80, "10*9/L", day(20), oid="plt")],
+     "No SLEDAI-2K score; lab items alone score 1: thrombocytopenia 1 (results of the last 30 "
+     "days; a lower bound: score the clinical items with the SLEDAI-2K worksheet).",
+     ("Observation/x", "Observation/plt")),
+    (10, [obs(PLT, 80, "10*9/L", day(20), oid="plt")],
+     "No SLEDAI-2K score; lab items alone score 0 (results of the last 10 days; score the "
+     "clinical items with the SLEDAI-2K worksheet).", ("Observation/x",)),
+    (30, [], "No SLEDAI-2K score; lab items alone score 0 (results of the last 30 days; score "
+     "the clinical items with the SLEDAI-2K worksheet).", ("Observation/x",)),
+], ids=["a lab item", "outside a shorter window", "none"])
+def test_the_lab_lower_bound_in_its_exact_words(mappings, window, labs, reason, evidence):
+    unknown = CriterionResult(id="sledai-2k", result="unknown", reason="No SLEDAI-2K score.",
+                              evidence=("Observation/x",))
+    record = build_record([patient(), *labs], mappings, PID)
+    out = sledai.with_lab_lower_bound(unknown, record, AS_OF, window)
+    assert (out.result, out.reason, out.evidence) == ("unknown", reason, evidence)
+
+
+def test_no_lab_item_is_said_as_a_bare_zero():
+    assert sledai.lower_bound_reason({}) == "lab items alone score 0"
