@@ -18,6 +18,7 @@ from tests.support.builders import (
     RX_MPA,
     RX_MTX,
     RX_PREDNISONE,
+    RX_TAC,
     WEIGHT,
     allergy,
     day,
@@ -212,6 +213,19 @@ def test_its_own_lists_and_look_back(rule_check):
     found = rule_check("refractory-sle", {**PARAMS, "weight_lookback_days": 19}, ALL)
     assert (found.result, found.reason) == ("unknown", partial(
         "no body weight for mg/kg/day", STEROID_MISSING.format(0)))
+
+
+def test_a_glucocorticoid_without_a_prednisone_equivalent_cannot_be_compared(rule_check):
+    """A mapping may list an agent the concepts give no factor (tacrolimus stands in)."""
+    listed = {**PARAMS, "glucocorticoids": ["prednisone", "tacrolimus"]}
+    found = rule_check("refractory-sle", listed, [kg(40), taken(RX_TAC, "t1", 100, 10, 40), HCQ,
+                                                  *DMARDS])
+    assert (found.result, found.reason, found.evidence) == ("unknown", partial(
+        "no prednisone equivalent for MedicationStatement/t1", STEROID_MISSING.format(0)),
+        ("MedicationStatement/t1", "MedicationStatement/h1", "MedicationStatement/d1",
+         "MedicationStatement/d2"))
+    found = rule_check("refractory-sle", listed, [*ALL, taken(RX_TAC, "t1", 100, 10, 40)])
+    assert (found.result, found.reason) == ("met", MET)
 
 
 REACTION = {"reaction": ["junk", {"substance": {"coding": [

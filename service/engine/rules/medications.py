@@ -133,7 +133,11 @@ def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[Med
         if per_kg is None:
             if use.daily_mg_range is None and use.daily_mg_per_kg_range is None:
                 gaps.append(f"dose of {use.ref} unknown")
-            elif weight is None or weight.value <= 0:
+            elif _factor(ctx, use) is None:
+                # A glucocorticoid the mappings give no factor cannot be compared (as the
+                # daily-dose rule says), not passed over as a low dose.
+                gaps.append(f"no prednisone equivalent for {use.ref}")
+            else:
                 gaps.append("no body weight for mg/kg/day")
             continue
         low, high_end = per_kg
@@ -158,11 +162,9 @@ def _steroid_course(ctx: Context, crit: CriterionMapping, steroid_uses: list[Med
 def _prednisone_per_kg(ctx: Context, use: MedicationUse, weight: Measurement | None
                        ) -> tuple[Decimal, Decimal] | None:
     """(low, high) prednisone-equivalent mg/kg/day; both ends equal for an exact dose."""
-    equivalents = [factor for n in use.concepts
-                   if (factor := ctx.concept(n).prednisone_equivalent) is not None]
-    if not equivalents:
+    factor = _factor(ctx, use)
+    if factor is None:
         return None
-    factor = equivalents[0]
     if use.daily_mg_per_kg_range is not None:
         low, high = use.daily_mg_per_kg_range
         return low * factor, high * factor
@@ -170,3 +172,10 @@ def _prednisone_per_kg(ctx: Context, use: MedicationUse, weight: Measurement | N
         return None
     low, high = use.daily_mg_range
     return low * factor / weight.value, high * factor / weight.value
+
+
+def _factor(ctx: Context, use: MedicationUse) -> Decimal | None:
+    """The prednisone equivalent of the use's first agent that has one."""
+    equivalents = [factor for n in use.concepts
+                   if (factor := ctx.concept(n).prednisone_equivalent) is not None]
+    return equivalents[0] if equivalents else None
