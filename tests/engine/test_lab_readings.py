@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from service.engine.labs import Reading, reading, titer_below, unit_of
+from service.engine.labs import Reading, ratio_denominator, reading, titer_below, unit_of
 from service.engine.model import Concept
 
 ZWSP = "\u200b"  # a zero-width space, as some lab systems paste into result text
@@ -72,3 +72,20 @@ TITERS = [
 @pytest.mark.parametrize(("text", "below"), [t[1:] for t in TITERS], ids=[t[0] for t in TITERS])
 def test_a_titer_below_a_dilution_is_read_with_its_denominator_and_words(text, below):
     assert titer_below({"valueString": text}) == below
+
+
+RATIOS = [
+    ("a ratio", {"valueRatio": {"numerator": {"value": 1}, "denominator": {"value": 160}}},
+     (Decimal(160), "1:160")),
+    ("a zero denominator", {"valueRatio": {"numerator": {"value": 1},
+                                           "denominator": {"value": 0}}},
+     (None, "an unreadable ratio")),
+    ("no denominator", {"valueRatio": {"numerator": {"value": 1}}}, (None, "an unreadable ratio")),
+    ("a quantity", {"valueQuantity": {"value": 320}}, (Decimal(320), "1:320")),
+    ("a text at least", {"valueString": ">1:640"}, (Decimal(640), ">1:640")),
+]
+
+
+@pytest.mark.parametrize(("resource", "read"), [r[1:] for r in RATIOS], ids=[r[0] for r in RATIOS])
+def test_a_titer_is_read_as_its_dilution_denominator(resource, read):
+    assert ratio_denominator(resource) == read
