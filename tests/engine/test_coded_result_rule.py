@@ -77,6 +77,13 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], str, str, str | Non
     ("the-day-before-not-required", POS | {"lookback_days": 90, "if_missing": "not-met"},
      [dsdna(day(91), value_concept=POSITIVE)], "not-met",
      f"No anti-dsDNA result is recorded{W90}.", None, ()),
+    ("own-lookback", POS | {"lookback_days": 30}, [dsdna(day(31), value_concept=POSITIVE)],
+     "unknown", f"No anti-dsDNA result is recorded in the 30 days before {AS_OF.isoformat()}; "
+     "the test is required.", None, ()),
+    ("any-time", POS | {"lookback_days": 0}, [dsdna(day(2000), value_concept=POSITIVE)], "met",
+     f"Anti-dsDNA on {day(2000)} is positive.", "positive", ("Observation/o1",)),
+    ("any-time-nothing", POS | {"lookback_days": 0}, [], "unknown",
+     "No anti-dsDNA result is recorded; the test is required.", None, ()),
     ("nothing", BOTH, [], "unknown",
      "No anti-dsDNA or anti-Smith result is recorded; the test is required.", None, ()),
     ("nothing-not-required", BOTH | {"if_missing": "not-met"}, [], "not-met",
