@@ -20,6 +20,14 @@ CASES = [
      "No birth date on record, so the age is unknown."),
     ("born after the screening day", {"max_years": 17}, patient(birth_for(0, -1)), "unknown",
      None, "The birth date is after the screening date."),
+    # a birth year alone: 11 or 12 on the screening day
+    ("a year, both ages above", {"max_years": 10}, patient("2014"), "not-met", 12,
+     f"Age 12 years on {TODAY} is outside the required at most 10 years."),
+    ("a year, both ages below", {"min_years": 13, "max_years": 17}, patient("2014"), "not-met",
+     12, f"Age 12 years on {TODAY} is outside the required 13-17 years."),
+    ("a year, across the bound", {"min_years": 12}, patient("2014"), "unknown", None,
+     "The birth date is partial (2014): age is 11 or 12 years, which may or may not be within "
+     "at least 12 years."),
 ]
 
 

@@ -34,9 +34,9 @@ def age(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     if fits(youngest) and fits(oldest):
         return result(crit, "met", f"Age {oldest} years on {day(ctx.as_of)} (required: {bounds}).",
                       value=Value(oldest, "a"), evidence=[ref])
-    if not fits(youngest) and not fits(oldest) and (
-        youngest == oldest or (low is None or oldest < low) or (high is None or youngest > high)
-    ):
+    # Neither age fits: both are on the same side of the bounds (the ages differ by at most a
+    # year and min_years <= max_years is checked when the mapping is loaded).
+    if not fits(youngest) and not fits(oldest):
         return result(crit, "not-met",
                       f"Age {oldest} years on {day(ctx.as_of)} is outside the required {bounds}.",
                       value=Value(oldest, "a"), evidence=[ref])
