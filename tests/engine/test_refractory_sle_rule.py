@@ -195,9 +195,9 @@ def test_refractory_sle(rule_check, resources, expected, reason, evidence):
 
 
 def test_its_own_lists_and_look_back(rule_check):
-    """Three DMARDs needed, a body weight's own look-back. (Other `required` lists than
-    hydroxychloroquine alone make sentences the pages have no Chinese shape for: no study
-    has them.)"""
+    """Three DMARDs needed, no `required`, a body weight's own look-back. (Met with other
+    `required` lists than hydroxychloroquine alone, the sentence has no Chinese shape on the
+    pages: no study has them.)"""
     three = {**PARAMS, "min_dmards": 3}
     found = rule_check("refractory-sle", three, ALL)
     assert (found.result, found.reason) == ("not-met", not_shown(
@@ -208,6 +208,10 @@ def test_its_own_lists_and_look_back(rule_check):
     assert (found.result, found.reason) == ("unknown", partial(
         "duration of azathioprine, cyclophosphamide not recorded",
         "at least 3 DMARDs (found 1: mycophenolate)"))
+    no_required = {k: v for k, v in PARAMS.items() if k != "required"}
+    found = rule_check("refractory-sle", no_required, [kg(40), STEROID])
+    assert (found.result, found.reason) == ("not-met", not_shown(
+        "at least 2 DMARDs (found 0)"))
     recent = {**PARAMS, "weight_lookback_days": 20}
     assert rule_check("refractory-sle", recent, ALL).result == "met"   # weighed 20 days ago
     found = rule_check("refractory-sle", {**PARAMS, "weight_lookback_days": 19}, ALL)
