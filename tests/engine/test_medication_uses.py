@@ -411,7 +411,8 @@ def span(ref: str, start: str, end: str, gap: int = 7) -> MedicationUse:
      (30, ("x",))),                                         # inside another: no longer
     ([span("x", "2026-01-01", "2026-01-11"), use("u", "2026-01-01", None),
       span("z", "2026-03-01", "2026-03-21")], (20, ("z",))),
-])
+], ids=["none", "one", "gap-of-seven-joins", "gap-of-eight-splits", "later-uses-own-gap",
+        "inside-another", "open-use-left-out"])
 def test_the_longest_course(uses, expected):
     assert longest_course(uses) == expected
 
