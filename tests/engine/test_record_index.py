@@ -1,0 +1,102 @@
+"""How the record dates, orders and resolves what it indexes: an Observation's effective[x],
+results of one day by the time written (not by arrival or id), references as servers write them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import pytest
+
+from service.engine.record import build_record
+from tests.support.builders import (
+    ALT,
+    LOINC,
+    SCT_KIDNEY_BIOPSY,
+    SCT_SLE,
+    SNOMED,
+    cc,
+    patient,
+)
+
+CVX = "http://hl7.org/fhir/sid/cvx"
+# (resource type, code element, coding, date element)
+SHAPES = [
+    ("Observation", "code", (ALT, LOINC), "effectiveDateTime"),
+    ("Observation", "code", (ALT, LOINC), "effectiveInstant"),
+    ("Observation", "code", (ALT, LOINC), "issued"),
+    ("Condition", "code", (SCT_SLE, SNOMED), "onsetDateTime"),
+    ("Condition", "code", (SCT_SLE, SNOMED), "recordedDate"),
+    ("Procedure", "code", (SCT_KIDNEY_BIOPSY, SNOMED), "performedDateTime"),
+    ("Immunization", "vaccineCode", ("03", CVX), "occurrenceDateTime"),
+]
+
+
+def made(rtype: str, code_key: str, coding: tuple[str, str], rid: str, **fields: Any
+         ) -> dict[str, Any]:
+    subject = "patient" if rtype == "Immunization" else "subject"
+    return {"resourceType": rtype, "id": rid, "status": "final" if rtype == "Observation"
+            else "completed", subject: {"reference": "Patient/p1"},
+            code_key: cc(*coding), **fields}
+
+
+def concept_of(mappings: Any, coding: tuple[str, str]) -> str:
+    return mappings.concepts_for(coding[1], coding[0])[0]
+
+
+@pytest.mark.parametrize(("rtype", "code_key", "coding", "element"), SHAPES,
+                         ids=[f"{s[0]}-{s[3]}" for s in SHAPES])
+def test_results_of_one_day_are_newest_first_by_the_time_written(every_study_mappings, rtype,
+                                                                 code_key, coding, element):
+    # id "a" sorts before "b", and arrives last: only the time written puts it first.
+    morning = made(rtype, code_key, coding, "b", **{element: "2026-11-10T08:00:00Z"})
+    evening = made(rtype, code_key, coding, "a", **{element: "2026-11-10T20:00:00Z"})
+    record = build_record([patient(), morning, evening], every_study_mappings, "p1")
+    entries = record.entries(concept_of(every_study_mappings, coding))
+    assert [e.resource["id"] for e in entries] == ["a", "b"]
+    assert all(e.when is not None and e.when.day == date(2026, 11, 10) for e in entries)
+
+
+def test_a_result_with_a_time_comes_before_one_with_none_on_the_same_day(every_study_mappings):
+    timed = made("Observation", "code", (ALT, LOINC), "a", effectiveDateTime="2026-11-10T08:00Z")
+    untimed = made("Observation", "code", (ALT, LOINC), "b",
+                   effectivePeriod={"end": "2026-11-10"})
+    record = build_record([patient(), untimed, timed], every_study_mappings, "p1")
+    assert [e.resource["id"] for e in record.entries("alt")] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("fields", "day"), [
+    ({"effectiveInstant": "2026-11-09T10:00:00Z"}, date(2026, 11, 9)),
+    ({"effectivePeriod": {"start": "2026-11-01", "end": "2026-11-03"}}, date(2026, 11, 1)),
+    ({"effectivePeriod": {"end": "2026-11-03"}}, date(2026, 11, 3)),
+    ({"effectivePeriod": {"start": "2026-11-01"}, "issued": "2026-11-05T00:00:00Z"},
+     date(2026, 11, 1)),
+], ids=["instant", "period by its start", "period by its end", "period before issued"])
+def test_an_observation_is_dated_by_its_effective_time(every_study_mappings, fields, day):
+    result = made("Observation", "code", (ALT, LOINC), "o1", **fields)
+    [entry] = build_record([patient(), result], every_study_mappings, "p1").entries("alt")
+    assert entry.when is not None and entry.when.day == day
+
+
+MED = {"resourceType": "Medication", "id": "m1", "code": {"text": "one"}}
+OTHER = {"resourceType": "Medication", "id": "m2X", "code": {"text": "two"}}
+
+
+@pytest.mark.parametrize(("reference", "found"), [
+    ("Medication/m1", "m1"),
+    ("http://hospital.example/fhir/Medication/m1", "m1"),
+    ("http://hospital.example/fhir/Medication/m1/", "m1"),
+    ("http://hospital.example/fhir/Medication/m2X", "m2X"),
+    ("http://hospital.example/fhir/Medication/m3", None),
+    ("m1", None),
+    ("#c2", "c2"),
+    ("#c3", None),
+], ids=["relative", "absolute", "absolute with a slash", "absolute id ending in X",
+        "absolute unknown", "bare id",
+        "contained", "contained unknown"])
+def test_a_reference_resolves_as_servers_write_it(every_study_mappings, reference, found):
+    record = build_record([patient(), MED, OTHER], every_study_mappings, "p1")
+    container = {"contained": [{"resourceType": "Medication", "id": "c1"},
+                               {"resourceType": "Medication", "id": "c2"}]}
+    resolved = record.resolve(reference, container)
+    assert (resolved or {}).get("id") == found
