@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.engine.record import build_record
+from service.engine.record import build_record, parse_date, ref_key, status_of
 from tests.support.builders import (
     ALT,
     LOINC,
@@ -16,6 +16,7 @@ from tests.support.builders import (
     SCT_SLE,
     SNOMED,
     cc,
+    diagnostic_report,
     patient,
 )
 
@@ -55,6 +56,38 @@ def test_results_of_one_day_are_newest_first_by_the_time_written(every_study_map
     entries = record.entries(concept_of(every_study_mappings, coding))
     assert [e.resource["id"] for e in entries] == ["a", "b"]
     assert all(e.when is not None and e.when.day == date(2026, 11, 10) for e in entries)
+
+
+def test_results_of_one_day_dated_by_periods_are_newest_first_by_their_start(
+        every_study_mappings):
+    morning = made("Observation", "code", (ALT, LOINC), "b",
+                   effectivePeriod={"start": "2026-11-10T08:00:00Z"})
+    evening = made("Observation", "code", (ALT, LOINC), "a",
+                   effectivePeriod={"start": "2026-11-10T20:00:00Z"})
+    record = build_record([patient(), morning, evening], every_study_mappings, "p1")
+    assert [e.resource["id"] for e in record.entries("alt")] == ["a", "b"]
+
+
+def test_a_result_coded_twice_for_one_concept_is_indexed_once(every_study_mappings):
+    twice = made("Observation", "code", (ALT, LOINC), "o1", effectiveDateTime="2026-11-10")
+    twice["code"]["coding"].append(dict(twice["code"]["coding"][0]))
+    [entry] = build_record([patient(), twice], every_study_mappings, "p1").entries("alt")
+    assert entry.concepts == ("alt",)
+
+
+def test_an_undated_result_takes_the_date_of_the_report_that_lists_it(every_study_mappings):
+    undated = made("Observation", "code", (ALT, LOINC), "o1")
+    report = diagnostic_report("24325-3", "2026-11-02", results=["Observation/o1"])
+    [entry] = build_record([patient(), undated, report], every_study_mappings,
+                           "p1").entries("alt")
+    assert entry.when is not None and entry.when.day == date(2026, 11, 2)
+
+
+def test_the_small_readers_of_a_resource():
+    year = parse_date("2014")
+    assert year is not None and (year.day, year.precision) == (date(2014, 1, 1), "year")
+    assert status_of({"status": 5}) is None and status_of({"status": "final"}) == "final"
+    assert ref_key({"resourceType": "Observation", "id": 5}) == "Observation/?"
 
 
 def test_a_result_with_a_time_comes_before_one_with_none_on_the_same_day(every_study_mappings):
