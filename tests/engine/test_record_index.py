@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.engine.record import build_record, parse_date, ref_key, status_of
+from service.engine.record import RecordError, build_record, parse_date, ref_key, status_of
 from tests.support.builders import (
     ALT,
     LOINC,
@@ -81,6 +81,41 @@ def test_an_undated_result_takes_the_date_of_the_report_that_lists_it(every_stud
     [entry] = build_record([patient(), undated, report], every_study_mappings,
                            "p1").entries("alt")
     assert entry.when is not None and entry.when.day == date(2026, 11, 2)
+
+
+def test_a_report_entered_in_error_dates_nothing(every_study_mappings):
+    undated = made("Observation", "code", (ALT, LOINC), "o1")
+    wrong = diagnostic_report("24325-3", "2026-10-01", results=["Observation/o1"],
+                              status="entered-in-error", rid="r1")
+    right = diagnostic_report("24325-3", "2026-11-02", results=["Observation/o1"], rid="r2")
+    [entry] = build_record([patient(), undated, wrong, right], every_study_mappings,
+                           "p1").entries("alt")
+    assert entry.when is not None and entry.when.day == date(2026, 11, 2)
+
+
+@pytest.mark.parametrize(("patient_id", "message"), [
+    (None, "no Patient in the record"), ("p9", "no Patient/p9 in the record"),
+])
+def test_a_record_without_its_patient_is_refused_in_these_words(every_study_mappings,
+                                                                patient_id, message):
+    with pytest.raises(RecordError) as refused:
+        build_record([made("Observation", "code", (ALT, LOINC), "o1")], every_study_mappings,
+                     patient_id)
+    assert str(refused.value) == message
+
+
+def test_a_result_whose_subject_is_the_patients_absolute_url_is_the_patients(every_study_mappings):
+    result = made("Observation", "code", (ALT, LOINC), "o1", effectiveDateTime="2026-11-10")
+    result["subject"] = {"reference": "https://hospital.example/fhir/Patient/p1"}
+    record = build_record([patient(), result], every_study_mappings, "p1")
+    assert [e.resource["id"] for e in record.entries("alt")] == ["o1"]
+
+
+def test_a_patient_without_a_readable_id_claims_no_result(every_study_mappings):
+    result = made("Observation", "code", (ALT, LOINC), "o1", effectiveDateTime="2026-11-10")
+    result["subject"] = {"reference": "Patient/5"}
+    record = build_record([{"resourceType": "Patient", "id": 5}, result], every_study_mappings)
+    assert record.patient_id == "" and record.entries("alt") == []
 
 
 def test_the_small_readers_of_a_resource():
