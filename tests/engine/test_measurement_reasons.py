@@ -1,4 +1,4 @@
-"""threshold, uln-multiple, proteinuria and positive in their own words: each operator at its
+"""threshold, uln-multiple, proteinuria, positive and ecog in their own words: each operator at its
 limit, a value that cannot be compared, no value, a look-back, the G-CSF washout's edges, the
 ULN exceptions (review, alternative limit, written as text only) and the newest of several
 measures deciding, each with the value compared and the evidence it decided on."""
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from service.engine.evaluate import evaluate_patient
+from service.engine.results import Value
 from tests.engine.test_measurement_rules import lab
 from tests.support.builders import (
     ALT,
@@ -18,10 +19,13 @@ from tests.support.builders import (
     BILI,
     CD19_ABS,
     CD19_PCT,
+    ECOG,
+    LOINC,
     NEUT,
     PROT_24H,
     RX_FILGRASTIM,
     RX_PREDNISONE,
+    SCORE,
     SCT_GILBERT,
     SCT_MYOSITIS,
     SLE,
@@ -31,6 +35,7 @@ from tests.support.builders import (
     condition,
     day,
     med_statement,
+    obs,
     patient,
 )
 
@@ -358,3 +363,61 @@ def test_positive_honours_its_look_back(rule_check):
     check(found, "unknown",
           f"No {PERCENT} within 5 days (latest 3 % on 2026-11-09 is stale); no CD19+ B cell "
           "count on record under the codes searched (LOINC 8116-6).", None, [], [])
+
+
+def ecog(value: int, when: str | None = None, code: str = ECOG, system: str = LOINC,
+         rid: str = "e1") -> dict[str, Any]:
+    return named(obs(code, system=system, value_integer=value, date=when or day(1)), rid)
+
+
+def lansky_score(value: int, when: str | None = None) -> dict[str, Any]:
+    return ecog(value, when, "lansky", SCORE, "l1")
+
+
+def karnofsky(value: int, when: str | None = None) -> dict[str, Any]:
+    return ecog(value, when, "89243-0", LOINC, "k1")
+
+
+ECOG_PARAMS = {"concept": "ecog", "max_score": "2", "equivalents": ["lansky", "karnofsky"],
+               "equivalence": [[90, 0], [70, 1], [50, 2], [30, 3], [10, 4], [0, 5]]}
+NO_ECOG = "No ECOG score on record under the codes searched (LOINC 89247-1)."
+ECOG_CASES = [
+    ("at the maximum", {}, [ecog(2)], "met", "2", f"ECOG 2 on {ON} is within 0-2.", ["e1"]),
+    ("above it", {}, [ecog(3)], "not-met", "3", f"ECOG 3 on {ON} is above 2.", ["e1"]),
+    ("a lower maximum", {"max_score": "1"}, [ecog(2)], "not-met", "2",
+     f"ECOG 2 on {ON} is above 1.", ["e1"]),
+    ("none", {}, [], "unknown", None, NO_ECOG, []),
+    ("Lansky at a floor", {}, [lansky_score(50)], "met", "2",
+     f"Lansky 50 (ECOG equivalent 2) on {ON} is within 0-2.", ["l1"]),
+    ("Lansky under a floor", {}, [lansky_score(49)], "not-met", "3",
+     f"Lansky 49 (ECOG equivalent 3) on {ON} is above 2.", ["l1"]),
+    ("Lansky at the top", {}, [lansky_score(100)], "met", "0",
+     f"Lansky 100 (ECOG equivalent 0) on {ON} is within 0-2.", ["l1"]),
+    ("a Lansky under every floor", {}, [lansky_score(-1)], "unknown", None, NO_ECOG, []),
+    ("a newer Lansky decides", {}, [ecog(3, day(5)), lansky_score(90, day(2))], "met", "0",
+     "Lansky 90 (ECOG equivalent 0) on 2026-11-13 is within 0-2.", ["l1"]),
+    ("a newer ECOG decides", {}, [ecog(1, day(2)), lansky_score(30, day(5))], "met", "1",
+     "ECOG 1 on 2026-11-13 is within 0-2.", ["e1"]),
+    ("a newer Karnofsky decides", {}, [karnofsky(70, day(3)), lansky_score(10, day(4))], "met",
+     "1", "Karnofsky 70 (ECOG equivalent 1) on 2026-11-12 is within 0-2.", ["k1"]),
+    ("a newer Karnofsky decides against", {}, [lansky_score(50, day(4)), karnofsky(10, day(3))],
+     "not-met", "4", "Karnofsky 10 (ECOG equivalent 4) on 2026-11-12 is above 2.", ["k1"]),
+    ("look-back passed", {"lookback_days": 10}, [ecog(1, day(11)), lansky_score(90, day(12))],
+     "unknown", None, "No ECOG score within 10 days (latest 1 on 2026-11-04 is stale).", ["e1"]),
+    ("look-back reached by an equivalent", {"lookback_days": 10},
+     [ecog(1, day(11)), lansky_score(90, day(10))], "met", "0",
+     "Lansky 90 (ECOG equivalent 0) on 2026-11-05 is within 0-2.", ["l1"]),
+    ("no equivalents asked for", {"equivalents": None, "equivalence": None},
+     [lansky_score(90)], "unknown", None, NO_ECOG, []),
+]
+
+
+@pytest.mark.parametrize(("params", "resources", "outcome", "value", "reason", "evidence"),
+                         [c[1:] for c in ECOG_CASES], ids=[c[0] for c in ECOG_CASES])
+def test_ecog_says_which_score_decided(rule_check, params, resources, outcome, value, reason,
+                                       evidence):
+    params = {k: v for k, v in {**ECOG_PARAMS, **params}.items() if v is not None}
+    found = rule_check("ecog", params, resources)
+    assert (found.result, found.reason) == (outcome, reason)
+    assert found.value == (Value(Decimal(value)) if value is not None else None)
+    assert list(found.evidence) == [f"Observation/{e}" for e in evidence]
