@@ -1,0 +1,132 @@
+"""latest_quantity in its own words: which result is used (newest dated, final, on or before the
+as-of date, with a number), its value in the canonical unit with what was written, and why none
+is usable (no number, all later, undated, none, stale, a unit that does not convert, an
+implausible value), each with the evidence it names."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from service.engine.labs import latest_quantity
+from service.engine.record import build_record
+from tests.support.builders import AS_OF, NEUT, UPCR, birth_for, day, obs, patient
+
+D = Decimal
+
+
+def named(resource: dict[str, Any], rid: str) -> dict[str, Any]:
+    return {**resource, "id": rid}
+
+
+def neut(rid: str, value: Any = None, unit: str | None = "10*9/L", when: str | None = None,
+         **kw: Any) -> dict[str, Any]:
+    return named(obs(NEUT, value, unit if value is not None else None, when or day(1), **kw), rid)
+
+
+def undated(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != "effectiveDateTime"}
+
+
+def with_quantity(resource: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    quantity = {k: v for k, v in {**resource["valueQuantity"], **fields}.items()
+                if v is not None}
+    return {**resource, "valueQuantity": quantity}
+
+
+def ranged(rid: str, low: int, high: int, unit: str) -> dict[str, Any]:
+    return {**neut(rid), "valueRange": {"low": {"value": low, "unit": unit},
+                                        "high": {"value": high, "unit": unit}}}
+
+
+NO_CODES = "no neutrophils on record under the codes searched (LOINC 26499-4, 751-8, 753-4)"
+ON = date(2026, 11, 14)
+USED = [
+    # (id, resources, lookback, (value, comparator, when, original, high, ref))
+    ("the newest final result", [neut("r1", "2", status="preliminary"), neut("r2", "3",
+                                 when=day(2)), neut("r3", "4", when=day(3))], None,
+     ("3", None, date(2026, 11, 13), "3 10*9/L", None, "r2")),
+    ("one on the as-of date", [neut("r1", "2", when=day(0))], None,
+     ("2", None, AS_OF, "2 10*9/L", None, "r1")),
+    ("an older one with a number", [neut("r1"), neut("r2", "3", when=day(2))], None,
+     ("3", None, date(2026, 11, 13), "3 10*9/L", None, "r2")),
+    ("the UCUM code before the unit's words",
+     [with_quantity(neut("r1", "2"), unit="cells per nanolitre")], None,
+     ("2", None, ON, "2 10*9/L", None, "r1")),
+    ("the unit's words without a code", [with_quantity(neut("r1", "2000"), code=None,
+                                                       unit="/uL")], None,
+     ("2", None, ON, "2000 /uL", None, "r1")),
+    ("the unit's words when the code is no string",
+     [with_quantity(neut("r1", "2000"), code=5, unit="/uL")], None,
+     ("2", None, ON, "2000 /uL", None, "r1")),
+    ("a number as text takes the usual unit", [neut("r1", value_string="2")], None,
+     ("2", None, ON, "2 10*9/L (no unit given, read as the usual unit)", None, "r1")),
+    ("a number as text takes its range's unit",
+     [neut("r1", value_string="2000", ref_high=7000, ref_unit="/uL")], None,
+     ("2", None, ON, "2000 /uL", None, "r1")),
+    ("a qualified value is not checked for plausibility",
+     [neut("r1", "600", comparator=">")], None, ("600", ">", ON, ">600 10*9/L", None, "r1")),
+    ("a range converted at both ends", [ranged("r1", 2000, 3000, "/uL")], None,
+     ("2", "range", ON, "2000-3000 /uL", "3", "r1")),
+    ("at the end of the look-back", [neut("r1", "2", when=day(5))], 5,
+     ("2", None, date(2026, 11, 10), "2 10*9/L", None, "r1")),
+    ("a look-back of 0 is none", [neut("r1", "2", when=day(4000))], 0,
+     ("2", None, date(2015, 12, 3), "2 10*9/L", None, "r1")),
+]
+
+
+@pytest.mark.parametrize(("resources", "lookback", "expected"), [c[1:] for c in USED],
+                         ids=[c[0] for c in USED])
+def test_the_result_used(mappings, resources, lookback, expected):
+    record = build_record([patient(birth_for(30)), *resources], mappings)
+    found = latest_quantity(record, mappings.concepts["neutrophils"], AS_OF, lookback)
+    value, comparator, when, original, high, ref = expected
+    m = found.measurement
+    assert m is not None, found.problem
+    assert (m.value, m.unit, m.comparator, m.when, m.original, m.high, m.ref) == (
+        D(value), "10*9/L", comparator, when, original, D(high) if high else None,
+        f"Observation/{ref}")
+    assert (found.problem, found.evidence) == (None, (f"Observation/{ref}",))
+
+
+NONE = [
+    # (id, resources, concept, lookback, problem, evidence)
+    ("no number", [neut("r1"), neut("r2", when=day(2))], "neutrophils", None,
+     "no usable neutrophils value (result without a number)", ["r1"]),
+    ("all later", [neut("r1", "2", when=day(-1)), neut("r2", "2", when=day(-2))], "neutrophils",
+     None, "no neutrophils on or before 2026-11-15 (2 result(s) after that date ignored)", []),
+    ("no number and one later", [neut("r1"), neut("r2", "2", when=day(-2))], "neutrophils",
+     None, "no usable neutrophils value (result without a number)", ["r1"]),
+    ("undated", [undated(neut("r1", "2"))], "neutrophils", None,
+     "no dated neutrophils result (1 without a date)", []),
+    ("later and undated", [undated(neut("r1", "2")), neut("r2", "2", when=day(-2))],
+     "neutrophils", None,
+     "no neutrophils on or before 2026-11-15 (1 result(s) after that date ignored)", []),
+    ("not final", [neut("r1", "2", status="preliminary")], "neutrophils", None, NO_CODES, []),
+    ("none", [], "neutrophils", None, NO_CODES, []),
+    ("stale", [neut("r1", "2", when=day(6))], "neutrophils", 5,
+     "no neutrophils within 5 days (latest 2 10*9/L on 2026-11-09 is stale)", ["r1"]),
+    ("a unit that does not convert", [neut("r1", "2", "mg")], "neutrophils", None,
+     "the unit of neutrophils 2 mg on 2026-11-14 cannot be converted to 10*9/L", ["r1"]),
+    ("a text number without a unit, of a mass or an amount",
+     [named(obs(UPCR, value_string="2", date=day(1)), "r1")], "upcr", None,
+     "the unit of urine protein/creatinine ratio 2 on 2026-11-14 cannot be converted to g/g",
+     ["r1"]),
+    ("implausible", [neut("r1", "600")], "neutrophils", None,
+     "neutrophils 600 10*9/L on 2026-11-14 is implausible (outside 0-500 10*9/L)", ["r1"]),
+    ("implausible at the high end of a range", [ranged("r1", 2, 600, "10*9/L")], "neutrophils",
+     None, "neutrophils 2-600 10*9/L on 2026-11-14 is implausible (outside 0-500 10*9/L)",
+     ["r1"]),
+]
+
+
+@pytest.mark.parametrize(("resources", "concept", "lookback", "problem", "evidence"),
+                         [c[1:] for c in NONE], ids=[c[0] for c in NONE])
+def test_why_no_result_is_used(mappings, resources, concept, lookback, problem, evidence):
+    record = build_record([patient(birth_for(30)), *resources], mappings)
+    found = latest_quantity(record, mappings.concepts[concept], AS_OF, lookback)
+    assert (found.measurement, found.problem) == (None, problem)
+    assert list(found.evidence) == [f"Observation/{e}" for e in evidence]
