@@ -5,15 +5,27 @@ implausible value), each with the evidence it names."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from service.engine.labs import latest_quantity
+from service.engine.labs import fmt, in_window, label, latest_quantity, observation_value
 from service.engine.record import build_record
-from tests.support.builders import AS_OF, NEUT, UPCR, birth_for, day, obs, patient
+from tests.support.builders import (
+    ALT,
+    AS_OF,
+    ECOG,
+    LOINC,
+    NEUT,
+    UPCR,
+    birth_for,
+    cc,
+    day,
+    obs,
+    patient,
+)
 
 D = Decimal
 
@@ -69,6 +81,8 @@ USED = [
      ("2", None, ON, "2000 /uL", None, "r1")),
     ("a qualified value is not checked for plausibility",
      [neut("r1", "600", comparator=">")], None, ("600", ">", ON, ">600 10*9/L", None, "r1")),
+    ("at the top of the plausible range", [neut("r1", "500")], None,
+     ("500", None, ON, "500 10*9/L", None, "r1")),
     ("a range converted at both ends", [ranged("r1", 2000, 3000, "/uL")], None,
      ("2", "range", ON, "2000-3000 /uL", "3", "r1")),
     ("at the end of the look-back", [neut("r1", "2", when=day(5))], 5,
@@ -130,3 +144,60 @@ def test_why_no_result_is_used(mappings, resources, concept, lookback, problem, 
     found = latest_quantity(record, mappings.concepts[concept], AS_OF, lookback)
     assert (found.measurement, found.problem) == (None, problem)
     assert list(found.evidence) == [f"Observation/{e}" for e in evidence]
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("1E+30", "1000000000000000000000000000000"),  # an integer beyond 28 digits: no quantize
+    ("2.50", "2.5"), ("1.23456", "1.235"), ("0.0004", "0"), ("120", "120"),
+])
+def test_a_number_is_written_for_people(value, shown):
+    assert fmt(D(value)) == shown
+
+
+@pytest.mark.parametrize(("offset", "lookback", "inside"), [
+    (1, 0, False), (1, 30, False), (0, 0, True), (-30, 30, True), (-31, 30, False),
+    (-4000, 0, True),
+])
+def test_the_look_back_window_ends_at_the_as_of_date(offset, lookback, inside):
+    assert in_window(AS_OF + timedelta(days=offset), AS_OF, lookback) is inside
+
+
+def test_a_concept_without_a_display_is_named_by_its_words(mappings):
+    assert label(mappings.concepts["ecg-normal"]) == "ecg normal"
+    assert label(mappings.concepts["upcr"]) == "urine protein/creatinine ratio"
+
+
+def range_of(code: str, low: int, high: int, unit: str) -> dict[str, Any]:
+    return {**named(obs(code, date=day(1)), "r1"),
+            "valueRange": {"low": {"value": low, "unit": unit},
+                           "high": {"value": high, "unit": unit}}}
+
+
+CONVERTED = [
+    # (id, concept, resource, shown in the canonical unit, canonical unit, original)
+    ("a coded answer the concept numbers", "ecog",
+     named(obs(ECOG, value_concept=cc("LA9624-3", LOINC), date=day(1)), "r1"), "2", "1", "2"),
+    ("a unit alias", "alt", named(obs(ALT, 80, "IU/L", day(1)), "r1"), "80", "U/L", "80 IU/L"),
+    ("a unit alias at both ends of a range", "alt", range_of(ALT, 50, 70, "IU/L"), "50-70", "U/L",
+     "50-70 IU/L"),
+    ("moles through the molar mass", "upcr", named(obs(UPCR, 50, "mg/mmol", day(1)), "r1"),
+     "0.442", "g/g", "50 mg/mmol"),
+    ("moles through the molar mass at both ends of a range", "upcr",
+     range_of(UPCR, 50, 100, "mg/mmol"), "0.442-0.884", "g/g", "50-100 mg/mmol"),
+]
+
+
+@pytest.mark.parametrize(("concept", "resource", "shown", "unit", "original"),
+                         [c[1:] for c in CONVERTED], ids=[c[0] for c in CONVERTED])
+def test_a_value_is_converted_with_the_concepts_aliases_answers_and_molar_mass(
+        mappings, concept, resource, shown, unit, original):
+    record = build_record([patient(birth_for(30)), resource], mappings)
+    found = latest_quantity(record, mappings.concepts[concept], AS_OF)
+    assert found.measurement is not None, found.problem
+    assert (found.measurement.shown, found.measurement.unit, found.measurement.original) == (
+        shown, unit, original)
+
+
+def test_an_observations_number_with_its_unit_and_comparator():
+    assert observation_value(obs(ALT, 80, "U/L", comparator="<")) == (D(80), "U/L", "<")
+    assert observation_value(obs(ALT)) == (None, None, None)
