@@ -93,3 +93,29 @@ def test_the_height_read_is_the_one_chosen_not_the_newest_of_its_day(rule_check)
     readable["effectiveDateTime"] = day(5) + "T08:00:00Z"
     found = rule_check("egfr", K, [CHILD, o(CREAT, 0.5, "mg/dL", 5, "c"), unreadable, readable])
     assert (found.result, found.evidence) == ("met", ("Observation/c", "Observation/h2"))
+
+
+def _range(low: int, high: int) -> dict[str, Any]:
+    made = o(EGFR, None, "mL/min/{1.73_m2}", 1, "e")
+    made["valueRange"] = {"low": {"value": low, "unit": "mL/min/{1.73_m2}"},
+                          "high": {"value": high, "unit": "mL/min/{1.73_m2}"}}
+    return made
+
+
+@pytest.mark.parametrize(("resources", "params", "outcome", "value", "reason"), [
+    ([_range(25, 35)], K, "unknown", "25",
+     f"Reported eGFR 25-35 mL/min/{{1.73_m2}} on {day(1)} cannot be compared with 30."),
+    ([o(EGFR, 95.25, "mL/min/{1.73_m2}", 1, "e")], K, "met", "95.25",
+     f"Reported eGFR 95.25 mL/min/{{1.73_m2}} on {day(1)} is at least 30."),
+    ([o(EGFR, 20, "mL/min/{1.73_m2}", 1, "e"),
+      {"resourceType": "Condition", "id": "ln", "subject": {"reference": "Patient/p1"},
+       "code": {"text": "Lupus nephritis"}}],
+     {**K, "review_if": ["lupus-nephritis"]}, "unknown", "20",
+     f"Reported eGFR 20 mL/min/{{1.73_m2}} on {day(1)} is below 30, but Lupus nephritis is "
+     "recorded as text only (Condition/ln): the protocol makes an exception for it, so the "
+     "investigator must review."),
+], ids=["a range across the threshold", "a reported value as written", "an exception as text"])
+def test_a_reported_egfr_in_its_exact_words(rule_check, resources, params, outcome, value, reason):
+    found = rule_check("egfr", params, [CHILD, *resources])
+    assert (found.result, found.reason) == (outcome, reason)
+    assert found.value is not None and found.value.value == Decimal(value)
