@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from service.engine.labs import fmt, in_window, label, latest_quantity, observation_value
+from service.engine.labs import (
+    fmt,
+    in_window,
+    label,
+    latest_quantity,
+    observation_value,
+    reading,
+    searched_codes,
+)
 from service.engine.record import build_record
 from tests.support.builders import (
     ALT,
@@ -201,3 +209,56 @@ def test_a_value_is_converted_with_the_concepts_aliases_answers_and_molar_mass(
 def test_an_observations_number_with_its_unit_and_comparator():
     assert observation_value(obs(ALT, 80, "U/L", comparator="<")) == (D(80), "U/L", "<")
     assert observation_value(obs(ALT)) == (None, None, None)
+
+
+def q(value: Any, unit: str | None = None) -> dict[str, Any]:
+    return {"value": value, **({"unit": unit} if unit else {})}
+
+
+READINGS = [
+    # (id, resource, (low, high, unit, comparator, from_text) or None)
+    ("a quantity with its comparator",
+     {"valueQuantity": {"value": 5, "unit": "U/L", "code": "U/L", "comparator": "<"}},
+     ("5", None, "U/L", "<", False)),
+    ("a comparator that is no string", {"valueQuantity": {"value": 5, "comparator": 5}},
+     ("5", None, None, None, False)),
+    ("a quantity without a number", {"valueQuantity": {"unit": "U/L"}}, None),
+    ("an integer", {"valueInteger": 3}, ("3", None, None, None, False)),
+    ("an integer that is none", {"valueInteger": "abc"}, None),
+    ("a range", {"valueRange": {"low": q(50, "U/L"), "high": q(70, "U/L")}},
+     ("50", "70", "U/L", "range", False)),
+    ("a range with the unit at its low end", {"valueRange": {"low": q(50, "U/L"), "high": q(70)}},
+     ("50", "70", "U/L", "range", False)),
+    ("a range with the unit at its high end", {"valueRange": {"low": q(50), "high": q(70, "U/L")}},
+     ("50", "70", "U/L", "range", False)),
+    ("a range of one value", {"valueRange": {"low": q(50, "U/L"), "high": q(50, "U/L")}},
+     ("50", "50", "U/L", "range", False)),
+    ("a range upside down", {"valueRange": {"low": q(70, "U/L"), "high": q(50, "U/L")}}, None),
+    ("a range in two units", {"valueRange": {"low": q(50, "U/L"), "high": q(70, "IU/L")}}, None),
+    ("a range open above", {"valueRange": {"low": q(50, "U/L")}}, ("50", None, "U/L", ">=", False)),
+    ("a range open below", {"valueRange": {"high": q(70, "U/L")}},
+     ("70", None, "U/L", "<=", False)),
+    ("a range of nothing", {"valueRange": {}}, None),
+    ("text", {"valueString": "5 U/L"}, ("5", None, "U/L", None, True)),
+    ("nothing", {"valueBoolean": True}, None),
+]
+
+
+@pytest.mark.parametrize(("resource", "expected"), [c[1:] for c in READINGS],
+                         ids=[c[0] for c in READINGS])
+def test_the_number_an_observation_states(resource, expected):
+    found = reading(resource)
+    if expected is None:
+        assert found is None
+        return
+    low, high, unit, comparator, from_text = expected
+    assert found is not None
+    assert (found.low, found.high, found.unit, found.comparator, found.from_text) == (
+        D(low), D(high) if high else None, unit, comparator, from_text)
+
+
+def test_the_codes_searched_are_named_by_system(mappings):
+    assert searched_codes(mappings.concepts["filgrastim"]) == (
+        "http://www.nlm.nih.gov/research/umls/rxnorm 338036, 68442; http://www.whocc.no/atc "
+        "L03AA02, L03AA10, L03AA13")
+    assert searched_codes(mappings.concepts["neutrophils"]) == "LOINC 26499-4, 751-8, 753-4"
