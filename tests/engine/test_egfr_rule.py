@@ -105,6 +105,8 @@ def _range(low: int, high: int) -> dict[str, Any]:
 @pytest.mark.parametrize(("resources", "params", "outcome", "value", "reason"), [
     ([_range(25, 35)], K, "unknown", "25",
      f"Reported eGFR 25-35 mL/min/{{1.73_m2}} on {day(1)} cannot be compared with 30."),
+    ([_range(35, 45)], K, "met", "35",
+     f"Reported eGFR 35-45 mL/min/{{1.73_m2}} on {day(1)} is at least 30."),
     ([o(EGFR, 95.25, "mL/min/{1.73_m2}", 1, "e")], K, "met", "95.25",
      f"Reported eGFR 95.25 mL/min/{{1.73_m2}} on {day(1)} is at least 30."),
     ([o(EGFR, 20, "mL/min/{1.73_m2}", 1, "e"),
@@ -114,7 +116,8 @@ def _range(low: int, high: int) -> dict[str, Any]:
      f"Reported eGFR 20 mL/min/{{1.73_m2}} on {day(1)} is below 30, but Lupus nephritis is "
      "recorded as text only (Condition/ln): the protocol makes an exception for it, so the "
      "investigator must review."),
-], ids=["a range across the threshold", "a reported value as written", "an exception as text"])
+], ids=["a range across the threshold", "a range above it", "a reported value as written",
+        "an exception as text"])
 def test_a_reported_egfr_in_its_exact_words(rule_check, resources, params, outcome, value, reason):
     found = rule_check("egfr", params, [CHILD, *resources])
     assert (found.result, found.reason) == (outcome, reason)
