@@ -5,6 +5,7 @@ implausible value), each with the evidence it names."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -262,3 +263,9 @@ def test_the_codes_searched_are_named_by_system(mappings):
         "http://www.nlm.nih.gov/research/umls/rxnorm 338036, 68442; http://www.whocc.no/atc "
         "L03AA02, L03AA10, L03AA13")
     assert searched_codes(mappings.concepts["neutrophils"]) == "LOINC 26499-4, 751-8, 753-4"
+
+
+def test_a_code_with_a_bar_in_it_is_named_whole(mappings):
+    # The loader splits "system|code" at the first bar, so a code may hold one ("a|b").
+    concept = replace(mappings.concepts["neutrophils"], codes=frozenset({"http://loinc.org|a|b"}))
+    assert searched_codes(concept) == "LOINC a|b"
