@@ -49,8 +49,8 @@ def test_an_eligible_patient_who_died_is_ineligible_for_every_study(mappings, re
     for study in evaluation.studies:
         assert study.status == "ineligible"
         first = study.criteria[0]
-        assert (first.id, first.result, first.reason, first.type) == (
-            "deceased", "not-met", reason, "exclusion")
+        assert (first.id, first.result, first.reason, first.type, first.kind) == (
+            "deceased", "not-met", reason, "exclusion", "automatic")
         assert first.evidence == (f"Patient/{resources[0]['id']}",)
 
 

@@ -122,3 +122,4 @@ def test_a_reported_egfr_in_its_exact_words(rule_check, resources, params, outco
     found = rule_check("egfr", params, [CHILD, *resources])
     assert (found.result, found.reason) == (outcome, reason)
     assert found.value is not None and found.value.value == Decimal(value)
+    assert list(found.evidence) == [f"{r['resourceType']}/{r['id']}" for r in resources]

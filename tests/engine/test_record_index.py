@@ -83,6 +83,14 @@ def test_an_undated_result_takes_the_date_of_the_report_that_lists_it(every_stud
     assert entry.when is not None and entry.when.day == date(2026, 11, 2)
 
 
+def test_a_result_dated_by_its_report_is_ordered_by_that_date(every_study_mappings):
+    older = made("Observation", "code", (ALT, LOINC), "a", effectiveDateTime="2026-11-01")
+    undated = made("Observation", "code", (ALT, LOINC), "b")
+    report = diagnostic_report("24325-3", "2026-11-05", results=["Observation/b"])
+    record = build_record([patient(), older, undated, report], every_study_mappings, "p1")
+    assert [e.resource["id"] for e in record.entries("alt")] == ["b", "a"]
+
+
 def test_a_report_entered_in_error_dates_nothing(every_study_mappings):
     undated = made("Observation", "code", (ALT, LOINC), "o1")
     wrong = diagnostic_report("24325-3", "2026-10-01", results=["Observation/o1"],
