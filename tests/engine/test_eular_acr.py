@@ -211,7 +211,10 @@ def test_the_reason_gives_the_points_the_labs_alone_reach(crit):
     r = crit([P, SLE_CONDITION, *labs], SLE, "sle-diagnosis")
     assert r.result == "met"
     assert "reach 13 of the 10" in r.reason and "entry criterion ANA >= 1:80 met" in r.reason
-    assert "Thrombocytopenia 4" in r.reason and "Anti-dsDNA or anti-Smith antibody 6" in r.reason
+    assert r.reason.endswith(
+        "; the laboratory and biopsy items alone reach 13 of the 10 2019 EULAR/ACR points (entry "
+        "criterion ANA >= 1:80 met): Thrombocytopenia 4, Low C3 or low C4 3, Anti-dsDNA or "
+        "anti-Smith antibody 6.")
 
 
 LABS_NONE = ("the laboratory and biopsy items alone reach 0 of the 10 2019 EULAR/ACR points "
@@ -274,3 +277,20 @@ def test_a_recorded_item_counts_when_its_points_are_above_zero(crit, points, exp
     found = crit([P, SLE_CONDITION, res], SLE, "sle-diagnosis")
     assert found.result == expected, found.reason
     assert found.value == Value(10)
+
+
+def test_the_newest_usable_classification_up_to_the_as_of_date_decides(crit):
+    # Newest first: one after the as-of date, one preliminary, a report with the same code;
+    # then the one that decides, dated the as-of date itself; then an older one.
+    later = _recorded(["joint-involvement"], when=day(-1))
+    preliminary = _recorded(["joint-involvement"], when=day(0), status="preliminary")
+    preliminary["id"] = "cls-preliminary"
+    report = {"resourceType": "DiagnosticReport", "id": "cls-report", "status": "final",
+              "subject": {"reference": f"Patient/{PID}"}, "code": later["code"],
+              "effectiveDateTime": day(0) + "T23:00:00Z"}
+    deciding = _recorded(CLASSIFIED, when=day(0))
+    older = _recorded(["joint-involvement"], when=day(30))
+    older["id"] = "cls-older"
+    found = crit([P, SLE_CONDITION, later, preliminary, report, deciding, older], SLE,
+                 "sle-diagnosis")
+    assert (found.result, found.evidence) == ("met", (f"Observation/{deciding['id']}",))
