@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from service.engine.model import normalise_token
 from service.engine.record import RecordError, build_record, parse_date, ref_key, status_of
 from tests.support.builders import (
     ALT,
@@ -131,6 +132,8 @@ def test_the_small_readers_of_a_resource():
     assert year is not None and (year.day, year.precision) == (date(2014, 1, 1), "year")
     assert status_of({"status": 5}) is None and status_of({"status": "final"}) == "final"
     assert ref_key({"resourceType": "Observation", "id": 5}) == "Observation/?"
+    # a coding needs both a system and a code to be looked up
+    assert normalise_token("", "1742-6") is None and normalise_token("http://loinc.org", "") is None
 
 
 def test_a_result_with_a_time_comes_before_one_with_none_on_the_same_day(every_study_mappings):
