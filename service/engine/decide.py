@@ -33,10 +33,16 @@ def decide(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         outcome = FLIPPED[found.result]
         reason = found.reason
         prefix = EXCLUSION_PREFIX[outcome]
-        if prefix and reason[1:2].islower():
+        if prefix and _ordinary_word(reason.split(" ", 1)[0]):
             reason = reason[:1].lower() + reason[1:]
         found = replace(found, result=outcome, reason=prefix + reason)  # type: ignore[arg-type]
     return replace(found, type=crit.type)
+
+
+def _ordinary_word(word: str) -> bool:
+    """A word written with a capital only because it starts a sentence ("Haemoglobin"), not a
+    name that keeps its capitals mid-sentence ("SpO2", "HbA1c", "IgG", "CD19", "A")."""
+    return word[1:2].islower() and not any(c.isupper() for c in word[1:])
 
 
 def _not_applicable(ctx: Context, applies: Applicability) -> str | None:

@@ -246,6 +246,18 @@ def test_an_exclusion_is_met_when_the_patient_is_not_excluded(tmp_path, value, e
     assert found.reason.startswith(prefix)
 
 
+@pytest.mark.parametrize(("concept", "code", "value", "unit", "reason"), [
+    ("hemoglobin", HB, 59, "g/L", "Excluded: haemoglobin 59 g/L on 2026-11-14 is below 60 g/L."),
+    # a name that keeps its capitals mid-sentence keeps them after the prefix too
+    ("spo2", SPO2, 59, "%", "Excluded: SpO2 59% on 2026-11-14 is below 60%."),
+], ids=["an ordinary word is lower-cased", "a name keeps its capitals"])
+def test_an_exclusions_reason_reads_on_after_its_prefix(tmp_path, concept, code, value, unit,
+                                                         reason):
+    dirs = study_dir(tmp_path, EXCLUSION.replace('"hemoglobin"', f'"{concept}"'))
+    found = decide(dirs, [obs(code, value, unit)], "low-hb")
+    assert found.reason == reason
+
+
 def test_an_exclusion_of_a_diagnosis_excludes_only_the_patient_who_has_it(tmp_path):
     body = ('\n[[criteria]]\nid = "gilbert"\ntype = "exclusion"\ntext = "Gilbert syndrome"\n'
             'rule = "diagnosis"\nconcept = "gilbert"\n')
