@@ -121,18 +121,19 @@ def _flagged(test: LabTest, entry: Entry) -> bool:
     return False
 
 
-def _shows(test: LabTest, entry: Entry, concept: Concept) -> tuple[bool | None, str]:
-    """Whether one result shows the descriptor (None: it cannot tell) and what it says."""
+def _shows(test: LabTest, entry: Entry, concept: Concept) -> str | None:
+    """The finding's words when one result shows the descriptor; None when it does not, or
+    cannot tell (only a finding that is present is ever worded: `findings_of`)."""
     resource = entry.resource
     name = concept.display or concept.name
     value = reading(resource, concept.answers)
     if value is None:
-        if test.presence and coded_answer(resource) is not None:
-            answer = coded_answer(resource)
-            return answer == "positive", f"{name} {answer}"
+        answer = coded_answer(resource) if test.presence else None
+        if answer is not None:  # a coded result says it all, whatever its flags
+            return f"{name} positive" if answer == "positive" else None
         if test.limit is None and _flagged(test, entry):
-            return True, f"{name} flagged {'low' if test.operator == '<' else 'high'}"
-        return None, f"{name} without a readable value"
+            return f"{name} flagged {'low' if test.operator == '<' else 'high'}"
+        return None
     unit, _ = unit_of(value, resource, concept)
     shown = (f"{fmt(value.low)}-{fmt(value.high)}" if value.high is not None
              else f"{value.comparator or ''}{fmt(value.low)}")
@@ -140,14 +141,12 @@ def _shows(test: LabTest, entry: Entry, concept: Concept) -> tuple[bool | None, 
         # Against its own range, in the unit it was written in (the range is converted).
         limit = _limit(test, entry, concept, unit)
         if limit is None:
-            flagged = _flagged(test, entry)
-            return (True if flagged else None), (
-                f"{name} {shown} {unit or ''}".rstrip()
-                + (" flagged by the laboratory" if flagged else " without a reference range"))
+            return (f"{name} {shown} {unit or ''}".rstrip() + " flagged by the laboratory"
+                    if _flagged(test, entry) else None)
         side = "lower" if test.operator == "<" else "upper"
-        verdict = compare(value.low, value.comparator, test.operator, limit, value.high)
-        return verdict, f"{name} {shown} {unit or ''} ({side} limit {fmt(limit)})".replace(
-            "  ", " ")
+        if not compare(value.low, value.comparator, test.operator, limit, value.high):
+            return None
+        return f"{name} {shown} {unit or ''} ({side} limit {fmt(limit)})".replace("  ", " ")
     assert test.limit is not None
     for target in test.units:
         try:
@@ -161,13 +160,14 @@ def _shows(test: LabTest, entry: Entry, concept: Concept) -> tuple[bool | None, 
         if concept.plausible_range and value.comparator in (None, "range"):
             bottom, top = concept.plausible_range
             if not all(bottom <= v <= top for v in (low, high) if v is not None):
-                return None, f"{name} {shown} {unit} is implausible"
-        verdict = compare(low, value.comparator, test.operator, test.limit, high)
+                return None  # implausible: a typing slip, not a finding
+        if not compare(low, value.comparator, test.operator, test.limit, high):
+            return None
         converted = (f"{fmt(low)}-{fmt(high)}" if high is not None
                      else f"{value.comparator or ''}{fmt(low)}")
-        return verdict, f"{name} {converted} {_SHOWN_UNIT.get(target, target)}"
+        return f"{name} {converted} {_SHOWN_UNIT.get(target, target)}"
     # A unit nothing converts gives no finding, never a comparison across units.
-    return None, f"{name} {shown} {unit or '(no unit)'} cannot be converted"
+    return None
 
 
 def _entries(record: PatientRecord, test: LabTest, as_of: date, window_days: int
@@ -199,8 +199,8 @@ def findings_of(record: PatientRecord, lab_tests: Mapping[str, tuple[LabTest, ..
                 continue
             for entry in _entries(record, test, as_of, window_days):
                 seen += 1
-                shown, text = _shows(test, entry, concept)
-                if shown:
+                text = _shows(test, entry, concept)
+                if text is not None:
                     assert entry.when is not None
                     hits.append((entry.when.day, entry.ref, text))
         if hits:
