@@ -92,6 +92,8 @@ WORDS = [
     # 100 mg/mmol = 100 / 113.0966 g/g
     ("a ratio converted with the concept's molar mass", [obs(UPCR, 100, "mg/mmol", oid="u")],
      "proteinuria", "urine protein/creatinine ratio 0.884 g/g"),
+    ("both ends of a range converted with it", [value_range("u", UPCR, 100, 120, "mg/mmol")],
+     "proteinuria", "urine protein/creatinine ratio 0.884-1.061 g/g"),
     ("a unit nothing converts", [obs(URBC, 50, "mg", oid="r")], "hematuria", None),
     ("a value without a unit against a fixed limit", [obs(URBC, 50, None, oid="r")],
      "hematuria", None),
