@@ -11,7 +11,7 @@ from service.engine.record import (
     PatientRecord,
     codes_of,
     codings,
-    concept_text,
+    concept_texts,
     status_of,
 )
 
@@ -54,8 +54,9 @@ def uncoded_mentions(record: PatientRecord, names: Iterable[str],
         if any(record.mappings.concepts_for(c.get("system"), c.get("code"))
                for c in codings(code)):
             continue  # coded with a mapped code: the index has it
-        text = concept_text(code)
-        if text and wanted.search(text) and not (other and other.search(text)):
+        texts = concept_texts(code)
+        if any(wanted.search(t) for t in texts) and not (
+                other and any(other.search(t) for t in texts)):
             found.append(resource)
     return found
 

@@ -14,7 +14,7 @@ from service.engine.record import (
     as_dict,
     as_list,
     codings,
-    concept_text,
+    concept_texts,
     reference_of,
 )
 
@@ -41,7 +41,7 @@ def ingredient_concepts(
             if strength is None and product.strength_mg is not None:
                 strength = Strength(product.strength_mg)
     if not found:
-        found = _named_medications(mappings, " ".join(concept_text(s) for s in sources))
+        found = _named_medications(mappings, [t for s in sources for t in concept_texts(s)])
     return tuple(dict.fromkeys(found)), strength
 
 
@@ -77,12 +77,11 @@ def _products(mappings: Mappings, code: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _named_medications(mappings: Mappings, text: str) -> list[str]:
-    """Medication concepts named in free text (only for concepts with `names`)."""
-    if not text:
-        return []
+def _named_medications(mappings: Mappings, texts: list[str]) -> list[str]:
+    """Medication concepts named in one of the free texts (only for concepts with `names`)."""
     return [concept.name for concept in mappings.concepts.values()
-            if concept.kind == "medication" and any(n in text for n in concept.names)]
+            if concept.kind == "medication"
+            and any(n in t for t in texts for n in concept.names)]
 
 
 def _codes_to_concepts(mappings: Mappings, code: dict[str, Any]) -> list[str]:

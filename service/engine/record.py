@@ -87,12 +87,14 @@ def codings(concept: Any) -> Iterator[dict[str, Any]]:
                     yield item
 
 
-def concept_text(concept: Any) -> str:
-    """Free text of a CodeableConcept (text and displays), lower-cased, for name matching."""
+def concept_texts(concept: Any) -> tuple[str, ...]:
+    """The free texts of a CodeableConcept (its text, then each display), lower-cased, for name
+    matching. Kept apart: a name is found in one of them, never across two ("History of lupus"
+    with a display "Nephritis" does not name lupus nephritis)."""
     if not isinstance(concept, dict):
-        return ""
+        return ()
     parts = [concept.get("text")] + [c.get("display") for c in codings(concept)]
-    return " ".join(p for p in parts if isinstance(p, str)).lower()
+    return tuple(p.lower() for p in parts if isinstance(p, str) and p)
 
 
 # A version-specific reference (`Patient/1/_history/2`, as some EHR exports write them) means

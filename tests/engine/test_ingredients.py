@@ -5,6 +5,7 @@ free text (found surviving by mutation testing: docs/mutation-testing.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -193,3 +194,14 @@ def test_a_name_in_a_display_counts_only_without_a_mapped_code(mappings):
     coded = {"coding": [{"system": RXNORM, "code": RX_HCQ, "display": "Telitacicept"}]}
     assert read(mappings, statement(medicationCodeableConcept=coded)) == (
         ("hydroxychloroquine",), None)
+
+
+def test_a_name_is_found_in_one_text_never_across_the_text_and_a_display(mappings):
+    # A site names telitacicept by its brand in two words (Tai'ai).
+    brand = dataclasses.replace(mappings.concepts["telitacicept"], names=("tai ai",))
+    site = dataclasses.replace(mappings, concepts={**mappings.concepts, "telitacicept": brand})
+    unknown = {"system": RXNORM, "code": "999999"}
+    whole = {"text": "Tai ai 160 mg", "coding": [{**unknown, "display": "Injection"}]}
+    split = {"text": "Tai", "coding": [{**unknown, "display": "Ai 160 mg"}]}
+    assert read(site, statement(medicationCodeableConcept=whole)) == (("telitacicept",), None)
+    assert read(site, statement(medicationCodeableConcept=split)) == ((), None)

@@ -44,3 +44,22 @@ def test_the_conditions_that_do_not_count_are_passed_over(every_study_mappings):
         said("c1", "SLE"),
     ]
     assert mentions(every_study_mappings, *conditions) == ["c1"]
+
+
+def coded_words(cid: str, text: str, display: str) -> dict[str, Any]:
+    """A Condition with a text and one coding the mappings do not know, with its display."""
+    return said(cid, text, code={"text": text, "coding": [
+        {"system": "urn:oid:2.999", "code": "1", "display": display}]})
+
+
+@pytest.mark.parametrize(("text", "display", "named"), [
+    ("SLE", "Disorder of the immune system", True),
+    ("Disorder of the immune system", "SLE", True),
+    # a name is found in one text, never across the text and a display
+    ("Systemic lupus", "Erythematosus", False),
+    # a name that means something else counts in either text
+    ("SLE", "Drug-induced lupus", False),
+], ids=["in the text", "in the display", "not across the two", "unless in the display"])
+def test_the_text_and_each_display_are_read_apart(every_study_mappings, text, display, named):
+    assert mentions(every_study_mappings, coded_words("c1", text, display)) == (
+        ["c1"] if named else [])
