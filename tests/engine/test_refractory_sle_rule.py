@@ -195,9 +195,7 @@ def test_refractory_sle(rule_check, resources, expected, reason, evidence):
 
 
 def test_its_own_lists_and_look_back(rule_check):
-    """Three DMARDs needed, no `required`, a body weight's own look-back. (Met with other
-    `required` lists than hydroxychloroquine alone, the sentence has no Chinese shape on the
-    pages: no study has them.)"""
+    """Three DMARDs needed, no `required`, a body weight's own look-back."""
     three = {**PARAMS, "min_dmards": 3}
     found = rule_check("refractory-sle", three, ALL)
     assert (found.result, found.reason) == ("not-met", not_shown(
@@ -284,3 +282,20 @@ def test_intolerance_to_standard_treatment(rule_check, allergies, names, ids):
         assert (found.result, found.reason, found.evidence) == (
             "met", f"Intolerant to standard treatment ({names}).",
             tuple(f"AllergyIntolerance/{i}" for i in ids))
+
+
+@pytest.mark.parametrize(("required", "resources", "named", "evidence"), [
+    (None, [kg(40), STEROID, *DMARDS], "",
+     ("MedicationStatement/s1", "MedicationStatement/d1", "MedicationStatement/d2")),
+    (["tacrolimus", "hydroxychloroquine"], [*ALL, taken(RX_TAC, "t1")],
+     ", hydroxychloroquine, tacrolimus",
+     (*MET_EVIDENCE[:2], "MedicationStatement/t1", *MET_EVIDENCE[2:])),
+], ids=["none", "two, named in order"])
+def test_the_met_sentence_names_each_required_agent(rule_check, required, resources, named,
+                                                    evidence):
+    params = {k: v for k, v in PARAMS.items() if k != "required"}
+    found = rule_check("refractory-sle", {**params, "required": required} if required else params,
+                       resources)
+    assert (found.result, found.reason, found.evidence) == ("met", (
+        f"High-dose glucocorticoid for 90 days{named} and 2 DMARDs (azathioprine, "
+        "mycophenolate) are recorded."), evidence)

@@ -74,11 +74,11 @@ def refractory_sle(ctx: Context, crit: CriterionMapping) -> CriterionResult:
             missing.append(name)
     dmard_found = _dmards(relevant, agent_of, p["min_dmards"], missing, gaps, evidence)
     if not missing:
+        agents = f", {', '.join(sorted(required))}" if required else ""
         return result(crit, "met",
-                      f"High-dose glucocorticoid for {course} days, "
-                      f"{', '.join(sorted(required))} and {len(dmard_found)} DMARDs "
-                      f"({', '.join(sorted(dmard_found))}) are recorded.",
-                      evidence=evidence)
+                      f"High-dose glucocorticoid for {course} days{agents} and "
+                      f"{len(dmard_found)} DMARDs ({', '.join(sorted(dmard_found))}) are "
+                      "recorded.", evidence=evidence)
     if gaps:
         return result(crit, "unknown",
                       f"Medication history is partial ({'; '.join(dict.fromkeys(gaps))}); not "

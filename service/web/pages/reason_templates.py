@@ -100,8 +100,10 @@ TEMPLATES = (
     N_("%(count)s of the listed agents taken for more than %(days)s days: %(list)s"),
     N_("Fewer than %(count)s of the listed agents taken for more than %(days)s days (%(list)s)"),
     N_("%(what)s (%(days)s days)"),
-    N_("High-dose glucocorticoid for %(days)s days, hydroxychloroquine and %(count)s DMARDs "
-       "(%(list)s) are recorded"),
+    N_("High-dose glucocorticoid for %(days)s days, %(list)s and %(count)s DMARDs "
+       "(%(list2)s) are recorded"),
+    N_("High-dose glucocorticoid for %(days)s days and %(count)s DMARDs (%(list)s) are "
+       "recorded"),
     N_("Intolerant to standard treatment (%(list)s)"),
     N_("The medication history does not show: %(clauses)s"),
     N_("glucocorticoid >= %(dose)s mg/kg/day prednisone-equivalent for >= %(days)s days "
