@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from service.engine import units
@@ -84,12 +84,18 @@ class Lookup:
     evidence: tuple[str, ...] = ()
 
 
+_THREE_DIGITS = Context(prec=3)
+
+
 def fmt(value: Decimal) -> str:
-    """A Decimal written for people: no exponent, no trailing zeros beyond what was given."""
-    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(
-        value.quantize(Decimal("0.001")).normalize(), "f"
-    )
-    return text
+    """A Decimal written for people: no exponent, no trailing zeros beyond what was given, three
+    decimals at most; a value that would round to 0 keeps three significant digits instead."""
+    if value == value.to_integral_value():
+        return format(value.normalize(), "f")
+    rounded = value.quantize(Decimal("0.001"))
+    if not rounded:  # 0.0004 mg is not "0 mg": a reason must not say a value is nothing
+        rounded = _THREE_DIGITS.plus(value)
+    return format(rounded.normalize(), "f")
 
 
 def label(concept: Concept) -> str:

@@ -157,8 +157,11 @@ def test_why_no_result_is_used(mappings, resources, concept, lookback, problem, 
 
 @pytest.mark.parametrize(("value", "shown"), [
     ("1E+30", "1000000000000000000000000000000"),  # an integer beyond 28 digits: no quantize
-    ("2.50", "2.5"), ("1.23456", "1.235"), ("0.0004", "0"), ("120", "120"),
+    ("2.50", "2.5"), ("1.23456", "1.235"), ("120", "120"),
     ("120.0004", "120"),  # rounded to an integer: no exponent ("1.2E+2")
+    # below 0.0005 a value keeps three significant digits, never "0"
+    ("0.0004", "0.0004"), ("-0.0004", "-0.0004"), ("0.000123456", "0.000123"),
+    ("0.0005", "0.0005"), ("0.0006", "0.001"), ("0.00000001", "0.00000001"),
 ])
 def test_a_number_is_written_for_people(value, shown):
     assert fmt(D(value)) == shown
