@@ -291,7 +291,7 @@ PROTEINURIA_CASES = [
     ("UPCR under it", PROTEINURIA, [upcr("0.49")], "not-met", "0.49",
      f"{UPCR_NAME} 0.49 g/g on {ON} is below 0.5 g/g.", R1),
     ("UPCR below a value over it", PROTEINURIA, [upcr("0.6", comparator="<")], "unknown",
-     "0.6", f"{UPCR_NAME} <0.6 g/g on {ON} cannot be compared with 0.5.", R1),
+     "0.6", f"{UPCR_NAME} <0.6 g/g on {ON} cannot be compared with 0.5 g/g.", R1),
     ("24 h protein at its own limit", PROTEINURIA, [protein("1")], "met", "1",
      f"24 h urine protein 1 g/(24.h) on {ON} is at least 1 g/(24.h).", R1),
     ("a newer 24 h protein under its limit", PROTEINURIA,

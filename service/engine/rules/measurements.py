@@ -195,7 +195,7 @@ def proteinuria(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     verdict = compare(m.value, m.comparator, ">=", limit, m.high)
     text = f"{cap(name)} {with_unit(m.shown, m.unit)} on {day(m.when)}"
     if verdict is None:
-        return result(crit, "unknown", f"{text} cannot be compared with {fmt(limit)}.",
+        return result(crit, "unknown", f"{text} cannot be compared with {fmt(limit)} {m.unit}.",
                       value=_value(m), evidence=[m.ref])
     if verdict:
         return result(crit, "met", f"{text} is at least {fmt(limit)} {m.unit}.",
