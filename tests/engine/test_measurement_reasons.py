@@ -358,11 +358,17 @@ def test_positive_says_what_it_read(rule_check, resources, outcome, value, reaso
 
 
 def test_positive_honours_its_look_back(rule_check):
+    # The stale result is the evidence: a reviewer sees what was found and when.
     found = rule_check("positive", {**CD19, "lookback_days": 5},
                        [cd19(CD19_PCT, "3", "%", day(6))])
     check(found, "unknown",
           f"No {PERCENT} within 5 days (latest 3 % on 2026-11-09 is stale); no CD19+ B cell "
-          "count on record under the codes searched (LOINC 8116-6).", None, [], [])
+          "count on record under the codes searched (LOINC 8116-6).", None, ["Observation/r1"],
+          [])
+    both = rule_check("positive", {**CD19, "lookback_days": 5},
+                      [cd19(CD19_PCT, "3", "%", day(6)),
+                       cd19(CD19_ABS, "300", "/uL", day(7), rid="r2")])
+    assert both.evidence == ("Observation/r1", "Observation/r2")
 
 
 def ecog(value: int, when: str | None = None, code: str = ECOG, system: str = LOINC,

@@ -218,15 +218,17 @@ def positive(ctx: Context, crit: CriterionMapping) -> CriterionResult:
     """Met when the newest value of any of the concepts is above zero."""
     found = []
     problems = []
+    evidence: list[str] = []
     for name in crit.params["concepts"]:
         lookup = latest_quantity(ctx.record, ctx.concept(name), ctx.as_of,
                                  crit.params.get("lookback_days"))
         if lookup.measurement is None:
             problems.append(lookup.problem or "")
+            evidence += lookup.evidence  # a stale or unreadable result is shown, as elsewhere
         else:
             found.append((lookup.measurement, ctx.concept(name)))
     if not found:
-        return result(crit, "unknown", cap("; ".join(problems)) + ".")
+        return result(crit, "unknown", cap("; ".join(problems)) + ".", evidence=evidence)
     found.sort(key=lambda f: f[0].when, reverse=True)
     m, concept = found[0]
     text = f"{cap(label(concept))} {with_unit(m.shown, m.unit)} on {day(m.when)}"
