@@ -181,6 +181,10 @@ def bili(value: str) -> dict[str, Any]:
     return named(lab(BILI, value, "mg/dL", day(1), high=1.2), "r1")
 
 
+def bili_below(value: str) -> dict[str, Any]:
+    return named(lab(BILI, value, "mg/dL", day(1), high=1.2, comparator="<"), "r1")
+
+
 def alt_range(low: int, high: int) -> dict[str, Any]:
     made = alt(None)
     made["valueRange"] = {"low": {"value": low, "unit": "U/L"},
@@ -252,9 +256,12 @@ ULN_MULTIPLE = [
      "(limit for Code 27503000).", ["Observation/r1", "Condition/c1"]),
     ("over the alternative, with a review exception", {**BILI_ULN, "review_if": ["myositis"]},
      [bili("3.7"), GILBERT, named(condition(SCT_MYOSITIS), "c3")], "unknown", "3.7",
-     f"Total bilirubin 3.7 mg/dL on {ON} = 3.083 x ULN (ULN 1.2 mg/dL {FROM}) is above 3 x ULN, "
-     f"but Code 26889001 is recorded: {MUST_REVIEW}",
+     f"Total bilirubin 3.7 mg/dL on {ON} = 3.083 x ULN (ULN 1.2 mg/dL {FROM}) is above 3 x ULN "
+     f"(limit for Code 27503000), but Code 26889001 is recorded: {MUST_REVIEW}",
      ["Observation/r1", "Condition/c1", "Condition/c3"]),
+    ("the alternative limit cannot be compared", BILI_ULN, [bili_below("4"), GILBERT], "unknown",
+     "4", f"Total bilirubin <4 mg/dL on {ON} = 3.333 x ULN (ULN 1.2 mg/dL {FROM}) cannot be "
+     "compared with 3 x ULN (limit for Code 27503000).", ["Observation/r1", "Condition/c1"]),
 ]
 
 

@@ -133,14 +133,15 @@ def uln_multiple(ctx: Context, crit: CriterionMapping) -> CriterionResult:
                       uln_source=uln_source)
 
     if verdict is None:
-        return said("unknown", f"{text} cannot be compared with {fmt(multiple)} x ULN.",
+        return said("unknown", f"{text} cannot be compared with {fmt(multiple)} x ULN{why}.",
                     evidence)
     if verdict:
         return said("met", f"{text} is at most {fmt(multiple)} x ULN{why}.", evidence)
     review = [e for n in crit.params.get("review_if", ()) for e in conditions(ctx, n)]
     if review:
         return said("unknown",
-                    f"{text} is above {fmt(multiple)} x ULN, but {display(review[0].resource)} "
+                    f"{text} is above {fmt(multiple)} x ULN{why}, but "
+                    f"{display(review[0].resource)} "
                     "is recorded: the protocol makes an exception for it, so the investigator "
                     "must review.", evidence + [e.ref for e in review])
     exceptions = tuple(crit.params.get("review_if", ())) + (

@@ -161,6 +161,8 @@ TEMPLATES = (
     N_("no reference range low on the result and no table of lower limits for it"),
     N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) cannot "
        "be compared with %(limit)s x ULN"),
+    N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) cannot "
+       "be compared with %(limit)s x ULN (limit for %(record)s)"),
     N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) is at "
        "most %(limit)s x ULN (limit for %(record)s)"),
     N_("%(what)s %(value)s on %(date)s = %(ratio)s x ULN (ULN %(uln)s from %(source)s) is "
