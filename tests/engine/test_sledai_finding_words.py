@@ -127,6 +127,12 @@ WORDS = [
      "anti-dsDNA flagged high"),
     ("no value, flagged the other way", [flagged(no_value("c3", C3), "H")], "low-complement",
      None),
+    # C3 and C4 are not read for a coded answer: its flag decides, not the words of the code
+    ("a coded answer without a number, flagged low",
+     [flagged(obs(C3, value_concept=cc("260385009"), oid="c3"), "L")], "low-complement",
+     "C3 flagged low"),
+    ("a coded positive without a number or a flag",
+     [obs(C3, value_concept=cc("10828004"), oid="c3")], "low-complement", None),
     ("a coded positive", [obs(DSDNA, value_concept=cc("10828004"), oid="d")],
      "increased-dna-binding", "anti-dsDNA positive"),
     ("a coded negative whatever its flag",
