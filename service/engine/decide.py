@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from service.engine.ages import age_range
@@ -33,7 +34,7 @@ def decide(ctx: Context, crit: CriterionMapping) -> CriterionResult:
         outcome = FLIPPED[found.result]
         reason = found.reason
         prefix = EXCLUSION_PREFIX[outcome]
-        if prefix and _ordinary_word(reason.split(" ", 1)[0]):
+        if prefix and _ordinary_word(re.split(r"\s", reason)[0]):
             reason = reason[:1].lower() + reason[1:]
         found = replace(found, result=outcome, reason=prefix + reason)  # type: ignore[arg-type]
     return replace(found, type=crit.type)
@@ -41,8 +42,9 @@ def decide(ctx: Context, crit: CriterionMapping) -> CriterionResult:
 
 def _ordinary_word(word: str) -> bool:
     """A word written with a capital only because it starts a sentence ("Haemoglobin"), not a
-    name that keeps its capitals mid-sentence ("SpO2", "HbA1c", "IgG", "CD19", "A")."""
-    return word[1:2].islower() and not any(c.isupper() for c in word[1:])
+    name that keeps its capitals or signs mid-sentence ("SpO2", "HbA1c", "CD19", "X-ray", "A")."""
+    rest = word[1:]
+    return rest.isalpha() and rest.islower()
 
 
 def _not_applicable(ctx: Context, applies: Applicability) -> str | None:

@@ -258,6 +258,25 @@ def test_an_exclusions_reason_reads_on_after_its_prefix(tmp_path, concept, code,
     assert found.reason == reason
 
 
+@pytest.mark.parametrize(("words", "shown"), [
+    ("Gilbert syndrome", "gilbert syndrome"),  # an ordinary first word: lower-cased
+    ("Gilbert\nsyndrome", "gilbert\nsyndrome"),  # the first word ends at any white space
+    ("HbA1c-linked Gilbert", "HbA1c-linked Gilbert"),  # a name keeps its capitals
+    ("X-linked Gilbert", "X-linked Gilbert"),  # and its signs
+    ("B2 Gilbert", "B2 Gilbert"),
+    ("Gb", "gb"),
+    ("G", "G"),
+], ids=["ordinary", "newline", "capitals", "signs", "digits", "two letters", "one letter"])
+def test_an_exclusion_keeps_a_records_words_as_written_after_its_prefix(tmp_path, words, shown):
+    body = ('\n[[criteria]]\nid = "gilbert"\ntype = "exclusion"\ntext = "Gilbert syndrome"\n'
+            'rule = "diagnosis"\nconcept = "gilbert"\n')
+    from tests.support.builders import SCT_GILBERT, condition
+    named = condition(SCT_GILBERT, cid="g1")
+    named["code"]["text"] = words
+    found = decide(study_dir(tmp_path, body), [named], "gilbert")
+    assert found.reason == f"Excluded: {shown} is recorded (Condition/g1)."
+
+
 def test_an_exclusion_of_a_diagnosis_excludes_only_the_patient_who_has_it(tmp_path):
     body = ('\n[[criteria]]\nid = "gilbert"\ntype = "exclusion"\ntext = "Gilbert syndrome"\n'
             'rule = "diagnosis"\nconcept = "gilbert"\n')
