@@ -63,3 +63,10 @@ def coded_words(cid: str, text: str, display: str) -> dict[str, Any]:
 def test_the_text_and_each_display_are_read_apart(every_study_mappings, text, display, named):
     assert mentions(every_study_mappings, coded_words("c1", text, display)) == (
         ["c1"] if named else [])
+
+
+def test_a_display_that_is_not_text_is_passed_over(every_study_mappings):
+    condition = said("c1", "SLE", code={"text": "SLE", "coding": [
+        {"system": "urn:oid:2.999", "code": "1", "display": 42},
+        {"system": "urn:oid:2.999", "code": "2", "display": {"text": "SLE"}}]})
+    assert mentions(every_study_mappings, condition) == ["c1"]
