@@ -484,16 +484,17 @@ function sameContent(a, b) {
 
 
 // ---------------------------------------------------------------- Bulk Data export ($export)
-// A small FHIR Bulk Data Access server (system and Group level): the export is taken at kick-off
-// (its transactionTime), reported in progress for LOCAL_FHIR_EXPORT_POLLS polls (default 1) with
-// Retry-After and X-Progress, then its NDJSON files (one per type) are served until DELETE.
+// A small FHIR Bulk Data Access server (system and Group level): the export holds the resources as
+// they are at kick-off (its transactionTime) and is written behind the 202, reported in progress
+// while it is written and then for LOCAL_FHIR_EXPORT_POLLS polls (default 1) with Retry-After and
+// X-Progress, then its NDJSON files (one per type) are served until DELETE.
 // LOCAL_FHIR_EXPORT=0: no $export (404, and none in the CapabilityStatement);
 // LOCAL_FHIR_TYPEFILTER=0: a kick-off with _typeFilter is refused (400), as servers without it do.
 const EXPORT_ENABLED = process.env.LOCAL_FHIR_EXPORT !== '0';
 const TYPEFILTER_ENABLED = process.env.LOCAL_FHIR_TYPEFILTER !== '0';
 const EXPORT_POLLS = Math.max(0, Number.parseInt(process.env.LOCAL_FHIR_EXPORT_POLLS ?? '1', 10) || 0);
 const NDJSON_FORMATS = ['application/fhir+ndjson', 'application/ndjson', 'ndjson'];
-const exportJobs = new Map(); // job id -> { polls, manifest, files: Map(name -> text) }
+const exportJobs = new Map(); // job id -> { polls, manifest, files: Map(name -> text), done, total }
 const bulkCounts = { kickoff: 0, status: 0, download: 0, delete: 0 };
 
 // The patient a resource is about (Patient: itself), for Group exports.
@@ -511,21 +512,54 @@ function bulkError(status, text) {
   return { status, headers: {}, body: JSON.stringify(outcome(status, text)), type: 'application/fhir+json' };
 }
 
-// The ids of a type that match its _typeFilter queries ("Type?query", comma-separated list).
-function typeFilterMatches(typeFilter) {
+// The _typeFilter queries ("Type?query", comma-separated list) by type: a resource of a listed
+// type is exported when it matches one of them. Plain filters are matched resource by resource
+// while the export is written (Medplum's matcher, as its search does); a chained filter needs
+// the repository, so its query is answered at kick-off.
+function typeFilterQueries(typeFilter) {
   const byType = new Map();
   for (const value of [typeFilter].flat()) {
     for (const one of String(value).split(',')) {
       const [type, search = ''] = one.split('?');
       if (!core.isResourceType(type)) throw new OperationOutcomeError(badRequest(`_typeFilter: unknown type ${type}`));
       const parsed = core.parseSearchRequest(`${type}?${search}`);
-      const filters = checkAndNormaliseFilters(type, parsed.filters);
-      const ids = new Set((repo.searchSync({ resourceType: type, filters }).entry ?? []).map((e) => e.resource.id));
-      if (!byType.has(type)) byType.set(type, new Set());
-      for (const id of ids) byType.get(type).add(id);
+      const request = { resourceType: type, filters: checkAndNormaliseFilters(type, parsed.filters) };
+      const query = request.filters.some((f) => f.code.includes('.'))
+        ? { ids: new Set((repo.searchSync(request).entry ?? []).map((e) => e.resource.id)) }
+        : { request };
+      if (!byType.has(type)) byType.set(type, []);
+      byType.get(type).push(query);
     }
   }
   return byType;
+}
+
+function matchesTypeFilter(queries, resource) {
+  return queries.some((q) => (q.ids ? q.ids.has(resource.id) : core.matchesSearchRequest(resource, q.request)));
+}
+
+// Resources written between two turns of the event loop while an export is built: the server
+// keeps answering (status polls, other clients) during a long export, as a real one does.
+const EXPORT_SLICE = 2000;
+
+async function buildExport(id, snapshot, keep, base, manifest) {
+  const job = exportJobs.get(id);
+  const output = [];
+  for (const [type, resources] of snapshot) {
+    const lines = [];
+    for (const resource of resources) {
+      if (keep(type, resource)) lines.push(JSON.stringify(resource));
+      if (++job.done % EXPORT_SLICE === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (exportJobs.get(id) !== job) return; // cancelled (DELETE)
+      }
+    }
+    if (!lines.length) continue;
+    const name = `${type}.ndjson`;
+    job.files.set(name, lines.join('\n') + '\n');
+    output.push({ type, url: `${base}/bulkfiles/${id}/${name}`, count: lines.length });
+  }
+  job.manifest = { ...manifest, output };
 }
 
 function kickOff(segments, query, headers, base) {
@@ -556,30 +590,27 @@ function kickOff(segments, query, headers, base) {
   let filtered;
   if (query._typeFilter !== undefined) {
     if (!TYPEFILTER_ENABLED) return bulkError(400, '_typeFilter is not supported by this server');
-    filtered = typeFilterMatches(query._typeFilter);
+    filtered = typeFilterQueries(query._typeFilter);
   }
+  // The export holds the resources as they are at kick-off (its transactionTime); their lines
+  // are written behind the 202. A small export is written before the 202 is sent.
   const transactionTime = new Date().toISOString();
   const job = core.generateId();
-  const files = new Map();
-  const output = [];
-  for (const type of types) {
-    const lines = [];
-    for (const resource of repo.resources.get(type)?.values() ?? []) {
-      if (members && !members.has(compartmentPatient(resource))) continue;
-      if (since !== undefined && !(Date.parse(resource.meta?.lastUpdated ?? '') >= since)) continue;
-      if (filtered?.has(type) && !filtered.get(type).has(resource.id)) continue;
-      lines.push(JSON.stringify(resource));
-    }
-    if (!lines.length) continue;
-    const name = `${type}.ndjson`;
-    files.set(name, lines.join('\n') + '\n');
-    output.push({ type, url: `${base}/bulkfiles/${job}/${name}`, count: lines.length });
-  }
-  const request = `${base}/${segments.join('/')}`;
+  const snapshot = types.map((type) => [type, [...(repo.resources.get(type)?.values() ?? [])]]);
+  const keep = (type, resource) => (!members || members.has(compartmentPatient(resource)))
+    && (since === undefined || Date.parse(resource.meta?.lastUpdated ?? '') >= since)
+    && (!filtered?.has(type) || matchesTypeFilter(filtered.get(type), resource));
   exportJobs.set(job, {
-    polls: EXPORT_POLLS, files,
-    manifest: { transactionTime, request, requiresAccessToken: true, output, error: [] },
+    polls: EXPORT_POLLS, files: new Map(), manifest: undefined, done: 0,
+    total: snapshot.reduce((n, [, resources]) => n + resources.length, 0),
   });
+  const request = `${base}/${segments.join('/')}`;
+  buildExport(job, snapshot, keep, base, { transactionTime, request, requiresAccessToken: true, error: [] })
+    .catch((err) => {
+      console.error('localfhir: export failed:', err);
+      const failed = exportJobs.get(job);
+      if (failed) failed.failure = String(err?.message ?? err);
+    });
   return { status: 202, headers: { 'Content-Location': `${base}/bulkstatus/${job}` }, body: '', type: 'application/fhir+json' };
 }
 
@@ -603,6 +634,11 @@ function handleBulk(method, path, query, headers, base) {
       return { status: 202, headers: {}, body: '', type: 'application/fhir+json' };
     }
     bulkCounts.status++;
+    if (job.failure) return bulkError(500, `The export failed: ${job.failure}`);
+    if (!job.manifest) {
+      const read = `${Math.floor((100 * job.done) / Math.max(job.total, 1))}% of the resources read`;
+      return { status: 202, headers: { 'X-Progress': read, 'Retry-After': '1' }, body: '', type: 'application/fhir+json' };
+    }
     if (job.polls > 0) {
       const done = EXPORT_POLLS - job.polls;
       job.polls--;

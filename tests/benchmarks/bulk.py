@@ -48,11 +48,7 @@ def run_cli(base_url: str, *args: str, server_pid: int | None = None) -> dict[st
     """One `eligibility screen` run and what it printed about its cost."""
     argv = [sys.executable, "-m", "service.cli.main", "screen", *args, "--csv",
             "--as-of", synthetic.AS_OF.isoformat()]
-    # The local server builds a whole export while answering its kick-off (a real server
-    # answers 202 at once and works behind it): at 100,000 patients that takes minutes, past
-    # the default 30 s read timeout. A nightly population run would be given as long.
-    env = {**child_env(base_url), "FHIR_TIMEOUT": "900"}
-    run = run_measured(argv, env, server_pid)
+    run = run_measured(argv, child_env(base_url), server_pid)
     err = run.stderr
     out: dict[str, Any] = {"args": " ".join(args), "exit_code": run.exit_code,
                            "wall_seconds": round(run.wall_seconds, 1),
