@@ -540,7 +540,11 @@ function matchesTypeFilter(queries, resource) {
 
 // Resources written between two turns of the event loop while an export is built: the server
 // keeps answering (status polls, other clients) during a long export, as a real one does.
-const EXPORT_SLICE = 2000;
+// LOCAL_FHIR_EXPORT_SLICE and LOCAL_FHIR_EXPORT_PAUSE_MS (a wait between slices) let a test see
+// an export in progress with a few resources.
+const EXPORT_SLICE = Math.max(1, Number.parseInt(process.env.LOCAL_FHIR_EXPORT_SLICE ?? '2000', 10) || 2000);
+const EXPORT_PAUSE_MS = Math.max(0, Number.parseInt(process.env.LOCAL_FHIR_EXPORT_PAUSE_MS ?? '0', 10) || 0);
+const nextSlice = () => new Promise((resolve) => (EXPORT_PAUSE_MS ? setTimeout(resolve, EXPORT_PAUSE_MS) : setImmediate(resolve)));
 
 async function buildExport(id, snapshot, keep, base, manifest) {
   const job = exportJobs.get(id);
@@ -550,7 +554,7 @@ async function buildExport(id, snapshot, keep, base, manifest) {
     for (const resource of resources) {
       if (keep(type, resource)) lines.push(JSON.stringify(resource));
       if (++job.done % EXPORT_SLICE === 0) {
-        await new Promise((resolve) => setImmediate(resolve));
+        await nextSlice();
         if (exportJobs.get(id) !== job) return; // cancelled (DELETE)
       }
     }

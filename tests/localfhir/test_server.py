@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -495,3 +496,46 @@ def test_failed_transaction_rolls_back_creates_updates_and_deletes_exactly(
     assert fhir.put(url(fhir, f"Patient/{tag}-p2"), json=p2).json()["meta"]["versionId"] == "3"
     renamed = {**p1, "gender": "male"}
     assert fhir.put(url(fhir, f"Patient/{tag}-p1"), json=renamed).json()["meta"]["versionId"] == "2"
+
+
+@pytest.fixture
+def slow_export(monkeypatch: pytest.MonkeyPatch) -> Iterator[FhirSession]:
+    """A server of the test's own that writes an export one resource every 100 ms."""
+    monkeypatch.setenv("LOCAL_FHIR_EXPORT_SLICE", "1")
+    monkeypatch.setenv("LOCAL_FHIR_EXPORT_PAUSE_MS", "100")
+    try:
+        server = start_local_server()
+    except NodeNotFoundError as exc:
+        unavailable(f"local FHIR server unavailable: {exc}")
+    try:
+        with FhirSession(server.base_url) as session:
+            yield session
+    finally:
+        server.stop()
+
+
+def test_an_export_is_written_behind_its_kick_off_and_holds_the_resources_of_that_instant(
+        slow_export: FhirSession) -> None:
+    fhir = slow_export
+    for n in range(5):
+        assert fhir.put(url(fhir, f"Patient/p{n}"),
+                        json={"resourceType": "Patient", "id": f"p{n}"}).status_code == 201
+    kick = fhir.get(url(fhir, "$export?_type=Patient"), headers={"Prefer": "respond-async"})
+    assert kick.status_code == 202
+    status_url = kick.headers["Content-Location"]
+    # While it is written (five resources, 100 ms apart) the server answers, and says how far
+    # it has read; what changes meanwhile is not in the export.
+    polled = fhir.get(status_url)
+    assert (polled.status_code, polled.headers["Retry-After"]) == (202, "1")
+    assert re.fullmatch(r"\d+% of the resources read", polled.headers["X-Progress"])
+    assert fhir.put(url(fhir, "Patient/p-late"),
+                    json={"resourceType": "Patient", "id": "p-late"}).status_code == 201
+    assert fhir.delete(url(fhir, "Patient/p0")).status_code in (200, 204)
+    for _ in range(20000):  # round trips, not sleeps: about half a second of them is needed
+        manifest = fhir.get(status_url)
+        if manifest.status_code != 202:
+            break
+    assert manifest.status_code == 200
+    [output] = manifest.json()["output"]
+    lines = fhir.get(output["url"]).text.splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == [f"p{n}" for n in range(5)]
