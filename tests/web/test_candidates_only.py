@@ -5,7 +5,6 @@ new one, and an existing one keeps its workflow status and gets the computed `in
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import time
@@ -29,7 +28,7 @@ NOTIFY_SECRET = "notify-secret-0123456789abcdef"
 HOOK_SECRET = "webhook-secret-for-candidate-tests-01"
 STUDIES = ("refractory-sle-cart", "pediatric-ln-cart")
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-_EARLIER = itertools.count()
+_STAMPS: list[int] = []  # the timestamps signed so far, newest last
 
 
 def _app(make_app: Any, server: Any, tmp_path: Any) -> Any:
@@ -136,9 +135,12 @@ def notify(app: Any, resource: dict[str, Any]) -> str:
 
 def webhook(app: Any, pid: str) -> str:
     body = json.dumps({"patient": pid}).encode()
-    # A signature is accepted once: each call signs with its own (earlier) second, taken
-    # when it is sent (a stamp from the module's import goes stale in a long suite).
-    stamp = str(int(time.time()) - next(_EARLIER))
+    # A signature is accepted once, so the same body is never signed at the same second twice:
+    # now, or a second after the previous call's stamp when that is now already (the server
+    # accepts stamps up to 30 s ahead). Taken when sent: a stamp from the module's import goes
+    # stale in a long suite, and "now minus a call counter" met itself a second later.
+    _STAMPS.append(max(int(time.time()), _STAMPS[-1] + 1) if _STAMPS else int(time.time()))
+    stamp = str(_STAMPS[-1])
     answer = app.test_client().post("/webhooks/screening", data=body, headers={
         "X-Timestamp": stamp, "X-Signature": sign(HOOK_SECRET, stamp, body),
         "Content-Type": "application/json"})
