@@ -135,10 +135,13 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]], str, str, tuple[str
      "MMR is recorded.", ("Immunization/i1",)),
     ("immunization-not-done", {"concepts": ["live-vaccine"]}, [vaccine("i1", "not-done")],
      "met", "No live vaccine is recorded.", ()),
-    # A resource whose `code` is not an object names nothing readable.
+    # A stray `code` that is not an object does not hide the vaccine's own name.
     ("immunization-with-a-stray-code", {"concepts": ["live-vaccine"]},
-     [vaccine("i1") | {"code": "MMR"}], "not-met", "A matching diagnosis is recorded.",
-     ("Immunization/i1",)),
+     [vaccine("i1") | {"code": "MMR"}], "not-met", "MMR is recorded.", ("Immunization/i1",)),
+    # A resource without a readable name is named by the rule's words.
+    ("immunization-without-a-name", {"concepts": ["live-vaccine"]},
+     [vaccine("i1") | {"code": "MMR", "vaccineCode": cc("03", "http://hl7.org/fhir/sid/cvx")}],
+     "not-met", "Code 03 is recorded.", ("Immunization/i1",)),
     # Medication uses: of the concepts only.
     ("medication", {"concepts": ["rituximab", "cyclophosphamide", "kidney-biopsy"]},
      [med_statement(RITUXIMAB, day(60), day(30), mid="rx1"),
@@ -160,6 +163,7 @@ def test_absence(rule_check, params, resources, expected, reason, evidence):
 
 
 def test_an_event_naming_nothing_readable_is_named_by_its_concept(rule_check):
-    found = rule_check("event", {"concepts": ["live-vaccine"]}, [vaccine("i1") | {"code": 3}])
+    unnamed = vaccine("i1") | {"code": 3, "vaccineCode": cc("03", "http://hl7.org/fhir/sid/cvx")}
+    found = rule_check("event", {"concepts": ["live-vaccine"]}, [unnamed])
     assert (found.result, found.reason) == ("met",
                                             f"Live vaccine given on {day(30)} (Immunization/i1).")

@@ -123,8 +123,10 @@ def _names(ctx: Context, name: str) -> tuple[str, ...]:
 
 def display(resource: dict[str, Any], fallback: str | None = None) -> str:
     """How a resource names itself (code text or display); else the fallback or its code."""
-    code = resource.get("code", resource.get("vaccineCode"))
-    if isinstance(code, dict):
+    # An Immunization names itself by vaccineCode, even beside a stray `code` that is no object.
+    code = next((c for c in (resource.get("code"), resource.get("vaccineCode"))
+                 if isinstance(c, dict)), None)
+    if code is not None:
         text = code.get("text")
         if isinstance(text, str) and text.strip():
             return text.strip()[:80]
