@@ -108,6 +108,13 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, Any]],
      ("not-met", "The most recent lupus nephritis class recorded is Lupus nephritis class V, "
       "Glomerular sclerosis (DiagnosticReport/r5), not class III or IV.", None,
       ("DiagnosticReport/r5",))),
+    # A conclusion that names nothing (no text, no display, no code) is left out of the name.
+    ("pathology-report-unnamed-conclusions", LN,
+     [diagnostic_report(when=day(30), rid="r5") | {"conclusionCode": [
+         {}, {"text": " "}, {"coding": [{"system": "http://snomed.info/sct"}]},
+         cc(SCT_CLASS_V)]}, biopsy(20)],
+     ("not-met", f"The most recent lupus nephritis class recorded is Code {SCT_CLASS_V} "
+      "(DiagnosticReport/r5), not class III or IV.", None, ("DiagnosticReport/r5",))),
     ("report-coded-as-the-class", LN,
      [diagnostic_report(when=day(30), rid="r5") | {"code": cc(SCT_CLASS_V)}], (
          "not-met", f"The most recent lupus nephritis class recorded is Code {SCT_CLASS_V} "

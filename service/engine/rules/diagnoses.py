@@ -124,19 +124,26 @@ def _names(ctx: Context, name: str) -> tuple[str, ...]:
 def display(resource: dict[str, Any], fallback: str | None = None) -> str:
     """How a resource names itself (code text or display); else the fallback or its code."""
     # An Immunization names itself by vaccineCode, even beside a stray `code` that is no object.
-    code = next((c for c in (resource.get("code"), resource.get("vaccineCode"))
-                 if isinstance(c, dict)), None)
-    if code is not None:
-        text = code.get("text")
-        if isinstance(text, str) and text.strip():
-            return text.strip()[:80]
-        for coding in codings(code):
-            shown = coding.get("display")
-            if isinstance(shown, str):
-                return shown.strip()[:80]
-            if isinstance(coding.get("code"), str) and fallback is None:
-                return f"Code {coding['code']}"
-    return fallback or "A matching diagnosis"
+    named = (_words(resource.get("code"), fallback is None)
+             or _words(resource.get("vaccineCode"), fallback is None))
+    return named or fallback or "A matching diagnosis"
+
+
+def _words(code: Any, with_code: bool) -> str | None:
+    """A CodeableConcept's text, else its first display (or, `with_code`, "Code <code>" when a
+    coding without a display comes first); None when it names nothing."""
+    if not isinstance(code, dict):
+        return None
+    text = code.get("text")
+    if isinstance(text, str) and text.strip():
+        return text.strip()[:80]
+    for coding in codings(code):
+        shown = coding.get("display")
+        if isinstance(shown, str):
+            return shown.strip()[:80]
+        if isinstance(coding.get("code"), str) and with_code:
+            return f"Code {coding['code']}"
+    return None
 
 
 def absence(ctx: Context, crit: CriterionMapping) -> CriterionResult:
@@ -287,8 +294,7 @@ def _class_name(resource: dict[str, Any]) -> str:
     names the report, e.g. "Code 60567-5", not the class it concludes)."""
     if resource.get("resourceType") != "DiagnosticReport":
         return display(resource)
-    named = [display({"code": c}) for c in as_list(resource.get("conclusionCode"))
-             if isinstance(c, dict)]
+    named = [n for c in as_list(resource.get("conclusionCode")) if (n := _words(c, True))]
     return ", ".join(dict.fromkeys(named)) or display(resource)
 
 
