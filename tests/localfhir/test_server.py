@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -383,20 +384,26 @@ def search_answer(session: FhirSession, query: str) -> tuple[int, list[tuple[str
     return bundle["total"], found
 
 
-@pytest.fixture
-def unindexed_fhir(monkeypatch: pytest.MonkeyPatch) -> Iterator[FhirSession]:
-    """A server of the test's own that answers every search by a full scan."""
-    monkeypatch.setenv("LOCAL_FHIR_SEARCH_INDEX", "0")
+@contextlib.contextmanager
+def own_server(**env: str) -> Iterator[LocalServer]:
+    """A server of the test's own, started with these environment variables."""
     try:
-        server = start_local_server()
+        server = start_local_server(env=env)
     except NodeNotFoundError as exc:
         unavailable(f"local FHIR server unavailable: {exc}")
     try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unindexed_fhir() -> Iterator[FhirSession]:
+    """A server of the test's own that answers every search by a full scan."""
+    with own_server(LOCAL_FHIR_SEARCH_INDEX="0") as server:
         assert "search index off" in server.output()
         with FhirSession(server.base_url) as session:
             yield session
-    finally:
-        server.stop()
 
 
 def test_indexed_searches_find_what_a_full_scan_finds(
@@ -499,19 +506,11 @@ def test_failed_transaction_rolls_back_creates_updates_and_deletes_exactly(
 
 
 @pytest.fixture
-def slow_export(monkeypatch: pytest.MonkeyPatch) -> Iterator[FhirSession]:
+def slow_export() -> Iterator[FhirSession]:
     """A server of the test's own that writes an export one resource every 100 ms."""
-    monkeypatch.setenv("LOCAL_FHIR_EXPORT_SLICE", "1")
-    monkeypatch.setenv("LOCAL_FHIR_EXPORT_PAUSE_MS", "100")
-    try:
-        server = start_local_server()
-    except NodeNotFoundError as exc:
-        unavailable(f"local FHIR server unavailable: {exc}")
-    try:
-        with FhirSession(server.base_url) as session:
-            yield session
-    finally:
-        server.stop()
+    with own_server(LOCAL_FHIR_EXPORT_SLICE="1", LOCAL_FHIR_EXPORT_PAUSE_MS="100") as server, \
+            FhirSession(server.base_url) as session:
+        yield session
 
 
 def test_an_export_is_written_behind_its_kick_off_and_holds_the_resources_of_that_instant(
